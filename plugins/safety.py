@@ -33,8 +33,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--kube-context", default=None,
                     help="kube context to use (default: the inventory's cluster.context; it must "
                          "match it)")
-    group.addoption("--kubeconfig", default=None,
-                    help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    try:
+        group.addoption("--kubeconfig", default=None,
+                        help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    except ValueError:
+        pass  # pytest-kind-ng (kind backend) registers the same option with the same meaning
     group.addoption("--perform", action="store_true", default=False,
                     help="perform mutating steps; without it they are skipped with the action "
                          "they would take")
