@@ -101,6 +101,13 @@ class Cluster:
     context: str
     flux_version: str
     flux_namespace: str = "flux-system"
+    # Set only in the rehearsal copy of an inventory (written by `handover rehearsal up`): the
+    # rehearsal cluster's state directory, where Flux is played by the stand-in controllers.
+    rehearsal_state_dir: Path | None = None
+
+    @property
+    def is_rehearsal(self) -> bool:
+        return self.rehearsal_state_dir is not None
 
 
 @dataclass(frozen=True)
@@ -300,7 +307,8 @@ def parse(data: Any, source: Path) -> Inventory:
     cluster = None
     cm = ck.mapping(top.get("cluster"), "cluster")
     if cm is not None:
-        ck.unknown(cm, {"name", "context", "fluxVersion", "fluxNamespace"}, "cluster")
+        ck.unknown(cm, {"name", "context", "fluxVersion", "fluxNamespace", "rehearsalStateDir"},
+                   "cluster")
         cname = ck.string(cm, "name", "cluster", pattern=DNS_LABEL)
         ctx = ck.string(cm, "context", "cluster")
         fv = cm.get("fluxVersion")
@@ -311,8 +319,10 @@ def parse(data: Any, source: Path) -> Inventory:
             fv = None
         fns = ck.string(cm, "fluxNamespace", "cluster", required=False, pattern=DNS_LABEL,
                         default="flux-system")
+        rdir = ck.string(cm, "rehearsalStateDir", "cluster", required=False)
         if cname and ctx and fv:
-            cluster = Cluster(cname, ctx, str(fv).lstrip("v"), fns or "flux-system")
+            cluster = Cluster(cname, ctx, str(fv).lstrip("v"), fns or "flux-system",
+                              (base / rdir).resolve() if rdir else None)
 
     gitops = None
     gm = ck.mapping(top.get("gitops"), "gitops")
