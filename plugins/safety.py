@@ -48,25 +48,48 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "over components of these types")
 
 
-def load_inventory(config: pytest.Config) -> inventory_mod.Inventory:
-    """The validated inventory (cached); an invalid one stops the session before any test."""
+INVENTORY_ERROR_KEY = pytest.StashKey[str]()
+
+
+def load_inventory(config: pytest.Config, stop: bool = True) -> inventory_mod.Inventory | None:
+    """The validated inventory (cached). An invalid one stops the session, with one line per
+    problem, before any test runs (``stop=False`` during collection: the error is kept and
+    the session stops once collection is over)."""
     if INVENTORY_KEY in config.stash:
         return config.stash[INVENTORY_KEY]
-    path = Path(config.getoption("--inventory"))
-    if not path.is_absolute():
-        path = Path(config.invocation_params.dir) / path
-    try:
-        inv = inventory_mod.load(path)
-    except inventory_mod.InventoryError as e:
-        raise pytest.UsageError(str(e)) from None
-    config.stash[INVENTORY_KEY] = inv
-    return inv
+    if INVENTORY_ERROR_KEY not in config.stash:
+        path = Path(config.getoption("--inventory"))
+        if not path.is_absolute():
+            path = Path(config.invocation_params.dir) / path
+        try:
+            config.stash[INVENTORY_KEY] = inventory_mod.load(path)
+            return config.stash[INVENTORY_KEY]
+        except inventory_mod.InventoryError as e:
+            config.stash[INVENTORY_ERROR_KEY] = str(e)
+    if stop:
+        # Stop the whole session: nothing has touched a cluster yet, nothing will.
+        pytest.exit(config.stash[INVENTORY_ERROR_KEY], returncode=pytest.ExitCode.USAGE_ERROR)
+    return None
+
+
+INVENTORY_FIXTURES = {"inventory", "kube", "kube_context", "component", "perform"}
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Validate the inventory once before any test runs when a collected test needs it."""
+    needs = INVENTORY_ERROR_KEY in session.config.stash or any(
+        INVENTORY_FIXTURES & set(getattr(item, "fixturenames", ())) for item in session.items)
+    if needs:
+        load_inventory(session.config)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "component" not in metafunc.fixturenames:
         return
-    inv = load_inventory(metafunc.config)
+    inv = load_inventory(metafunc.config, stop=False)
+    if inv is None:
+        metafunc.parametrize("component", [], scope="function")
+        return
     marker = metafunc.definition.get_closest_marker("component_types")
     types = set(marker.args) if marker else None
     comps = [c for c in inv.components if types is None or c.type in types]
