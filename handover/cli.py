@@ -1,0 +1,182 @@
+"""The `handover` console command.
+
+    handover rehearsal up [--state-dir D] [--inventory PATH] [--backend process|kind]
+    handover rehearsal down [--state-dir D] [--purge]
+    handover rehearsal status [--state-dir D] [--json]
+    handover tools install
+    handover inventory check PATH
+
+Default state dir: $HANDOVER_REHEARSAL_DIR, else ~/.local/state/flux-handover/rehearsal.
+Exit codes: 0 ok, 1 error (message on stderr), 2 invalid inventory.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from handover.errors import HandoverError
+
+
+def default_state_dir() -> Path:
+    env = os.environ.get("HANDOVER_REHEARSAL_DIR")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "flux-handover" / "rehearsal"
+
+
+def _backend_marker(state_dir: Path) -> Path:
+    return state_dir / "backend"
+
+
+def cmd_rehearsal_up(a: argparse.Namespace) -> int:
+    state_dir = a.state_dir.expanduser().absolute()
+    if a.backend == "kind":
+        from handover.rehearsal import kind_backend
+        res = kind_backend.up(state_dir)
+        _backend_marker(state_dir).write_text("kind\n")
+        print(f"kubeconfig: {res.kubeconfig}")
+        print(f"context: {res.context}")
+        print(f"flux installed: {'yes' if res.flux_installed else 'no'}")
+        for n in res.notes:
+            print(f"note: {n}")
+        return 0
+    if a.inventory:
+        _check_inventory(a.inventory)  # bad input: clear error before anything starts
+    inventory_path = None
+    try:
+        from handover.rehearsal import stack
+    except ImportError:
+        stack = None
+    if stack is not None:
+        st = stack.up(state_dir, inventory=a.inventory)
+        cluster = st.cluster
+        inventory_path = getattr(st, "inventory_path", None)
+    else:
+        if a.inventory:
+            raise HandoverError("seeding an inventory needs handover.rehearsal.stack, which is "
+                                "not installed in this checkout; run without --inventory")
+        from handover.rehearsal.cluster import RehearsalCluster
+        cluster = RehearsalCluster(state_dir).up()
+    print(f"kubeconfig: {cluster.kubeconfig}")
+    print(f"context: {cluster.context}")
+    print(f"readonly kubeconfig: {cluster.readonly_kubeconfig}")
+    if inventory_path:
+        print(f"rehearsal inventory: {inventory_path}")
+    print(f"use: export KUBECONFIG={cluster.kubeconfig}")
+    return 0
+
+
+def cmd_rehearsal_down(a: argparse.Namespace) -> int:
+    state_dir = a.state_dir.expanduser().absolute()
+    marker = _backend_marker(state_dir)
+    if marker.exists() and marker.read_text().strip() == "kind":
+        from handover.rehearsal import kind_backend
+        kind_backend.down(state_dir, purge=a.purge)
+        print(f"kind rehearsal cluster deleted{' and ' + str(state_dir) + ' purged' if a.purge else ''}")
+        return 0
+    if not state_dir.exists():
+        print(f"no rehearsal cluster in {state_dir}")
+        return 0
+    from handover.rehearsal.cluster import RehearsalCluster
+    RehearsalCluster(state_dir).down(purge=a.purge)
+    print(f"rehearsal cluster in {state_dir} stopped" + (" and purged" if a.purge else ""))
+    return 0
+
+
+def cmd_rehearsal_status(a: argparse.Namespace) -> int:
+    state_dir = a.state_dir.expanduser().absolute()
+    from handover.rehearsal.cluster import RehearsalCluster
+    st = RehearsalCluster(state_dir).status()
+    if a.json:
+        print(json.dumps(st, indent=2))
+        return 0 if st["running"] else 3
+    print(f"state dir: {st['state_dir']}")
+    print(f"kubeconfig: {st['kubeconfig']}  context: {st['context']}")
+    if st.get("server"):
+        print(f"server: {st['server']}  pod network: {st.get('pod_cidr')}")
+    for name, c in st["components"].items():
+        state = f"running pid {c['pid']}" if c["running"] else "stopped"
+        port = f" port {c['port']}" if c.get("port") else ""
+        print(f"  {name:<26} {state}{port}")
+    return 0 if st["running"] else 3
+
+
+def cmd_tools_install(a: argparse.Namespace) -> int:
+    from handover import tools
+    for name, path in tools.install_pinned().items():
+        print(f"{name}: {path} (sha256 verified)")
+    return 0
+
+
+def _check_inventory(path: Path) -> None:
+    from handover import inventory
+    inventory.load(path)
+
+
+def cmd_inventory_check(a: argparse.Namespace) -> int:
+    from handover import inventory
+    try:
+        inv = inventory.load(a.path)
+    except inventory.InventoryError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    print(f"{a.path}: valid ({len(inv.components)} components, context {inv.cluster.context})")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="handover", description="flux-handover: hand a live "
+                                 "cluster over from Helm CLI / kubectl to Flux, step by step")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    reh = sub.add_parser("rehearsal", help="the local rehearsal cluster").add_subparsers(
+        dest="action", required=True)
+    sd = {"type": Path, "default": None, "help": "state directory (default: "
+          "$HANDOVER_REHEARSAL_DIR or ~/.local/state/flux-handover/rehearsal)"}
+    up = reh.add_parser("up", help="start (idempotent) the rehearsal cluster")
+    up.add_argument("--state-dir", **sd)
+    up.add_argument("--inventory", type=Path, help="seed the cluster as this inventory describes")
+    up.add_argument("--backend", choices=("process", "kind"), default="process")
+    up.set_defaults(func=cmd_rehearsal_up)
+    down = reh.add_parser("down", help="stop everything the rehearsal cluster runs")
+    down.add_argument("--state-dir", **sd)
+    down.add_argument("--purge", action="store_true", help="also delete the state directory")
+    down.set_defaults(func=cmd_rehearsal_down)
+    status = reh.add_parser("status", help="what runs, on which pids and ports")
+    status.add_argument("--state-dir", **sd)
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_rehearsal_status)
+
+    tl = sub.add_parser("tools", help="pinned kubectl and helm").add_subparsers(
+        dest="action", required=True)
+    tl.add_parser("install", help="fetch and verify the pinned kubectl and helm").set_defaults(
+        func=cmd_tools_install)
+
+    inv = sub.add_parser("inventory", help="the migration inventory").add_subparsers(
+        dest="action", required=True)
+    chk = inv.add_parser("check", help="validate an inventory; exit 2 with every problem")
+    chk.add_argument("path", type=Path)
+    chk.set_defaults(func=cmd_inventory_check)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
+    if hasattr(a, "state_dir") and a.state_dir is None:
+        a.state_dir = default_state_dir()
+    try:
+        return a.func(a)
+    except HandoverError as e:
+        if type(e).__name__ == "InventoryError":
+            print(str(e), file=sys.stderr)
+            return 2
+        print(f"handover: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
