@@ -1,0 +1,238 @@
+"""The seed: the homelab as a person made it before the migration, on the rehearsal cluster.
+
+- kubectl-applied YAML (client-side ``kubectl apply``, so each object carries the
+  ``kubectl.kubernetes.io/last-applied-configuration`` annotation): the inventory's ``storage``
+  components (the PVs) first, then its ``manifests`` components, each from its path in the
+  inventory's GitOps tree;
+- Helm CLI releases: a real ``helm install`` from the rehearsal chart repository of every ``helm``
+  component, with the chart, version and ``--set`` values of ``SEED_RELEASES`` (the history of how
+  each release was installed; the GitOps tree's HelmReleases are written to match it);
+- then it waits until every workload of the inventory has all its pods Running and Ready.
+
+Idempotent: an object that exists is left as it is, a release that is deployed is not installed
+again, so a second seed changes nothing (no new revision, the same pod UIDs).
+
+Finally it writes the rehearsal copy of the inventory (``<state_dir>/migration.yaml``): the same
+migration pointed at the rehearsal cluster's context, the GitOps working clone and backups in the
+state dir, with ``cluster.rehearsalStateDir`` set.
+"""
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ruamel.yaml import YAML
+
+from handover import helm_storage, kustomize, tools
+from handover.errors import HandoverError
+from handover.inventory import Component, Inventory, Workload, load
+from handover.kube import Kube
+from handover.rehearsal import chart_repo, git_remote
+from handover.rehearsal.cluster import RehearsalCluster
+
+REHEARSAL_INVENTORY = "migration.yaml"
+HEADER_MARK = "# Rehearsal copy of"
+
+
+@dataclass(frozen=True)
+class SeedRelease:
+    """How one Helm CLI release was installed: ``helm install NAME CHART --version VERSION
+    --namespace NAMESPACE --set ...``. No secret is ever given here."""
+
+    name: str
+    namespace: str
+    chart: str
+    version: str
+    sets: tuple[str, ...] = ()
+
+
+SEED_RELEASES: tuple[SeedRelease, ...] = (
+    SeedRelease("eg", "envoy-gateway-system", "gateway-helm", "v1.4.6",
+                ("config.envoyGateway.logging.level.default=debug",)),
+    SeedRelease("alloy", "logging", "alloy", "1.4.0",
+                ("alloy.stabilityLevel=public-preview",)),
+    SeedRelease("tempo", "logging", "tempo", "1.24.1",
+                ("tempo.retention=72h", "persistence.enabled=true", "persistence.size=10Gi",
+                 "persistence.storageClassName=-")),
+    SeedRelease("grafana", "logging", "grafana", "10.2.0",
+                ("replicas=1", r"grafana\.ini.analytics.check_for_updates=false")),
+    SeedRelease("loki", "logging", "loki", "6.21.0",
+                ("loki.auth_enabled=false", "loki.retentionPeriod=168h",
+                 "singleBinary.persistence.size=10Gi", "singleBinary.persistence.storageClass=-")),
+)
+
+
+def seed_release(name: str, namespace: str) -> SeedRelease:
+    for r in SEED_RELEASES:
+        if (r.name, r.namespace) == (name, namespace):
+            return r
+    known = ", ".join(f"{r.namespace}/{r.name}" for r in SEED_RELEASES)
+    raise HandoverError(f"the seed does not know how Helm release {namespace}/{name} was "
+                        f"installed (it knows {known}): add it to SEED_RELEASES in {__file__}")
+
+
+@dataclass
+class SeedResult:
+    applied: list[str]  # objects created with kubectl apply
+    present: list[str]  # objects that already existed (left alone)
+    installed: list[str]  # releases installed now
+    deployed: list[str]  # releases that were already deployed (left alone)
+    inventory_path: Path
+
+
+# -- kubectl-applied YAML ---------------------------------------------------------------------------
+def _exists(kube: Kube, obj: dict[str, Any]) -> bool:
+    meta = obj["metadata"]
+    return kube.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace")) is not None
+
+
+def apply_manifests(cluster: RehearsalCluster, kube: Kube, path: Path) -> tuple[list[str], list[str]]:
+    """``kubectl apply`` (client-side) the objects of ``path`` that do not exist yet.
+    Returns (applied, present) object ids."""
+    objects = kustomize.build(path)
+    missing = [o for o in objects if not _exists(kube, o)]
+    present = [kustomize.object_id(o) for o in objects if o not in missing]
+    if missing:
+        tools.run([str(tools.kubectl()), "--kubeconfig", str(cluster.kubeconfig),
+                   "--context", cluster.context, "apply", "-f", "-"],
+                  input=yaml.safe_dump_all(missing, sort_keys=False), check=True)
+    return [kustomize.object_id(o) for o in missing], present
+
+
+# -- Helm CLI releases ------------------------------------------------------------------------------
+def install_release(cluster: RehearsalCluster, kube: Kube, release: SeedRelease,
+                    repo_url: str) -> bool:
+    """``helm install`` the release unless it is already deployed; True when installed now."""
+    latest = helm_storage.latest(kube, release.name, release.namespace)
+    if latest is not None:
+        if latest.status == "deployed":
+            return False
+        raise HandoverError(
+            f"Helm release {release.namespace}/{release.name} exists with status "
+            f"{latest.status!r} (revision {latest.revision}): the seed installs only missing "
+            f"releases. Inspect it with helm history, or start from a fresh state dir.")
+    argv = [str(tools.helm()), "install", release.name, release.chart,
+            "--repo", repo_url, "--version", release.version,
+            "--namespace", release.namespace, "--create-namespace",
+            "--kubeconfig", str(cluster.kubeconfig), "--kube-context", cluster.context]
+    for s in release.sets:
+        argv += ["--set", s]
+    tools.run(argv, env=chart_repo.helm_env(cluster.state_dir), check=True)
+    return True
+
+
+# -- readiness --------------------------------------------------------------------------------------
+def _pod_ready(pod: dict[str, Any]) -> bool:
+    if pod["metadata"].get("deletionTimestamp") or (pod.get("status") or {}).get("phase") != "Running":
+        return False
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def workload_pods_ready(kube: Kube, w: Workload) -> tuple[bool, str]:
+    """(all desired pods Running and Ready, a description of what is missing)."""
+    obj = kube.get("apps/v1", w.kind, w.name, w.namespace)
+    if obj is None:
+        return False, f"{w.kind} {w.namespace}/{w.name} does not exist"
+    if w.kind == "DaemonSet":
+        desired = (obj.get("status") or {}).get("desiredNumberScheduled") or 0
+    else:
+        desired = (obj.get("spec") or {}).get("replicas", 1)
+    pods = [p for p in kube.list("v1", "Pod", w.namespace, label_selector=w.selector)
+            if not p["metadata"].get("deletionTimestamp")]
+    ready = [p for p in pods if _pod_ready(p)]
+    if desired < 1:
+        return False, f"{w.kind} {w.namespace}/{w.name}: no pod desired yet"
+    if len(ready) < desired or len(pods) != len(ready):
+        states = ", ".join(f"{p['metadata']['name']}={(p.get('status') or {}).get('phase')}"
+                           for p in pods) or "no pods"
+        return False, (f"{w.kind} {w.namespace}/{w.name}: {len(ready)}/{desired} pods Running "
+                       f"and Ready ({states})")
+    return True, ""
+
+
+def wait_ready(kube: Kube, workloads: list[Workload], timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    waiting: list[str] = []
+    while time.monotonic() < deadline:
+        waiting = [msg for ok, msg in (workload_pods_ready(kube, w) for w in workloads) if not ok]
+        if not waiting:
+            return
+        time.sleep(0.5)
+    raise HandoverError("seeded workloads not Running and Ready after "
+                        f"{timeout:.0f}s:\n" + "\n".join(f"  - {m}" for m in waiting))
+
+
+# -- the rehearsal inventory ------------------------------------------------------------------------
+def write_rehearsal_inventory(inventory_path: Path, state_dir: Path, context: str,
+                              remote: git_remote.GitRemote) -> Path:
+    """Copy the inventory into the state dir, pointed at the rehearsal (comments kept)."""
+    y = YAML()
+    y.preserve_quotes = True
+    y.indent(mapping=2, sequence=4, offset=2)
+    data = y.load(Path(inventory_path).read_text())
+    data["cluster"]["context"] = context
+    data["cluster"]["rehearsalStateDir"] = str(state_dir)
+    data["gitops"]["path"] = remote.clone
+    data["gitops"]["url"] = remote.url
+    data["gitops"]["branch"] = remote.branch
+    data["backups"]["path"] = str(Path(state_dir) / "backups")
+    buf = io.StringIO()
+    y.dump(data, buf)
+    text = buf.getvalue()
+    if not text.startswith(HEADER_MARK):  # not when re-seeding from a rehearsal copy
+        text = (f"{HEADER_MARK} {Path(inventory_path).resolve()} written by the seed:\n"
+                "# the same migration, pointed at the rehearsal cluster in this state dir.\n"
+                + text)
+    out = Path(state_dir) / REHEARSAL_INVENTORY
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(text)
+    load(tmp)  # refuse to leave an invalid copy behind
+    tmp.replace(out)
+    return out
+
+
+# -- the seed ---------------------------------------------------------------------------------------
+def seed(cluster: RehearsalCluster, inventory_path: Path | str, state_dir: Path | str,
+         timeout: float = 180.0) -> SeedResult:
+    """Make the imperative homelab the inventory describes on the rehearsal cluster (see module
+    doc). Needs the chart repo and the git remote of ``state_dir`` (stack.up makes them)."""
+    state_dir = Path(state_dir).absolute()
+    inv: Inventory = load(inventory_path)
+    repo = chart_repo.load(state_dir)
+    remote = git_remote.load(state_dir)
+    if repo is None or remote is None:
+        raise HandoverError(f"no chart repository or git remote in {state_dir}: run "
+                            "handover.rehearsal.stack.up (it makes them before seeding)")
+    helm_components = [c for c in inv.components if c.type == "helm"]
+    releases = {c.name: seed_release(c.release.name, c.release.namespace)
+                for c in helm_components}  # unknown releases fail here, before any change
+    kube = Kube(cluster.kubeconfig, cluster.context)
+
+    applied: list[str] = []
+    present: list[str] = []
+    installed: list[str] = []
+    deployed: list[str] = []
+
+    def manifests(c: Component) -> None:
+        a, p = apply_manifests(cluster, kube, inv.gitops.path / c.path)
+        applied.extend(a)
+        present.extend(p)
+
+    for c in inv.components:  # the PVs before anything that claims them
+        if c.type == "storage":
+            manifests(c)
+    for c in inv.components:
+        if c.type == "manifests":
+            manifests(c)
+        elif c.type == "helm":
+            r = releases[c.name]
+            (installed if install_release(cluster, kube, r, repo.url) else deployed).append(
+                f"{r.namespace}/{r.name}")
+    wait_ready(kube, [w for c in inv.components for w in c.workloads], timeout)
+    path = write_rehearsal_inventory(Path(inventory_path), state_dir, cluster.context, remote)
+    return SeedResult(applied, present, installed, deployed, path)
