@@ -1,0 +1,270 @@
+"""Differences between two object trees (values, pod templates, workload specs), as value paths.
+
+Two comparisons:
+- ``exact``: every leaf must be equal (Helm values against the release's user values).
+- ``against_live``: what applying a desired tree would change on a live object. Fields the API
+  server defaulted live and the desired tree does not mention are not changes; list items with a
+  merge key (containers by name, env by name, ...) are matched by that key, as a strategic merge
+  patch does; resource quantities are compared by value (``0.5`` == ``500m``).
+
+A ``Difference`` prints as ``path: live <v>, Git <v>``; values under secret-looking keys are shown
+only as a short hash, so reports never carry a secret in clear.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from kubernetes.utils.quantity import parse_quantity
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+MISSING: Any = _Missing()
+
+# Strategic-merge keys of the lists found in pod templates and workload specs
+# (k8s.io/api core/v1 and apps/v1 `patchMergeKey` tags).
+MERGE_KEYS = {
+    "containers": "name", "initContainers": "name", "ephemeralContainers": "name",
+    "env": "name", "volumes": "name", "volumeMounts": "mountPath", "volumeDevices": "devicePath",
+    "ports": "containerPort", "imagePullSecrets": "name", "hostAliases": "ip",
+    "volumeClaimTemplates": "metadata.name", "topologySpreadConstraints": "topologyKey",
+}
+SECRET_KEY = re.compile(r"pass(word|wd)?|secret|token|credential|private|apikey|api_key|"
+                        r"cert|(^|[._-])key$", re.I)
+QUANTITY_PARENT = re.compile(r"(^|\.)(limits|requests|capacity)$|(^|\.)sizeLimit$")
+
+
+@dataclass(frozen=True)
+class Difference:
+    path: str  # e.g. spec.template.spec.containers[name=loki].image
+    live: Any  # MISSING when absent live
+    git: Any  # MISSING when absent in Git / the render
+
+    def describe(self) -> str:
+        return f"{self.path}: live {show(self.path, self.live)}, Git {show(self.path, self.git)}"
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "live": show(self.path, self.live),
+                "git": show(self.path, self.git)}
+
+
+def is_secret_path(path: str) -> bool:
+    last = re.split(r"[.\[]", path.rstrip("]"))[-1] if path else ""
+    return bool(SECRET_KEY.search(last)) or bool(re.search(r"(password|secret|token)", path, re.I))
+
+
+def show(path: str, value: Any) -> str:
+    """A value for a report: JSON, shortened; secret-looking paths only as a hash."""
+    if value is MISSING:
+        return "(absent)"
+    text = json.dumps(value, sort_keys=True, default=str)
+    if is_secret_path(path):
+        return f"<redacted sha256:{hashlib.sha256(text.encode()).hexdigest()[:8]}>"
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def join(path: str, key: str) -> str:
+    if re.fullmatch(r"[A-Za-z0-9_-]+", key):
+        return f"{path}.{key}" if path else key
+    return f'{path}["{key}"]'
+
+
+def describe_all(diffs: list[Difference], limit: int = 20) -> str:
+    lines = [d.describe() for d in diffs[:limit]]
+    if len(diffs) > limit:
+        lines.append(f"... and {len(diffs) - limit} more")
+    return "; ".join(lines)
+
+
+# --- exact comparison --------------------------------------------------------------------------
+
+def exact(live: Any, git: Any, path: str = "") -> list[Difference]:
+    """Every leaf path where the two trees differ (lists compared item by item)."""
+    if isinstance(live, dict) and isinstance(git, dict):
+        out: list[Difference] = []
+        for k in sorted(set(live) | set(git), key=str):
+            p = join(path, str(k))
+            if k not in git:
+                out.extend(_leaves(p, live[k], "live"))
+            elif k not in live:
+                out.extend(_leaves(p, git[k], "git"))
+            else:
+                out.extend(exact(live[k], git[k], p))
+        return out
+    if isinstance(live, list) and isinstance(git, list) and len(live) == len(git):
+        out = []
+        for i, (a, b) in enumerate(zip(live, git)):
+            out.extend(exact(a, b, f"{path}[{i}]"))
+        return out
+    if _scalar_equal(live, git):
+        return []
+    return [Difference(path or "(root)", live, git)]
+
+
+def _leaves(path: str, value: Any, side: str) -> list[Difference]:
+    """A subtree present on one side only, as one Difference per leaf."""
+    if isinstance(value, dict) and value:
+        out: list[Difference] = []
+        for k in sorted(value, key=str):
+            out.extend(_leaves(join(path, str(k)), value[k], side))
+        return out
+    return [Difference(path, value, MISSING) if side == "live" else
+            Difference(path, MISSING, value)]
+
+
+def _scalar_equal(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b or a == b and type(a) is type(b)
+    return a == b
+
+
+# --- desired against live ------------------------------------------------------------------------
+
+def _empty(v: Any) -> bool:
+    return v is None or v == {} or v == []
+
+
+def _quantity_equal(a: Any, b: Any) -> bool:
+    try:
+        return parse_quantity(a) == parse_quantity(b)
+    except (ValueError, TypeError, InvalidOperation):
+        return False
+
+
+def _loose_equal(path: str, desired: Any, live: Any) -> bool:
+    if _scalar_equal(desired, live):
+        return True
+    parent = path.rsplit(".", 1)[0] if "." in path else ""
+    if QUANTITY_PARENT.search(parent) or path.endswith("sizeLimit") or \
+            path.endswith("requests.storage"):
+        if _quantity_equal(desired, live):
+            return True
+    # int-or-string fields (targetPort, maxSurge ...): 8080 == "8080"
+    if isinstance(desired, (int, float, Decimal)) != isinstance(live, (int, float, Decimal)) and \
+            not isinstance(desired, bool) and not isinstance(live, bool) and \
+            isinstance(desired, (str, int, float)) and isinstance(live, (str, int, float)):
+        return str(desired) == str(live)
+    return False
+
+
+def _key_of(item: Any, key: str) -> Any:
+    for part in key.split("."):
+        if not isinstance(item, dict):
+            return None
+        item = item.get(part)
+    return item
+
+
+def _list_key(path: str) -> str | None:
+    last = re.split(r"[.\]]", path)[-1] if path else ""
+    return MERGE_KEYS.get(last)
+
+
+def against_live(desired: Any, live: Any, path: str = "",
+                 strict_lists: bool = False) -> list[Difference]:
+    """Fields of ``desired`` whose live value differs (or is absent live).
+
+    Live-only fields are ignored (defaults, status, other managers), except that in keyed lists a
+    live item missing from ``desired`` is reported when ``strict_lists`` (a list replaced whole)."""
+    if _empty(desired):
+        return []
+    if isinstance(desired, dict):
+        if not isinstance(live, dict):
+            return [Difference(path, MISSING if live is None else live, desired)]
+        out: list[Difference] = []
+        for k in sorted(desired, key=str):
+            p = join(path, str(k))
+            if _empty(desired[k]):
+                continue
+            if k not in live or live[k] is None:
+                out.append(Difference(p, MISSING, desired[k]))
+            else:
+                out.extend(against_live(desired[k], live[k], p, strict_lists))
+        return out
+    if isinstance(desired, list):
+        if not isinstance(live, list):
+            return [Difference(path, MISSING if live is None else live, desired)]
+        key = _list_key(path)
+        if key and all(isinstance(i, dict) and _key_of(i, key) is not None for i in desired) \
+                and all(isinstance(i, dict) for i in live):
+            out = []
+            live_by = {str(_key_of(i, key)): i for i in live}
+            want = [str(_key_of(i, key)) for i in desired]
+            short = key.split(".")[-1]
+            for item, k in zip(desired, want):
+                p = f"{path}[{short}={k}]"
+                if k not in live_by:
+                    out.append(Difference(p, MISSING, item))
+                else:
+                    out.extend(against_live(item, live_by[k], p, strict_lists))
+            if strict_lists:
+                for k, item in live_by.items():
+                    if k not in want:
+                        out.append(Difference(f"{path}[{short}={k}]", item, MISSING))
+            return out
+        if len(desired) != len(live):
+            return [Difference(path, live, desired)]
+        out = []
+        for i, (d, lv) in enumerate(zip(desired, live)):
+            out.extend(against_live(d, lv, f"{path}[{i}]", strict_lists))
+        return out
+    if _loose_equal(path, desired, live):
+        return []
+    return [Difference(path, live, desired)]
+
+
+def removed_fields(previous: Any, desired: Any, live: Any, path: str = "") -> list[Difference]:
+    """Fields set by the previous apply (old manifest / last-applied) that ``desired`` no longer
+    has and that are still live: a three-way merge deletes them."""
+    if _empty(previous) or not isinstance(live, (dict, list)):
+        return []
+    if isinstance(previous, dict) and isinstance(live, dict):
+        desired = desired if isinstance(desired, dict) else {}
+        out: list[Difference] = []
+        for k in sorted(previous, key=str):
+            p = join(path, str(k))
+            if k not in live or _empty(previous[k]):
+                continue
+            if (k not in desired or desired[k] is None) and \
+                    not (isinstance(previous[k], dict) and isinstance(live[k], dict)):
+                out.append(Difference(p, live[k], MISSING))
+            elif k not in desired or desired[k] is None:
+                out.extend(removed_fields(previous[k], {}, live[k], p))
+            else:
+                out.extend(removed_fields(previous[k], desired[k], live[k], p))
+        return out
+    if isinstance(previous, list) and isinstance(live, list):
+        key = _list_key(path)
+        if not key or not isinstance(desired, list):
+            return []
+        short = key.split(".")[-1]
+        des = {str(_key_of(i, key)): i for i in desired if isinstance(i, dict)}
+        liv = {str(_key_of(i, key)): i for i in live if isinstance(i, dict)}
+        out = []
+        for item in previous:
+            if not isinstance(item, dict):
+                continue
+            k = str(_key_of(item, key))
+            p = f"{path}[{short}={k}]"
+            if k in liv and k not in des:
+                out.append(Difference(p, liv[k], MISSING))
+            elif k in liv:
+                out.extend(removed_fields(item, des[k], liv[k], p))
+        return out
+    return []
+
+
+def get_path(obj: Any, *keys: str, default: Any = None) -> Any:
+    for k in keys:
+        if not isinstance(obj, dict) or k not in obj:
+            return default
+        obj = obj[k]
+    return obj
