@@ -59,6 +59,12 @@ class Mutator:
         self.journal.done(jid, action)
         return result
 
+    def call(self, action: str, fn: Callable[[], Any], **detail: Any) -> Any:
+        """A mutation without a dedicated method (e.g. installing the Flux stand-ins, running the
+        flux CLI): same interlocks and journal as every other one. ``action`` says exactly what
+        ``fn`` changes; it and ``detail`` must never carry a secret."""
+        return self._do(action, fn, **detail)
+
     # -- Kubernetes -------------------------------------------------------------------------
     def apply(self, obj: dict[str, Any], field_manager: str = FIELD_MANAGER,
               force: bool = False) -> dict[str, Any]:
