@@ -1,0 +1,312 @@
+"""examples/homelab: the stand-in charts, the GitOps tree and the inventory agree with each other
+and with the seed (real helm, real kustomize; no cluster)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from handover import flux, flux_schema, kustomize, tools
+from handover.inventory import load
+from handover.rehearsal import chart_repo, git_remote
+from handover.rehearsal.seed import SEED_RELEASES, SeedRelease, seed_release
+
+HOMELAB = Path(__file__).resolve().parents[2] / "examples" / "homelab"
+CHARTS = HOMELAB / "charts"
+GITOPS = HOMELAB / "gitops"
+INV = load(HOMELAB / "migration.yaml")
+HELM_COMPONENTS = [c for c in INV.components if c.type == "helm"]
+
+WORKLOADS = [(c, w) for c in INV.components for w in c.workloads]
+
+# The real charts' names and versions (the stand-ins must carry them).
+REAL_CHARTS = {"loki": "6.21.0", "grafana": "10.2.0", "tempo": "1.24.1", "alloy": "1.4.0",
+               "gateway-helm": "v1.4.6"}
+
+
+def helm(*args: str, check: bool = True) -> tools.Result:
+    return tools.run([str(tools.helm()), *args], check=check)
+
+
+def entry_paths() -> list[str]:
+    paths = []
+    for ep in INV.gitops.entrypoints:
+        doc = yaml.safe_load((GITOPS / ep.file).read_text())
+        paths.append(doc["spec"]["path"].removeprefix("./"))
+    return paths
+
+
+def selector_dict(selector: str) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in selector.split(","))
+
+
+def render(release: SeedRelease) -> list[dict]:
+    """`helm template` of a seed release with its --set values (offline: lookup finds nothing)."""
+    argv = ["template", release.name, str(CHARTS / release.chart), "--namespace",
+            release.namespace]
+    for s in release.sets:
+        argv += ["--set", s]
+    return [d for d in yaml.safe_load_all(helm(*argv).stdout) if d]
+
+
+def find(objs: list[dict], kind: str, name: str) -> dict | None:
+    return next((o for o in objs if o["kind"] == kind and o["metadata"]["name"] == name), None)
+
+
+def helm_release_of(component) -> dict:
+    objs = kustomize.build(GITOPS / component.path)
+    hr = kustomize.find(objs, "HelmRelease", component.helm_release.name,
+                        component.helm_release.namespace)
+    assert hr is not None, (f"{component.path}: no HelmRelease {component.helm_release.namespace}/"
+                            f"{component.helm_release.name} (inventory helmRelease)")
+    return hr
+
+
+# -- charts ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("chart", sorted(REAL_CHARTS))
+def test_chart_lints_and_has_the_real_name_and_version(chart):
+    res = helm("lint", "--strict", str(CHARTS / chart), check=False)
+    assert res.ok, f"helm lint {chart}:\n{res.stdout}\n{res.stderr}"
+    meta = yaml.safe_load((CHARTS / chart / "Chart.yaml").read_text())
+    assert (meta["name"], meta["version"]) == (chart, REAL_CHARTS[chart])
+
+
+def test_every_chart_is_one_the_seed_installs():
+    assert sorted(p.parent.name for p in CHARTS.glob("*/Chart.yaml")) == sorted(REAL_CHARTS)
+    assert {(r.chart, r.version) for r in SEED_RELEASES} == set(REAL_CHARTS.items())
+
+
+def test_grafana_password_is_not_in_values_and_pod_template_is_not_random():
+    values = yaml.safe_load((CHARTS / "grafana" / "values.yaml").read_text())
+    assert values["adminPassword"] == ""
+    rel = seed_release("grafana", "logging")
+    first, second = render(rel), render(rel)
+    pw1 = find(first, "Secret", "grafana")["data"]["admin-password"]
+    pw2 = find(second, "Secret", "grafana")["data"]["admin-password"]
+    # Offline, lookup finds no Secret: a fresh random password each render (first install) ...
+    assert pw1 and pw2 and pw1 != pw2
+    # ... which must not reach the pod template (no checksum of the Secret).
+    assert find(first, "Deployment", "grafana") == find(second, "Deployment", "grafana")
+    assert "lookup" in (CHARTS / "grafana" / "templates" / "_helpers.tpl").read_text()
+
+
+def test_gateway_helm_ships_one_crd_in_crds_dir():
+    crds = list((CHARTS / "gateway-helm" / "crds").glob("*.yaml"))
+    assert len(crds) == 1
+    crd = yaml.safe_load(crds[0].read_text())
+    assert crd["kind"] == "CustomResourceDefinition"
+
+
+@pytest.mark.parametrize("comp,workload", WORKLOADS,
+                         ids=[f"{c.name}-{w.name}" for c, w in WORKLOADS])
+def test_workload_selector_and_ports_match_inventory(comp, workload):
+    if comp.type == "helm":
+        objs = render(seed_release(comp.release.name, comp.release.namespace))
+    else:
+        objs = kustomize.build(GITOPS / comp.path)
+    obj = find(objs, workload.kind, workload.name)
+    assert obj is not None, f"{comp.name}: no {workload.kind} {workload.name} rendered"
+    assert obj["metadata"].get("namespace", workload.namespace) == workload.namespace
+    sel = selector_dict(workload.selector)
+    pod_labels = obj["spec"]["template"]["metadata"]["labels"]
+    assert sel.items() <= pod_labels.items(), (
+        f"{workload.kind} {workload.name}: inventory selector {sel} does not select its pods "
+        f"{pod_labels}")
+    assert obj["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    ports = {p["containerPort"] for c in obj["spec"]["template"]["spec"]["containers"]
+             for p in c.get("ports", [])}
+    names = {p["name"]: p["containerPort"] for c in obj["spec"]["template"]["spec"]["containers"]
+             for p in c.get("ports", []) if "name" in p}
+    for hc in comp.health:
+        svc = find(objs, "Service", hc.service)
+        assert svc is not None, f"{comp.name}: health service {hc.service} not rendered"
+        assert svc["spec"]["selector"].items() <= pod_labels.items()
+        port = next((p for p in svc["spec"]["ports"] if p["port"] == hc.port), None)
+        assert port is not None, f"Service {hc.service} has no port {hc.port}"
+        target = port.get("targetPort", port["port"])
+        target = names.get(target, target)
+        assert target in ports, (f"Service {hc.service}:{hc.port} targets {target}, the pod's "
+                                 f"container ports are {sorted(ports)}")
+
+
+# -- GitOps tree -----------------------------------------------------------------------------------
+BUILD_PATHS = sorted({c.path for c in INV.components} | set(entry_paths())
+                     | {"infrastructure/sources", "infrastructure/controllers",
+                        "infrastructure/logging"})
+
+
+@pytest.mark.parametrize("path", BUILD_PATHS)
+def test_every_gitops_path_builds_alone(path):
+    objs = kustomize.build(GITOPS / path)
+    assert objs, f"{path} builds to nothing"
+    for o in objs:
+        if o["apiVersion"].split("/")[0].endswith("fluxcd.io"):
+            assert flux_schema.validate(o) == [], kustomize.object_id(o)
+    assert not [o for o in objs if o["kind"] == "Secret"], f"{path}: a Secret in Git"
+
+
+def test_entry_paths_cover_every_component_once():
+    built = {kustomize.object_id(o) for p in entry_paths() for o in kustomize.build(GITOPS / p)}
+    for c in INV.components:
+        for o in kustomize.build(GITOPS / c.path):
+            assert kustomize.object_id(o) in built, f"{c.name}: {kustomize.object_id(o)} " \
+                                                    "is not reached from an entry point"
+
+
+def test_entry_point_kustomizations():
+    docs = {}
+    for ep in INV.gitops.entrypoints:
+        doc = yaml.safe_load((GITOPS / ep.file).read_text())
+        assert flux_schema.validate(doc) == []
+        assert doc["apiVersion"] == flux.KUSTOMIZE_API and doc["kind"] == "Kustomization"
+        assert doc["metadata"] == {"name": ep.name, "namespace": INV.cluster.flux_namespace}
+        spec = doc["spec"]
+        assert spec["prune"] is True and spec["wait"] is True
+        assert spec["sourceRef"] == {"kind": "GitRepository", "name": "flux-system"}
+        docs[ep.name] = doc
+    assert docs["workloads"]["spec"]["dependsOn"] == [{"name": "infrastructure"}]
+
+
+def test_helm_repositories_are_the_public_ones():
+    objs = kustomize.build(GITOPS / INV.gitops.sources_path)
+    repos = {o["metadata"]["name"]: o["spec"] for o in objs if o["kind"] == "HelmRepository"}
+    assert repos["grafana"]["url"] == "https://grafana.github.io/helm-charts"
+    assert "type" not in repos["grafana"]
+    assert repos["envoy-gateway"] == {"type": "oci", "interval": "1h",
+                                      "url": "oci://docker.io/envoyproxy"}
+    assert {o["metadata"]["namespace"] for o in objs} == {"flux-system"}
+
+
+@pytest.mark.parametrize("comp", HELM_COMPONENTS, ids=lambda c: c.name)
+def test_helmrelease_adopts_the_cli_release(comp):
+    hr = helm_release_of(comp)
+    release = seed_release(comp.release.name, comp.release.namespace)
+    # The TRAP: the effective name/storage namespace must be the CLI release's.
+    assert flux.helm_release_name(hr) == comp.release.name
+    assert flux.storage_namespace(hr) == comp.release.namespace
+    assert flux.target_namespace(hr) == comp.release.namespace
+    chart = hr["spec"]["chart"]["spec"]
+    assert (chart["chart"], chart["version"]) == (release.chart, release.version)
+    src = chart["sourceRef"]
+    assert src["kind"] == "HelmRepository" and src["namespace"] == INV.cluster.flux_namespace
+    sources = kustomize.build(GITOPS / INV.gitops.sources_path)
+    assert kustomize.find(sources, "HelmRepository", src["name"], src["namespace"]) is not None
+
+
+@pytest.fixture(scope="module")
+def values_probe(tmp_path_factory) -> Path:
+    """A chart with no defaults that renders .Values: what helm makes of --set arguments."""
+    d = tmp_path_factory.mktemp("probe") / "probe"
+    (d / "templates").mkdir(parents=True)
+    (d / "Chart.yaml").write_text("apiVersion: v2\nname: probe\nversion: 0.1.0\n")
+    (d / "values.yaml").write_text("")
+    (d / "templates" / "values.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: probe\n"
+        "data:\n  values: {{ toJson .Values | quote }}\n")
+    return d
+
+
+@pytest.mark.parametrize("comp", HELM_COMPONENTS, ids=lambda c: c.name)
+def test_helmrelease_values_equal_the_seeds_set_values(comp, values_probe):
+    hr = helm_release_of(comp)
+    release = seed_release(comp.release.name, comp.release.namespace)
+    argv = ["template", "probe", str(values_probe)]
+    for s in release.sets:
+        argv += ["--set", s]
+    doc = yaml.safe_load(helm(*argv).stdout)
+    cli_values = json.loads(doc["data"]["values"])
+    assert hr["spec"].get("values", {}) == cli_values, (
+        f"HelmRelease {comp.helm_release.namespace}/{comp.helm_release.name} "
+        f"spec.values {hr['spec'].get('values')} != values of `helm install --set` {cli_values}: "
+        "the adoption upgrade would change them")
+
+
+@pytest.mark.parametrize("comp", [c for c in INV.components if c.pvs],
+                         ids=lambda c: c.name)
+def test_pvs_are_retained_hostpaths_prebound_to_the_claims_that_use_them(comp):
+    pvs = {o["metadata"]["name"]: o for o in kustomize.build(GITOPS / "infrastructure/storage")}
+    for name in comp.pvs:
+        pv = pvs[name]
+        spec = pv["spec"]
+        assert spec["persistentVolumeReclaimPolicy"] == "Retain"
+        assert spec["hostPath"]["path"].startswith("/mnt/k8s-storage/")
+        ref = spec["claimRef"]
+        if comp.type == "storage":
+            continue
+        if comp.type == "helm":
+            objs = render(seed_release(comp.release.name, comp.release.namespace))
+            sts = next(o for o in objs if o["kind"] == "StatefulSet")
+            claims = [f"{t['metadata']['name']}-{sts['metadata']['name']}-0"
+                      for t in sts["spec"]["volumeClaimTemplates"]]
+            cls = sts["spec"]["volumeClaimTemplates"][0]["spec"].get("storageClassName")
+        else:
+            objs = kustomize.build(GITOPS / comp.path)
+            pvc = next(o for o in objs if o["kind"] == "PersistentVolumeClaim")
+            claims = [pvc["metadata"]["name"]]
+            cls = pvc["spec"].get("storageClassName")
+            assert pvc["spec"]["volumeName"] == name
+        assert ref["namespace"] in comp.namespaces and ref["name"] in claims, (
+            f"PV {name} is pre-bound to {ref['namespace']}/{ref['name']}, the comp's "
+            f"claims are {claims}")
+        assert cls == spec.get("storageClassName", "") == "", "class must match the PV's (\"\")"
+
+
+def test_storage_component_names_every_pv():
+    storage = next(c for c in INV.components if c.type == "storage")
+    built = sorted(o["metadata"]["name"] for o in kustomize.build(GITOPS / storage.path))
+    assert built == sorted(storage.pvs)
+
+
+# -- chart repo packaging and git remote (offline parts) -------------------------------------------
+def test_package_builds_an_index_of_every_chart(tmp_path):
+    tgzs = chart_repo.package(CHARTS, tmp_path / "repo", chart_repo.helm_env(tmp_path))
+    assert sorted(p.name for p in tgzs) == sorted(f"{n}-{v}.tgz" for n, v in REAL_CHARTS.items())
+    idx = chart_repo.index(tmp_path / "repo")
+    assert {n: e[0]["version"] for n, e in idx["entries"].items()} == REAL_CHARTS
+    assert all(e[0]["urls"] == [f"{n}-{e[0]['version']}.tgz"] for n, e in idx["entries"].items())
+
+
+def test_sources_digest_changes_with_a_chart_file(tmp_path):
+    shutil.copytree(CHARTS, tmp_path / "charts")
+    before = chart_repo.sources_digest(tmp_path / "charts")
+    assert chart_repo.sources_digest(tmp_path / "charts") == before
+    (tmp_path / "charts" / "loki" / "values.yaml").write_text("# changed\n")
+    assert chart_repo.sources_digest(tmp_path / "charts") != before
+
+
+def test_git_remote_pushes_tree_then_rehearsal_commit_and_is_idempotent(tmp_path):
+    r = git_remote.ensure(tmp_path, GITOPS, "http://127.0.0.1:1")
+    clone = Path(r.clone)
+    log = subprocess.run(["git", "-C", r.bare, "log", "--format=%an <%ae>|%s", "main"],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert len(log) == 2
+    assert all(line.startswith(f"{git_remote.AUTHOR_NAME} <{git_remote.AUTHOR_EMAIL}>|")
+               for line in log)
+    assert set(git_remote.helm_repository_urls(clone).values()) == {"http://127.0.0.1:1"}
+    src = (clone / "infrastructure/sources/envoy-gateway.yaml").read_text()
+    assert "type:" not in src
+    assert (clone / "clusters/homelab/workloads.yaml").read_text() == \
+        (GITOPS / "clusters/homelab/workloads.yaml").read_text()
+    # the same again: no new commit; a moved chart repo: one commit
+    git_remote.ensure(tmp_path, GITOPS, "http://127.0.0.1:1")
+    git_remote.ensure(tmp_path, GITOPS, "http://127.0.0.1:2")
+    count = subprocess.run(["git", "-C", r.bare, "rev-list", "--count", "main"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert count == "3"
+    assert git_remote.load(tmp_path) == r
+
+
+def test_point_helm_repositories_keeps_comments(tmp_path):
+    f = tmp_path / "repo.yaml"
+    f.write_text("# the grafana charts\napiVersion: source.toolkit.fluxcd.io/v1\n"
+                 "kind: HelmRepository\nmetadata:\n  name: g\nspec:\n  type: oci  # oci!\n"
+                 "  url: oci://x  # upstream\n")
+    assert git_remote.point_helm_repositories(tmp_path, "http://127.0.0.1:9") == [f]
+    text = f.read_text()
+    assert "# the grafana charts" in text and "type" not in text
+    assert yaml.safe_load(text)["spec"] == {"url": "http://127.0.0.1:9"}
+    assert git_remote.point_helm_repositories(tmp_path, "http://127.0.0.1:9") == []
