@@ -1,0 +1,119 @@
+import copy
+import functools
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+from handover import render
+from handover.inventory import Component, ObjectRef
+from tests.unit.kube_fake import FakeKube, release_secret
+
+CHARTS = Path(__file__).resolve().parents[2] / "examples" / "homelab" / "charts"
+
+
+def sts(image="grafana/loki:3.3.0", annotations=None, **extra):
+    return {"apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "loki", "namespace": "logging"},
+            "spec": {"template": {"metadata": {"annotations": annotations or {"c": "1"}},
+                                  "spec": {"containers": [{"name": "loki", "image": image}]}},
+                     **extra}}
+
+
+def live_of(objs):
+    def f(kind, ns, name):
+        for o in objs:
+            if o["kind"] == kind and o["metadata"]["name"] == name:
+                return o
+        return None
+    return f
+
+
+def test_same_template_is_adopted_in_place_despite_live_defaults():
+    live = sts()
+    live["spec"]["template"]["spec"]["dnsPolicy"] = "ClusterFirst"
+    live["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"] = "t"
+    [p] = render.predict([sts()], [sts()], live_of([live]), "logging")
+    assert p.outcome == render.IN_PLACE and p.changes == []
+
+
+def test_changed_image_means_pods_recreated_naming_the_field():
+    [p] = render.predict([sts(image="grafana/loki:3.4.0")], [sts()], live_of([sts()]), "logging")
+    assert p.outcome == render.RECREATED
+    assert [c.path for c in p.changes] == ["spec.template.spec.containers[name=loki].image"]
+
+
+def test_annotation_dropped_by_new_render_is_a_change():
+    [p] = render.predict([sts(annotations={"x": "y"})], [sts()],
+                         live_of([sts(annotations={"c": "1", "x": "y"})]), "logging")
+    assert p.outcome == render.RECREATED
+    assert [c.path for c in p.changes] == ["spec.template.metadata.annotations.c"]
+
+
+def test_created_and_deleted_workloads():
+    dep = {"kind": "Deployment", "metadata": {"name": "old"}, "spec": {}}
+    preds = {p.name: p.outcome for p in render.predict([sts()], [dep], live_of([dep]), "logging")}
+    assert preds == {"loki": render.CREATED, "old": render.DELETED}
+
+
+@pytest.fixture(scope="module")
+def chart_repo(tmp_path_factory):
+    from handover.rehearsal import chart_repo
+    d = tmp_path_factory.mktemp("charts")
+    src = d / "src"
+    (src / "loki").mkdir(parents=True)
+    import shutil
+    shutil.copytree(CHARTS / "loki", src / "loki", dirs_exist_ok=True)
+    out = d / "repo"
+    env = {"HELM_CACHE_HOME": str(d / "h"), "HELM_CONFIG_HOME": str(d / "h"),
+           "HELM_DATA_HOME": str(d / "h")}
+    import os
+    chart_repo.package(src, out, env={**os.environ, **env})
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
+    handler.log_message = lambda *a, **k: None
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+
+
+LOKI = Component(name="loki", type="helm", risk="high", path="loki", namespaces=("logging",),
+                 release=ObjectRef("loki", "logging"), helm_release=ObjectRef("loki", "logging"))
+VALUES = {"loki": {"auth_enabled": False}, "singleBinary": {"persistence": {"storageClass": "-"}}}
+
+
+def objects(url, values=VALUES, version="6.21.0"):
+    hr = {"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+          "metadata": {"name": "loki", "namespace": "logging"},
+          "spec": {"chart": {"spec": {"chart": "loki", "version": version, "sourceRef": {
+              "kind": "HelmRepository", "name": "grafana", "namespace": "flux-system"}}},
+              "values": values}}
+    repo = {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmRepository",
+            "metadata": {"name": "grafana", "namespace": "flux-system"}, "spec": {"url": url}}
+    return [hr, repo]
+
+
+def test_real_helm_template_then_prediction(chart_repo, tmp_path):
+    inv = type("Inv", (), {"gitops": type("G", (), {"sources_path": None, "path": tmp_path})})
+    objs = objects(chart_repo)
+    src = render.chart_source(objs[0], objs)
+    rendered = render.helm_template(src, VALUES, "v1.20.2")
+    live_sts = copy.deepcopy(render.kustomize.find(rendered, "StatefulSet", "loki"))
+    live_sts["metadata"]["namespace"] = "logging"
+    manifest = "---\n".join(yaml.safe_dump(o) for o in rendered)
+    kube = FakeKube(live_sts, release_secret("loki", "logging", config=VALUES, manifest=manifest))
+    assert render.check_rollout(kube, inv, LOKI, objs) == []
+    # other values -> the config checksum annotation changes: pods will be recreated
+    changed = objects(chart_repo, values={**VALUES, "loki": {"auth_enabled": True}})
+    [f] = render.check_rollout(kube, inv, LOKI, changed)
+    assert f.subject == "StatefulSet logging/loki" and render.RECREATED in f.problem
+    assert 'spec.template.metadata.annotations["checksum/config"]' in f.problem
+
+
+def test_render_error_is_a_finding(chart_repo, tmp_path):
+    inv = type("Inv", (), {"gitops": type("G", (), {"sources_path": None, "path": tmp_path})})
+    kube = FakeKube(release_secret("loki", "logging", config=VALUES))
+    [f] = render.check_rollout(kube, inv, LOKI, objects(chart_repo, version="9.9.9"))
+    assert "cannot render the chart" in f.problem and "9.9.9" in f.problem
