@@ -13,11 +13,14 @@ import threading
 from pathlib import Path
 
 from handover import flux
+from handover.rehearsal.flux.helm_controller import HelmController
+from handover.rehearsal.flux.kustomize_controller import KustomizeController
 from handover.rehearsal.flux.runtime import Api, Controller
 from handover.rehearsal.flux.source import SourceController
 
 
-def build(api: Api, state_dir: Path, resync: float) -> list[Controller]:
+def build(api: Api, state_dir: Path, resync: float, kubeconfig: str,
+          context: str | None) -> list[Controller]:
     """The controllers and their cross-wiring (a new source artifact requeues its consumers, as
     the upstream controllers' watches on sources do)."""
     controllers: dict[str, Controller] = {}
@@ -26,13 +29,20 @@ def build(api: Api, state_dir: Path, resync: float) -> list[Controller]:
         for ctl_kind in ("Kustomization", "HelmRelease"):
             ctl = controllers.get(ctl_kind)
             if ctl is not None:
-                ctl.enqueue_sources(kind, ns, name)  # type: ignore[attr-defined]
+                ctl.enqueue_sources(kind, ns, name)
 
     source = SourceController(api, state_dir, on_artifact)
     controllers["GitRepository"] = Controller(api, flux.SOURCE_API, "GitRepository",
                                               source.reconcile_git, resync)
     controllers["HelmRepository"] = Controller(api, flux.SOURCE_API, "HelmRepository",
                                                source.reconcile_helm, resync)
+    helm = HelmController(api, state_dir, kubeconfig, context, source)
+    controllers["HelmRelease"] = Controller(api, flux.HELM_API, "HelmRelease", helm.reconcile,
+                                            resync, source_refs=helm.source_refs)
+    kust = KustomizeController(api, state_dir, kubeconfig, context, source)
+    controllers["Kustomization"] = Controller(api, flux.KUSTOMIZE_API, "Kustomization",
+                                              kust.reconcile, resync,
+                                              source_refs=kust.source_refs)
     return list(controllers.values())
 
 
@@ -52,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     state_dir = args.state_dir.absolute()
     state_dir.mkdir(parents=True, exist_ok=True)
     api = Api(args.kubeconfig, args.context)
-    controllers = build(api, state_dir, args.resync)
+    controllers = build(api, state_dir, args.resync, args.kubeconfig, args.context)
     for c in controllers:
         c.start()
     stop = threading.Event()

@@ -178,8 +178,10 @@ class Controller:
     reconcile(ns, name) returns the seconds until the next reconcile (None: only on events)."""
 
     def __init__(self, api: Api, api_version: str, kind: str,
-                 reconcile: Callable[[str, str], float | None], resync: float = 60.0):
+                 reconcile: Callable[[str, str], float | None], resync: float = 60.0,
+                 source_refs: Callable[[Obj], list[tuple[str, str, str]]] | None = None):
         self.api, self.api_version, self.kind = api, api_version, kind
+        self.source_refs = source_refs
         self.reconcile_fn = reconcile
         self.resync = resync
         self._heap: list[tuple[float, Key]] = []
@@ -204,6 +206,17 @@ class Controller:
                 self.enqueue(o["metadata"]["namespace"], o["metadata"]["name"])
         except Exception:  # noqa: BLE001 - logged; the next resync retries
             log.exception("%s: list failed", self.kind)
+
+    def enqueue_sources(self, kind: str, ns: str, name: str) -> None:
+        """Requeue the objects that consume the source kind/ns/name (a new artifact)."""
+        if self.source_refs is None:
+            return
+        try:
+            for o in self.api.list(self.api_version, self.kind):
+                if (kind, ns, name) in self.source_refs(o):
+                    self.enqueue(o["metadata"]["namespace"], o["metadata"]["name"])
+        except Exception:  # noqa: BLE001
+            log.exception("%s: requeue on source change failed", self.kind)
 
     def _event_key(self, obj: Obj) -> tuple:
         meta = obj["metadata"]
