@@ -199,6 +199,49 @@ def classify(live: dict[str, Any] | None, dry_run: dict[str, Any], kustomization
     return ObjectDiff(kustomization, subject, MODIFIED, changes)
 
 
+POD_TEMPLATE_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
+
+
+def _pod_spec(obj: dict[str, Any]) -> dict[str, Any] | None:
+    kind, api = obj.get("kind"), obj.get("apiVersion", "")
+    if kind == "Pod" and api == "v1":
+        return obj.get("spec")
+    if kind in POD_TEMPLATE_KINDS:
+        return ((obj.get("spec") or {}).get("template") or {}).get("spec")
+    if kind == "CronJob":
+        return (((((obj.get("spec") or {}).get("jobTemplate") or {}).get("spec") or {})
+                 .get("template") or {}).get("spec"))
+    return None
+
+
+def native_defaults(obj: dict[str, Any]) -> dict[str, Any]:
+    """The normalisation kustomize-controller applies before server-side apply (fluxcd/pkg ssa
+    NormalizeUnstructured, formerly SetNativeKindsDefaults): protocol TCP on Service ports and
+    container ports without one (SSA rejects them on Kubernetes < 1.22:
+    structured-merge-diff#130, kubernetes#98576), numeric resource quantities as strings, and a
+    Secret's stringData folded into data. Changes ``obj`` in place and returns it."""
+    import base64
+    if obj.get("kind") == "Service" and obj.get("apiVersion") == "v1":
+        for port in (obj.get("spec") or {}).get("ports") or []:
+            port.setdefault("protocol", "TCP")
+    spec = _pod_spec(obj)
+    if spec:
+        for c in spec.get("containers") or []:
+            for port in c.get("ports") or []:
+                port.setdefault("protocol", "TCP")
+            for section in ("limits", "requests"):
+                res = (c.get("resources") or {}).get(section) or {}
+                for k, v in list(res.items()):
+                    if isinstance(v, (int, float)) and not isinstance(v, bool):
+                        res[k] = str(v)
+    if obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1" and obj.get("stringData"):
+        data = obj.setdefault("data", {}) or {}
+        for k, v in obj.pop("stringData").items():
+            data[k] = base64.b64encode(str(v).encode()).decode()
+        obj["data"] = data
+    return obj
+
+
 def prepare(objects: list[dict[str, Any]], ks_name: str, ks_namespace: str,
             spec: dict[str, Any], namespaced) -> list[dict[str, Any]]:
     """What kustomize-controller applies: owner labels, targetNamespace, commonMetadata.
@@ -206,7 +249,7 @@ def prepare(objects: list[dict[str, Any]], ks_name: str, ks_namespace: str,
     out = []
     common = spec.get("commonMetadata") or {}
     for src in objects:
-        o = copy.deepcopy(src)
+        o = native_defaults(copy.deepcopy(src))
         m = o.setdefault("metadata", {})
         if spec.get("targetNamespace") and namespaced(o["apiVersion"], o["kind"]):
             m["namespace"] = spec["targetNamespace"]

@@ -100,3 +100,21 @@ def test_unsupported_spec_named():
           "spec": {"path": "./apps", "postBuild": {"substitute": {"a": "b"}}}}
     with pytest.raises(fd.FluxDiffError, match="postBuild.*flux diff kustomization apps"):
         fd.diff_kustomization(None, ".", ks)
+
+
+def test_native_defaults_as_kustomize_controller_normalises():
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+           "spec": {"ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}]}}
+    fd.native_defaults(svc)
+    assert [p["protocol"] for p in svc["spec"]["ports"]] == ["TCP", "UDP"]
+    dep = _deploy()
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    c["ports"] = [{"containerPort": 8080}]
+    c["resources"] = {"limits": {"cpu": 2, "memory": "1Gi"}}
+    fd.native_defaults(dep)
+    assert c["ports"][0]["protocol"] == "TCP" and c["resources"]["limits"]["cpu"] == "2"
+    sec = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"},
+           "stringData": {"a": "b"}}
+    fd.native_defaults(sec)
+    assert sec == {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"},
+                   "data": {"a": "Yg=="}}
