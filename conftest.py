@@ -1,4 +1,10 @@
 """Root conftest: loads the flux-handover plugins for the runbook suites (suites/)."""
 pytest_plugins = [
     "plugins.safety",
+    "fixtures.gitops",
+    "plugins.journal",
+    "plugins.report",
+    "plugins.rollback",
+    "fixtures.backups",
+    "fixtures.snapshots",
 ]

@@ -95,3 +95,56 @@ class Journal:
                     and e.step == step:
                 last = e.action
         return last
+
+
+@dataclass
+class Progress:
+    """Where one component's chain stands according to the journal (for a resumed run).
+
+    state: fresh (never started) | in-progress (steps ran, not finished, not failed; e.g. the
+    process was killed) | done (the last step passed) | failed (a step failed and no rollback
+    completed: killed during the rollback, or the rollback failed) | rolled-back.
+    ``passed`` maps each step that passed in the current attempt to its entry's detail (paths of
+    the backup and snapshot, the run that did it). ``interrupted`` lists mutations of this
+    component whose outcome was never written."""
+
+    component: str
+    state: str = "fresh"
+    passed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    last_started: str = ""
+    failed_step: str = ""
+    run: str = ""
+    interrupted: list[str] = field(default_factory=list)
+
+
+def progress(journal: "Journal", phase: str, component: str,
+             first_step: str = "preconditions", last_step: str = "record") -> Progress:
+    p = Progress(component)
+    entries = [e for e in journal.entries() if e.phase == phase and e.component == component]
+    closed = {e.id for e in entries if e.kind in ("done", "failed")}
+    for e in entries:
+        if e.kind == "intent" and e.id not in closed:
+            p.interrupted.append(e.action)
+        if e.kind != "step":
+            continue
+        run = str(e.detail.get("run", ""))
+        if e.step == "rollback":
+            if e.action == "rolled-back":
+                p.state, p.passed, p.failed_step, p.run = "rolled-back", {}, "", run
+                p.interrupted = []
+            elif e.action == "rollback-failed":
+                p.state = "failed"
+            continue
+        if e.action == "started":
+            if e.step == first_step and p.state in ("fresh", "rolled-back"):
+                p.passed = {}
+            if p.state != "failed":
+                p.state = "in-progress"
+            p.last_started, p.run = e.step, run
+        elif e.action == "passed":
+            p.passed[e.step] = dict(e.detail)
+            if e.step == last_step:
+                p.state = "done"
+        elif e.action == "failed":
+            p.state, p.failed_step = "failed", e.step
+    return p

@@ -171,20 +171,27 @@ class Mutator:
                     return f"{m['namespace']}/{m['name']}"
         return None
 
-    def helm(self, args: list[str], namespace: str, description: str) -> tools.Result:
-        """Run a mutating helm command against the inventory's context. ``helm uninstall`` of a
-        release that Flux manages is refused (it would delete the workloads Flux now manages)."""
+    def helm_refusal(self, args: list[str], namespace: str) -> str | None:
+        """Why this helm command is refused (read-only check), or None. ``helm uninstall`` of a
+        release that Flux manages is refused."""
         if args and args[0] in ("uninstall", "delete", "del", "un"):
             release = args[1] if len(args) > 1 else ""
             manager = self.flux_manages(release, namespace)
             if manager:
-                why = (f"refused: helm uninstall {release} -n {namespace}: Flux manages this "
-                       f"release ({manager}); uninstalling it deletes every object of it, the "
-                       "workloads Flux now manages (the hand-written runbook's step is unsafe "
-                       "after adoption). A Flux-managed release is an ordinary Helm release in "
-                       "storage: leave it.")
-                self.journal.note(f"refused: helm {' '.join(args)}", why=why)
-                raise UnsafeActionRefused(why)
+                return (f"refused: helm uninstall {release} -n {namespace}: Flux manages this "
+                        f"release ({manager}); uninstalling it deletes every object of it, the "
+                        "workloads Flux now manages (the hand-written runbook's step is unsafe "
+                        "after adoption). A Flux-managed release is an ordinary Helm release in "
+                        "storage: leave it.")
+        return None
+
+    def helm(self, args: list[str], namespace: str, description: str) -> tools.Result:
+        """Run a mutating helm command against the inventory's context. ``helm uninstall`` of a
+        release that Flux manages is refused (it would delete the workloads Flux now manages)."""
+        why = self.helm_refusal(args, namespace)
+        if why:
+            self.journal.note(f"refused: helm {' '.join(args)}", why=why)
+            raise UnsafeActionRefused(why)
         argv = [str(tools.helm()), *args, "--namespace", namespace,
                 "--kube-context", self.kube.context]
         if self.kube.kubeconfig:

@@ -1,0 +1,215 @@
+"""Phase 3: hand each component over to Flux, proving it was adopted in place, not recreated.
+
+One ordered chain per component (inventory order, lowest risk first; plugins.rollback orders
+them), one test per step; ids carry the component name (`-k envoy` hands over Envoy Gateway
+alone). Mutating steps run only with --perform. The first failing step halts the component and
+rolls it back (plugins.rollback); the journal lets a killed run resume (plugins.journal).
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from handover import flux, kustomize, ownership, preconditions, takeover
+from handover import backup as backup_mod
+from handover import snapshot as snapshot_mod
+from handover.findings import report as findings_report
+from handover.probe import Probe, check_name
+from plugins.safety import skip_unless_perform
+
+SETTLE = 1.0  # seconds the probe keeps measuring after Ready
+
+
+def built_objects(inventory, component):
+    return kustomize.build(inventory.gitops.path / component.path)
+
+
+@pytest.mark.handover_step("preconditions")
+def test_1_preconditions(component, kube, inventory, accepted_hazards, report, journal):
+    """The release / kubectl workloads exist and are healthy, phase 1's hazard checks pass for
+    this component (reused, not copied), every PV behind it is Retain, Flux is bootstrapped."""
+    problems = preconditions.flux_problems(kube, inventory)
+    problems += preconditions.release_problems(kube, component)
+    problems += preconditions.workload_problems(kube, component)
+    problems += preconditions.pv_problems(kube, component)
+    errors, accepted = preconditions.hazard_findings(
+        kube, inventory, component, built_objects(inventory, component), accepted_hazards)
+    if accepted:
+        rep = report.component(component.name, component.type, component.risk)
+        rep.notes += [f"hazard ACCEPTED with --accept-hazard {f.check}: {f.subject}: {f.problem}"
+                      for f in accepted]
+        journal.set_context("phase3", component.name, "preconditions")
+        journal.note("hazards accepted", checks=sorted({f.check for f in accepted}))
+    msg = "\n".join(f"- {p}" for p in problems)
+    if errors:
+        msg += ("\n" if msg else "") + findings_report(errors)
+    assert not problems and not errors, (
+        f"{component.name} is not ready to be handed over:\n{msg}")
+
+
+@pytest.mark.handover_step("backup")
+def test_2_backup(component, inventory, backups, perform):
+    """Release manifest + user values (from the release Secret) and the live objects, 0600."""
+    skip_unless_perform(perform, f"back up {component.name} under "
+                                 f"{inventory.backups / component.name}")
+    rec = backups.take(component)
+    assert not backup_mod.verify(rec), backup_mod.verify(rec)
+    if component.release is not None:
+        assert rec.revision, f"{component.name}: the backup holds no release revision"
+        assert {"values.yaml", "manifest.yaml", "release.json"} <= set(rec.files)
+    for w in component.workloads:
+        assert f"{w.kind} {w.namespace}/{w.name}" in rec.objects, \
+            f"{w.kind} {w.namespace}/{w.name} is not in the backup {rec.directory}"
+
+
+@pytest.mark.handover_step("snapshot")
+def test_3_snapshot(component, snapshots, perform, report):
+    """Pod UIDs, restart counts, creation times, release revision, PVC bindings: the "before"."""
+    snap = snapshots.take(component)
+    for w in component.workloads:
+        name = f"{w.kind} {w.namespace}/{w.name}"
+        assert [p for p in snap.pods if name in p.workload], (
+            f"{name}: no pod matches selector {w.selector!r}: nothing to prove adoption with")
+    if component.release is not None:
+        assert snap.release is not None, f"{component.name}: release not found for the snapshot"
+    rep = report.component(component.name, component.type, component.risk)
+    rep.pods, rep.restarts_before = len(snap.pods), snap.total_restarts
+    rep.revision_before = snap.release.revision if snap.release else None
+    if perform:
+        snapshots.keep_before(component, snap)
+
+
+@pytest.mark.handover_step("handover")
+def test_4_handover(component, kube, inventory, mutator, handover_run_state, perform, report):
+    """The temporary Kustomization handover-<name> (prune: false) for the component's path, and a
+    reconcile request. HelmRepositories (gitops.sourcesPath) are handed over first."""
+    ks = takeover.for_component(inventory, component)
+    skip_unless_perform(perform, f"apply Kustomization {ks['metadata']['namespace']}/"
+                                 f"{ks['metadata']['name']} for ./{component.path}")
+    assert ks["spec"]["prune"] is False
+    rep = report.component(component.name, component.type, component.risk)
+    if component.type == "helm":
+        src = takeover.hand_over_sources(kube, mutator, inventory)
+        if src.done and not src.already:
+            rep.notes.append(f"HelmRepositories handed over first ({', '.join(src.objects)}) "
+                             f"with Kustomization {takeover.SOURCES_KUSTOMIZATION}, then it was "
+                             "removed without pruning")
+    cr = handover_run_state.component(component.name)
+    cr.probe = Probe(kube, component.health, mode=probe_mode(inventory),
+                     pod_fallback=inventory.cluster.is_rehearsal).start()
+    cr.token = takeover.hand_over(mutator, ks)
+
+
+def probe_mode(inventory) -> str:
+    """Rehearsal: connect to the endpoint addresses (pods answer on local addresses); live: the
+    API server's service proxy."""
+    return "endpoints" if inventory.cluster.is_rehearsal else "proxy"
+
+
+@pytest.mark.handover_step("ready")
+def test_5_ready(component, kube, inventory, handover_run_state, perform, report):
+    """Kustomization (and HelmRelease) Ready for the current generation, within the inventory's
+    readyTimeout, while the availability probe measures."""
+    skip_unless_perform(perform, f"wait for {component.name} to be Ready")
+    cr = handover_run_state.component(component.name)
+    rep = report.component(component.name, component.type, component.risk)
+    if cr.probe is None:  # resumed run: measure from now on
+        cr.probe = Probe(kube, component.health, mode=probe_mode(inventory),
+                         pod_fallback=inventory.cluster.is_rehearsal).start()
+        rep.notes.append("resumed: the probe measured from the resume on, not during the "
+                         "interruption")
+    timeout = takeover.ready_timeout(inventory, component)
+    waits = [takeover.wait_ready(kube, flux.KUSTOMIZE_API, "Kustomization",
+                                 component.kustomization_name, inventory.cluster.flux_namespace,
+                                 timeout, cr.token or None)]
+    if component.helm_release is not None:
+        hr = component.helm_release
+        waits.append(takeover.wait_ready(kube, flux.HELM_API, "HelmRelease", hr.name,
+                                         hr.namespace, timeout))
+    time.sleep(SETTLE)
+    cr.probe_result = cr.probe.stop()
+    cr.probe = None
+    rep.probe = cr.probe_result.summary()
+    rep.downtime_seconds = cr.probe_result.downtime if cr.probe_result.measured else None
+    rep.notes += [f"{w.object} Ready after {w.seconds:.1f} s (generation {w.generation})"
+                  for w in waits]
+    if component.health:
+        assert cr.probe_result.measured, "the probe took no sample"
+        assert set(cr.probe_result.per_check) == {check_name(h) for h in component.health}
+
+
+@pytest.mark.handover_step("adopted")
+def test_6_adopted_not_recreated(component, kube, inventory, snapshots, perform, report,
+                                 handover_run_state):
+    """Same pod UIDs, same restart counts, same PVC bindings; Flux owner labels; for Helm, the
+    release revision moved by exactly one and that revision was made by helm-controller."""
+    skip_unless_perform(perform, f"compare {component.name} with its snapshot")
+    before = snapshots.before(component)
+    assert before is not None, f"{component.name}: no snapshot from before the handover"
+    after = snapshots.take(component)
+    handover_run_state.component(component.name).after = after
+    rep = report.component(component.name, component.type, component.risk)
+    rep.pods, rep.restarts_before = len(before.pods), before.total_restarts
+    rep.revision_before = before.release.revision if before.release else None
+    rep.restarts_after = after.total_restarts
+    rep.revision_after = after.release.revision if after.release else None
+    diffs = snapshot_mod.compare(before, after, release_moves=1 if before.release else None)
+    rep.pods_recreated = sorted({d.subject for d in diffs if d.subject.startswith("Pod ")})
+    problems = [str(d) for d in diffs]
+    problems += ownership.missing_kustomize_labels(kube, inventory, component,
+                                                   built_objects(inventory, component))
+    problems += ownership.missing_helm_labels(kube, component)
+    if before.release is not None:
+        problems += ownership.release_made_by_controller(kube, component,
+                                                         before.release.revision)
+    assert not problems, (f"{component.name} was NOT adopted in place:\n"
+                          + "\n".join(f"- {p}" for p in problems))
+
+
+@pytest.mark.handover_step("finish")
+def test_7_finish(component, kube, inventory, mutator, snapshots, perform, report,
+                  handover_run_state):
+    """Remove the temporary Kustomization without pruning; the component stays managed by Flux.
+    The runbook's `helm uninstall` (and deleting an unsuspended HelmRelease) is refused."""
+    skip_unless_perform(perform, f"remove Kustomization {component.kustomization_name} "
+                                 "(orphaning)")
+    rep = report.component(component.name, component.type, component.risk)
+    takeover.remove(kube, mutator, inventory, component.kustomization_name,
+                    "handover finished: temporary Kustomization, prune false, orphaning")
+    after = snapshots.take(component)
+    diffs = snapshot_mod.compare(snapshots.before(component), after,
+                                 release_moves=1 if after.release else None)
+    assert not diffs, (f"{component.name} changed when handover-{component.name} was removed:\n"
+                       + "\n".join(f"- {d}" for d in diffs))
+    if component.release is not None:
+        r, hr = component.release, component.helm_release
+        live = kube.get(flux.HELM_API, "HelmRelease", hr.name, hr.namespace)
+        assert live is not None and flux.is_ready(live), \
+            f"HelmRelease {hr.namespace}/{hr.name} is gone or not Ready after the handover"
+        why = mutator.helm_refusal(["uninstall", r.name], r.namespace)
+        assert why, (f"helm uninstall {r.name} -n {r.namespace} would NOT be refused although "
+                     "Flux manages the release: the interlock is broken")
+        rep.refused.append({"command": f"helm uninstall {r.name} -n {r.namespace}", "why": why})
+        why = mutator.delete_safety(flux.HELM_API, "HelmRelease", hr.name, hr.namespace)
+        assert why, f"deleting the unsuspended HelmRelease {hr.namespace}/{hr.name} is not refused"
+        rep.refused.append({"command": f"kubectl delete helmrelease {hr.name} -n {hr.namespace}",
+                            "why": why})
+    else:
+        owner = ownership.missing_kustomize_labels(kube, inventory, component,
+                                                   built_objects(inventory, component))
+        assert not owner, "\n".join(owner)
+
+
+@pytest.mark.handover_step("record")
+def test_8_record(component, perform, report, handover_run_state):
+    """Measured downtime, restarts, revision, duration into the report."""
+    skip_unless_perform(perform, f"record {component.name}")
+    cr = handover_run_state.component(component.name)
+    rep = report.component(component.name, component.type, component.risk)
+    if cr.probe_result is not None and not component.health:
+        rep.notes.append("no health check in the inventory: downtime not measured")
+    assert rep.restarts_after is not None, "step 6 recorded no restart counts"
+    if cr.resumed:
+        rep.notes.append("resumed from the journal")
+    assert rep.restarts == 0, f"{rep.restarts} container restart(s) during the handover"
