@@ -84,6 +84,21 @@ def _how_to_point(hr: dict[str, Any], name: str, namespace: str) -> str:
             f"into namespace {namespace} without releaseName/targetNamespace/storageNamespace")
 
 
+def target_mismatch(component: Component, hr: dict[str, Any]) -> str | None:
+    """A sentence when the HelmRelease does not resolve to the component's CLI release (then a
+    render of it predicts a different release, and check_target is the finding to fix)."""
+    if component.release is None:
+        return None
+    t = AdoptionTarget.of(hr)
+    want = component.release
+    if (t.release_name, t.storage_namespace, t.target_namespace) == \
+            (want.name, want.namespace, want.namespace):
+        return None
+    return (f"{t.helm_release} resolves to release {t.storage_namespace}/{t.release_name} "
+            f"(target namespace {t.target_namespace}), not the CLI release "
+            f"{want.namespace}/{want.name}")
+
+
 def check_target(kube, component: Component, objects: list[dict[str, Any]]) -> list[Finding]:
     """The HelmRelease resolves to the CLI release named in the inventory, and that release is
     deployed (an uninstalled or missing release means install, pending-* an unlock)."""

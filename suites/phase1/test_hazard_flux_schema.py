@@ -1,0 +1,31 @@
+"""Hazard: a misspelt or unknown field in a Flux object (spec.chart.spec.vesion) passes
+kustomize, kubectl and the v1.20 API server (which prunes it silently). Every HelmRelease,
+Kustomization, HelmRepository and GitRepository in the build is checked against the Flux API
+schema; ids are the objects."""
+from fixtures.gitops import _discover
+from fixtures.hazards import assert_no_hazards
+from handover import kustomize, schema_check
+from plugins.safety import load_inventory
+
+
+def _flux_objects(config) -> list[dict]:
+    inv = load_inventory(config)
+    seen: dict[str, dict] = {}
+    for ep in _discover(config)[0]:
+        try:
+            objs = kustomize.build(inv.gitops.path / ep.path)
+        except kustomize.KustomizeError:
+            continue  # check 1 (test_kustomize_build) reports it
+        for o in schema_check.flux_objects(objs):
+            seen.setdefault(kustomize.object_id(o), o)
+    return list(seen.values())
+
+
+def pytest_generate_tests(metafunc):
+    if "flux_object" in metafunc.fixturenames:
+        objs = _flux_objects(metafunc.config)
+        metafunc.parametrize("flux_object", objs, ids=[kustomize.object_id(o) for o in objs])
+
+
+def test_flux_schema(flux_object):
+    assert_no_hazards(schema_check.check_object(flux_object))
