@@ -127,7 +127,10 @@ def plan(inventory: Inventory, repo: GitOpsRepo, kube=None) -> BootstrapPlan:
         return BootstrapPlan("rehearsal", [
             f"install the Flux stand-ins (namespace {ns}, CRDs, controllers) of "
             f"{inventory.cluster.rehearsal_state_dir}",
-            f"apply GitRepository {ns}/{SYNC_NAME} (url {url}, branch {inventory.gitops.branch})",
+            f"serve the GitOps remote {url} over HTTP on 127.0.0.1 (GitRepository URLs must be "
+            "http(s)/ssh)",
+            f"apply GitRepository {ns}/{SYNC_NAME} (url: that HTTP URL, branch "
+            f"{inventory.gitops.branch})",
             f"apply Kustomization {ns}/{SYNC_NAME} (path ./{cpath}, prune: true)"])
     cli = flux_cli()
     if cli is None:
@@ -175,9 +178,20 @@ def _controllers_running(inventory: Inventory) -> bool:
     if not inventory.cluster.is_rehearsal:
         return True
     from handover.rehearsal import flux as standins
+    from handover.rehearsal import git_remote
     from handover.rehearsal.cluster import RehearsalCluster
-    return RehearsalCluster(inventory.cluster.rehearsal_state_dir).service_running(
-        standins.SERVICE)
+    cluster = RehearsalCluster(inventory.cluster.rehearsal_state_dir)
+    return cluster.service_running(standins.SERVICE) and \
+        cluster.service_running(git_remote.HTTP_SERVICE)
+
+
+def sync_url(inventory: Inventory, repo: GitOpsRepo) -> str | None:
+    """The URL flux-system's GitRepository clones: the rehearsal remote's HTTP URL (None until it
+    is served), else gitops.url, else the checkout's remote URL."""
+    if inventory.cluster.is_rehearsal:
+        from handover.rehearsal import git_remote
+        return git_remote.http_url(inventory.cluster.rehearsal_state_dir)
+    return inventory.gitops.url or repo.remote_url()
 
 
 def already_bootstrapped(kube, inventory: Inventory, repo: GitOpsRepo) -> bool:
@@ -185,9 +199,8 @@ def already_bootstrapped(kube, inventory: Inventory, repo: GitOpsRepo) -> bool:
     st = state(kube, inventory)
     if not (st.git_repository and st.kustomization and _controllers_running(inventory)):
         return False
-    want = {m["kind"]: m["spec"] for m in sync_manifests(inventory, repo.remote_url())}
     gspec, kspec = st.git_repository.get("spec") or {}, st.kustomization.get("spec") or {}
-    if inventory.cluster.is_rehearsal and gspec.get("url") != want["GitRepository"]["url"]:
+    if inventory.cluster.is_rehearsal and gspec.get("url") != sync_url(inventory, repo):
         return False
     return (gspec.get("ref") or {}).get("branch") == inventory.gitops.branch and \
         str(kspec.get("path", "")).strip("./") == inventory.gitops.cluster_path.strip("./")
@@ -205,10 +218,13 @@ def bootstrap(mutator, kube, inventory: Inventory, repo: GitOpsRepo) -> list[str
         from handover.rehearsal.cluster import RehearsalCluster
         state_dir = Path(inventory.cluster.rehearsal_state_dir)
         cluster = RehearsalCluster(state_dir)
+        from handover.rehearsal import git_remote
         mutator.call(p.actions[0], lambda: standins.install(cluster, state_dir / "flux"))
         kube.dynamic.resources.invalidate_cache()  # the CRDs are new: rediscover
         done.append(p.actions[0])
-        for obj in sync_manifests(inventory, repo.remote_url()):
+        url = mutator.call(p.actions[1], lambda: git_remote.serve_http(cluster))
+        done.append(p.actions[1])
+        for obj in sync_manifests(inventory, url):
             mutator.apply(obj)
             done.append(f"applied {obj['kind']} {ns}/{SYNC_NAME}")
     elif p.mode == "flux-bootstrap-github":

@@ -160,3 +160,52 @@ def ensure(state_dir: Path, tree: Path | None = None, chart_repo_url: str | None
                                 f"repository {chart_repo_url}", branch)
     record_path(state_dir).write_text(json.dumps(asdict(remote), indent=2) + "\n")
     return remote
+
+
+HTTP_SERVICE = "git-http"
+
+
+def http_url(state_dir: Path) -> str | None:
+    """The HTTP URL of the bare remote when ``serve_http`` serves it, else None."""
+    rec = Path(state_dir) / "git-http.json"
+    return json.loads(rec.read_text())["url"] if rec.exists() else None
+
+
+def serve_http(cluster) -> str:
+    """Serve the bare remote over git's dumb HTTP protocol on 127.0.0.1 (a cluster service, so
+    ``down()`` stops it) and return its URL: Flux's GitRepository accepts only http(s)/ssh URLs
+    (CRD pattern ``^(http|https|ssh)://``), not file://. A ``post-update`` hook runs
+    ``git update-server-info`` after every push, as dumb HTTP needs. Idempotent."""
+    import sys
+    import urllib.request
+
+    from handover.rehearsal.cluster import free_port, port_open
+
+    state_dir = Path(cluster.state_dir)
+    bare = state_dir / "git" / "homelab-gitops.git"
+    if not (bare / "HEAD").exists():
+        raise HandoverError(f"no rehearsal GitOps remote at {bare}: run the rehearsal up first")
+    hook = bare / "hooks" / "post-update"
+    hook.parent.mkdir(exist_ok=True)
+    if not hook.exists():
+        hook.write_text("#!/bin/sh\nexec git update-server-info\n")
+        hook.chmod(0o755)
+    git("update-server-info", cwd=bare)
+    rec = state_dir / "git-http.json"
+    port = json.loads(rec.read_text())["port"] if rec.exists() else None
+    if port is None or (not cluster.service_running(HTTP_SERVICE) and port_open(port)):
+        port = free_port()
+    url = f"http://127.0.0.1:{port}/{bare.name}"
+
+    def serving() -> bool:
+        try:
+            with urllib.request.urlopen(f"{url}/info/refs", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    cluster.start_service(HTTP_SERVICE, [sys.executable, "-m", "http.server", str(port), "--bind",
+                                         "127.0.0.1", "--directory", str(bare.parent)],
+                          env={"PYTHONUNBUFFERED": "1"}, ready=serving)
+    rec.write_text(json.dumps({"url": url, "port": port}, indent=2) + "\n")
+    return url
