@@ -239,6 +239,8 @@ def unclaimed(kube: Kube, namespaces: Iterable[str],
               claimed: set[tuple[str, str, str, str]]) -> list[Ownership]:
     """Objects in these namespaces that belong to nothing in the inventory."""
     out = []
+    vct_claims = _statefulset_claims(kube, namespaces)
+    claimed_sts = {(c[2], c[3]) for c in claimed if c[1] == "StatefulSet"}
     for av, kind in LISTED_KINDS:
         if not kube.has_resource(av, kind):
             continue
@@ -258,8 +260,29 @@ def unclaimed(kube: Kube, namespaces: Iterable[str],
                 k = (av.split("/")[0] if "/" in av else "", kind, ns, meta.get("name"))
                 if k in claimed:
                     continue
+                if kind == "PersistentVolumeClaim" and any(
+                        sts_ns == ns and (sts_ns, sts) in claimed_sts and rx.match(meta["name"])
+                        for (sts_ns, sts), rx in vct_claims.items()):
+                    continue  # made by a claimed StatefulSet from its volumeClaimTemplates
                 oid = f"{kind} {ns}/{meta.get('name')}"
                 out.append(classify(oid, live))
+    return out
+
+
+def _statefulset_claims(kube: Kube, namespaces: Iterable[str]) -> dict[tuple[str, str], Any]:
+    """(namespace, StatefulSet) -> regex of the PVC names its volumeClaimTemplates make
+    (`<template>-<statefulset>-<ordinal>`; such claims carry no ownerReference)."""
+    import re
+    out = {}
+    for ns in sorted(set(namespaces)):
+        for sts in kube.list("apps/v1", "StatefulSet", namespace=ns):
+            name = sts["metadata"]["name"]
+            tpls = [(t.get("metadata") or {}).get("name") for t in
+                    (sts.get("spec") or {}).get("volumeClaimTemplates") or []]
+            tpls = [t for t in tpls if t]
+            if tpls:
+                out[(ns, name)] = re.compile(
+                    rf"^(?:{'|'.join(re.escape(t) for t in tpls)})-{re.escape(name)}-\d+$")
     return out
 
 

@@ -1,0 +1,22 @@
+"""Check 2: server-side dry-run of every built object against the live cluster, in dependency
+order (CRDs, Namespaces, ...). Per object: created / unchanged / configured / rejected (the API's
+message) / not-served (Flux kinds before bootstrap: checked offline against the Flux schema).
+Nothing is persisted: every request carries dryRun=All.
+"""
+import pytest
+
+from handover import dryrun
+from handover.findings import report
+
+
+def test_server_dry_run(applied_path, entry_builds, kube):
+    objects = entry_builds.objects(applied_path.path)
+    results = dryrun.DryRunner(kube).run(objects)
+    print(f"server-side dry-run of {applied_path.path} ({applied_path.applied_by}):")
+    print(dryrun.table(results))
+    if results and all(r.result == "forbidden" for r in results):
+        pytest.skip(f"the identity in use may not create/patch ({results[0].detail}): a "
+                    "server-side dry-run is authorised like a real write, so this check needs "
+                    "an identity with create/patch rights (a dry-run persists nothing)")
+    found = dryrun.findings(results, applied_path.path)
+    assert not found, report(found) + "\n\nall results:\n" + dryrun.table(results)

@@ -1,0 +1,34 @@
+"""Check 4: prerequisites as `flux check --pre` does them (no flux CLI): the server's Kubernetes
+version against the minimum of the inventory's target Flux version, and kubectl present and new
+enough.
+
+On the rehearsal cluster (inventory cluster.rehearsalStateDir set) the API server is v1.20.2, the
+newest that runs on the build machine, below every current Flux's minimum: the server-version
+test is then an expected failure (xfail) that says so, never a lowered bar. Anywhere else an old
+server fails the gate.
+"""
+import pytest
+
+from handover import flux, prerequisites
+from handover.findings import report
+
+
+def test_kubernetes_version(inventory, kube):
+    major, minor, git_version = kube.server_version()
+    version = prerequisites.ServerVersion(major, minor, git_version)
+    found = prerequisites.server_version_findings(
+        version, inventory.cluster.flux_version, inventory.cluster.name,
+        rehearsal=inventory.cluster.is_rehearsal)
+    if found and inventory.cluster.is_rehearsal:
+        need = flux.min_kubernetes(inventory.cluster.flux_version)
+        pytest.xfail(f"rehearsal cluster {inventory.cluster.name!r}: the rehearsal API server is "
+                     f"{git_version}, below Flux {inventory.cluster.flux_version}'s minimum "
+                     f"{need[0]}.{need[1]} (expected failure on the rehearsal only; "
+                     f"{report(found)})")
+    assert not found, report(found)
+    print(f"server {git_version} >= minimum for Flux {inventory.cluster.flux_version}")
+
+
+def test_kubectl():
+    found = prerequisites.check_kubectl()
+    assert not found, report(found)

@@ -1,0 +1,18 @@
+"""Check 5: each component's HelmRelease: present in Git, sourceRef to a HelmRepository defined
+in the repo, namespaces consistent, and a chart version matching spec.chart.spec.version in that
+repository's index."""
+import pytest
+
+from handover import helmrelease_refs
+from handover.findings import report
+
+
+@pytest.mark.component_types("helm")
+def test_helmrelease_refs(component, inventory, entry_builds, all_git_objects, live_namespaces,
+                          chart_indexes):
+    result = helmrelease_refs.check_helmrelease(
+        component, entry_builds.objects(component.path), all_git_objects, live_namespaces,
+        inventory.cluster.flux_namespace, chart_indexes)
+    for n in result.notes:
+        print(n)
+    assert not result.findings, report(result.findings)

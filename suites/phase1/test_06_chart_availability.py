@@ -1,0 +1,55 @@
+"""Check 6: every HelmRepository in Git answers: its index.yaml over HTTP (no helm CLI), or for
+OCI the registry's tag list (else a skip saying why), and lists the charts the HelmReleases use;
+chart versions deployed today that are no longer published are warnings."""
+import warnings
+
+import pytest
+
+from handover import findings as findings_mod
+from handover import helm_storage, helmrelease_refs
+
+
+def _repo_uses(config):
+    from fixtures.gitops import builds_for
+    key = "_handover_repo_uses"
+    if not hasattr(config, key):
+        setattr(config, key, helmrelease_refs.repository_uses(builds_for(config).unique_objects()))
+    return getattr(config, key)
+
+
+def pytest_generate_tests(metafunc):
+    if "repo_use" in metafunc.fixturenames:
+        uses = _repo_uses(metafunc.config)
+        metafunc.parametrize("repo_use", uses, ids=[u.id for u in uses])
+
+
+@pytest.fixture(scope="module")
+def deployed(inventory, kube):
+    """HelmRelease 'ns/name' -> chart and version deployed today by the release it adopts."""
+    out = {}
+    for c in inventory.components:
+        if c.release and c.helm_release:
+            rec = helm_storage.latest(kube, c.release.name, c.release.namespace)
+            if rec:
+                out[f"{c.helm_release.namespace}/{c.helm_release.name}"] = {
+                    "chart": rec.chart_name, "version": rec.chart_version}
+    return out
+
+
+def test_chart_versions_available(repo_use, deployed, chart_indexes):
+    use = helmrelease_refs.RepoUse(repo_use.repo, dict(repo_use.charts))
+    for hr, d in deployed.items():
+        for chart, users in use.charts.items():
+            if hr in users and d["chart"] == chart:
+                use.deployed.setdefault(chart, set()).add(d["version"])
+    try:
+        result = helmrelease_refs.check_repository(use, chart_indexes)
+    except helmrelease_refs.Unreachable as e:
+        pytest.skip(str(e))
+    for n in result.notes:
+        print(n)
+    for f in result.findings:
+        if f.severity == "warning":
+            warnings.warn(str(f), stacklevel=1)
+    errs = findings_mod.errors(result.findings)
+    assert not errs, findings_mod.report(errs)
