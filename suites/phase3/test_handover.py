@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from handover import flux, kustomize, ownership, preconditions, takeover
+from handover import adopted, flux, kustomize, preconditions, takeover
 from handover import backup as backup_mod
 from handover import snapshot as snapshot_mod
 from handover.findings import report as findings_report
@@ -157,11 +157,11 @@ def test_6_adopted_not_recreated(component, kube, inventory, snapshots, perform,
     diffs = snapshot_mod.compare(before, after, release_moves=1 if before.release else None)
     rep.pods_recreated = sorted({d.subject for d in diffs if d.subject.startswith("Pod ")})
     problems = [str(d) for d in diffs]
-    problems += ownership.missing_kustomize_labels(kube, inventory, component,
+    problems += adopted.missing_kustomize_labels(kube, inventory, component,
                                                    built_objects(inventory, component))
-    problems += ownership.missing_helm_labels(kube, component)
+    problems += adopted.missing_helm_labels(kube, component)
     if before.release is not None:
-        problems += ownership.release_made_by_controller(kube, component,
+        problems += adopted.release_made_by_controller(kube, component,
                                                          before.release.revision)
     assert not problems, (f"{component.name} was NOT adopted in place:\n"
                           + "\n".join(f"- {p}" for p in problems))
@@ -196,7 +196,7 @@ def test_7_finish(component, kube, inventory, mutator, snapshots, perform, repor
         rep.refused.append({"command": f"kubectl delete helmrelease {hr.name} -n {hr.namespace}",
                             "why": why})
     else:
-        owner = ownership.missing_kustomize_labels(kube, inventory, component,
+        owner = adopted.missing_kustomize_labels(kube, inventory, component,
                                                    built_objects(inventory, component))
         assert not owner, "\n".join(owner)
 
