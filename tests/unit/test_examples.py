@@ -310,3 +310,9 @@ def test_point_helm_repositories_keeps_comments(tmp_path):
     assert "# the grafana charts" in text and "type" not in text
     assert yaml.safe_load(text)["spec"] == {"url": "http://127.0.0.1:9"}
     assert git_remote.point_helm_repositories(tmp_path, "http://127.0.0.1:9") == []
+
+
+def test_seed_refuses_a_release_it_does_not_know():
+    from handover.errors import HandoverError
+    with pytest.raises(HandoverError, match=r"logging/promtail.*SEED_RELEASES"):
+        seed_release("promtail", "logging")
