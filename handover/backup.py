@@ -143,9 +143,14 @@ def take(kube, inventory: Inventory, component: Component, run: str) -> BackupRe
         rec.files["values.yaml"] = _write_private(
             directory / "values.yaml", yaml.safe_dump(release.config, sort_keys=True))
         rec.files["manifest.yaml"] = _write_private(directory / "manifest.yaml", release.manifest)
+    seen: set[tuple[str, str, str]] = set()
     for api_version, kind, ns, name in _objects_of(kube, inventory, component, release):
         ns = _namespace_default(kube, api_version, kind, ns,
-                                release.namespace if release else None)
+                                release.namespace if release else
+                                (component.namespaces[0] if component.namespaces else None))
+        if (kind, ns, name) in seen:
+            continue
+        seen.add((kind, ns, name))
         live = kube.get(api_version, kind, name, ns or None)
         if live is None:
             continue  # in the manifest/build but not live (yet): nothing to restore

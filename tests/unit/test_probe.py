@@ -1,0 +1,88 @@
+"""handover.probe: outage windows, and a real HTTP responder that stops answering is measured."""
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace as NS
+
+from handover.inventory import HealthCheck
+from handover.probe import Probe, Sample, outages_from
+
+
+def test_outages_are_windows_of_consecutive_failures_per_check():
+    s = [Sample("a", 0.0, True), Sample("a", 1.0, False, "refused"), Sample("a", 2.0, False),
+         Sample("a", 3.0, True), Sample("b", 0.5, False, "503"), Sample("a", 4.0, False)]
+    out = outages_from(s, end=6.0)
+    got = sorted((o.check, o.start, o.end, o.samples, o.first_error) for o in out)
+    assert got == [("a", 1.0, 3.0, 2, "refused"), ("a", 4.0, 6.0, 1, ""),
+                   ("b", 0.5, 6.0, 1, "503")]
+
+
+class Handler(BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self):  # noqa: N802
+        self.send_response(Handler.status)
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+class FakeCore:
+    """Service + Endpoints of one check pointing at a local responder."""
+
+    def __init__(self, port):
+        self.port = port
+
+    def read_namespaced_service(self, name, ns):
+        return NS(spec=NS(ports=[NS(port=80, name="http", target_port="http")], selector=None))
+
+    def read_namespaced_endpoints(self, name, ns):
+        return NS(subsets=[NS(ports=[NS(name="http", port=self.port)],
+                              addresses=[NS(ip="127.0.0.1")])])
+
+
+def test_probe_measures_the_window_a_responder_is_down():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    port = srv.server_address[1]
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    probe = Probe(NS(core=FakeCore(port)), [HealthCheck("web", "ns", 80, "/healthz")],
+                  interval=0.02, resolve_every=0.05).start()
+    time.sleep(0.3)
+    Handler.status = 503
+    time.sleep(0.4)
+    Handler.status = 200
+    time.sleep(0.3)
+    res = probe.stop()
+    srv.shutdown()
+    assert res.samples > 20 and res.failed > 5
+    assert 0.25 < res.downtime < 0.8, res.summary()
+    assert "HTTP 503, expected 200" in res.outages[0].first_error
+
+
+def test_probe_all_up_has_zero_downtime_and_no_checks_is_not_measured():
+    Handler.status = 200
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    probe = Probe(NS(core=FakeCore(srv.server_address[1])), [HealthCheck("web", "ns", 80)],
+                  interval=0.02).start()
+    time.sleep(0.2)
+    res = probe.stop()
+    srv.shutdown()
+    assert res.measured and res.failed == 0 and res.downtime == 0.0
+    empty = Probe(NS(core=None), []).start().stop()
+    assert not empty.measured and "not measured" in empty.summary()
+
+
+def test_refused_connection_is_an_outage():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    port = srv.server_address[1]
+    srv.server_close()  # nothing listens
+    probe = Probe(NS(core=FakeCore(port)), [HealthCheck("web", "ns", 80)], interval=0.02).start()
+    time.sleep(0.15)
+    res = probe.stop()
+    assert res.failed == res.samples > 0 and res.downtime > 0.1
+    assert "ConnectionRefusedError" in res.outages[0].first_error
