@@ -66,12 +66,21 @@ def find_helm_repository(ref: dict[str, Any], hr_namespace: str,
                           ref.get("namespace") or hr_namespace)
 
 
+_SOURCES: dict[tuple, list[dict[str, Any]]] = {}
+
+
 def source_objects(inventory: Inventory, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The built objects plus the build of the inventory's sources path (HelmRepositories)."""
+    """The built objects plus the build of the inventory's sources path (HelmRepositories),
+    built once per state of its files."""
     extra: list[dict[str, Any]] = []
     sp = inventory.gitops.sources_path
-    if sp and (inventory.gitops.path / sp).is_dir():
-        extra = kustomize.build(inventory.gitops.path / sp)
+    d = inventory.gitops.path / sp if sp else None
+    if d is not None and d.is_dir():
+        key = (str(d), tuple(sorted((str(f), f.stat().st_mtime_ns) for f in d.rglob("*")
+                                    if f.is_file())))
+        if key not in _SOURCES:
+            _SOURCES[key] = kustomize.build(d)
+        extra = _SOURCES[key]
     return list(objects) + extra
 
 

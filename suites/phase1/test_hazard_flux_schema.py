@@ -2,15 +2,35 @@
 kustomize, kubectl and the v1.20 API server (which prunes it silently). Every HelmRelease,
 Kustomization, HelmRepository and GitRepository in the build is checked against the Flux API
 schema; ids are the objects."""
+import yaml
+
 from fixtures.gitops import _discover
 from fixtures.hazards import assert_no_hazards
 from handover import kustomize, schema_check
 from plugins.safety import load_inventory
 
 
+def _files_objects(inv) -> list[dict]:
+    """The entry-point files and the YAML files of the cluster path (Flux applies them even
+    without a kustomization.yaml: kustomize-controller generates one)."""
+    repo = inv.gitops.path
+    files = [repo / e.file for e in inv.gitops.entrypoints]
+    if inv.gitops.cluster_path and (repo / inv.gitops.cluster_path).is_dir():
+        files += sorted((repo / inv.gitops.cluster_path).glob("*.y*ml"))
+    out = []
+    for f in dict.fromkeys(files):
+        try:
+            out += [d for d in yaml.safe_load_all(f.read_text()) if isinstance(d, dict)]
+        except (OSError, yaml.YAMLError):
+            continue  # check 1 reports unreadable files
+    return out
+
+
 def _flux_objects(config) -> list[dict]:
     inv = load_inventory(config)
     seen: dict[str, dict] = {}
+    for o in schema_check.flux_objects(_files_objects(inv)):
+        seen.setdefault(kustomize.object_id(o), o)
     for ep in _discover(config)[0]:
         try:
             objs = kustomize.build(inv.gitops.path / ep.path)
