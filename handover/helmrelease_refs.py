@@ -54,6 +54,10 @@ def git_namespaces(objects: Iterable[dict[str, Any]]) -> set[str]:
     return {_meta(o).get("name") for o in objects if o.get("kind") == "Namespace"}
 
 
+class Incomplete(Exception):
+    """A verdict needs objects from a path whose build failed (check 1 reports that)."""
+
+
 @dataclass
 class RefResult:
     findings: list[Finding] = field(default_factory=list)
@@ -62,8 +66,12 @@ class RefResult:
 
 def check_helmrelease(component: Component, component_objects: list[dict[str, Any]],
                       all_objects: list[dict[str, Any]], live_namespaces: set[str],
-                      flux_namespace: str, cache: IndexCache) -> RefResult:
+                      flux_namespace: str, cache: IndexCache,
+                      failed_builds: Iterable[str] = ()) -> RefResult:
+    """failed_builds: paths whose kustomize build failed; a HelmRepository missing from the
+    other builds may live there, so that verdict raises Incomplete instead of failing."""
     out = RefResult()
+    failed_builds = list(failed_builds)
     ref = component.helm_release
     assert ref is not None
     subject = f"HelmRelease {ref.namespace}/{ref.name}"
@@ -102,6 +110,10 @@ def check_helmrelease(component: Component, component_objects: list[dict[str, An
         return out
     repos = helm_repositories(all_objects)
     repo = repos.get((src_ns, src_name))
+    if repo is None and failed_builds:
+        raise Incomplete(f"sourceRef HelmRepository {src_ns}/{src_name} not found in the builds "
+                         f"that succeeded; the build of {', '.join(failed_builds)} failed (see "
+                         "test_kustomize_build)")
     if repo is None:
         defined = ", ".join(f"{n}/{m}" for n, m in sorted(repos)) or "none"
         out.findings.append(Finding(

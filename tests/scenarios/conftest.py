@@ -2,7 +2,8 @@
 helpers to break the example in one way and restore it.
 
 - ``phase1_stack``: ``handover.rehearsal.stack.up(state_dir, examples/homelab/migration.yaml)``
-  (cluster + chart repo + git remote + seeded homelab), session-scoped, purged at the end.
+  (cluster + chart repo + git remote + seeded homelab), session-scoped, purged at the end
+  (HANDOVER_SCENARIO_STATE_DIR=<dir> reuses a stack of your own there and leaves it running).
 - ``rehearsal``: a :class:`Rehearsal` over it:
   - ``inventory_copy(dest, edit)``: a copy of the rehearsal inventory, edited by ``edit(dict)``;
   - ``repo_variant(dest, edit, ...)``: a private copy of the GitOps remote AND clone (the clone's
@@ -16,6 +17,7 @@ helpers to break the example in one way and restore it.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from contextlib import contextmanager
@@ -130,6 +132,10 @@ def phase1_stack(tmp_path_factory):
         kube_binaries()
     except ToolNotFound as e:
         pytest.skip(f"rehearsal cluster unavailable: {e}")
+    reuse = os.environ.get("HANDOVER_SCENARIO_STATE_DIR")
+    if reuse:  # developer loop: an already seeded stack of your own, left running
+        yield stack.up(Path(reuse), EXAMPLE_INVENTORY)
+        return
     state_dir = tmp_path_factory.mktemp("phase1") / "state"
     try:
         yield stack.up(state_dir, EXAMPLE_INVENTORY)
