@@ -479,8 +479,9 @@ class HelmController:
         set_condition(status, hr, "Ready", False, reason, msg)
         retries = self._retries(spec, action)
         remediation = ((spec.get(action) or {}).get("remediation") or {})
-        if status[counter_key] <= retries or (remediation.get("remediateLastFailure")
-                                              and retries > 0):
+        # remediateLastFailure defaults to true when retries > 0 (api/v2 InstallRemediation)
+        if status[counter_key] <= retries or remediation.get("remediateLastFailure",
+                                                             retries > 0):
             self._remediate(hr, status, action, spec, rel_name, storage_ns, target_ns,
                             cfg_digest)
             return 5.0 if status[counter_key] <= retries else None

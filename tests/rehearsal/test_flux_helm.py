@@ -1,0 +1,324 @@
+"""The helm-controller stand-in against a real rehearsal cluster, real helm and a chart repo over HTTP.
+
+Each test names the upstream helm-controller source of the behaviour it checks."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import yaml
+
+from handover import flux, helm_storage, tools
+from handover.kube import Kube
+from handover.rehearsal.cluster import RehearsalCluster
+from handover.rehearsal.flux import install
+from handover.rehearsal.flux.runtime import Api
+from handover.rehearsal.flux.testkit import ChartRepo, wait_for
+
+pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    state = tmp_path_factory.mktemp("flux-helm")
+    cluster = RehearsalCluster(state / "cluster")
+    cluster.up()
+    repo = ChartRepo(state / "charts")
+    try:
+        repo.add("demo", "1.0.0")
+        repo.add("demo", "1.1.0")
+        repo.add("demo", "2.0.0", broken=True)
+        repo.add("broken", "1.0.0", broken=True)
+        install(cluster, state / "flux")
+        api = Api(str(cluster.kubeconfig), cluster.context)
+        kube = Kube(cluster.kubeconfig, cluster.context)
+        api.apply({"apiVersion": flux.SOURCE_API, "kind": "HelmRepository",
+                   "metadata": {"name": "charts", "namespace": "flux-system"},
+                   "spec": {"interval": "10m", "url": repo.url}}, "test")
+        wait_for(lambda: flux.is_ready(api.get(flux.SOURCE_API, "HelmRepository", "charts",
+                                               "flux-system")), what="HelmRepository Ready")
+        yield {"cluster": cluster, "api": api, "kube": kube, "repo": repo, "state": state}
+    finally:
+        repo.close()
+        cluster.down(purge=True)
+
+
+def namespace(env, name: str) -> str:
+    env["api"].apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+                     "test")
+    return name
+
+
+def helm_cli(env, *args: str) -> subprocess.CompletedProcess:
+    c = env["cluster"]
+    return subprocess.run([str(tools.helm()), *args, "--kubeconfig", str(c.kubeconfig),
+                           "--kube-context", c.context], capture_output=True, text=True,
+                          check=True)
+
+
+def hr_obj(name: str, ns: str, version: str = "1.0.0", values: dict | None = None,
+           chart: str = "demo", **spec) -> dict:
+    return {"apiVersion": flux.HELM_API, "kind": "HelmRelease",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"interval": "10m",
+                     "chart": {"spec": {"chart": chart, "version": version,
+                                        "sourceRef": {"kind": "HelmRepository", "name": "charts",
+                                                      "namespace": "flux-system"}}},
+                     "values": values if values is not None else
+                     {"replicas": 1, "greeting": "hello", "image": "example/app:1.0"},
+                     **spec}}
+
+
+def get_hr(env, name, ns):
+    return env["api"].get(flux.HELM_API, "HelmRelease", name, ns)
+
+
+def ready_current(env, name, ns):
+    hr = get_hr(env, name, ns)
+    return hr if hr and flux.is_ready(hr) else None
+
+
+def ready_false(env, name, ns):
+    hr = get_hr(env, name, ns)
+    c = flux.condition(hr or {}, "Ready")
+    if c and c["status"] == "False" and c.get("observedGeneration") == hr["metadata"][
+            "generation"]:
+        return hr
+    return None
+
+
+def pod_uids(env, ns: str, app: str) -> set[str]:
+    pods = env["kube"].list("v1", "Pod", ns, label_selector=f"app={app}")
+    return {p["metadata"]["uid"] for p in pods if not p["metadata"].get("deletionTimestamp")}
+
+
+def running_pods(env, ns, app, n=1):
+    pods = [p for p in env["kube"].list("v1", "Pod", ns, label_selector=f"app={app}")
+            if not p["metadata"].get("deletionTimestamp")
+            and (p.get("status") or {}).get("phase") == "Running"]
+    return {p["metadata"]["uid"] for p in pods} if len(pods) == n else None
+
+
+def request_reconcile(env, name, ns, token):
+    env["api"].patch(flux.HELM_API, "HelmRelease", name, ns,
+                     {"metadata": {"annotations": {flux.RECONCILE_REQUESTED_AT: token}}})
+    return wait_for(lambda: (get_hr(env, name, ns).get("status") or {}).get(
+        "lastHandledReconcileAt") == token and get_hr(env, name, ns),
+        what=f"reconcile request {token} handled")
+
+
+def test_install_when_no_release_with_origin_labels_and_status(env):
+    """Source: helm-controller internal/reconcile/state.go (ReleaseStatusAbsent -> install); internal/postrender/origin_labels.go."""
+    ns = namespace(env, "h-install")
+    env["api"].apply(hr_obj("web", ns), "test")
+    hr = wait_for(lambda: ready_current(env, "web", ns), what="HelmRelease web Ready")
+    st = hr["status"]
+    assert st["storageNamespace"] == ns
+    assert st["history"][0]["version"] == 1 and st["history"][0]["chartVersion"] == "1.0.0"
+    assert st["history"][0]["status"] == "deployed"
+    assert st["lastAttemptedRevision"] == "1.0.0" and st["lastAttemptedReleaseAction"] == "install"
+    released = flux.condition(hr, "Released")
+    assert released["status"] == "True" and released["reason"] == "InstallSucceeded"
+    assert released["observedGeneration"] == hr["metadata"]["generation"]
+    assert flux.FINALIZER in hr["metadata"]["finalizers"]
+    rel = helm_storage.latest(env["kube"], "web", ns)
+    assert (rel.revision, rel.status, rel.chart_version) == (1, "deployed", "1.0.0")
+    dep = env["kube"].get("apps/v1", "Deployment", "web", ns)
+    labels = dep["metadata"]["labels"]
+    assert labels[flux.HELM_ORIGIN_NAME] == "web" and labels[flux.HELM_ORIGIN_NAMESPACE] == ns
+    assert flux.HELM_ORIGIN_NAME not in dep["spec"]["template"]["metadata"]["labels"]
+    assert flux.HELM_ORIGIN_NAME not in dep["spec"]["selector"]["matchLabels"]
+    cm = env["kube"].get("v1", "ConfigMap", "web-config", ns)
+    assert cm["metadata"]["labels"][flux.HELM_ORIGIN_NAME] == "web"
+
+
+def test_adoption_of_cli_release_is_upgrade_to_n_plus_1_with_same_pods(env):
+    """Source: helm-controller internal/reconcile/state.go (release in storage, no history -> unmanaged -> upgrade); fluxcd/helm-controller#1096."""
+    ns = namespace(env, "h-adopt")
+    values = {"replicas": 1, "greeting": "hello", "image": "example/app:1.0"}
+    helm_cli(env, "install", "app", "demo", "--repo", env["repo"].url, "--version", "1.0.0",
+             "-n", ns, "--set", "greeting=hello", "--set", "extra=cli-only")
+    helm_cli(env, "upgrade", "app", "demo", "--repo", env["repo"].url, "--version", "1.0.0",
+             "-n", ns, "--reuse-values")
+    before = wait_for(lambda: running_pods(env, ns, "app"), what="CLI release pods Running")
+    assert helm_storage.latest(env["kube"], "app", ns).revision == 2
+    env["api"].apply(hr_obj("app", ns, values=values), "test")
+    hr = wait_for(lambda: ready_current(env, "app", ns), what="adopted HelmRelease Ready")
+    assert hr["status"]["history"][0]["version"] == 3
+    assert flux.condition(hr, "Released")["reason"] == "UpgradeSucceeded"
+    rel = helm_storage.latest(env["kube"], "app", ns)
+    assert (rel.revision, rel.status) == (3, "deployed")
+    # values reset to spec.values: the CLI-only --set is gone (no preserveValues)
+    assert rel.config == values
+    assert pod_uids(env, ns, "app") == before
+    # nothing changed -> a reconcile request does not upgrade again
+    request_reconcile(env, "app", ns, "2026-01-01T00:00:00Z")
+    assert helm_storage.latest(env["kube"], "app", ns).revision == 3
+    assert pod_uids(env, ns, "app") == before
+
+
+def test_preserve_values_keeps_cli_values(env):
+    """Source: helm-controller api/v2 Upgrade.PreserveValues (helm --reuse-values) in internal/action/upgrade.go."""
+    ns = namespace(env, "h-preserve")
+    helm_cli(env, "install", "keep", "demo", "--repo", env["repo"].url, "--version", "1.0.0",
+             "-n", ns, "--set", "extra=cli-only")
+    env["api"].apply(hr_obj("keep", ns, values={"replicas": 1},
+                            upgrade={"preserveValues": True}), "test")
+    wait_for(lambda: ready_current(env, "keep", ns), what="HelmRelease keep Ready")
+    rel = helm_storage.latest(env["kube"], "keep", ns)
+    assert rel.revision == 2
+    assert rel.config.get("extra") == "cli-only"
+
+
+def test_different_values_recreate_pods(env):
+    """Source: helm-controller internal/action/verify.go VerifyRelease (config digest changed -> out of sync -> upgrade)."""
+    ns = namespace(env, "h-values")
+    env["api"].apply(hr_obj("vals", ns), "test")
+    wait_for(lambda: ready_current(env, "vals", ns), what="HelmRelease vals Ready")
+    before = wait_for(lambda: running_pods(env, ns, "vals"), what="pods Running")
+    env["api"].apply(hr_obj("vals", ns, values={"replicas": 1, "greeting": "changed",
+                                                "image": "example/app:1.0"}), "test")
+    hr = wait_for(lambda: (h := ready_current(env, "vals", ns))
+                  and h["status"]["history"][0]["version"] == 2 and h,
+                  what="upgrade to revision 2")
+    assert hr["status"]["lastAttemptedReleaseAction"] == "upgrade"
+    after = wait_for(lambda: (u := running_pods(env, ns, "vals")) and u != before and u,
+                     what="new pods")
+    assert after.isdisjoint(before)
+
+
+def test_missing_chart_version_is_ready_false_without_release_change(env):
+    """Source: source-controller internal/controller/helmchart_controller.go (no chart version found) surfaced by helm-controller as ArtifactFailed."""
+    ns = namespace(env, "h-missing")
+    env["api"].apply(hr_obj("ghost", ns, version="9.9.9"), "test")
+    hr = wait_for(lambda: ready_false(env, "ghost", ns), what="Ready False")
+    c = flux.condition(hr, "Ready")
+    assert c["reason"] == "ArtifactFailed" and "9.9.9" in c["message"]
+    assert helm_storage.latest(env["kube"], "ghost", ns) is None
+    # an existing release is not touched by a bad version either
+    env["api"].apply(hr_obj("ghost", ns, version="1.0.0"), "test")
+    wait_for(lambda: ready_current(env, "ghost", ns), what="Ready after fixing the version")
+    env["api"].apply(hr_obj("ghost", ns, version="9.9.9"), "test")
+    wait_for(lambda: ready_false(env, "ghost", ns), what="Ready False again")
+    assert helm_storage.latest(env["kube"], "ghost", ns).revision == 1
+
+
+def test_release_name_and_storage_namespace_rules(env):
+    """Source: helm-controller api/v2/helmrelease_types.go GetReleaseName/GetStorageNamespace/GetReleaseNamespace."""
+    hr_ns = namespace(env, "h-names")
+    target = namespace(env, "h-target")
+    env["api"].apply(hr_obj("svc", hr_ns, targetNamespace=target), "test")
+    hr = wait_for(lambda: ready_current(env, "svc", hr_ns), what="HelmRelease svc Ready")
+    # release "<targetNamespace>-<name>" stored in the HelmRelease's namespace, objects in target
+    assert hr["status"]["history"][0]["name"] == f"{target}-svc"
+    assert helm_storage.latest(env["kube"], f"{target}-svc", hr_ns) is not None
+    assert helm_storage.latest(env["kube"], f"{target}-svc", target) is None
+    assert env["kube"].get("apps/v1", "Deployment", f"{target}-svc", target) is not None
+
+
+def test_values_from_configmap_then_spec_values(env):
+    """Source: helm-controller internal/chartutil/values.go ChartValuesFromReferences (valuesFrom in order, spec.values last)."""
+    ns = namespace(env, "h-valuesfrom")
+    env["api"].apply({"apiVersion": "v1", "kind": "ConfigMap",
+                      "metadata": {"name": "vals", "namespace": ns},
+                      "data": {"values.yaml": yaml.safe_dump({"greeting": "from-cm",
+                                                              "image": "example/app:2.0"})}},
+                     "test")
+    env["api"].apply(hr_obj("vf", ns, values={"greeting": "from-spec"},
+                            valuesFrom=[{"kind": "ConfigMap", "name": "vals"}]), "test")
+    wait_for(lambda: ready_current(env, "vf", ns), what="HelmRelease vf Ready")
+    rel = helm_storage.latest(env["kube"], "vf", ns)
+    assert rel.config == {"greeting": "from-spec", "image": "example/app:2.0"}
+
+
+def test_suspend_stops_reconciling_and_reconcile_request_is_acknowledged(env):
+    """Source: helm-controller internal/controller/helmrelease_controller.go (suspend: skip); fluxcd/pkg apis/meta ReconcileRequestStatus."""
+    ns = namespace(env, "h-suspend")
+    env["api"].apply(hr_obj("sus", ns), "test")
+    wait_for(lambda: ready_current(env, "sus", ns), what="Ready")
+    request_reconcile(env, "sus", ns, "token-1")
+    env["api"].apply(hr_obj("sus", ns, values={"greeting": "never"}, suspend=True), "test")
+    env["api"].patch(flux.HELM_API, "HelmRelease", "sus", ns,
+                     {"metadata": {"annotations": {flux.RECONCILE_REQUESTED_AT: "token-2"}}})
+    with pytest.raises(TimeoutError):
+        wait_for(lambda: (get_hr(env, "sus", ns)["status"].get("lastHandledReconcileAt")
+                          == "token-2"), timeout=6, what="no reconcile while suspended")
+    assert helm_storage.latest(env["kube"], "sus", ns).revision == 1
+    env["api"].patch(flux.HELM_API, "HelmRelease", "sus", ns, {"spec": {"suspend": False}})
+    wait_for(lambda: helm_storage.latest(env["kube"], "sus", ns).revision == 2,
+             what="upgrade after resume")
+
+
+def test_delete_uninstalls_unless_suspended(env):
+    """Source: helm-controller internal/controller/helmrelease_controller.go reconcileDelete (suspended or never reconciled: orphan)."""
+    ns = namespace(env, "h-delete")
+    for n in ("gone", "kept"):
+        env["api"].apply(hr_obj(n, ns), "test")
+    for n in ("gone", "kept"):
+        wait_for(lambda n=n: ready_current(env, n, ns), what=f"{n} Ready")
+    env["api"].patch(flux.HELM_API, "HelmRelease", "kept", ns, {"spec": {"suspend": True}})
+    wait_for(lambda: get_hr(env, "kept", ns)["spec"].get("suspend"), what="suspended")
+    for n in ("gone", "kept"):
+        env["api"].delete(flux.HELM_API, "HelmRelease", n, ns)
+    for n in ("gone", "kept"):
+        wait_for(lambda n=n: get_hr(env, n, ns) is None, what=f"HelmRelease {n} deleted")
+    assert helm_storage.latest(env["kube"], "gone", ns) is None
+    assert env["kube"].get("apps/v1", "Deployment", "gone", ns) is None
+    assert helm_storage.latest(env["kube"], "kept", ns).status == "deployed"
+    assert env["kube"].get("apps/v1", "Deployment", "kept", ns) is not None
+
+
+def test_install_remediation_uninstalls_the_failed_release(env):
+    """Source: helm-controller internal/reconcile/atomic_release.go + uninstall_remediation.go (install failure -> uninstall; remediateLastFailure defaults true with retries)."""
+    ns = namespace(env, "h-inst-fail")
+    env["api"].apply(hr_obj("bad", ns, chart="broken",
+                            install={"remediation": {"retries": 1}}), "test")
+    hr = wait_for(lambda: (h := get_hr(env, "bad", ns)) and
+                  (h.get("status") or {}).get("installFailures", 0) >= 2 and h,
+                  timeout=90, what="two install failures")
+    assert flux.condition(hr, "Ready")["status"] == "False"
+    assert flux.condition(hr, "Ready")["reason"] == "InstallFailed"
+    rem = flux.condition(hr, "Remediated")
+    assert rem and rem["reason"] == "UninstallSucceeded"
+    assert helm_storage.latest(env["kube"], "bad", ns) is None
+    # retries exhausted: no third attempt without a spec change
+    request_reconcile(env, "bad", ns, "after-exhausted")
+    assert get_hr(env, "bad", ns)["status"]["installFailures"] == 2
+
+
+def test_upgrade_remediation_rolls_back(env):
+    """Source: helm-controller internal/reconcile/rollback_remediation.go (upgrade failure, strategy rollback)."""
+    ns = namespace(env, "h-up-fail")
+    env["api"].apply(hr_obj("roll", ns, upgrade={"remediation": {"retries": 1}}), "test")
+    wait_for(lambda: ready_current(env, "roll", ns), what="Ready at 1.0.0")
+    env["api"].apply(hr_obj("roll", ns, version="2.0.0",
+                            upgrade={"remediation": {"retries": 1}}), "test")
+    hr = wait_for(lambda: (h := get_hr(env, "roll", ns)) and
+                  (flux.condition(h, "Remediated") or {}).get("reason") == "RollbackSucceeded"
+                  and h, timeout=90, what="rollback remediation")
+    rel = helm_storage.latest(env["kube"], "roll", ns)
+    assert rel.status == "deployed" and rel.chart_version == "1.0.0" and rel.revision >= 3
+    assert flux.condition(hr, "Ready")["status"] == "False"
+    assert flux.condition(hr, "Ready")["reason"] == "UpgradeFailed"
+
+
+def test_pending_release_is_unlocked_then_upgraded(env):
+    """Source: helm-controller internal/reconcile/state.go (pending-* -> ReleaseStatusLocked) and unlock.go."""
+    ns = namespace(env, "h-pending")
+    helm_cli(env, "install", "stuck", "demo", "--repo", env["repo"].url, "--version", "1.0.0",
+             "-n", ns)
+    name = helm_storage.secret_name("stuck", 1)
+    secret = env["kube"].get("v1", "Secret", name, ns)
+    rel = helm_storage.decode_release(secret["data"]["release"])
+    rel["info"]["status"] = "pending-upgrade"
+    env["api"].patch("v1", "Secret", name, ns,
+                     {"metadata": {"labels": {"status": "pending-upgrade"}},
+                      "data": {"release": helm_storage.encode_release(rel)}})
+    env["api"].apply(hr_obj("stuck", ns), "test")
+    wait_for(lambda: ready_current(env, "stuck", ns), what="Ready after unlock")
+    revs = helm_storage.list_revisions(env["kube"], "stuck", ns)
+    # helm refuses to upgrade a pending release, so revision 2 exists only after the unlock;
+    # helm then marks revision 1 superseded
+    assert [(r.revision, r.status) for r in revs] == [(1, "superseded"), (2, "deployed")]
+    assert json.dumps(revs[-1].config)  # serialisable config

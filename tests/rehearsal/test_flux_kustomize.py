@@ -1,0 +1,272 @@
+"""The source- and kustomize-controller stand-ins against a real rehearsal cluster, real kubectl
+(kustomize, client-side apply) and a git remote over HTTP.
+
+Each test names the upstream source of the behaviour it checks."""
+from __future__ import annotations
+
+import subprocess
+import textwrap
+
+import pytest
+
+from handover import flux, tools
+from handover.kube import Kube
+from handover.rehearsal.cluster import RehearsalCluster
+from handover.rehearsal.flux import install
+from handover.rehearsal.flux.runtime import Api
+from handover.rehearsal.flux.testkit import GitRemote, wait_for
+
+pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    state = tmp_path_factory.mktemp("flux-ks")
+    cluster = RehearsalCluster(state / "cluster")
+    cluster.up()
+    git = GitRemote(state / "git")
+    try:
+        sha = git.write({"README.md": "rehearsal\n"}, "init")
+        install(cluster, state / "flux")
+        api = Api(str(cluster.kubeconfig), cluster.context)
+        api.apply({"apiVersion": flux.SOURCE_API, "kind": "GitRepository",
+                   "metadata": {"name": "repo", "namespace": "flux-system"},
+                   "spec": {"interval": "1m", "url": git.url, "ref": {"branch": "main"}}},
+                  "test")
+        yield {"cluster": cluster, "api": api, "kube": Kube(cluster.kubeconfig, cluster.context),
+               "git": git, "first_sha": sha}
+    finally:
+        git.close()
+        cluster.down(purge=True)
+
+
+def cm(name: str, ns: str, data: dict, annotations: dict | None = None) -> str:
+    meta = {"name": name, "namespace": ns}
+    if annotations:
+        meta["annotations"] = annotations
+    import yaml
+    return yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
+                           "data": data})
+
+
+def deployment(name: str, ns: str, greeting: str = "hi") -> str:
+    return textwrap.dedent(f"""\
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {{name: {name}, namespace: {ns}}}
+        spec:
+          replicas: 1
+          selector: {{matchLabels: {{app: {name}}}}}
+          template:
+            metadata:
+              labels: {{app: {name}}}
+              annotations: {{greeting: "{greeting}"}}
+            spec:
+              containers:
+                - name: app
+                  image: example/app:1.0
+                  ports: [{{containerPort: 8080}}]
+        """)
+
+
+def push(env, files: dict, message: str) -> str:
+    """Commit + push, then ask the GitRepository to fetch now (flux reconcile source git)."""
+    sha = env["git"].write(files, message)
+    env["api"].patch(flux.SOURCE_API, "GitRepository", "repo", "flux-system",
+                     {"metadata": {"annotations": {flux.RECONCILE_REQUESTED_AT: sha}}})
+    return sha
+
+
+def ks_obj(name: str, path: str, prune: bool = True, **spec) -> dict:
+    return {"apiVersion": flux.KUSTOMIZE_API, "kind": "Kustomization",
+            "metadata": {"name": name, "namespace": "flux-system"},
+            "spec": {"interval": "10m", "path": path, "prune": prune,
+                     "sourceRef": {"kind": "GitRepository", "name": "repo"}, **spec}}
+
+
+def get_ks(env, name):
+    return env["api"].get(flux.KUSTOMIZE_API, "Kustomization", name, "flux-system")
+
+
+def applied(env, name, revision_sha):
+    ks = get_ks(env, name)
+    if ks and flux.is_ready(ks) and ks["status"].get("lastAppliedRevision", "").endswith(
+            revision_sha):
+        return ks
+    return None
+
+
+def namespace(env, name):
+    env["api"].apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+                     "test")
+    return name
+
+
+def kubectl(env, *args, input=None):
+    c = env["cluster"]
+    return subprocess.run([str(tools.kubectl()), "--kubeconfig", str(c.kubeconfig),
+                           "--context", c.context, *args], input=input, capture_output=True,
+                          text=True, check=True)
+
+
+def test_git_repository_artifact_revision_and_ready(env):
+    """Source: source-controller internal/controller/gitrepository_controller.go (artifact revision '<branch>@sha1:<sha>')."""
+    api = env["api"]
+    gr = wait_for(lambda: (g := api.get(flux.SOURCE_API, "GitRepository", "repo", "flux-system"))
+                  and flux.is_ready(g) and g, what="GitRepository Ready")
+    art = gr["status"]["artifact"]
+    head = subprocess.run(["git", "-C", str(env["git"].work), "rev-parse", "HEAD"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert art["revision"] == f"main@sha1:{head}"
+    assert art["digest"].startswith("sha256:") and art["path"].endswith(f"{head}.tar.gz")
+    ready = flux.condition(gr, "Ready")
+    assert ready["observedGeneration"] == gr["metadata"]["generation"]
+    new = env["git"].write({"x.txt": "1\n"}, "bump")
+    api.patch(flux.SOURCE_API, "GitRepository", "repo", "flux-system",
+              {"metadata": {"annotations": {flux.RECONCILE_REQUESTED_AT: "now-1"}}})
+    gr = wait_for(lambda: (g := api.get(flux.SOURCE_API, "GitRepository", "repo",
+                                        "flux-system"))
+                  and g["status"]["artifact"]["revision"] == f"main@sha1:{new}" and g,
+                  what="new revision")
+    assert gr["status"]["lastHandledReconcileAt"] == "now-1"
+
+
+def test_apply_owner_labels_inventory_and_field_manager(env):
+    """Source: kustomize-controller internal/controller/kustomization_controller.go apply(); fluxcd/pkg ssa (owner labels, inventory ids)."""
+    ns = "k-apply"
+    sha = push(env, {"apps/apply/ns.yaml": f"apiVersion: v1\nkind: Namespace\n"
+                                                  f"metadata: {{name: {ns}}}\n",
+                            "apps/apply/cm.yaml": cm("settings", ns, {"a": "1"}),
+                            "apps/apply/deploy.yaml": deployment("web", ns)}, "apply")
+    env["api"].apply(ks_obj("apply", "./apps/apply", wait=True), "test")
+    ks = wait_for(lambda: applied(env, "apply", sha), timeout=90, what="Kustomization applied")
+    ids = {e["id"]: e["v"] for e in ks["status"]["inventory"]["entries"]}
+    assert ids == {f"_{ns}__Namespace": "v1", f"{ns}_settings__ConfigMap": "v1",
+                   f"{ns}_web_apps_Deployment": "v1"}
+    assert flux.condition(ks, "Healthy")["status"] == "True"
+    dep = env["kube"].get("apps/v1", "Deployment", "web", ns)
+    assert dep["metadata"]["labels"][flux.KUSTOMIZE_OWNER_NAME] == "apply"
+    assert dep["metadata"]["labels"][flux.KUSTOMIZE_OWNER_NAMESPACE] == "flux-system"
+    assert flux.KUSTOMIZE_OWNER_NAME not in dep["spec"]["template"]["metadata"]["labels"]
+    managers = {(m["manager"], m["operation"]) for m in dep["metadata"]["managedFields"]}
+    assert (flux.KUSTOMIZE_FIELD_MANAGER, "Apply") in managers
+    # a second reconcile with nothing changed does not touch the objects
+    rv = dep["metadata"]["resourceVersion"]
+    env["api"].patch(flux.KUSTOMIZE_API, "Kustomization", "apply", "flux-system",
+                     {"metadata": {"annotations": {flux.RECONCILE_REQUESTED_AT: "again"}}})
+    wait_for(lambda: get_ks(env, "apply")["status"].get("lastHandledReconcileAt") == "again",
+             what="reconcile request handled")
+    assert env["kube"].get("apps/v1", "Deployment", "web", ns)["metadata"][
+        "resourceVersion"] == rv
+
+
+def test_last_applied_stripped_and_kubectl_managed_fields_taken_over(env):
+    """Source: fluxcd/pkg ssa/patch.go PatchReplaceFieldsManagers; kustomize-controller apply() Cleanup (last-applied annotation)."""
+    ns = namespace(env, "k-takeover")
+    live = cm("legacy", ns, {"keep": "1", "dropped": "2"})
+    kubectl(env, "apply", "-f", "-", input=live)
+    before = env["kube"].get("v1", "ConfigMap", "legacy", ns)
+    assert "kubectl.kubernetes.io/last-applied-configuration" in before["metadata"]["annotations"]
+    assert any(m["manager"].startswith("kubectl") for m in before["metadata"]["managedFields"])
+    sha = push(env, {"apps/takeover/cm.yaml": cm("legacy", ns, {"keep": "1"}),
+                            "apps/takeover/merge.yaml": cm("merged", ns, {"keep": "1"},
+                                                           {flux.SSA_ANNOTATION: "Merge"})},
+                           "takeover")
+    kubectl(env, "apply", "-f", "-", input=cm("merged", ns, {"keep": "1", "dropped": "2"}))
+    env["api"].apply(ks_obj("takeover", "./apps/takeover", prune=False), "test")
+    wait_for(lambda: applied(env, "takeover", sha), what="takeover applied")
+    after = env["kube"].get("v1", "ConfigMap", "legacy", ns)
+    assert "kubectl.kubernetes.io/last-applied-configuration" not in (
+        after["metadata"].get("annotations") or {})
+    assert after["data"] == {"keep": "1"}  # the field removed from Git is removed from the cluster
+    managers = [m["manager"] for m in after["metadata"]["managedFields"]]
+    assert not any(m.startswith("kubectl") for m in managers)
+    # opt-out: ssa: Merge keeps kubectl's fields and annotation
+    merged = env["kube"].get("v1", "ConfigMap", "merged", ns)
+    assert merged["data"] == {"keep": "1", "dropped": "2"}
+    assert "kubectl.kubernetes.io/last-applied-configuration" in merged["metadata"]["annotations"]
+
+
+def test_reconcile_disabled_objects_are_skipped(env):
+    """Source: kustomize-controller apply() ExclusionSelector kustomize.toolkit.fluxcd.io/reconcile: disabled."""
+    ns = namespace(env, "k-skip")
+    kubectl(env, "apply", "-f", "-", input=cm("frozen", ns, {"v": "live"},
+                                                {flux.RECONCILE_ANNOTATION: "disabled"}))
+    sha = push(env, {"apps/skip/cm.yaml": cm("frozen", ns, {"v": "git"})}, "skip")
+    env["api"].apply(ks_obj("skip", "./apps/skip", prune=False), "test")
+    wait_for(lambda: applied(env, "skip", sha), what="skip applied")
+    assert env["kube"].get("v1", "ConfigMap", "frozen", ns)["data"] == {"v": "live"}
+
+
+def test_prune_removes_objects_dropped_from_git(env):
+    """Source: kustomize-controller kustomization_controller.go prune() / deleteObjects (prune: disabled excluded)."""
+    ns = namespace(env, "k-prune")
+    sha = push(env, {"apps/prune/a.yaml": cm("a", ns, {"x": "1"}),
+                            "apps/prune/b.yaml": cm("b", ns, {"x": "1"}),
+                            "apps/prune/c.yaml": cm("c", ns, {"x": "1"},
+                                                    {flux.PRUNE_ANNOTATION: "disabled"})},
+                           "prune-1")
+    env["api"].apply(ks_obj("prune", "./apps/prune"), "test")
+    wait_for(lambda: applied(env, "prune", sha), what="prune applied")
+    sha = push(env, {"apps/prune/b.yaml": None, "apps/prune/c.yaml": None}, "prune-2")
+    ks = wait_for(lambda: applied(env, "prune", sha), what="prune-2 applied")
+    assert env["kube"].get("v1", "ConfigMap", "a", ns) is not None
+    wait_for(lambda: env["kube"].get("v1", "ConfigMap", "b", ns) is None, what="b pruned")
+    assert env["kube"].get("v1", "ConfigMap", "c", ns) is not None  # prune: disabled
+    assert [e["id"] for e in ks["status"]["inventory"]["entries"]] == [f"{ns}_a__ConfigMap"]
+
+
+def test_deletion_garbage_collects_only_with_prune(env):
+    """Source: kustomize-controller kustomization_controller.go finalizerShouldDeleteResources / finalize()."""
+    ns = namespace(env, "k-delete")
+    sha = push(env, {"apps/del-prune/cm.yaml": cm("pruned", ns, {"x": "1"}),
+                            "apps/del-keep/cm.yaml": cm("kept", ns, {"x": "1"}),
+                            "apps/del-orphan/cm.yaml": cm("orphan", ns, {"x": "1"}),
+                            "apps/del-susp/cm.yaml": cm("suspended", ns, {"x": "1"})}, "del")
+    env["api"].apply(ks_obj("del-prune", "./apps/del-prune", prune=True), "test")
+    env["api"].apply(ks_obj("del-keep", "./apps/del-keep", prune=False), "test")
+    env["api"].apply(ks_obj("del-orphan", "./apps/del-orphan", prune=True,
+                            deletionPolicy="Orphan"), "test")
+    env["api"].apply(ks_obj("del-susp", "./apps/del-susp", prune=True), "test")
+    for n in ("del-prune", "del-keep", "del-orphan", "del-susp"):
+        wait_for(lambda n=n: applied(env, n, sha), what=f"{n} applied")
+    env["api"].patch(flux.KUSTOMIZE_API, "Kustomization", "del-susp", "flux-system",
+                     {"spec": {"suspend": True}})
+    for n in ("del-prune", "del-keep", "del-orphan", "del-susp"):
+        env["api"].delete(flux.KUSTOMIZE_API, "Kustomization", n, "flux-system")
+    for n in ("del-prune", "del-keep", "del-orphan", "del-susp"):
+        wait_for(lambda n=n: get_ks(env, n) is None, what=f"{n} gone")
+    wait_for(lambda: env["kube"].get("v1", "ConfigMap", "pruned", ns) is None,
+             what="inventory of prune: true garbage-collected")
+    for kept in ("kept", "orphan", "suspended"):
+        assert env["kube"].get("v1", "ConfigMap", kept, ns) is not None, kept
+
+
+def test_depends_on_waits_for_ready_and_target_namespace(env):
+    """Source: kustomize-controller kustomization_controller.go checkDependencies; spec.targetNamespace (kustomize namespace)."""
+    ns = namespace(env, "k-deps")
+    sha = push(env, {"apps/deps/cm.yaml": cm("dep", "elsewhere", {"x": "1"})}, "deps")
+    env["api"].apply(ks_obj("second", "./apps/deps", targetNamespace=ns,
+                            dependsOn=[{"name": "first"}]), "test")
+    ks = wait_for(lambda: (k := get_ks(env, "second")) and flux.condition(k, "Ready")
+                  and flux.condition(k, "Ready")["reason"] == "DependencyNotReady" and k,
+                  what="DependencyNotReady")
+    assert "first" in flux.condition(ks, "Ready")["message"]
+    assert env["kube"].get("v1", "ConfigMap", "dep", ns) is None
+    env["api"].apply(ks_obj("first", "./apps/deps", targetNamespace=ns, prune=False,
+                            suspend=False), "test")
+    wait_for(lambda: applied(env, "second", sha), what="second applied after first Ready")
+    assert env["kube"].get("v1", "ConfigMap", "dep", ns) is not None
+
+
+def test_suspended_kustomization_is_not_applied(env):
+    """Source: kustomize-controller kustomization_controller.go Reconcile (suspend: skip)."""
+    ns = namespace(env, "k-suspend")
+    push(env, {"apps/susp/cm.yaml": cm("never", ns, {"x": "1"})}, "susp")
+    env["api"].apply(ks_obj("susp", "./apps/susp", suspend=True), "test")
+    env["api"].patch(flux.KUSTOMIZE_API, "Kustomization", "susp", "flux-system",
+                     {"metadata": {"annotations": {flux.RECONCILE_REQUESTED_AT: "x"}}})
+    with pytest.raises(TimeoutError):
+        wait_for(lambda: env["kube"].get("v1", "ConfigMap", "never", ns), timeout=6,
+                 what="nothing applied while suspended")
+    assert not (get_ks(env, "susp").get("status") or {}).get("inventory")
