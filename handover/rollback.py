@@ -103,6 +103,11 @@ class Rollback:
         if c.release is None or self.record is None or self.record.revision is None:
             return "not-needed"
         rel = helm_storage.latest(self.kube, c.release.name, c.release.namespace)
+        deadline = time.monotonic() + self.verify_timeout
+        while rel is not None and rel.status.startswith("pending") and \
+                time.monotonic() < deadline:  # an operation still running: let it end first
+            time.sleep(1)
+            rel = helm_storage.latest(self.kube, c.release.name, c.release.namespace)
         want = self.record.revision
         if rel is None:
             raise RuntimeError(f"release {c.release.namespace}/{c.release.name} is gone from "

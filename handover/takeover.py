@@ -154,6 +154,40 @@ def wait_gone(kube, api_version: str, kind: str, name: str, namespace: str,
     return kube.get(api_version, kind, name, namespace) is None
 
 
+def local_head(inventory: Inventory) -> str:
+    from handover import tools
+    res = tools.run(["git", "-C", str(inventory.gitops.path), "rev-parse", "HEAD"])
+    if not res.ok:
+        raise HandoverError(f"cannot read HEAD of the GitOps checkout {inventory.gitops.path}: "
+                            f"{res.stderr.strip()}")
+    return res.stdout.strip()
+
+
+def sync_source(kube, mutator, inventory: Inventory, timeout: float | None = None) -> str:
+    """Make the flux-system GitRepository fetch now and wait until its artifact is the local
+    checkout's HEAD, so the temporary Kustomization applies exactly what was checked (an
+    unpushed local commit, or a remote that moved on, is reported, not applied)."""
+    ns = inventory.cluster.flux_namespace
+    head = local_head(inventory)
+    token = request_token()
+    mutator.request_reconcile(flux.SOURCE_API, "GitRepository", "flux-system", ns, token)
+    deadline = time.monotonic() + (timeout or inventory.ready_timeout)
+    rev = ""
+    while time.monotonic() < deadline:
+        repo = kube.get(flux.SOURCE_API, "GitRepository", "flux-system", ns) or {}
+        st = repo.get("status") or {}
+        rev = (st.get("artifact") or {}).get("revision", "")
+        if st.get("lastHandledReconcileAt") == token and flux.is_ready(repo):
+            if rev.endswith(head):
+                return rev
+            break
+        time.sleep(0.3)
+    raise HandoverError(
+        f"GitRepository {ns}/flux-system serves {rev or 'no artifact'}, but the GitOps checkout "
+        f"{inventory.gitops.path} is at {head}: push the checkout (or pull the remote) so that "
+        "Flux applies exactly what the checks ran on")
+
+
 def ready_timeout(inventory: Inventory, component: Component | None) -> int:
     if component is not None and component.ready_timeout:
         return component.ready_timeout

@@ -89,6 +89,8 @@ def test_4_handover(component, kube, inventory, mutator, handover_run_state, per
                                  f"{ks['metadata']['name']} for ./{component.path}")
     assert ks["spec"]["prune"] is False
     rep = report.component(component.name, component.type, component.risk)
+    rev = takeover.sync_source(kube, mutator, inventory)
+    rep.notes.append(f"Flux source at {rev} (= the checked GitOps checkout)")
     if component.type == "helm":
         src = takeover.hand_over_sources(kube, mutator, inventory)
         if src.done and not src.already:

@@ -1,0 +1,149 @@
+"""Phase 3 on the rehearsal cluster, the happy path: the whole homelab hands over, lowest risk
+first and Loki last; every pod adopted in place (same UIDs, zero restarts), zero measured
+downtime, each release moved by exactly one revision made by the controller. Also: a dry run
+changes nothing, `-k envoy` hands over Envoy Gateway alone, a second run repeats nothing, and the
+runbook's destructive steps are refused. ONE stack for the whole module.
+"""
+from __future__ import annotations
+
+import pytest
+
+from handover import flux, helm_storage
+from handover import snapshot as snapshot_mod
+from handover.errors import UnsafeActionRefused
+from handover.inventory import load
+from handover.journal import Journal
+from handover.kube import Kube
+from handover.mutation import Mutator
+from tests.scenarios.phase3_rehearsal import (bootstrapped_stack, component_report,
+                                              journal_steps, report_of, run_phase3)
+
+pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    from handover.rehearsal import stack as stack_mod
+    state = tmp_path_factory.mktemp("p3-happy") / "state"
+    work = tmp_path_factory.mktemp("p3-happy-work")
+    try:
+        s = bootstrapped_stack(state, work)
+        inv = load(s.inventory_path)
+        kube = Kube(kubeconfig=s.cluster.kubeconfig, context=inv.cluster.context)
+        before = {c.name: snapshot_mod.take(kube, c) for c in inv.components}
+        yield {"stack": s, "work": work, "inv": inv, "kube": kube, "before": before}
+    finally:
+        stack_mod.down(state, purge=True)
+
+
+def test_dry_run_changes_nothing(env):
+    work = env["work"] / "dry"
+    args = ["--kubeconfig", str(env["stack"].cluster.kubeconfig), "--report-dir",
+            str(work / "reports"), "--journal", str(work / "journal.jsonl")]
+    from tests.harness import run_suite
+    run = run_suite(["suites/phase3"], env["stack"].inventory_path, work / "dry.xml", *args)
+    assert run.returncode == 0, run.stdout[-3000:]
+    # read-only steps ran (preconditions, snapshot); every mutating step skipped, saying what
+    assert len(run.outcomes("passed")) == 2 * len(env["inv"].components), run.stdout[-2000:]
+    msg = run.message("test_4_handover[loki]")
+    assert "dry run (no --perform): would apply Kustomization flux-system/handover-loki" in msg
+    assert not (work / "journal.jsonl").exists() or \
+        not [line for line in (work / "journal.jsonl").read_text().splitlines()]
+    kube = env["kube"]
+    assert kube.list(flux.KUSTOMIZE_API, "Kustomization", "flux-system",
+                     label_selector="app.kubernetes.io/managed-by=flux-handover") == []
+    for c in env["inv"].components:
+        assert snapshot_mod.compare(env["before"][c.name], snapshot_mod.take(kube, c),
+                                    release_moves=0) == []
+
+
+@pytest.fixture(scope="module")
+def envoy_run(env):
+    return run_phase3(env["stack"], env["work"] / "run", "-k", "envoy", name="envoy")
+
+
+@pytest.fixture(scope="module")
+def full_run(env, envoy_run):
+    return run_phase3(env["stack"], env["work"] / "run", name="full")
+
+
+def test_k_envoy_hands_over_envoy_gateway_alone(env, envoy_run):
+    assert envoy_run.returncode == 0, envoy_run.stdout[-4000:]
+    names = [c.name for c in envoy_run.cases]
+    assert names == [f"{t}[envoy-gateway]" for t in (
+        "test_1_preconditions", "test_2_backup", "test_3_snapshot", "test_4_handover",
+        "test_5_ready", "test_6_adopted_not_recreated", "test_7_finish", "test_8_record")]
+    assert envoy_run.outcomes("passed") == sorted(names)
+    kube = env["kube"]
+    assert kube.get(flux.HELM_API, "HelmRelease", "loki", "logging") is None  # not touched
+
+
+def test_whole_homelab_hands_over_in_order_adopted_in_place(env, full_run):
+    assert full_run.returncode == 0, full_run.stdout[-6000:]
+    inv, kube = env["inv"], env["kube"]
+    # chain order: each component's 8 steps before the next, inventory order, Loki last
+    ran = [c.name for c in full_run.cases]
+    comps = [n[n.index("[") + 1:-1] for n in ran]
+    order = [c.name for c in inv.components]
+    assert [c for i, c in enumerate(comps) if i == 0 or comps[i - 1] != c] == order
+    assert order[-1] == "loki" and order.index("storage") < order.index("tempo")
+    # envoy was done by the previous run: skipped from the journal, nothing repeated
+    for c in full_run.cases:
+        if "envoy-gateway" in c.name:
+            assert c.outcome == "skipped" and "handed over in run" in c.message
+        else:
+            assert c.outcome == "passed", (c.name, c.message)
+    # independent proof, from this test's own snapshots: same pods, zero restarts
+    for c in inv.components:
+        after = snapshot_mod.take(kube, c)
+        diffs = snapshot_mod.compare(env["before"][c.name], after,
+                                     release_moves=1 if c.release else None)
+        assert diffs == [], f"{c.name}: {[str(d) for d in diffs]}"
+        assert after.total_restarts == env["before"][c.name].total_restarts
+        if c.helm_release:
+            hr = kube.get(flux.HELM_API, "HelmRelease", c.helm_release.name,
+                          c.helm_release.namespace)
+            assert flux.is_ready(hr) and hr["status"]["history"][0]["version"] == \
+                env["before"][c.name].release.revision + 1
+        assert kube.get(flux.KUSTOMIZE_API, "Kustomization", c.kustomization_name,
+                        "flux-system") is None, "temporary Kustomization left behind"
+    # the report: zero downtime measured for every component with a health check
+    rep = report_of(env["work"] / "run")
+    for c in inv.components:
+        if c.name == "envoy-gateway":
+            continue
+        r = component_report(rep, c.name)
+        assert r["status"] == "handed over" and r["restarts"] == 0, r
+        if c.health:
+            assert r["downtime_seconds"] == 0.0, (c.name, r["probe"])
+            assert "0 failed" in r["probe"], r["probe"]
+        else:
+            assert r["downtime_seconds"] is None
+        if c.release:
+            assert r["revision_after"] == r["revision_before"] + 1
+            assert any(x["command"].startswith("helm uninstall") for x in r["refused"])
+
+
+def test_second_run_repeats_nothing(env, full_run):
+    again = run_phase3(env["stack"], env["work"] / "run", name="again")
+    assert again.returncode == 0
+    assert again.outcomes("passed") == [] and len(again.outcomes("skipped")) == 64
+    journal = env["work"] / "run" / "journal.jsonl"
+    assert ("handover", "started") in journal_steps(journal, "loki")
+
+
+def test_destructive_runbook_steps_are_refused(env, full_run):
+    inv, kube = env["inv"], env["kube"]
+    m = Mutator(kube, inv, Journal(env["work"] / "refusals.jsonl"), perform=True)
+    loki = inv.component("loki")
+    with pytest.raises(UnsafeActionRefused, match="Flux manages this release"):
+        m.helm(["uninstall", "loki"], "logging", "the runbook's cleanup step")
+    with pytest.raises(UnsafeActionRefused, match="would UNINSTALL its Helm release"):
+        m.delete(flux.HELM_API, "HelmRelease", "loki", "logging", "the runbook's rollback")
+    rel = helm_storage.latest(kube, "loki", "logging")
+    assert rel is not None and rel.status == "deployed"
+    assert kube.get(flux.HELM_API, "HelmRelease", "loki", "logging") is not None
+    assert snapshot_mod.compare(env["before"]["loki"], snapshot_mod.take(kube, loki),
+                                release_moves=1) == []
+    notes = (env["work"] / "refusals.jsonl").read_text()
+    assert notes.count('"kind": "note"') == 2 and "refused" in notes
