@@ -431,12 +431,13 @@ class HelmController:
             return 10.0
 
         action = "install" if state == "absent" else "upgrade"
-        if state == "failed" and same_attempt and not force:
-            # retries exhausted for this generation/revision/values: no new attempt
+        if same_attempt and not force:
+            # retries of the active remediation exhausted for this generation/revision/values:
+            # no new attempt (whatever the release state now is, e.g. uninstalled by remediation)
             failed_action = status.get("lastAttemptedReleaseAction", "upgrade")
             retries = self._retries(spec, failed_action)
             counter = status.get(f"{failed_action}Failures", 0)
-            if counter > retries:
+            if counter > 0 and counter > retries:
                 set_condition(status, hr, "Ready", False, f"{failed_action.capitalize()}Failed",
                               f"Helm {failed_action} failed and retries are exhausted "
                               f"({counter - 1}/{retries}); change the spec or request a reset")
