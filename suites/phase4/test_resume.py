@@ -1,0 +1,220 @@
+"""Phase 4: resume the entry-point Kustomizations in Git and validate the whole cluster.
+
+Ordered steps; each performs (only with --perform) and asserts its outcome:
+1. preconditions: every component handed over (journal of phase 3; live: its HelmRelease Ready),
+   no temporary ``handover-*`` Kustomization left; the state before resuming is kept next to the
+   journal;
+2. resume in Git: ``spec.suspend`` removed from the entry-point files (comments kept), commit, push;
+3. reconcile: flux-system is asked to reconcile; each entry point must be live, not suspended and
+   Ready for its generation;
+4. validate: every HelmRelease and Kustomization Ready, nothing deleted or recreated and no pod
+   restarted since step 1, every inventory health check answers.
+"""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from handover import bootstrap, cluster_snapshot, flux
+from handover import journal as journal_mod
+from handover.errors import HandoverError
+from handover.gitops import suspend_plan_text
+from handover.probe import Probe
+from plugins.safety import skip_unless_perform
+
+BEFORE = "phase4-before-resume"
+PRECONDITIONS = ("test_component_handed_over", "test_no_temporary_kustomizations",
+                 "test_snapshot_before_resume")
+
+
+def _phase3_state(journal, component: str) -> str:
+    if hasattr(journal_mod, "progress"):
+        return journal_mod.progress(journal, "phase3", component).state
+    return "done" if journal.step_status("phase3", component, "record") == "passed" else "fresh"
+
+
+def test_component_handed_over(component, kube, inventory, flux_journal, phase_name):
+    """Step 1: phase 3 finished this component (journal), and Flux runs it (live)."""
+    state = _phase3_state(flux_journal, component.name)
+    assert state == "done", (
+        f"component {component.name} is not handed over: phase 3's journal "
+        f"({flux_journal.path}) says {state!r}. Resuming the entry points now would let "
+        f"Flux take over {component.path} all at once; run phase 3 for {component.name} first.")
+    if component.helm_release:
+        ref = component.helm_release
+        hr = kube.get(flux.HELM_API, "HelmRelease", ref.name, ref.namespace) \
+            if kube.has_resource(flux.HELM_API, "HelmRelease") else None
+        assert hr is not None, (f"HelmRelease {ref.namespace}/{ref.name} of {component.name} "
+                                "does not exist although phase 3 recorded the component as done")
+        c = flux.condition(hr, "Ready") or {}
+        assert flux.is_ready(hr), (
+            f"HelmRelease {ref.namespace}/{ref.name} ({component.name}) is not Ready for "
+            f"generation {hr['metadata'].get('generation')}: {c.get('reason')}: "
+            f"{c.get('message')}")
+        assert not (hr.get("spec") or {}).get("suspend"), (
+            f"HelmRelease {ref.namespace}/{ref.name} is suspended: resume it (phase 3 finish) "
+            "before resuming the entry points")
+
+
+def test_no_temporary_kustomizations(kube, inventory, phase_name):
+    """Step 1: no `handover-*` Kustomization left from phase 3."""
+    if not kube.has_resource(flux.KUSTOMIZE_API, "Kustomization"):
+        pytest.fail("Flux is not installed on this cluster: run phase 2 first", pytrace=False)
+    left = [f"{k['metadata']['namespace']}/{k['metadata']['name']}"
+            for k in kube.list(flux.KUSTOMIZE_API, "Kustomization")
+            if k["metadata"]["name"].startswith("handover-")]
+    assert not left, (f"temporary Kustomizations still exist: {', '.join(left)}; phase 3 "
+                      "removes each one (orphaning its objects) when the component is finished")
+
+
+def test_snapshot_before_resume(kube, inventory, snapshots, runbook, phase_name):
+    """Step 1: the state after phase 3, kept so that a re-run compares with the first run's."""
+    runbook.require("test_component_handed_over", "test_no_temporary_kustomizations")
+    st = bootstrap.state(kube, inventory)
+    resumed = [n for n, ks in st.entrypoints.items()
+               if ks is not None and not (ks.get("spec") or {}).get("suspend")]
+    kept = snapshots.load(BEFORE)
+    if resumed and kept is not None:
+        pytest.skip(f"entry points already resumed ({', '.join(resumed)}): keeping the first "
+                    f"run's snapshot ({kept.summary()})")
+    snap = snapshots.take()
+    snapshots.save(BEFORE, snap)
+    assert snap.pods, f"no pod found in {', '.join(snap.namespaces)}: wrong cluster?"
+
+
+def test_resume_in_git(entrypoint, gitops, flux_mutator, perform, runbook, phase_name):
+    """Step 2: `spec.suspend` removed from the entry point in Git, committed and pushed."""
+    runbook.require(*PRECONDITIONS)
+    rhead, states = gitops.remote_states()
+    if any(s.suspended for s in states) or gitops.head() != rhead:
+        skip_unless_perform(perform, suspend_plan_text(gitops, False))
+        try:
+            gitops.set_entrypoints_suspended(
+                flux_mutator, False,
+                "flux-handover phase 4: resume the entry-point Kustomizations")
+        except HandoverError as e:
+            pytest.fail(str(e), pytrace=False)
+        rhead, states = gitops.remote_states()
+    state = next(s for s in states if s.name == entrypoint.name)
+    assert not state.suspended, (f"{entrypoint.file} still has spec.suspend: true at "
+                                 f"{gitops.remote}/{gitops.branch} {rhead[:12]}")
+
+
+def _wait(predicate, timeout: float, interval: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+def test_reconciled(entrypoint, kube, inventory, gitops, flux_mutator, perform, runbook,
+                    phase_name):
+    """Step 3: flux-system applies the resumed entry point; it reconciles and is Ready for its
+    generation."""
+    runbook.require("test_resume_in_git")
+    ns = inventory.cluster.flux_namespace
+    live = kube.get(flux.KUSTOMIZE_API, "Kustomization", entrypoint.name, ns)
+    rhead, states = gitops.remote_states()
+    still = [s for s in states if s.name == entrypoint.name and s.suspended]
+    assert not still, (f"{entrypoint.file} is still suspended at {gitops.remote}/{gitops.branch} "
+                       f"{rhead[:12]}: step 2 did not resume it; nothing to reconcile")
+    fs = kube.get(flux.KUSTOMIZE_API, "Kustomization", bootstrap.SYNC_NAME, ns) or {}
+    synced = ((fs.get("status") or {}).get("lastAppliedRevision") or "").endswith(rhead)
+    if not (synced and live and not live["spec"].get("suspend") and flux.is_ready(live)):
+        token = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        skip_unless_perform(perform, f"request a reconcile ({flux.RECONCILE_REQUESTED_AT}="
+                                     f"<now>) of GitRepository and Kustomization {ns}/flux-system, "
+                                     f"then of Kustomization {ns}/{entrypoint.name}")
+        if not synced:
+            flux_mutator.request_reconcile(flux.SOURCE_API, "GitRepository",
+                                           bootstrap.SYNC_NAME, ns, token)
+            flux_mutator.request_reconcile(flux.KUSTOMIZE_API, "Kustomization",
+                                           bootstrap.SYNC_NAME, ns, token)
+
+        def applied():
+            k = kube.get(flux.KUSTOMIZE_API, "Kustomization", bootstrap.SYNC_NAME, ns) or {}
+            e = kube.get(flux.KUSTOMIZE_API, "Kustomization", entrypoint.name, ns)
+            ok = ((k.get("status") or {}).get("lastAppliedRevision") or "").endswith(rhead)
+            return e if ok and e and not (e.get("spec") or {}).get("suspend") else None
+        live = _wait(applied, inventory.ready_timeout)
+        assert live, (f"Kustomization {ns}/flux-system did not apply {rhead[:12]} (with "
+                      f"{entrypoint.name} resumed) within {inventory.ready_timeout}s: "
+                      f"flux get kustomizations -n {ns}")
+        flux_mutator.request_reconcile(flux.KUSTOMIZE_API, "Kustomization", entrypoint.name, ns,
+                                       token)
+        live = _wait(lambda: (lambda e: e if e and flux.is_ready(e) and (e.get("status") or {})
+                              .get("lastHandledReconcileAt") == token else None)(
+            kube.get(flux.KUSTOMIZE_API, "Kustomization", entrypoint.name, ns)),
+            inventory.ready_timeout) or kube.get(flux.KUSTOMIZE_API, "Kustomization",
+                                                 entrypoint.name, ns)
+    c = flux.condition(live or {}, "Ready") or {}
+    assert live and flux.is_ready(live), (
+        f"Kustomization {ns}/{entrypoint.name} is not Ready for generation "
+        f"{(live or {}).get('metadata', {}).get('generation')} after {inventory.ready_timeout}s: "
+        f"{c.get('reason')}: {c.get('message')}. Suspend it again in Git if it is pruning or "
+        "failing (phase 2 step 1), then investigate.")
+    assert not live["spec"].get("suspend"), f"Kustomization {ns}/{entrypoint.name} is suspended"
+
+
+def _not_ready(kube, api_version: str, kind: str) -> list[str]:
+    out = []
+    for o in kube.list(api_version, kind):
+        if not flux.is_ready(o) or (o.get("spec") or {}).get("suspend"):
+            c = flux.condition(o, "Ready") or {}
+            why = "suspended" if (o.get("spec") or {}).get("suspend") else \
+                f"{c.get('reason', 'no Ready condition')}: {c.get('message', '')}"
+            out.append(f"{kind} {o['metadata']['namespace']}/{o['metadata']['name']} "
+                       f"(generation {o['metadata'].get('generation')}): {why}")
+    return out
+
+
+def test_every_kustomization_ready(kube, runbook, phase_name):
+    """Step 4: every Kustomization in the cluster Ready for its generation and not suspended."""
+    runbook.require("test_reconciled")
+    bad = _not_ready(kube, flux.KUSTOMIZE_API, "Kustomization")
+    assert not bad, "Kustomizations not Ready:\n  " + "\n  ".join(bad)
+
+
+def test_every_helmrelease_ready(kube, runbook, phase_name):
+    """Step 4: every HelmRelease in the cluster Ready for its generation and not suspended."""
+    runbook.require("test_reconciled")
+    if not kube.has_resource(flux.HELM_API, "HelmRelease"):
+        pytest.fail("HelmRelease is not served: Flux is not installed", pytrace=False)
+    bad = _not_ready(kube, flux.HELM_API, "HelmRelease")
+    assert not bad, "HelmReleases not Ready:\n  " + "\n  ".join(bad)
+
+
+def test_nothing_deleted(snapshots, runbook, phase_name):
+    """Step 4: no object deleted or recreated, no pod recreated or restarted since step 1 (Flux
+    taking over from the entry points writes labels: resourceVersions may change)."""
+    runbook.require("test_snapshot_before_resume", "test_reconciled")
+    before = snapshots.load(BEFORE)
+    assert before is not None, f"no snapshot from step 1 at {snapshots.path(BEFORE)}"
+    after = snapshots.take()
+    snapshots.save("phase4-after-resume", after)
+    changes = [c for c in cluster_snapshot.compare(before, after, resource_versions=False)
+               if c.change != "created"]
+    assert not changes, ("resuming the entry points deleted, recreated or restarted:\n" +
+                         cluster_snapshot.report(changes, before, after) +
+                         "\nSuspend the entry points in Git again (phase 2 step 1) and restore "
+                         "from the phase 3 backups.")
+
+
+def test_health(health_check, kube, inventory, runbook, phase_name):
+    """Step 4: the component's Service answers (Endpoints resolved, each address connected)."""
+    runbook.require("test_reconciled")
+    component, h = health_check
+    probe = Probe(kube, [h], mode="endpoints", timeout=2.0,
+                  pod_fallback=inventory.cluster.is_rehearsal)
+    deadline = time.monotonic() + 30
+    while True:
+        sample = probe.sample_once()[0]
+        if sample.ok or time.monotonic() >= deadline:
+            break
+        time.sleep(1)
+    assert sample.ok, (f"{component}: Service {h.namespace}/{h.service}:{h.port}{h.path} does "
+                       f"not answer {h.expect}: {sample.detail}")
