@@ -249,6 +249,9 @@ class GitOpsRepo:
             self.fetch()
         return rhead, [self.entry_state(ep, rhead) for ep in self.gitops.entrypoints]
 
+    def _is_ancestor(self, a: str, b: str) -> bool:
+        return self._git("merge-base", "--is-ancestor", a, b, check=False).returncode == 0
+
     # mutations (through the Mutator)
     def _identity(self) -> list[str]:
         if self._git("config", "user.email", check=False).stdout.strip():
@@ -286,6 +289,18 @@ class GitOpsRepo:
                 raise GitOpsError(f"{rel} has uncommitted changes other than spec.suspend: "
                                   "commit or discard them first (this step commits only its own "
                                   "edit); nothing was changed.")
+        rhead = self.remote_head()
+        if rhead and rhead != self.head():
+            self.fetch()
+            if self._is_ancestor(self.head(), rhead):
+                mutator.git(["merge", "--ff-only", "--quiet", rhead],
+                            f"fast-forward to {self.remote}/{self.branch} {rhead[:12]}")
+                done.append(f"fast-forwarded to {rhead[:12]}")
+            elif not self._is_ancestor(rhead, self.head()):
+                raise GitOpsError(
+                    f"{self.path} and {self.remote}/{self.branch} have diverged (local "
+                    f"{self.head()[:12]}, remote {rhead[:12]}): pull --rebase and resolve by hand; "
+                    "nothing was changed.")
         changes = self.plan_suspend(suspend)
         for rel, new in changes.items():
             mutator.write_file(self.path / rel, new,

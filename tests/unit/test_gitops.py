@@ -179,3 +179,29 @@ def test_wrong_branch_named(repo, tmp_path):
     _git(repo.path, "checkout", "-q", "-b", "feature")
     with pytest.raises(gitops.GitOpsError, match="on branch 'feature'.*git switch main"):
         repo.set_entrypoints_suspended(_mutator(repo, tmp_path), True, "x")
+
+
+def test_remote_moved_ahead_is_fast_forwarded_then_suspended(repo, tmp_path):
+    other = tmp_path / "other"
+    subprocess.run(["git", "clone", "-q", repo.remote_url(), str(other)], check=True)
+    (other / "README").write_text("x\n")
+    _git(other, "add", "README")
+    _git(other, "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", "teammate")
+    _git(other, "push", "-q", "origin", "main")
+    done = repo.set_entrypoints_suspended(_mutator(repo, tmp_path), True, "Suspend")
+    assert done[0].startswith("fast-forwarded")
+    assert (repo.path / "README").exists()
+    assert all(s.suspended for s in repo.remote_states()[1])
+
+
+def test_diverged_refused(repo, tmp_path):
+    other = tmp_path / "other"
+    subprocess.run(["git", "clone", "-q", repo.remote_url(), str(other)], check=True)
+    for where, name in ((other, "A"), (repo.path, "B")):
+        (where / name).write_text("x\n")
+        _git(where, "add", name)
+        _git(where, "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", name)
+    _git(other, "push", "-q", "origin", "main")
+    with pytest.raises(gitops.GitOpsError, match="have diverged.*nothing was changed"):
+        repo.set_entrypoints_suspended(_mutator(repo, tmp_path), True, "Suspend")
+    assert repo.text(repo.gitops.entrypoints[0]) == INFRA
