@@ -214,6 +214,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     rep.rollback += [a.to_dict() for a in actions]
     rep.finished = time.time()
     for n, a in enumerate(actions, 1):
+        # junitxml writes the properties of the teardown report, made from item.user_properties
+        item.user_properties.append((f"rollback.{n}", str(a)))
         report.user_properties.append((f"rollback.{n}", str(a)))
     report.sections.append(("rollback", "\n".join(f"{n}. {a}" for n, a in
                                                   enumerate(actions, 1))))

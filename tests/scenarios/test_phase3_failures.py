@@ -13,7 +13,9 @@ How each failure is provoked, honestly:
 - never Ready: a commit makes tempo's HelmRelease depend on the loki HelmRelease, which does not
   exist yet (an inventory order that ignores dependsOn); readyTimeout 8 s in an inventory copy;
 - chart version missing: a commit sets envoy-gateway's chart version to one the repository does not
-  have (``--accept-hazard adoption-chart-version``); readyTimeout 8 s;
+  have; phase 1's checks catch it in step 1 (chart version differs, the chart cannot be rendered),
+  so the scenario accepts ``adoption-chart-version``, ``adoption-rollout`` and ``immutable-fields``
+  to show that step 5 fails on the HelmRelease (ArtifactFailed) and rolls back; readyTimeout 8 s;
 - killed: the run is SIGKILLed as soon as the journal shows loki's step 4 passed, then run again.
 Every Git change is reverted (and pushed) after its scenario.
 """
@@ -152,7 +154,6 @@ def test_values_differ_pods_recreated_detected_and_rolled_back(env):
     assert any("hazard ACCEPTED" in n for n in rep["notes"])
     assert rep["pods_recreated"]
     assert_restored(kube, inv, before, same_pods=False)  # the rollback rolled them once more
-    assert component_report(report_of(work), "log-analyzer")["status"] == "not started" or True
 
 
 def test_pod_restart_during_adoption_detected_and_rolled_back(env):
@@ -229,7 +230,8 @@ def test_chart_version_missing_rolls_back(env):
     sha = commit_and_push(inv.gitops.path, "scenario: chart version that does not exist")
     try:
         run = run_phase3(env["stack"], work, "-k", "envoy", "--accept-hazard",
-                         "adoption-chart-version", inventory=inv_copy,
+                         "adoption-chart-version", "--accept-hazard", "adoption-rollout",
+                         "--accept-hazard", "immutable-fields", inventory=inv_copy,
                          journal=work / "journal.jsonl")
     finally:
         revert_and_push(inv.gitops.path, sha)

@@ -3,7 +3,6 @@ selector (never one call per pod)."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from types import SimpleNamespace as NS
 
 from handover import snapshot as snap
@@ -92,23 +91,33 @@ class CountingCore:
         self.n = pods_per_selector
         self.calls: list[tuple] = []
 
-    def list_namespaced_pod(self, ns, label_selector=None):
+    """Answers list calls the way the API server does with _preload_content=False (raw JSON)."""
+
+    def list_namespaced_pod(self, ns, label_selector=None, _preload_content=True):
+        assert _preload_content is False  # parsed once with json.loads, not into typed models
         self.calls.append(("pods", ns, label_selector))
-        ts = datetime(2026, 1, 1, tzinfo=timezone.utc)
-        items = [NS(metadata=NS(name=f"p{i}", namespace=ns, uid=f"uid-{i}",
-                                creation_timestamp=ts, deletion_timestamp=None),
-                    status=NS(phase="Running", conditions=[NS(type="Ready", status="True")],
-                              container_statuses=[NS(name="c", restart_count=i % 3)]))
+        items = [{"metadata": {"name": f"p{i}", "namespace": ns, "uid": f"uid-{i}",
+                               "creationTimestamp": "2026-01-01T00:00:00Z"},
+                  "status": {"phase": "Running", "conditions": [{"type": "Ready",
+                                                                 "status": "True"}],
+                             "containerStatuses": [{"name": "c", "restartCount": i % 3}]}}
                  for i in range(self.n)]
-        return NS(items=items)
+        return NS(data=json.dumps({"items": items}).encode())
 
-    def list_namespaced_persistent_volume_claim(self, ns):
+    def list_namespaced_persistent_volume_claim(self, ns, _preload_content=True):
         self.calls.append(("pvcs", ns))
-        return NS(items=[])
+        return NS(data=json.dumps({"items": [{"metadata": {"name": "data", "uid": "c1"},
+                                              "spec": {"volumeName": "pv-1"},
+                                              "status": {"phase": "Bound"}}]}).encode())
 
-    def list_persistent_volume(self):
+    def list_persistent_volume(self, _preload_content=True):
         self.calls.append(("pvs",))
-        return NS(items=[])
+        return NS(data=json.dumps({"items": [{"metadata": {"name": "pv-1", "uid": "v1"},
+                                              "spec": {"claimRef": {"namespace": "a",
+                                                                    "name": "data"},
+                                                       "persistentVolumeReclaimPolicy":
+                                                           "Retain"},
+                                              "status": {"phase": "Bound"}}]}).encode())
 
 
 def test_calls_do_not_grow_with_pods():
@@ -124,6 +133,10 @@ def test_calls_do_not_grow_with_pods():
         counts.append(s.api_calls)
         assert len(s.pods) == n  # same names from both selectors: one entry per pod
         assert s.api_calls == len(core.calls)
+        assert s.pods[0].restarts == {"c": 0} and s.pods[0].ready
+        assert [(c.key, c.bound_to, c.reclaim_policy) for c in s.claims] == [
+            ("PersistentVolume pv-1", "a/data", "Retain"),
+            ("PersistentVolumeClaim a/data", "pv-1", "")]
     assert counts == [4, 4, 4]  # 2 pod lists (2 distinct selectors) + 1 PVC list + 1 PV list
 
 
