@@ -210,15 +210,17 @@ class Probe:
         return False, "; ".join(errors)
 
     def _sample_proxy(self, h: HealthCheck) -> tuple[bool, str]:
-        path = f"/api/v1/namespaces/{h.namespace}/services/{h.service}:{h.port}/proxy{h.path}"
+        """GET /api/v1/namespaces/<ns>/services/<svc>:<port>/proxy<path>."""
         try:
-            _, status, _ = self.kube.api.call_api(path, "GET", auth_settings=["BearerToken"],
-                                                  _preload_content=False,
-                                                  _request_timeout=self.timeout)
-        except Exception as e:  # ApiException carries .status
+            resp = self.kube.core.connect_get_namespaced_service_proxy_with_path(
+                f"{h.service}:{h.port}", h.namespace, h.path.lstrip("/"),
+                _preload_content=False, _request_timeout=self.timeout)
+            status = resp.status
+            resp.release_conn()
+        except Exception as e:  # ApiException carries the HTTP status
             status = getattr(e, "status", None)
             if status is None:
-                return False, f"proxy: {e.__class__.__name__}"
+                return False, f"proxy: {e.__class__.__name__}: {str(e)[:200]}"
         if status == h.expect:
             return True, ""
         return False, f"proxy: HTTP {status}, expected {h.expect}"

@@ -87,11 +87,10 @@ def hand_over(mutator, kustomization: dict[str, Any]) -> str:
 def _ready_state(obj: dict[str, Any], token: str | None) -> tuple[bool, str]:
     c = flux.condition(obj, "Ready") or {}
     msg = c.get("message", "no Ready condition yet")
+    if c.get("reason"):
+        msg = f"{c['reason']}: {msg}"
     if token and (obj.get("status") or {}).get("lastHandledReconcileAt") != token:
         return False, f"reconcile request {token} not handled yet; Ready: {msg}"
-    if c.get("status") == "False" and c.get("reason") in ("ChartNotFound",
-                                                          "ArtifactFailed"):
-        return False, msg
     return flux.is_ready(obj), msg
 
 

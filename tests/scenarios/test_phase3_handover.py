@@ -147,3 +147,33 @@ def test_destructive_runbook_steps_are_refused(env, full_run):
                                 release_moves=1) == []
     notes = (env["work"] / "refusals.jsonl").read_text()
     assert notes.count('"kind": "note"') == 2 and "refused" in notes
+
+
+def test_probe_measures_a_real_outage_both_ways(env, full_run):
+    """The availability probe is not a check that cannot fail: the node agent's `unready` fault
+    on the log-analyzer pod is measured as an outage, through the Endpoints and through the API
+    server's service proxy, and recovery ends it."""
+    import time
+
+    from handover.probe import Probe
+    kube, c = env["kube"], env["inv"].component("log-analyzer")
+    pod = snapshot_mod.take(kube, c).pods[0]
+    key = "rehearsal.flux-handover.io/fault"
+    for mode in ("endpoints", "proxy"):
+        probe = Probe(kube, c.health, mode=mode, interval=0.05, resolve_every=0.2).start()
+        time.sleep(0.5)
+        kube.core.patch_namespaced_pod(pod.name, pod.namespace,
+                                       {"metadata": {"annotations": {key: "unready"}}})
+        time.sleep(2.0)
+        kube.core.patch_namespaced_pod(pod.name, pod.namespace,
+                                       {"metadata": {"annotations": {key: None}}})
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not probe.samples[-1].ok:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        res = probe.stop()
+        assert probe.samples[-1].ok, "never recovered"
+        assert len(res.outages) == 1, res.summary()
+        assert 1.0 < res.downtime < 15, res.summary()
+    after = snapshot_mod.take(kube, c)
+    assert [p.uid for p in after.pods] == [pod.uid] and after.pods[0].ready
