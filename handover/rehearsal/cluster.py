@@ -340,6 +340,8 @@ class RehearsalCluster:
                 f"--cluster-signing-cert-file={c / 'ca.crt'}",
                 f"--cluster-signing-key-file={c / 'ca.key'}",
                 "--controllers=*", "--leader-elect=false", "--use-service-account-credentials=false",
+                # the default 20 qps makes a 1000-replica Deployment take a minute to appear
+                "--kube-api-qps=200", "--kube-api-burst=400",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--profiling=false", "--v=1",
             ])
