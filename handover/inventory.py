@@ -96,6 +96,14 @@ class GitOps:
 
 
 @dataclass(frozen=True)
+class NodeAccess:
+    """How to reach a node's filesystem for node checks (pytest-testinfra host spec)."""
+    name: str  # the Kubernetes node name, or "*" for every node
+    host: str  # testinfra host spec: local://, ssh://user@node, paramiko://...
+    root: str = "/"  # path prefix of the node's filesystem (the rehearsal's node has its own)
+
+
+@dataclass(frozen=True)
 class Cluster:
     name: str
     context: str
@@ -104,6 +112,16 @@ class Cluster:
     # Set only in the rehearsal copy of an inventory (written by `handover rehearsal up`): the
     # rehearsal cluster's state directory, where Flux is played by the stand-in controllers.
     rehearsal_state_dir: Path | None = None
+    nodes: tuple[NodeAccess, ...] = ()
+
+    def node_access(self, node: str) -> NodeAccess | None:
+        for n in self.nodes:
+            if n.name == node:
+                return n
+        for n in self.nodes:
+            if n.name == "*":
+                return n
+        return None
 
     @property
     def is_rehearsal(self) -> bool:
@@ -307,8 +325,8 @@ def parse(data: Any, source: Path) -> Inventory:
     cluster = None
     cm = ck.mapping(top.get("cluster"), "cluster")
     if cm is not None:
-        ck.unknown(cm, {"name", "context", "fluxVersion", "fluxNamespace", "rehearsalStateDir"},
-                   "cluster")
+        ck.unknown(cm, {"name", "context", "fluxVersion", "fluxNamespace", "rehearsalStateDir",
+                        "nodes"}, "cluster")
         cname = ck.string(cm, "name", "cluster", pattern=DNS_LABEL)
         ctx = ck.string(cm, "context", "cluster")
         fv = cm.get("fluxVersion")
@@ -320,9 +338,27 @@ def parse(data: Any, source: Path) -> Inventory:
         fns = ck.string(cm, "fluxNamespace", "cluster", required=False, pattern=DNS_LABEL,
                         default="flux-system")
         rdir = ck.string(cm, "rehearsalStateDir", "cluster", required=False)
+        nodes = []
+        for i, n in enumerate(ck.seq(cm, "nodes", "cluster")):
+            np_ = f"cluster.nodes[{i}]"
+            nm = ck.mapping(n, np_)
+            if nm is None:
+                continue
+            ck.unknown(nm, {"name", "host", "root"}, np_)
+            nname = ck.string(nm, "name", np_)
+            nhost = ck.string(nm, "host", np_)
+            nroot = ck.string(nm, "root", np_, required=False, default="/")
+            if nhost and "://" not in nhost:
+                ck.problem(f"{np_}.host", f"must be a testinfra host spec such as local:// or "
+                                          f"ssh://user@node, got {nhost!r}")
+                nhost = None
+            if nroot and not nroot.startswith("/"):
+                nroot = str((base / nroot).resolve())
+            if nname and nhost:
+                nodes.append(NodeAccess(nname, nhost, nroot or "/"))
         if cname and ctx and fv:
             cluster = Cluster(cname, ctx, str(fv).lstrip("v"), fns or "flux-system",
-                              (base / rdir).resolve() if rdir else None)
+                              (base / rdir).resolve() if rdir else None, tuple(nodes))
 
     gitops = None
     gm = ck.mapping(top.get("gitops"), "gitops")

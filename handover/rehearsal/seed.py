@@ -167,6 +167,33 @@ def wait_ready(kube: Kube, workloads: list[Workload], timeout: float = 180.0) ->
                         f"{timeout:.0f}s:\n" + "\n".join(f"  - {m}" for m in waiting))
 
 
+# -- the node's disk --------------------------------------------------------------------------------
+NODE_ROOT = "node-root"
+
+
+def node_root(state_dir: Path) -> Path:
+    """Where the rehearsal node's filesystem lives (hostPath volumes resolve below it)."""
+    return Path(state_dir) / NODE_ROOT
+
+
+def create_host_paths(kube: Kube, inv: Inventory, state_dir: Path) -> list[str]:
+    """Make each hostPath PV's directory on the rehearsal node, with some data in it, the way a
+    person prepared the node's disk before creating the PVs. Existing data is left alone."""
+    made = []
+    for c in inv.components:
+        for name in c.pvs:
+            pv = kube.get("v1", "PersistentVolume", name) or {}
+            path = ((pv.get("spec") or {}).get("hostPath") or {}).get("path")
+            if not path:
+                continue
+            d = node_root(state_dir) / path.lstrip("/")
+            if not d.exists():
+                d.mkdir(parents=True)
+                (d / "DATA").write_text(f"data of {name}: kept across the handover\n")
+                made.append(str(d))
+    return made
+
+
 # -- the rehearsal inventory ------------------------------------------------------------------------
 def write_rehearsal_inventory(inventory_path: Path, state_dir: Path, context: str,
                               remote: git_remote.GitRemote) -> Path:
@@ -181,6 +208,9 @@ def write_rehearsal_inventory(inventory_path: Path, state_dir: Path, context: st
     data["gitops"]["url"] = remote.url
     data["gitops"]["branch"] = remote.branch
     data["backups"]["path"] = str(Path(state_dir) / "backups")
+    # The rehearsal node's filesystem is the local machine under <state>/node-root.
+    data["cluster"]["nodes"] = [{"name": "*", "host": "local://",
+                                 "root": str(node_root(state_dir))}]
     buf = io.StringIO()
     y.dump(data, buf)
     text = buf.getvalue()
@@ -233,6 +263,7 @@ def seed(cluster: RehearsalCluster, inventory_path: Path | str, state_dir: Path 
             r = releases[c.name]
             (installed if install_release(cluster, kube, r, repo.url) else deployed).append(
                 f"{r.namespace}/{r.name}")
+    create_host_paths(kube, inv, state_dir)
     wait_ready(kube, [w for c in inv.components for w in c.workloads], timeout)
     path = write_rehearsal_inventory(Path(inventory_path), state_dir, cluster.context, remote)
     return SeedResult(applied, present, installed, deployed, path)

@@ -87,8 +87,12 @@ def test_every_problem_at_once(doc, tmp_path):
     (lambda d: d["cluster"].update(fluxVersion="latest"),
      "cluster.fluxVersion: must look like 2.4 or 2.4.0, got 'latest'"),
     (lambda d: d["cluster"].update(contxt="x"),
-     "cluster.contxt: unknown key (allowed: context, fluxNamespace, fluxVersion, name, "
+     "cluster.contxt: unknown key (allowed: context, fluxNamespace, fluxVersion, name, nodes, "
      "rehearsalStateDir)"),
+    (lambda d: d["cluster"].update(nodes=[{"name": "n1", "host": "node1"}]),
+     "cluster.nodes[0].host: must be a testinfra host spec such as local:// or ssh://user@node, "
+     "got 'node1'"),
+    (lambda d: d["cluster"].update(nodes=[{"host": "local://"}]), "cluster.nodes[0].name: required"),
     (lambda d: d["components"][0].update(name="Storage_1"),
      "components[0].name: 'Storage_1' is not a valid name (lowercase letters, digits, '-')"),
     (lambda d: d["components"][1].update(name="storage"),
@@ -132,6 +136,16 @@ def test_relative_paths_resolve_against_the_file(doc, tmp_path):
     doc["cluster"]["rehearsalStateDir"] = "."
     inv = inventory.parse(doc, tmp_path / "migration.yaml")
     assert inv.cluster.is_rehearsal and inv.cluster.rehearsal_state_dir == tmp_path.resolve()
+
+
+def test_node_access_by_name_then_wildcard(doc, tmp_path):
+    doc["cluster"]["nodes"] = [{"name": "n1", "host": "ssh://admin@n1"},
+                               {"name": "*", "host": "local://", "root": "node-root"}]
+    inv = inventory.parse(doc, tmp_path / "migration.yaml")
+    assert inv.cluster.node_access("n1").host == "ssh://admin@n1"
+    assert inv.cluster.node_access("n1").root == "/"
+    other = inv.cluster.node_access("n2")
+    assert other.host == "local://" and other.root == str((tmp_path / "node-root").resolve())
 
 
 def test_inventory_serialises_to_json():
