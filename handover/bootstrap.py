@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from handover import flux, tools
-from handover.errors import HandoverError, ToolNotFound
+from handover.errors import HandoverError
 from handover.gitops import GitOpsRepo
 from handover.inventory import Inventory
 

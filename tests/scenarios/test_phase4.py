@@ -11,7 +11,6 @@ One stack for the module, in order:
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -90,6 +89,5 @@ def test_second_phase4_run_is_a_noop(env):
     run = _run(env, "resume-again")
     assert run.returncode == 0, run.stdout[-3000:]
     assert _entry_states(env)[0] == head
-    assert env["journal"].read_text().count("\n") >= lines  # steps recorded, no mutation:
     new = env["journal"].read_text().splitlines()[lines:]
     assert not [ln for ln in new if '"kind": "intent"' in ln]
