@@ -8,15 +8,30 @@ the node agent (the kubelet stand-in), all daemons whose whole state lives in on
     <state_dir>/readonly.kubeconfig get/list/watch only, context "flux-handover-rehearsal-readonly"
     <state_dir>/logs/<name>.log     every component's output
     <state_dir>/run/<name>.pid      pid of every running component (run/<name>.json: argv, start time)
+    <state_dir>/run/pod-responder.sock  control socket of the pod responders (in the netns)
 
 ``up()`` is idempotent: what runs and is healthy is left alone, what died is started again.
 ``down()`` stops everything in reverse order and leaves no process and no listening port.
 
-Pods get addresses from a per-cluster /20 inside 198.18.0.0/15 (RFC 2544 benchmarking range, never
-routed on real networks), made local with one ``ip route add local <cidr> dev lo`` route (Linux
-"AnyIP"): traffic to them never leaves the machine, and unlike 127.0.0.0/8 the API server accepts
-them as Endpoints addresses and proxies to them. Without permission to add the route, pods get
-127.x.y.z addresses (then Endpoints stay empty: the API server refuses loopback endpoint IPs).
+Pod network: every cluster makes its own network namespace and pods live there, so that pod
+addresses are not loopback (the v1.20 API server refuses loopback addresses in Endpoints and in its
+service proxy) and test traffic still only goes to hosts this cluster made itself. At ``up``:
+
+- ``ip netns add fhr-<id>`` and a veth pair ``fhr<id>h`` (root namespace) / ``fhr<id>n`` (in the
+  namespace) on a /30 of 10.41.0.0/16 (host end .1, namespace end .2);
+- a pod CIDR, a /19 of 10.64.0.0/10 (8190 addresses), chosen free on this machine under a lock
+  shared by all rehearsal clusters and kept in cluster.json (``pod_cidr``, ``pod_network``);
+- in the namespace: lo and the veth up, ``ip route add local <pod cidr> dev lo`` (every pod address
+  is local there) and a default route via the host end;
+- in the root namespace: ``<pod cidr> via <namespace end>``: the API server (127.0.0.1), the
+  endpoints and a probe reach pod addresses through the veth pair;
+- the ``pod-responder`` daemon (``handover.rehearsal.pod_responder``) runs inside the namespace
+  (``ip netns exec``) and answers on pod addresses; the node agent (root namespace) drives it over
+  a unix socket, ``run/pod-responder.sock``.
+
+``down()`` stops the processes, then deletes the route, the veth pair and the namespace. Creating
+a namespace needs root and iproute2: without them ``up()`` fails at once naming what is missing.
+A state dir made by the former 198.18.0.0/15 pod network is moved to a namespace by ``up()``.
 """
 from __future__ import annotations
 
@@ -47,9 +62,10 @@ READONLY_CONTEXT = "flux-handover-rehearsal-readonly"
 READONLY_USER = "flux-handover-readonly"
 NODE_NAME = "rehearsal-node"
 SERVICE_CIDR = "10.0.0.0/24"
-POD_NET = ipaddress.ip_network("198.18.0.0/15")
-POD_PREFIX = 20
-CORE = ("etcd", "kube-apiserver", "kube-controller-manager", "node-agent")
+POD_NET = ipaddress.ip_network("10.64.0.0/10")  # pod networks: one /19 per cluster
+POD_PREFIX = 19  # 8190 pod addresses
+TRANSFER_NET = ipaddress.ip_network("10.41.0.0/16")  # veth pairs: one /30 per cluster
+CORE = ("etcd", "kube-apiserver", "kube-controller-manager", "pod-responder", "node-agent")
 
 _children: dict[int, subprocess.Popen] = {}  # processes this Python process started (reaped here)
 
@@ -79,6 +95,14 @@ def _proc_start_time(pid: int) -> str | None:
         _reap(pid)
         return None
     return rest[19]
+
+
+def _in_netns(pid: int, netns: str) -> bool:
+    """Whether a process lives in the named network namespace (same namespace inode)."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(f"/run/netns/{netns}").st_ino
+    except OSError:
+        return False
 
 
 def _reap(pid: int) -> None:
@@ -278,6 +302,7 @@ class RehearsalCluster:
     # -- lifecycle ------------------------------------------------------------------------------
     def up(self, timeout: float = 60.0) -> "RehearsalCluster":
         """Start what is not running (idempotent); returns self."""
+        _require_netns_rights()  # before anything is created
         kube_dir = binaries.kube_binaries()
         etcd_bin = binaries.etcd()
         for d in (self.state_dir, self.certs, self.logs, self.run_dir):
@@ -286,7 +311,7 @@ class RehearsalCluster:
         cfg = self._ensure_config()
         self._ensure_certs()
         self._write_kubeconfigs(cfg)
-        self._ensure_pod_route(cfg)
+        net = self._ensure_pod_network(cfg)
         ports = cfg["ports"]
 
         if self.pid("etcd") is None:
@@ -351,12 +376,29 @@ class RehearsalCluster:
 
         self._bootstrap_objects()
 
+        env = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": self._pythonpath()}
+        sock = self.responder_socket
+        pid = self.pid("pod-responder")
+        if pid is not None and not _in_netns(pid, net["netns"]):
+            self._stop("pod-responder")  # outlived a namespace that was deleted and made again
+        if self.pid("pod-responder") is None:
+            sock.unlink(missing_ok=True)
+            self._spawn("pod-responder", [
+                shutil.which("ip"), "netns", "exec", net["netns"],
+                sys.executable, "-m", "handover.rehearsal.pod_responder", "--control", sock,
+            ], env=env)
+        self._wait("pod-responder", self._responder_ready, timeout)
+
+        agent_argv = [sys.executable, "-m", "handover.rehearsal.node_agent",
+                      "--kubeconfig", self.kubeconfig, "--node", self.node_name,
+                      "--state-dir", self.state_dir, "--pod-cidr", net["pod_cidr"],
+                      "--responder-socket", sock]
+        rec = self._record("node-agent")
+        if (self.pid("node-agent") is not None and rec
+                and rec["argv"][1:] != [str(a) for a in agent_argv[1:]]):
+            self._stop("node-agent", timeout=15.0)  # started for another pod network
         if self.pid("node-agent") is None:
-            self._spawn("node-agent", [
-                sys.executable, "-m", "handover.rehearsal.node_agent",
-                "--kubeconfig", self.kubeconfig, "--node", self.node_name,
-                "--state-dir", self.state_dir, "--pod-cidr", cfg["pod_cidr"],
-            ], env={"PYTHONUNBUFFERED": "1", "PYTHONPATH": self._pythonpath()})
+            self._spawn("node-agent", agent_argv, env=env)
         self._wait("node-agent", self._node_ready, timeout)
         return self
 
@@ -371,7 +413,8 @@ class RehearsalCluster:
         if self.run_dir.exists():  # services started but not recorded in cluster.json
             for f in self.run_dir.glob("*.json"):
                 self._stop(f.stem)
-        self._remove_pod_route(cfg)
+        self._remove_pod_network(cfg)
+        self.responder_socket.unlink(missing_ok=True)
         if purge and self.state_dir.exists():
             shutil.rmtree(self.state_dir)
 
@@ -547,53 +590,210 @@ class RehearsalCluster:
         return f"{here}{os.pathsep}{old}" if old else here
 
     # -- pod network ----------------------------------------------------------------------------
-    def _ensure_pod_route(self, cfg: dict) -> None:
-        """Pick (once) and install the cluster's pod /20 as a local route."""
+    def _ensure_pod_network(self, cfg: dict) -> dict:
+        """Create (or repair) the cluster's network namespace, veth pair and routes; returns the
+        pod network record saved in cluster.json (``pod_network``)."""
+        _require_netns_rights()
+        if cfg.get("pod_route") is not None or (cfg.get("pod_cidr") and not cfg.get(
+                "pod_network")):
+            self._drop_legacy_pod_network(cfg)
+        net = cfg.get("pod_network")
+        with _network_lock():
+            if not net:
+                net = _allocate_pod_network()
+                cfg["pod_network"], cfg["pod_cidr"] = net, net["pod_cidr"]
+                self._save_config(cfg)
+            _setup_pod_network(net)
+        return net
+
+    def _drop_legacy_pod_network(self, cfg: dict) -> None:
+        """A state dir made by the former pod network (198.18.0.0/15 or 127/8 made local in the
+        root namespace): stop its node agent and remove its route; up() then moves the pods."""
+        self._stop("node-agent", timeout=15.0)
         cidr = cfg.get("pod_cidr")
-        ip = shutil.which("ip")
-        if cidr and cfg.get("pod_route"):
-            if ip and self._route_present(cidr):
-                return
-            if ip and self._add_route(cidr):
-                return
-            raise HandoverError(f"cannot restore the pod network route {cidr} of {self.state_dir}:"
-                                f" `ip route add local {cidr} dev lo` failed")
-        if cidr:  # loopback fallback chosen before
-            return
-        if ip:
-            candidates = list(POD_NET.subnets(new_prefix=POD_PREFIX))
-            import random
-            random.shuffle(candidates)
-            taken = self._local_routes()
-            for net in candidates:
-                if str(net) in taken:
-                    continue
-                if self._add_route(str(net)):
-                    cfg["pod_cidr"], cfg["pod_route"] = str(net), True
-                    self._save_config(cfg)
-                    return
-        # fallback: loopback addresses (Endpoints will refuse them; see module doc)
-        import random
-        cfg["pod_cidr"], cfg["pod_route"] = f"127.{random.randint(16, 250)}.0.0/16", False
+        if cidr and cfg.get("pod_route") and cidr in _local_routes():
+            _ip("route", "del", "local", cidr, "dev", "lo")
+        cfg.pop("pod_route", None)
+        cfg.pop("pod_cidr", None)
         self._save_config(cfg)
 
-    @staticmethod
-    def _local_routes() -> set[str]:
-        p = subprocess.run(["ip", "-4", "route", "show", "table", "local"], capture_output=True,
-                           text=True)
-        return {line.split()[1] for line in p.stdout.splitlines() if line.startswith("local ")}
+    def _remove_pod_network(self, cfg: dict) -> None:
+        net = cfg.get("pod_network")
+        if not net or not shutil.which("ip"):
+            return
+        if net["netns"] in _netns_list():  # a responder this state dir lost track of
+            for pid in _ip("netns", "pids", net["netns"], check=False).stdout.split():
+                try:
+                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+                except OSError:
+                    continue
+                if b"handover.rehearsal.pod_responder" in cmd:
+                    try:
+                        os.kill(int(pid), signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                    _reap(int(pid))
+        _teardown_pod_network(net)
 
-    def _route_present(self, cidr: str) -> bool:
-        return cidr in self._local_routes()
+    @property
+    def pod_network(self) -> dict | None:
+        """netns, host_if, ns_if, host_ip, ns_ip, transfer_prefix, pod_cidr (None before up)."""
+        return self.config.get("pod_network")
 
-    @staticmethod
-    def _add_route(cidr: str) -> bool:
-        p = subprocess.run(["ip", "route", "add", "local", cidr, "dev", "lo"],
-                           capture_output=True, text=True)
-        return p.returncode == 0
+    @property
+    def responder_socket(self) -> Path:
+        path = self.run_dir / "pod-responder.sock"
+        if len(str(path)) > 100:  # sun_path is 108 bytes
+            net = self.config.get("pod_network") or {}
+            path = Path("/tmp") / f"{net.get('netns', 'fhr')}.sock"
+        return path
 
-    def _remove_pod_route(self, cfg: dict) -> None:
-        cidr = cfg.get("pod_cidr")
-        if cidr and cfg.get("pod_route") and shutil.which("ip") and self._route_present(cidr):
-            subprocess.run(["ip", "route", "del", "local", cidr, "dev", "lo"],
-                           capture_output=True, text=True)
+    def _responder_ready(self) -> bool:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(2)
+            s.connect(str(self.responder_socket))
+            s.sendall(b'{"op": "ping"}\n')
+            return json.loads(s.makefile("rb").readline()).get("ok") is True
+
+
+# -- pod network: iproute2 ---------------------------------------------------------------------
+def _require_netns_rights() -> None:
+    """Fail before anything is created when this process cannot make the pod network."""
+    missing = []
+    if not shutil.which("ip"):
+        missing.append("the `ip` command (Debian package iproute2)")
+    if os.geteuid() != 0:
+        missing.append("root (CAP_SYS_ADMIN for `ip netns add`, CAP_NET_ADMIN for the veth pair "
+                       "and routes); running as uid " + str(os.geteuid()))
+    if missing:
+        raise HandoverError(
+            "the rehearsal cluster's pod network (its own network namespace + veth pair, so pod "
+            "addresses are accepted in Endpoints and by the API server's service proxy) cannot "
+            "be created: missing " + "; ".join(missing) + ". Run `handover rehearsal up` as root "
+            "with iproute2 installed.")
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    p = subprocess.run(["ip", *args], capture_output=True, text=True)
+    if check and p.returncode:
+        raise HandoverError(f"rehearsal pod network: `ip {' '.join(args)}` failed: "
+                            f"{p.stderr.strip() or p.returncode}")
+    return p
+
+
+def _local_routes() -> set[str]:
+    p = _ip("-4", "route", "show", "table", "local", check=False)
+    return {line.split()[1] for line in p.stdout.splitlines() if line.startswith("local ")}
+
+
+def _netns_list() -> set[str]:
+    return {line.split()[0] for line in _ip("netns", "list", check=False).stdout.splitlines()
+            if line.strip()}
+
+
+def _link_exists(name: str, netns: str | None = None) -> bool:
+    pre = ["-n", netns] if netns else []
+    return _ip(*pre, "link", "show", "dev", name, check=False).returncode == 0
+
+
+class _network_lock:
+    """An exclusive lock over pod network allocation, shared by every rehearsal cluster on the
+    machine (two clusters coming up at once never pick the same networks)."""
+
+    def __enter__(self):
+        import fcntl
+        d = Path("/run/lock") if Path("/run/lock").is_dir() else Path("/tmp")
+        self.f = open(d / "flux-handover-rehearsal-net.lock", "a")
+        fcntl.flock(self.f, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()  # releases the lock
+
+
+def _networks_in_use() -> list[ipaddress.IPv4Network]:
+    """Every IPv4 network in this (root) namespace: addresses and routes of all tables."""
+    used = []
+    out = _ip("-4", "-o", "addr", "show", check=False).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if "inet" in parts:
+            used.append(ipaddress.ip_interface(parts[parts.index("inet") + 1]).network)
+    for line in _ip("-4", "route", "show", "table", "all", check=False).stdout.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        dst = parts[1] if parts[0] in ("local", "broadcast", "unicast", "blackhole",
+                                       "unreachable", "prohibit", "throw", "anycast",
+                                       "multicast") else parts[0]
+        if dst == "default":
+            continue
+        try:
+            used.append(ipaddress.ip_network(dst, strict=False))
+        except ValueError:
+            continue
+    return used
+
+
+def _allocate_pod_network() -> dict:
+    """A free pod /19 of 10.64.0.0/10 (8190 addresses) and the matching /30 of 10.41.0.0/16 for
+    the veth pair (index i: pod net i, transfer net i), with a fresh short id (caller holds
+    _network_lock)."""
+    import random
+    used = _networks_in_use()
+    names = _netns_list()
+    indexes = list(range(POD_NET.num_addresses >> (32 - POD_PREFIX)))
+    random.shuffle(indexes)
+    for i in indexes:
+        pod = ipaddress.ip_network((int(POD_NET.network_address) + (i << (32 - POD_PREFIX)),
+                                    POD_PREFIX))
+        transfer = ipaddress.ip_network((int(TRANSFER_NET.network_address) + i * 4, 30))
+        if any(pod.overlaps(u) or transfer.overlaps(u) for u in used):
+            continue
+        while True:
+            sid = secrets.token_hex(4)
+            if f"fhr-{sid}" not in names and not _link_exists(f"fhr{sid}h"):
+                break
+        hosts = list(transfer.hosts())
+        return {"netns": f"fhr-{sid}", "host_if": f"fhr{sid}h", "ns_if": f"fhr{sid}n",
+                "host_ip": str(hosts[0]), "ns_ip": str(hosts[1]), "transfer_prefix": 30,
+                "pod_cidr": str(pod)}
+    raise HandoverError(f"no free pod network left in {POD_NET} / {TRANSFER_NET} on this machine"
+                        f" (`ip netns list`: stale fhr-* namespaces of clusters killed without "
+                        f"down() can be removed with `handover rehearsal down` on their state "
+                        f"dirs)")
+
+
+def _setup_pod_network(net: dict) -> None:
+    """Idempotent: whatever part is missing (after a crash, a reboot) is made again."""
+    ns, host_if, ns_if = net["netns"], net["host_if"], net["ns_if"]
+    pfx = net["transfer_prefix"]
+    if ns not in _netns_list():
+        if _link_exists(host_if):  # its peer went with a deleted namespace: start over
+            _ip("link", "del", host_if, check=False)
+        _ip("netns", "add", ns)
+    if not (_link_exists(host_if) and _link_exists(ns_if, ns)):
+        _ip("link", "del", host_if, check=False)
+        _ip("-n", ns, "link", "del", ns_if, check=False)
+        _ip("link", "add", host_if, "type", "veth", "peer", "name", ns_if, "netns", ns)
+    _ip("-n", ns, "link", "set", "lo", "up")
+    _ip("-n", ns, "addr", "replace", f"{net['ns_ip']}/{pfx}", "dev", ns_if)
+    _ip("-n", ns, "link", "set", ns_if, "up")
+    _ip("addr", "replace", f"{net['host_ip']}/{pfx}", "dev", host_if)
+    _ip("link", "set", host_if, "up")
+    # inside the namespace every pod address is local: responders bind to their pod's address
+    _ip("-n", ns, "route", "replace", "local", net["pod_cidr"], "dev", "lo")
+    _ip("-n", ns, "route", "replace", "default", "via", net["host_ip"], "dev", ns_if)
+    # the root namespace (API server, probes) reaches pod addresses through the veth pair
+    _ip("route", "replace", net["pod_cidr"], "via", net["ns_ip"], "dev", host_if)
+
+
+def _teardown_pod_network(net: dict) -> None:
+    """Route, veth pair, namespace: each only when present (idempotent)."""
+    p = _ip("-4", "route", "show", net["pod_cidr"], check=False)
+    if p.stdout.strip():
+        _ip("route", "del", net["pod_cidr"], check=False)
+    if _link_exists(net["host_if"]):
+        _ip("link", "del", net["host_if"], check=False)  # takes its peer with it
+    if net["netns"] in _netns_list():
+        _ip("netns", "del", net["netns"])

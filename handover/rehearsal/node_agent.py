@@ -41,12 +41,12 @@ new startedAt), an unready one becomes ready; responders answer 200 again.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 import ipaddress
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -141,76 +141,135 @@ class Api:
 
 
 # -- responders --------------------------------------------------------------------------------
-class Responders:
-    """HTTP responders on pod addresses, all in one asyncio loop thread."""
+class ResponderClient:
+    """The node agent's side of the pod responder daemon (``handover.rehearsal.pod_responder``,
+    running inside the cluster's network namespace), over its unix control socket.
 
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.servers: dict[str, list[asyncio.AbstractServer]] = {}
-        self.ready: dict[str, bool] = {}
-        self.info: dict[str, dict] = {}
-        threading.Thread(target=self.loop.run_forever, name="responders", daemon=True).start()
+    Keeps the whole desired state (uid -> address, ports, readiness) and sends only changes; on
+    every (re)connect it sends that whole state again, so a restarted daemon, or a daemon that
+    outlived a restarted agent, ends up with exactly the agent's responders. A background thread
+    pings the daemon and reconnects when it went away."""
 
-    def _call(self, coro):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
+    def __init__(self, path: str | Path | None):
+        self.path = str(path) if path else None
+        self.want: dict[str, dict] = {}
+        self.pruned = False  # True once the agent has listed all pods (sync may then prune)
+        self.sock: socket.socket | None = None
+        self.rfile = None
+        self.lock = threading.Lock()
+        self._down_logged = False
+        if self.path:
+            threading.Thread(target=self._keepalive, name="responder-keepalive",
+                             daemon=True).start()
 
+    # the calls the agent makes
     def open(self, uid: str, ip: str, ports: list[int], pod: str, ready: bool) -> None:
-        self.ready[uid] = ready
-        self.info[uid] = {"pod": pod, "uid": uid, "ip": ip}
-        if uid in self.servers:
-            return
-        self._call(self._open(uid, ip, ports))
-
-    async def _open(self, uid: str, ip: str, ports: list[int]) -> None:
-        servers = []
-        for port in ports:
-            async def handle(reader, writer, port=port):
-                await self._handle(uid, port, reader, writer)
-            try:
-                servers.append(await asyncio.start_server(handle, host=ip, port=port,
-                                                          reuse_address=True, backlog=128))
-            except OSError as e:
-                log(f"responder {self.info[uid]['pod']} {ip}:{port} not started: {e}")
-        self.servers[uid] = servers
-
-    async def _handle(self, uid: str, port: int, reader, writer) -> None:
-        try:
-            try:
-                await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
-            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError):
-                pass
-            ready = self.ready.get(uid, False)
-            body = json.dumps({**self.info.get(uid, {"uid": uid}), "port": port,
-                               "ready": ready}).encode()
-            status = "200 OK" if ready else "503 Service Unavailable"
-            writer.write(f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
-                         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-                         + body)
-            await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
+        entry = {"uid": uid, "ip": ip, "ports": sorted(ports), "pod": pod, "ready": ready}
+        with self.lock:
+            old = self.want.get(uid)
+            if old == entry:
+                return
+            self.want[uid] = entry
+            if old and (old["ip"], old["ports"]) == (ip, entry["ports"]):
+                self._send({"op": "ready", "uid": uid, "ready": ready})
+            else:
+                self._send({"op": "add", **entry})
 
     def set_ready(self, uid: str, ready: bool) -> None:
-        self.ready[uid] = ready
+        with self.lock:
+            entry = self.want.get(uid)
+            if entry is None or entry["ready"] == ready:
+                return
+            entry["ready"] = ready
+            self._send({"op": "ready", "uid": uid, "ready": ready})
 
     def close(self, uid: str) -> None:
-        self.ready.pop(uid, None)
-        self.info.pop(uid, None)
-        servers = self.servers.pop(uid, None)
-        if servers:
-            self._call(self._close(servers))
+        with self.lock:
+            if self.want.pop(uid, None) is None:
+                return
+            self._send({"op": "remove", "uid": uid})
 
-    @staticmethod
-    async def _close(servers) -> None:
-        for s in servers:
-            s.close()
-        for s in servers:
-            await s.wait_closed()
+    def prune(self) -> None:
+        """The agent has listed every pod: drop the daemon's responders of pods it did not see."""
+        with self.lock:
+            self.pruned = True
+            self._send(self._sync_msg())
 
     def listening(self, uid: str) -> bool:
-        return bool(self.servers.get(uid))
+        return uid in self.want
+
+    # plumbing (self.lock held)
+    def _sync_msg(self) -> dict:
+        return {"op": "sync", "pods": list(self.want.values()), "prune": self.pruned}
+
+    def _connect(self) -> bool:
+        if not self.path:
+            return False
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(30)
+        try:
+            s.connect(self.path)
+        except OSError as e:
+            s.close()
+            if not self._down_logged:
+                log(f"pod responder at {self.path} unreachable ({e}); will retry")
+                self._down_logged = True
+            return False
+        self.sock, self.rfile = s, s.makefile("rb")
+        try:
+            reply = self._roundtrip(self._sync_msg())
+        except OSError as e:
+            self._drop()
+            log(f"pod responder sync failed: {e}")
+            return False
+        self._down_logged = False
+        log(f"pod responder connected: {reply.get('pods')} pods, {reply.get('removed', 0)} "
+            f"removed, errors {reply.get('errors') or 'none'}")
+        return True
+
+    def _roundtrip(self, msg: dict) -> dict:
+        assert self.sock is not None and self.rfile is not None
+        self.sock.sendall(json.dumps(msg).encode() + b"\n")
+        line = self.rfile.readline()
+        if not line:
+            raise ConnectionError("pod responder closed the control connection")
+        return json.loads(line)
+
+    def _drop(self) -> None:
+        for f in (self.rfile, self.sock):
+            try:
+                if f is not None:
+                    f.close()
+            except OSError:
+                pass
+        self.sock = self.rfile = None
+
+    def _send(self, msg: dict) -> None:
+        if self.sock is None:
+            self._connect()  # the sync it sends already carries this change
+            return
+        try:
+            reply = self._roundtrip(msg)
+        except (OSError, ValueError) as e:
+            log(f"pod responder: {msg.get('op')} failed ({e}); reconnecting")
+            self._drop()
+            self._connect()
+            return
+        if not reply.get("ok") or reply.get("errors"):
+            log(f"pod responder: {msg.get('op')} {msg.get('uid', '')}: {reply}")
+
+    def _keepalive(self) -> None:
+        while True:
+            time.sleep(1.0)
+            with self.lock:
+                if self.sock is None:
+                    self._connect()
+                    continue
+                try:
+                    self._roundtrip({"op": "ping"})
+                except (OSError, ValueError):
+                    self._drop()
+                    self._connect()
 
 
 # -- per-pod state -----------------------------------------------------------------------------
@@ -251,7 +310,7 @@ def _image_id(image: str) -> str:
 
 class NodeAgent:
     def __init__(self, kubeconfig: str, node: str, state_dir: Path, pod_cidr: str,
-                 crashloop_period: float = 2.0):
+                 crashloop_period: float = 2.0, responder_socket: str | Path | None = None):
         self.api = Api(kubeconfig)
         self.hb_api = Api(kubeconfig)  # heartbeats get their own connection pool
         self.node = node
@@ -267,7 +326,7 @@ class NodeAgent:
         self._next_ip = 0
         self.node_labels: dict[str, str] = {}
         self._node_transition: dict[str, str] = {}
-        self.responders = Responders()
+        self.responders = ResponderClient(responder_socket)
         self.tokens_file = self.state_dir / "node-agent" / "restart-tokens.json"
         self.tokens: dict[str, str] = {}
         if self.tokens_file.exists():
@@ -619,7 +678,6 @@ class NodeAgent:
             self.responders.close(st.uid)
         if st.fault != "crashloop":
             self.responders.open(st.uid, st.ip, st.ports, st.key, ready=st.fault is None)
-            self.responders.set_ready(st.uid, st.fault is None)
 
     def desired_status(self, pod: dict, st: PodState) -> dict:
         spec, old = pod["spec"], pod.get("status") or {}
@@ -727,6 +785,7 @@ class NodeAgent:
                     with self.lock:
                         for uid in set(self.pods) - seen:
                             self.forget(uid)
+                    self.responders.prune()  # responders of pods deleted while we were away
                 for ev in self.api.watch("/api/v1/pods", {"resourceVersion": rv,
                                                           "allowWatchBookmarks": "true",
                                                           "timeoutSeconds": 300}):
@@ -788,10 +847,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--node", required=True)
     ap.add_argument("--state-dir", required=True, type=Path)
     ap.add_argument("--pod-cidr", required=True)
+    ap.add_argument("--responder-socket", required=True, type=Path,
+                    help="control socket of the pod responder daemon (pod_responder.py)")
     ap.add_argument("--crashloop-period", type=float, default=2.0)
     a = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    NodeAgent(a.kubeconfig, a.node, a.state_dir, a.pod_cidr, a.crashloop_period).run()
+    NodeAgent(a.kubeconfig, a.node, a.state_dir, a.pod_cidr, a.crashloop_period,
+              a.responder_socket).run()
     return 0
 
 

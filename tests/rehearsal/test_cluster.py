@@ -1,12 +1,17 @@
-"""The rehearsal cluster's lifecycle: up, idempotent up, status, down leaving nothing behind,
-up again, the read-only identity, the StorageClass, the CLI and the kind backend's refusal."""
+"""The rehearsal cluster's lifecycle: up, idempotent up, status, down leaving nothing behind
+(processes, ports, network namespace, veth, route), up again, repair after a crash, the pod network
+and its refusal without the rights to make it, the read-only identity, the StorageClass, the CLI
+and the kind backend's refusal."""
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,6 +20,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from handover.errors import HandoverError
+from handover.rehearsal import cluster as cluster_mod
 from handover.rehearsal import kind_backend
 from handover.rehearsal.binaries import kube_binaries
 from handover.rehearsal.cluster import CORE, RehearsalCluster, port_open
@@ -137,9 +143,82 @@ def own_cluster(tmp_path):
     c.down(purge=True)
 
 
+def _netns_list() -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def _link(name: str) -> bool:
+    return subprocess.run(["ip", "link", "show", "dev", name], capture_output=True).returncode == 0
+
+
+def _route(cidr: str) -> str:
+    return subprocess.run(["ip", "-4", "route", "show", cidr], capture_output=True,
+                          text=True).stdout.strip()
+
+
+def _network_parts(net: dict) -> list[str]:
+    """The parts of a cluster's pod network present on the machine."""
+    left = []
+    if net["netns"] in _netns_list():
+        left.append(f"netns {net['netns']}")
+    if _link(net["host_if"]):
+        left.append(f"veth {net['host_if']}")
+    if _route(net["pod_cidr"]):
+        left.append(f"route {_route(net['pod_cidr'])}")
+    return left
+
+
+def _get(ip: str, port: int) -> tuple[int | None, dict | None]:
+    try:
+        with urllib.request.urlopen(f"http://{ip}:{port}/", timeout=3) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+    except (urllib.error.URLError, ConnectionError, OSError):
+        return None, None
+
+
+def test_pod_network_is_the_clusters_own_namespace(rehearsal_cluster):
+    net = rehearsal_cluster.pod_network
+    assert net and rehearsal_cluster.pod_cidr == net["pod_cidr"]
+    pods = ipaddress.ip_network(net["pod_cidr"])
+    assert pods.subnet_of(ipaddress.ip_network("10.64.0.0/10")) and pods.num_addresses >= 5002
+    assert net["netns"] in _netns_list()
+    assert _link(net["host_if"]) and len(net["host_if"]) <= 15 and len(net["ns_if"]) <= 15
+    assert f"via {net['ns_ip']} dev {net['host_if']}" in _route(net["pod_cidr"])
+    local = subprocess.run(["ip", "-4", "route", "show", "table", "local"], capture_output=True,
+                           text=True).stdout
+    assert net["pod_cidr"] not in local  # not local in the root namespace: only in the netns
+    in_ns = subprocess.run(["ip", "-n", net["netns"], "route", "show", "table", "local"],
+                           capture_output=True, text=True).stdout
+    assert f"local {net['pod_cidr']} dev lo" in in_ns
+    responder = rehearsal_cluster.pid("pod-responder")
+    assert responder and cluster_mod._in_netns(responder, net["netns"])
+    assert not cluster_mod._in_netns(rehearsal_cluster.pid("node-agent"), net["netns"])
+    assert rehearsal_cluster.status()["components"]["pod-responder"]["running"]
+
+
+def test_up_refuses_clearly_without_the_rights_to_make_a_netns(tmp_path, monkeypatch):
+    monkeypatch.setattr(cluster_mod.os, "geteuid", lambda: 1000)
+    with pytest.raises(HandoverError, match=r"missing root \(CAP_SYS_ADMIN") as e:
+        RehearsalCluster(tmp_path / "noroot").up()
+    assert "network namespace" in str(e.value)
+    assert not (tmp_path / "noroot").exists()  # nothing half-created
+    monkeypatch.setattr(cluster_mod.shutil, "which", lambda name: None)
+    with pytest.raises(HandoverError, match="iproute2"):
+        RehearsalCluster(tmp_path / "noroot").up()
+    assert not (tmp_path / "noroot").exists()
+
+
 def test_up_down_up_again_leaves_nothing_behind(own_cluster, eventually):
     c = own_cluster
+    # a state dir of the former loopback/198.18 pod network is moved to a namespace by up()
+    c.state_dir.mkdir(parents=True)
+    c.config_path.write_text(json.dumps({"pod_cidr": "127.77.0.0/16", "pod_route": False}))
     c.up()
+    assert "pod_route" not in c.config and c.pod_cidr == c.pod_network["pod_cidr"]
+    net = dict(c.pod_network)
     extra = c.start_service("extra", [sys.executable, "-c", "import time; time.sleep(600)"])
     st = c.status()
     pids = [v["pid"] for v in st["components"].values()]
@@ -153,20 +232,42 @@ def test_up_down_up_again_leaves_nothing_behind(own_cluster, eventually):
     assert not _alive(extra)
     assert not any(port_open(p) for p in ports.values()), "a port is still listening"
     assert not list((c.state_dir / "run").glob("*.pid"))
+    assert not c.responder_socket.exists()
     assert all(not v["running"] for v in c.status()["components"].values())
-    if c.config.get("pod_route"):
-        out = subprocess.run(["ip", "route", "show", "table", "local"], capture_output=True,
-                             text=True).stdout
-        assert c.pod_cidr not in out, "pod network route left behind"
+    assert _network_parts(net) == [], "pod network left behind"
 
     c.up()
     assert c.config["ports"] == ports  # ports persisted in cluster.json
+    assert c.pod_network == net  # so is the pod network
+    assert net["netns"] in _netns_list()
     api = config.new_client_from_config(str(c.kubeconfig), context=c.context)
-    assert client.CoreV1Api(api).read_namespace("survives-down").metadata.name  # etcd data kept
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    assert core.read_namespace("survives-down").metadata.name  # etcd data kept
+    apps.create_namespaced_deployment("survives-down", {
+        "metadata": {"name": "w"}, "spec": {
+            "replicas": 1, "selector": {"matchLabels": {"app": "w"}},
+            "template": {"metadata": {"labels": {"app": "w"}}, "spec": {"containers": [
+                {"name": "w", "image": "example.org/w:1", "ports": [{"containerPort": 8080}]}]}}}})
+    pod = eventually(lambda: next((p for p in core.list_namespaced_pod("survives-down").items
+                                   if p.status.pod_ip), None), "pod with an address")
+    assert ipaddress.ip_address(pod.status.pod_ip) in ipaddress.ip_network(net["pod_cidr"])
+    eventually(lambda: _get(pod.status.pod_ip, 8080)[0] == 200, "responder answers")
+
+    # a crash: the namespace (with its veth end and the route through it) and the responder go
+    os.kill(c.pid("pod-responder"), signal.SIGKILL)
+    subprocess.run(["ip", "netns", "del", net["netns"]], check=True)
+    assert _get(pod.status.pod_ip, 8080) == (None, None)
+    c.up()  # repairs what is missing
+    assert len(_network_parts(net)) == 3, _network_parts(net)
+    assert cluster_mod._in_netns(c.pid("pod-responder"), net["netns"])
+    status, body = eventually(lambda: (r := _get(pod.status.pod_ip, 8080))[0] == 200 and r,
+                              "the agent re-sent its responders to the new daemon")
+    assert body["uid"] == pod.metadata.uid
     api.close()
 
     c.down(purge=True)
     assert not c.state_dir.exists()
+    assert _network_parts(net) == []
 
 
 def test_cli_up_status_down(own_cluster):
