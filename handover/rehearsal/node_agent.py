@@ -1,7 +1,8 @@
 """The rehearsal node agent: what the kubelet (and, for one node, the scheduler) would do, for a
 machine without a container engine.
 
-    python -m handover.rehearsal.node_agent --kubeconfig K --node NAME --state-dir D --pod-cidr C
+    python -m handover.rehearsal.node_agent --kubeconfig K --node NAME --state-dir D --pod-cidr C \
+        --responder-socket S
 
 - Registers the Node (Ready, allocatable cpu/memory/pods, addresses, nodeInfo) and keeps it alive:
   renews its Lease in ``kube-node-lease`` every 10 s and the Ready condition's heartbeat every 60 s,
@@ -15,11 +16,16 @@ machine without a container engine.
   - writes the status of bound pods: phase Running, conditions, hostIP, podIP/podIPs, startTime,
     containerStatuses (name, image, imageID, containerID, ready, started, restartCount,
     state.running.startedAt, lastState) and initContainerStatuses (terminated, Completed);
-  - gives every pod a unique address from ``--pod-cidr`` and runs an HTTP responder on that
-    address for each TCP container port: any path answers ``200 {"pod": "ns/name", "uid": ...}``
-    while the pod is ready, ``503`` while it is unready; nothing listens while a container
-    crash-loops or after the pod is deleted. (hostNetwork pods get the host's 127.0.0.1 and no
-    responder.)
+  - gives every pod a unique address from ``--pod-cidr`` (the cluster's pod network, local only
+    inside the cluster's own network namespace, see ``handover.rehearsal.cluster``) and has an HTTP
+    responder listen on that address for each TCP container port: any path answers
+    ``200 {"pod": "ns/name", "uid": ...}`` while the pod is ready, ``503`` while it is unready;
+    nothing listens while a container crash-loops or after the pod is deleted. (hostNetwork pods
+    get the host's 127.0.0.1 and no responder.) The agent runs in the root namespace, next to the
+    API server on 127.0.0.1; the responders run inside the pod network namespace, in one daemon
+    (``handover.rehearsal.pod_responder``) that the agent drives over the unix socket
+    ``--responder-socket`` (add / ready / remove per pod, and its whole state on every
+    (re)connect, so either side may restart);
   - finishes graceful deletion: a pod with a deletionTimestamp gets its responders stopped and is
     then deleted with grace period 0 (there is no kubelet to do it).
 
