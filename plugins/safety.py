@@ -10,7 +10,8 @@ Options registered here: --inventory, --kube-context, --kubeconfig, --perform.
   action they would have taken (``skip_unless_perform``).
 - Tests with a ``component`` argument are parametrized over the inventory's components, in
   handover order, with the component name as id (so ``-k envoy`` selects one component).
-  ``@pytest.mark.component_types("helm", ...)`` limits them to some types.
+  ``@pytest.mark.component_types("helm", ...)`` limits them to some types,
+  ``@pytest.mark.component_with("pvs")`` to components that have PVs.
 """
 from __future__ import annotations
 
@@ -46,6 +47,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "component_types(*types): parametrize `component` only "
                                        "over components of these types")
+    config.addinivalue_line("markers", "component_with(*fields): parametrize `component` only "
+                                       "over components whose inventory has these fields set "
+                                       "(e.g. pvs, health)")
 
 
 INVENTORY_ERROR_KEY = pytest.StashKey[str]()
@@ -92,7 +96,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     marker = metafunc.definition.get_closest_marker("component_types")
     types = set(marker.args) if marker else None
-    comps = [c for c in inv.components if types is None or c.type in types]
+    with_marker = metafunc.definition.get_closest_marker("component_with")
+    fields = with_marker.args if with_marker else ()
+    comps = [c for c in inv.components if (types is None or c.type in types)
+             and all(getattr(c, f) for f in fields)]
     metafunc.parametrize("component", comps, ids=[c.name for c in comps], scope="function")
 
 

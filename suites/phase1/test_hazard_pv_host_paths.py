@@ -8,9 +8,8 @@ from fixtures.hazards import assert_no_hazards
 from handover import node_storage
 
 
+@pytest.mark.component_with("pvs")
 def test_pv_host_paths(kube, inventory, component):
-    if not component.pvs:
-        pytest.skip(f"{component.name} has no PersistentVolumes")
     checks = node_storage.check_component(kube, inventory, component)
     for c in checks:
         print(f"{c.pv} on node {c.node}: {c.status} ({c.detail})")

@@ -99,6 +99,9 @@ def test_component_ids_select_one_component(suite):
         @pytest.mark.component_types("helm")
         def test_helm_only(component):
             assert component.type == "helm"
+        @pytest.mark.component_with("pvs")
+        def test_with_pvs(component):
+            assert component.pvs
     """)
     res = suite.runpytest("-p", "no:cacheprovider", "-k", "envoy", "-v")
     res.assert_outcomes(passed=2)
@@ -107,3 +110,6 @@ def test_component_ids_select_one_component(suite):
     res = suite.runpytest("-p", "no:cacheprovider", "--collect-only", "-q")
     res.stdout.fnmatch_lines(["*test_helm_only?loki?*"])
     assert "test_helm_only[storage]" not in res.stdout.str()
+    with_pvs = [line for line in res.stdout.lines if "test_with_pvs[" in line]
+    assert [line.split("[")[1].rstrip("]") for line in with_pvs] == [
+        "storage", "tempo", "llama-cpp", "loki"]
