@@ -5,14 +5,18 @@ ReplicaSets, pods, Services, ConfigMaps, Secrets (including the Helm release sto
 new Helm revision shows), ServiceAccounts, PersistentVolumeClaims); cluster-wide, the component
 Namespaces and the PersistentVolumes the inventory names or that are bound to a covered claim.
 
-Recorded per object: uid, resourceVersion, generation; per pod also its owner and every
-container's restartCount and containerID. One list call per kind and namespace.
+Recorded per object: uid, resourceVersion, generation and a content digest (sha256 of its labels,
+annotations, spec and data: everything but status and managedFields); per pod also its owner and
+every container's restartCount and containerID. One list call per kind and namespace.
 
 Comparison (``compare``):
 - ``deleted`` / ``created``: present on one side only;
 - ``recreated``: same name, another uid (deleted and created again);
-- ``changed``: same uid, another resourceVersion (only when ``resource_versions=True``: phase 2
-  expects not a single write; after Flux takes over, writes such as owner labels are expected);
+- ``changed``: same uid, another content digest or generation (only when
+  ``resource_versions=True``: phase 2 expects not a single write; after Flux takes over, writes
+  such as owner labels are expected). A new resourceVersion with the same content is a status
+  update by the object's own controller (a DaemonSet's numberReady settling, say): it happens on
+  any live cluster at any time and is not a change anyone made, so it is not reported;
 - ``restarted``: a container's restartCount grew or its containerID changed.
 
 Never recorded: Secret data, ConfigMap data (only identities and versions), so a snapshot file is
@@ -20,6 +24,7 @@ safe to keep next to the journal.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -51,6 +56,7 @@ class ObjectState:
     uid: str
     resource_version: str
     generation: int | None = None
+    content: str = ""  # digest of labels, annotations, spec, data ("" in old snapshots)
 
     @property
     def key(self) -> str:
@@ -137,10 +143,22 @@ def covered_namespaces(inventory: Inventory) -> tuple[str, ...]:
     return tuple(seen)
 
 
+CONTENT_FIELDS = ("spec", "data", "stringData", "binaryData", "type", "immutable")
+
+
+def content_digest(obj: dict[str, Any]) -> str:
+    """sha256 of what a person or a controller other than the object's own status writer would
+    change: labels, annotations, spec and data. Never stored in clear (Secret data)."""
+    m = obj.get("metadata") or {}
+    doc = {"labels": m.get("labels") or {}, "annotations": m.get("annotations") or {},
+           **{k: obj[k] for k in CONTENT_FIELDS if k in obj}}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def _state(obj: dict[str, Any], api_version: str, kind: str) -> ObjectState:
     m = obj["metadata"]
     return ObjectState(api_version, kind, m.get("namespace") or "", m["name"], m["uid"],
-                       m["resourceVersion"], m.get("generation"))
+                       m["resourceVersion"], m.get("generation"), content_digest(obj))
 
 
 def _pod_state(pod: dict[str, Any]) -> PodState:
@@ -196,10 +214,15 @@ def compare(before: ClusterSnapshot, after: ClusterSnapshot,
         elif new.uid != old.uid:
             changes.append(Change(key, "recreated", f"uid {old.uid} -> {new.uid}"))
         elif resource_versions and new.resource_version != old.resource_version:
+            content_known = bool(old.content and new.content)
+            if content_known and new.content == old.content and \
+                    new.generation == old.generation:
+                continue  # a status update by the object's own controller
             gen = "" if new.generation == old.generation else \
                 f", generation {old.generation} -> {new.generation} (spec changed)"
+            what = ", labels/annotations/spec/data changed" if content_known else ""
             changes.append(Change(key, "changed", f"resourceVersion {old.resource_version} -> "
-                                                  f"{new.resource_version}{gen}"))
+                                                  f"{new.resource_version}{gen}{what}"))
     for key, new in b.items():
         if key not in a:
             changes.append(Change(key, "created", f"uid {new.uid}"))

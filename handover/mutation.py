@@ -162,7 +162,7 @@ class Mutator:
         whose effective release name / storage namespace resolve to it."""
         rec = helm_storage.latest(self.kube, release, storage_namespace)
         if rec and flux.HELM_ORIGIN_NAME in rec.manifest:
-            return f"(origin labels in revision {rec.revision})"
+            return f"helm-controller origin labels in revision {rec.revision}"
         if self.kube.has_resource(flux.HELM_API, "HelmRelease"):
             for hr in self.kube.list(flux.HELM_API, "HelmRelease"):
                 if flux.helm_release_name(hr) == release and \

@@ -152,6 +152,18 @@ def workload_pods_ready(kube: Kube, w: Workload) -> tuple[bool, str]:
                            for p in pods) or "no pods"
         return False, (f"{w.kind} {w.namespace}/{w.name}: {len(ready)}/{desired} pods Running "
                        f"and Ready ({states})")
+    # ...and the workload's own status has caught up (its controller writes it a moment after
+    # the pods are Ready): the seeded cluster is at rest, so a later "nothing moved" snapshot
+    # does not see the controller's last status write.
+    status = obj.get("status") or {}
+    counted = status.get("numberReady") if w.kind == "DaemonSet" else status.get("readyReplicas")
+    if (counted or 0) < desired or \
+            status.get("observedGeneration") != obj["metadata"].get("generation"):
+        return False, (f"{w.kind} {w.namespace}/{w.name}: status not settled "
+                       f"({counted or 0}/{desired} ready in its status)")
+    available = status.get("numberAvailable" if w.kind == "DaemonSet" else "availableReplicas")
+    if w.kind != "StatefulSet" and (available or 0) < desired:
+        return False, f"{w.kind} {w.namespace}/{w.name}: status not settled (availability)"
     return True, ""
 
 

@@ -53,6 +53,7 @@ class FakeKube:
     def __init__(self, *objects: dict, version: str = "v1.20.2"):
         self.objects = [copy.deepcopy(o) for o in objects]
         self.version = version
+        self.context = "fake"
         self.core = _Core(self)
         self.api = SimpleNamespace(sanitize_for_serialization=lambda s: s.raw)
         self.calls: list[tuple] = []
