@@ -2,6 +2,8 @@
 pytest_plugins = [
     "plugins.safety",
     "fixtures.gitops",
+    "fixtures.hazards",
+    "fixtures.flux",
     "plugins.journal",
     "plugins.report",
     "plugins.rollback",

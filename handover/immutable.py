@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from handover import flux, kustomize
+from handover import flux
 from handover.findings import Finding
 from handover.inventory import Component, Inventory
 from handover.tree_diff import Difference, MISSING, against_live, describe_all

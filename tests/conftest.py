@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Callable
 
 import pytest
 
-# --- rehearsal_cluster (owned by the rehearsal-cluster engineer) ---------------------------------
+from tests import rehearsal_support
+
+# --- rehearsal_cluster -------------------------------------------------------------------------
 # One real rehearsal cluster per test session, in its own state directory with its own ports,
 # stopped and purged at the end of the session. Tests that need it are marked `rehearsal`.
 
@@ -15,20 +16,9 @@ import pytest
 @pytest.fixture(scope="session")
 def rehearsal_cluster(tmp_path_factory):
     """A running RehearsalCluster (handover.rehearsal.cluster), shared by the session."""
-    from handover.rehearsal.binaries import kube_binaries
-    from handover.rehearsal.cluster import RehearsalCluster
-    from handover.errors import ToolNotFound
-
-    try:
-        kube_binaries()
-    except ToolNotFound as e:
-        pytest.skip(f"rehearsal cluster unavailable: {e}")
-    cluster = RehearsalCluster(tmp_path_factory.mktemp("rehearsal") / "state")
-    try:
-        cluster.up()
+    with rehearsal_support.rehearsal_cluster(
+            tmp_path_factory.mktemp("rehearsal") / "state") as cluster:
         yield cluster
-    finally:
-        cluster.down(purge=True)
 
 
 @pytest.fixture(scope="session")

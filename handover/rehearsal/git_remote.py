@@ -45,7 +45,7 @@ def git_env() -> dict[str, str]:
 
 
 def git(*args: str | Path, cwd: Path | None = None, check: bool = True) -> tools.Result:
-    argv = ["git"] + ([f"-C", str(cwd)] if cwd else []) + [str(a) for a in args]
+    argv = ["git"] + (["-C", str(cwd)] if cwd else []) + [str(a) for a in args]
     return tools.run(argv, env=git_env(), check=check)
 
 

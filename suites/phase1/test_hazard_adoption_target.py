@@ -4,7 +4,7 @@ rules of helm-controller) must resolve to that release, which must be deployed; 
 installs a second release over the same objects."""
 import pytest
 
-from fixtures.hazards import assert_no_hazards, component_objects  # noqa: F401
+from fixtures.hazards import assert_no_hazards
 from handover import adoption
 
 

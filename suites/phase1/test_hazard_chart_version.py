@@ -2,7 +2,7 @@
 chart.metadata.version: the adoption upgrade otherwise changes the chart."""
 import pytest
 
-from fixtures.hazards import assert_no_hazards, component_objects  # noqa: F401
+from fixtures.hazards import assert_no_hazards
 from handover import adoption
 
 

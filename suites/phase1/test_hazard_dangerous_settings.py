@@ -4,7 +4,7 @@ they apply) with prune: true owning CRDs or PVCs without kustomize.toolkit.fluxc
 disabled."""
 import pytest
 
-from fixtures.hazards import assert_no_hazards, component_objects  # noqa: F401
+from fixtures.hazards import assert_no_hazards
 from handover import dangerous_settings
 from plugins.safety import load_inventory
 

@@ -3,8 +3,7 @@ volumeClaimTemplates, podManagementPolicy; Deployment/DaemonSet selector) differ
 the chart render) and live; kustomize commonLabels injected into selectors."""
 import pytest
 
-from fixtures.hazards import (assert_no_hazards, component_objects,  # noqa: F401
-                              skip_unless_adopting)
+from fixtures.hazards import assert_no_hazards, skip_unless_adopting
 from handover import immutable
 
 

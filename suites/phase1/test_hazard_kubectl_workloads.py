@@ -3,7 +3,7 @@ kubectl.kubernetes.io/restartedAt pod-template annotation live but not in Git (f
 spec.replicas omitted in Git beside an HPA (flux2#2514)."""
 import pytest
 
-from fixtures.hazards import assert_no_hazards, component_objects  # noqa: F401
+from fixtures.hazards import assert_no_hazards
 from handover import kubectl_workloads
 
 

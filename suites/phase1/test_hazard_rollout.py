@@ -3,8 +3,7 @@ HelmRelease's chart, version and values, from its HelmRepository) and each workl
 is compared with the live one: "adopted in place", or "pods will be recreated" naming the fields."""
 import pytest
 
-from fixtures.hazards import (assert_no_hazards, component_objects,  # noqa: F401
-                              skip_unless_adopting)
+from fixtures.hazards import assert_no_hazards, skip_unless_adopting
 from handover import render
 
 

@@ -3,7 +3,7 @@
 value path."""
 import pytest
 
-from fixtures.hazards import assert_no_hazards, component_objects  # noqa: F401
+from fixtures.hazards import assert_no_hazards
 from handover import adoption
 
 

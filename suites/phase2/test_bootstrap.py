@@ -18,19 +18,19 @@ from plugins.safety import skip_unless_perform
 BEFORE = "phase2-before-bootstrap"
 
 
-def test_snapshot_before_bootstrap(kube, inventory, gitops, snapshots, phase_name):
+def test_snapshot_before_bootstrap(kube, inventory, gitops, cluster_snapshots, phase_name):
     """Step 0: the state of every covered object before Flux exists (kept next to the journal;
     a re-run after the bootstrap keeps the first run's snapshot)."""
     if bootstrap.already_bootstrapped(kube, inventory, gitops):
-        kept = snapshots.load(BEFORE)
+        kept = cluster_snapshots.load(BEFORE)
         assert kept is not None, (
             f"Flux is already bootstrapped on {kube.context} but there is no snapshot from before "
-            f"the bootstrap ({snapshots.path(BEFORE)}): phase 2 cannot prove that the bootstrap "
-            "moved nothing. Restore that file from the first run's backups.")
+            f"the bootstrap ({cluster_snapshots.path(BEFORE)}): phase 2 cannot prove that the "
+            "bootstrap moved nothing. Restore that file from the first run's backups.")
         pytest.skip(f"Flux already bootstrapped: keeping the snapshot of the first run "
                     f"({kept.summary()})")
-    snap = snapshots.take()
-    snapshots.save(BEFORE, snap)
+    snap = cluster_snapshots.take()
+    cluster_snapshots.save(BEFORE, snap)
     assert snap.objects, (f"the snapshot of {', '.join(snap.namespaces)} found no object: the "
                           "inventory's namespaces do not exist on this cluster")
 
@@ -113,18 +113,19 @@ def test_entrypoint_present_and_suspended(entrypoint, kube, inventory, runbook, 
         f"flux suspend kustomization {entrypoint.name} -n {ns}")
 
 
-def test_nothing_moved(kube, inventory, snapshots, runbook, phase_name):
-    """Step 3: every covered object and pod is exactly as before the bootstrap (same uid and
-    resourceVersion, same pods, no restart)."""
+def test_nothing_moved(kube, inventory, cluster_snapshots, runbook, phase_name):
+    """Step 3: every covered object and pod is exactly as before the bootstrap (same uid, same
+    labels/annotations/spec/data, same pods, no restart; a status write by an object's own
+    controller is not a change)."""
     runbook.require("test_snapshot_before_bootstrap", "test_bootstrap")
-    before = snapshots.load(BEFORE)
+    before = cluster_snapshots.load(BEFORE)
     if before is None:
-        pytest.fail(f"no snapshot from before the bootstrap at {snapshots.path(BEFORE)} (step 0 "
-                    "did not run)", pytrace=False)
+        pytest.fail(f"no snapshot from before the bootstrap at {cluster_snapshots.path(BEFORE)} "
+                    "(step 0 did not run)", pytrace=False)
     if not bootstrap.state(kube, inventory).crds_served:
         pytest.skip("Flux is not installed yet (dry run): nothing to compare")
-    after = snapshots.take()
-    snapshots.save("phase2-after-bootstrap", after)
+    after = cluster_snapshots.take()
+    cluster_snapshots.save("phase2-after-bootstrap", after)
     changes = cluster_snapshot.compare(before, after, resource_versions=True)
     assert not changes, ("the bootstrap moved objects it must not touch:\n" +
                          cluster_snapshot.report(changes, before, after) +

@@ -69,18 +69,18 @@ def test_no_temporary_kustomizations(kube, inventory, phase_name):
                       "removes each one (orphaning its objects) when the component is finished")
 
 
-def test_snapshot_before_resume(kube, inventory, snapshots, runbook, phase_name):
+def test_snapshot_before_resume(kube, inventory, cluster_snapshots, runbook, phase_name):
     """Step 1: the state after phase 3, kept so that a re-run compares with the first run's."""
     runbook.require("test_component_handed_over", "test_no_temporary_kustomizations")
     st = bootstrap.state(kube, inventory)
     resumed = [n for n, ks in st.entrypoints.items()
                if ks is not None and not (ks.get("spec") or {}).get("suspend")]
-    kept = snapshots.load(BEFORE)
+    kept = cluster_snapshots.load(BEFORE)
     if resumed and kept is not None:
         pytest.skip(f"entry points already resumed ({', '.join(resumed)}): keeping the first "
                     f"run's snapshot ({kept.summary()})")
-    snap = snapshots.take()
-    snapshots.save(BEFORE, snap)
+    snap = cluster_snapshots.take()
+    cluster_snapshots.save(BEFORE, snap)
     assert snap.pods, f"no pod found in {', '.join(snap.namespaces)}: wrong cluster?"
 
 
@@ -188,14 +188,14 @@ def test_every_helmrelease_ready(kube, runbook, phase_name):
     assert not bad, "HelmReleases not Ready:\n  " + "\n  ".join(bad)
 
 
-def test_nothing_deleted(snapshots, runbook, phase_name):
+def test_nothing_deleted(cluster_snapshots, runbook, phase_name):
     """Step 4: no object deleted or recreated, no pod recreated or restarted since step 1 (Flux
     taking over from the entry points writes labels: resourceVersions may change)."""
     runbook.require("test_snapshot_before_resume", "test_reconciled")
-    before = snapshots.load(BEFORE)
-    assert before is not None, f"no snapshot from step 1 at {snapshots.path(BEFORE)}"
-    after = snapshots.take()
-    snapshots.save("phase4-after-resume", after)
+    before = cluster_snapshots.load(BEFORE)
+    assert before is not None, f"no snapshot from step 1 at {cluster_snapshots.path(BEFORE)}"
+    after = cluster_snapshots.take()
+    cluster_snapshots.save("phase4-after-resume", after)
     changes = [c for c in cluster_snapshot.compare(before, after, resource_versions=False)
                if c.change != "created"]
     assert not changes, ("resuming the entry points deleted, recreated or restarted:\n" +

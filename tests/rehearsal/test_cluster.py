@@ -22,8 +22,8 @@ from kubernetes.client.rest import ApiException
 from handover.errors import HandoverError
 from handover.rehearsal import cluster as cluster_mod
 from handover.rehearsal import kind_backend
-from handover.rehearsal.binaries import kube_binaries
 from handover.rehearsal.cluster import CORE, RehearsalCluster, port_open
+from tests.rehearsal_support import require_rehearsal
 
 pytestmark = pytest.mark.rehearsal
 
@@ -134,10 +134,7 @@ def test_start_service_reports_a_service_that_dies(rehearsal_cluster):
 
 @pytest.fixture
 def own_cluster(tmp_path):
-    try:
-        kube_binaries()
-    except HandoverError as e:
-        pytest.skip(str(e))
+    require_rehearsal()
     c = RehearsalCluster(tmp_path / "own")
     yield c
     c.down(purge=True)

@@ -11,10 +11,10 @@ import yaml
 
 from handover import flux, helm_storage, tools
 from handover.kube import Kube
-from handover.rehearsal.cluster import RehearsalCluster
 from handover.rehearsal.flux import install
 from handover.rehearsal.flux.runtime import Api
 from handover.rehearsal.flux.testkit import ChartRepo, wait_for
+from tests.rehearsal_support import rehearsal_cluster
 
 pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
 
@@ -22,26 +22,24 @@ pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     state = tmp_path_factory.mktemp("flux-helm")
-    cluster = RehearsalCluster(state / "cluster")
-    cluster.up()
-    repo = ChartRepo(state / "charts")
-    try:
-        repo.add("demo", "1.0.0")
-        repo.add("demo", "1.1.0")
-        repo.add("demo", "2.0.0", broken=True)
-        repo.add("broken", "1.0.0", broken=True)
-        install(cluster, state / "flux")
-        api = Api(str(cluster.kubeconfig), cluster.context)
-        kube = Kube(cluster.kubeconfig, cluster.context)
-        api.apply({"apiVersion": flux.SOURCE_API, "kind": "HelmRepository",
-                   "metadata": {"name": "charts", "namespace": "flux-system"},
-                   "spec": {"interval": "10m", "url": repo.url}}, "test")
-        wait_for(lambda: flux.is_ready(api.get(flux.SOURCE_API, "HelmRepository", "charts",
-                                               "flux-system")), what="HelmRepository Ready")
-        yield {"cluster": cluster, "api": api, "kube": kube, "repo": repo, "state": state}
-    finally:
-        repo.close()
-        cluster.down(purge=True)
+    with rehearsal_cluster(state / "cluster") as cluster:
+        repo = ChartRepo(state / "charts")
+        try:
+            repo.add("demo", "1.0.0")
+            repo.add("demo", "1.1.0")
+            repo.add("demo", "2.0.0", broken=True)
+            repo.add("broken", "1.0.0", broken=True)
+            install(cluster, state / "flux")
+            api = Api(str(cluster.kubeconfig), cluster.context)
+            kube = Kube(cluster.kubeconfig, cluster.context)
+            api.apply({"apiVersion": flux.SOURCE_API, "kind": "HelmRepository",
+                       "metadata": {"name": "charts", "namespace": "flux-system"},
+                       "spec": {"interval": "10m", "url": repo.url}}, "test")
+            wait_for(lambda: flux.is_ready(api.get(flux.SOURCE_API, "HelmRepository", "charts",
+                                                   "flux-system")), what="HelmRepository Ready")
+            yield {"cluster": cluster, "api": api, "kube": kube, "repo": repo, "state": state}
+        finally:
+            repo.close()
 
 
 def namespace(env, name: str) -> str:

@@ -11,10 +11,10 @@ import pytest
 
 from handover import flux, tools
 from handover.kube import Kube
-from handover.rehearsal.cluster import RehearsalCluster
 from handover.rehearsal.flux import install
 from handover.rehearsal.flux.runtime import Api
 from handover.rehearsal.flux.testkit import GitRemote, wait_for
+from tests.rehearsal_support import rehearsal_cluster
 
 pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
 
@@ -22,22 +22,21 @@ pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     state = tmp_path_factory.mktemp("flux-ks")
-    cluster = RehearsalCluster(state / "cluster")
-    cluster.up()
-    git = GitRemote(state / "git")
-    try:
-        sha = git.write({"README.md": "rehearsal\n"}, "init")
-        install(cluster, state / "flux")
-        api = Api(str(cluster.kubeconfig), cluster.context)
-        api.apply({"apiVersion": flux.SOURCE_API, "kind": "GitRepository",
-                   "metadata": {"name": "repo", "namespace": "flux-system"},
-                   "spec": {"interval": "1m", "url": git.url, "ref": {"branch": "main"}}},
-                  "test")
-        yield {"cluster": cluster, "api": api, "kube": Kube(cluster.kubeconfig, cluster.context),
-               "git": git, "first_sha": sha}
-    finally:
-        git.close()
-        cluster.down(purge=True)
+    with rehearsal_cluster(state / "cluster") as cluster:
+        git = GitRemote(state / "git")
+        try:
+            sha = git.write({"README.md": "rehearsal\n"}, "init")
+            install(cluster, state / "flux")
+            api = Api(str(cluster.kubeconfig), cluster.context)
+            api.apply({"apiVersion": flux.SOURCE_API, "kind": "GitRepository",
+                       "metadata": {"name": "repo", "namespace": "flux-system"},
+                       "spec": {"interval": "1m", "url": git.url,
+                                "ref": {"branch": "main"}}}, "test")
+            yield {"cluster": cluster, "api": api,
+                   "kube": Kube(cluster.kubeconfig, cluster.context), "git": git,
+                   "first_sha": sha}
+        finally:
+            git.close()
 
 
 def cm(name: str, ns: str, data: dict, annotations: dict | None = None) -> str:

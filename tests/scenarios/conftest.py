@@ -28,6 +28,7 @@ from typing import Callable, Iterator
 import pytest
 import yaml
 
+from tests.rehearsal_support import require_rehearsal
 from tests.harness import SuiteRun, run_suite
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,14 +125,9 @@ class Rehearsal:
 
 @pytest.fixture(scope="session")
 def phase1_stack(tmp_path_factory):
-    from handover.errors import ToolNotFound
     from handover.rehearsal import stack
-    from handover.rehearsal.binaries import kube_binaries
 
-    try:
-        kube_binaries()
-    except ToolNotFound as e:
-        pytest.skip(f"rehearsal cluster unavailable: {e}")
+    require_rehearsal()
     reuse = os.environ.get("HANDOVER_SCENARIO_STATE_DIR")
     if reuse:  # developer loop: an already seeded stack of your own, left running
         yield stack.up(Path(reuse), EXAMPLE_INVENTORY)

@@ -14,9 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
+from tests.rehearsal_support import require_rehearsal
 from tests.harness import ROOT, SuiteRun, run_suite
 
 EXAMPLE_INVENTORY = ROOT / "examples" / "homelab" / "migration.yaml"
@@ -28,13 +28,9 @@ GIT_ENV = {"GIT_AUTHOR_NAME": "scenario", "GIT_AUTHOR_EMAIL": "scenario@flux-han
 
 def bootstrapped_stack(state_dir: Path, work: Path):
     """stack.up + `pytest suites/phase2 --perform` (Flux stand-ins, entry points suspended)."""
-    from handover.errors import ToolNotFound
     from handover.rehearsal import stack
-    from handover.rehearsal.binaries import kube_binaries
-    try:
-        kube_binaries()
-    except ToolNotFound as e:
-        pytest.skip(f"rehearsal cluster unavailable: {e}")
+
+    require_rehearsal()
     s = stack.up(state_dir, EXAMPLE_INVENTORY)
     run = run_suite(["suites/phase2"], s.inventory_path, work / "phase2.xml",
                     "--kubeconfig", str(s.cluster.kubeconfig), "--perform",

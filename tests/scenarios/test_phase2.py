@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import ROOT, run_suite
+from tests.rehearsal_support import seeded_stack
 
 pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
 EXAMPLE_INVENTORY = ROOT / "examples" / "homelab" / "migration.yaml"
@@ -27,18 +28,8 @@ SUSPEND = "test_entrypoints_suspended_in_git"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    from handover.errors import ToolNotFound
-    from handover.rehearsal import stack as stack_mod
-    from handover.rehearsal.binaries import kube_binaries
-    try:
-        kube_binaries()
-    except ToolNotFound as e:
-        pytest.skip(f"rehearsal cluster unavailable: {e}")
-    state_dir = tmp_path_factory.mktemp("phase2") / "state"
-    try:
-        yield stack_mod.up(state_dir, EXAMPLE_INVENTORY)
-    finally:
-        stack_mod.down(state_dir, purge=True)
+    with seeded_stack(tmp_path_factory.mktemp("phase2") / "state", EXAMPLE_INVENTORY) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ Every Git change is reverted (and pushed) after its scenario.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -100,7 +99,7 @@ def assert_halted(run, component: str, failed: str, later: list[str]) -> None:
     assert run.failed == [f"{failed}[{component}]"], run.stdout[-4000:]
     for s in STEPS[idx + 1:]:
         case = run.by_name[f"{s}[{component}]"]
-        assert case.outcome == "skipped" and f"failed at step" in case.message and \
+        assert case.outcome == "skipped" and "failed at step" in case.message and \
             failed in case.message, (s, case.message)
     for other in later:
         for s in STEPS:
@@ -171,7 +170,6 @@ def test_pod_restart_during_adoption_detected_and_rolled_back(env):
     finally:
         if proc.poll() is None:
             kill_group(proc)
-    from tests.harness import SuiteRun, run_suite  # noqa: F401 (junit parsing below)
     import xml.etree.ElementTree as ET
     cases = {tc.get("name"): tc for tc in ET.parse(work / "killed.xml").getroot().iter("testcase")}
     failed = [n for n, tc in cases.items() if tc.find("failure") is not None]
