@@ -6,6 +6,8 @@ the node agent (the kubelet stand-in), all daemons whose whole state lives in on
     <state_dir>/etcd/               etcd data
     <state_dir>/kubeconfig          admin (system:masters), context "flux-handover-rehearsal"
     <state_dir>/readonly.kubeconfig get/list/watch only, context "flux-handover-rehearsal-readonly"
+    <state_dir>/audited.kubeconfig  an admin whose every request goes to logs/audit.log (context
+                                    "flux-handover-rehearsal-audited"): proves what a run wrote
     <state_dir>/logs/<name>.log     every component's output
     <state_dir>/run/<name>.pid      pid of every running component (run/<name>.json: argv, start time)
     <state_dir>/run/pod-responder.sock  control socket of the pod responders (in the netns)
@@ -60,6 +62,18 @@ from handover.rehearsal import binaries
 CONTEXT = "flux-handover-rehearsal"
 READONLY_CONTEXT = "flux-handover-rehearsal-readonly"
 READONLY_USER = "flux-handover-readonly"
+# An admin identity of its own (system:masters), whose every request the API server writes to the
+# audit log: what a suite does under it can be proved read-only (or not) from the server's side.
+AUDITED_CONTEXT = "flux-handover-rehearsal-audited"
+AUDITED_USER = "flux-handover-audited"
+AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    users: [%s]
+  - level: None
+""" % AUDITED_USER
 NODE_NAME = "rehearsal-node"
 SERVICE_CIDR = "10.0.0.0/24"
 POD_NET = ipaddress.ip_network("10.64.0.0/10")  # pod networks: one /19 per cluster
@@ -131,6 +145,16 @@ class RehearsalCluster:
     @property
     def readonly_kubeconfig(self) -> Path:
         return self.state_dir / "readonly.kubeconfig"
+
+    @property
+    def audited_kubeconfig(self) -> Path:
+        """Kubeconfig of the audited admin identity (context flux-handover-rehearsal-audited)."""
+        return self.state_dir / "audited.kubeconfig"
+
+    @property
+    def audit_log(self) -> Path:
+        """The API server's audit log: one JSON event per request of the audited identity."""
+        return self.logs / "audit.log"
 
     @property
     def context(self) -> str:
@@ -346,6 +370,9 @@ class RehearsalCluster:
                 f"--service-cluster-ip-range={SERVICE_CIDR}", "--allow-privileged=true",
                 # the endpoint reconciler refuses the loopback advertise address
                 "--endpoint-reconciler-type=none",
+                f"--audit-policy-file={c / 'audit-policy.yaml'}",
+                f"--audit-log-path={self.audit_log}", "--audit-log-maxsize=50",
+                "--audit-log-maxbackup=2",
                 "--profiling=false", "--v=1",
             ])
         self._wait("kube-apiserver", lambda: self._api_get("/readyz") == b"ok", timeout)
@@ -424,6 +451,7 @@ class RehearsalCluster:
         ports = cfg.get("ports", {})
         out: dict = {"state_dir": str(self.state_dir), "kubeconfig": str(self.kubeconfig),
                      "readonly_kubeconfig": str(self.readonly_kubeconfig),
+                     "audited_kubeconfig": str(self.audited_kubeconfig),
                      "context": self.context, "pod_cidr": cfg.get("pod_cidr"),
                      "components": {}}
         if ports.get("kube-apiserver"):
@@ -460,6 +488,7 @@ class RehearsalCluster:
     def _ensure_certs(self) -> None:
         c = self.certs
         if (c / "tokens.csv").exists() and (c / "apiserver.crt").exists():
+            self._ensure_audited_token()
             return
         ossl = str(binaries.openssl())
 
@@ -489,10 +518,28 @@ class RehearsalCluster:
         for f in c.iterdir():
             if f.is_file():
                 f.chmod(0o600)
+        self._ensure_audited_token()
+
+    def _ensure_audited_token(self) -> None:
+        """The audited identity's token line (added to state dirs made before it existed)."""
+        tokens = self.certs / "tokens.csv"
+        if AUDITED_USER not in tokens.read_text():
+            with open(tokens, "a") as f:
+                f.write(f'{secrets.token_hex(24)},{AUDITED_USER},uid-audited,"system:masters"\n')
+        policy = self.certs / "audit-policy.yaml"
+        if not policy.exists() or policy.read_text() != AUDIT_POLICY:
+            policy.write_text(AUDIT_POLICY)
+            policy.chmod(0o600)
 
     def _tokens(self) -> tuple[str, str]:
         lines = (self.certs / "tokens.csv").read_text().splitlines()
         return lines[0].split(",")[0], lines[1].split(",")[0]
+
+    def _audited_token(self) -> str:
+        for line in (self.certs / "tokens.csv").read_text().splitlines():
+            if line.split(",")[1] == AUDITED_USER:
+                return line.split(",")[0]
+        raise HandoverError(f"no token for {AUDITED_USER} in {self.certs / 'tokens.csv'}")
 
     def _write_kubeconfigs(self, cfg: dict) -> None:
         admin, ro = self._tokens()
@@ -500,7 +547,9 @@ class RehearsalCluster:
         server = f"https://127.0.0.1:{cfg['ports']['kube-apiserver']}"
         for path, ctx, user, token in ((self.kubeconfig, CONTEXT, "flux-handover-admin", admin),
                                        (self.readonly_kubeconfig, READONLY_CONTEXT, READONLY_USER,
-                                        ro)):
+                                        ro),
+                                       (self.audited_kubeconfig, AUDITED_CONTEXT, AUDITED_USER,
+                                        self._audited_token())):
             doc = {"apiVersion": "v1", "kind": "Config", "current-context": ctx, "preferences": {},
                    "clusters": [{"name": CONTEXT, "cluster": {
                        "server": server, "certificate-authority-data": ca}}],

@@ -6,7 +6,9 @@
    persists nothing);
 2. the same gate run with a get/list/watch-only identity (the rehearsal's read-only kubeconfig):
    nothing fails, the server-side dry-run skips saying that it needs create/patch rights (a
-   dry-run is authorised like a write), and again no resourceVersion changed.
+   dry-run is authorised like a write), and again no resourceVersion changed;
+3. the whole gate (hazards included) under an audited admin identity: the API server's audit log
+   shows only reads and dry-run writes.
 """
 from __future__ import annotations
 
@@ -116,3 +118,28 @@ def test_gate_with_a_read_only_identity(rehearsal, tmp_path):
               and c.name != "test_kubernetes_version"]
     assert not others, explain(run)
     assert not changed(before, after), f"objects changed during phase 1: {changed(before, after)}"
+
+
+def test_whole_gate_writes_nothing_per_the_api_servers_audit_log(rehearsal, tmp_path):
+    """3. The whole gate (checks 1-8 and every hazard) run by an admin identity whose every
+    request the API server audits: all of them are reads, or writes that carried dryRun (the
+    server validated and discarded them); none is a write the server could have stored. At least
+    one dry-run write is there, so the proof is not vacuous."""
+    from handover import audit
+    from handover.rehearsal.cluster import AUDITED_CONTEXT, AUDITED_USER
+
+    cluster = rehearsal.stack.cluster
+    start = {cluster.audit_log: audit.line_count(cluster.audit_log)}
+
+    def audited(data: dict) -> None:
+        data["cluster"]["context"] = AUDITED_CONTEXT
+    inv = rehearsal.inventory_copy(tmp_path / "inv", audited)
+    run = rehearsal.run(tmp_path / "run", inv, ["suites/phase1"], "--kubeconfig",
+                        str(cluster.audited_kubeconfig), "--kube-context", AUDITED_CONTEXT)
+    assert run.failed == [], explain(run)
+    reqs = audit.requests(cluster.audit_log, AUDITED_USER, start)
+    assert reqs, f"no request of {AUDITED_USER} in {cluster.audit_log}: the audit proves nothing"
+    dry_writes = [r for r in reqs if not r.is_read and r.dry_run]
+    assert dry_writes, "no dry-run write was audited: check 2 did not reach the server"
+    persisted = [str(r) for r in reqs if r.persisted_write]
+    assert not persisted, "phase 1 wrote to the cluster:\n" + "\n".join(persisted)
