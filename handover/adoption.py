@@ -216,17 +216,28 @@ def values_diff(config: dict[str, Any], values: dict[str, Any]) -> list[Differen
     return exact(config or {}, values or {})
 
 
-def check_values(kube, component: Component, objects: list[dict[str, Any]]) -> list[Finding]:
-    if component.type != "helm" or component.release is None:
-        return []
+def _hr_and_release(kube, component: Component, objects: list[dict[str, Any]], check: str,
+                    what: str):
+    """(HelmRelease, latest release record, findings): findings when either is missing."""
     hr = helm_release_of(component, objects)
     if hr is None:
-        return [missing_hr_finding(VALUES, component)]
+        return None, None, [missing_hr_finding(check, component)]
     want = component.release
     rec = helm_storage.latest(kube, want.name, want.namespace)
     if rec is None:
-        return [Finding(VALUES, hr_id(hr), f"no Helm release {want.namespace}/{want.name} to "
-                        f"compare values with", "correct release in the inventory")]
+        return hr, None, [Finding(check, hr_id(hr), f"no Helm release {want.namespace}/"
+                                  f"{want.name} to compare {what} with",
+                                  "correct release in the inventory")]
+    return hr, rec, []
+
+
+def check_values(kube, component: Component, objects: list[dict[str, Any]]) -> list[Finding]:
+    if component.type != "helm" or component.release is None:
+        return []
+    hr, rec, missing = _hr_and_release(kube, component, objects, VALUES, "values")
+    if missing:
+        return missing
+    want = component.release
     values, problems = hr_values(kube, hr, objects)
     found = [Finding(VALUES, hr_id(hr), p, "create the referenced object or mark it optional")
              for p in problems]
@@ -254,14 +265,10 @@ def check_chart_version(kube, component: Component,
                         objects: list[dict[str, Any]]) -> list[Finding]:
     if component.type != "helm" or component.release is None:
         return []
-    hr = helm_release_of(component, objects)
-    if hr is None:
-        return [missing_hr_finding(CHART, component)]
+    hr, rec, missing = _hr_and_release(kube, component, objects, CHART, "the chart")
+    if missing:
+        return missing
     want = component.release
-    rec = helm_storage.latest(kube, want.name, want.namespace)
-    if rec is None:
-        return [Finding(CHART, hr_id(hr), f"no Helm release {want.namespace}/{want.name} to "
-                        f"compare the chart with", "correct release in the inventory")]
     cs = chart_spec(hr)
     found: list[Finding] = []
     chart, version = cs.get("chart"), cs.get("version")
