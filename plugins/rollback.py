@@ -100,10 +100,11 @@ def run_rollback(item: pytest.Item, component, reason: str) -> list[rollback_mod
     return actions
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
     s = step_of(item)
     if s is None:
-        return
+        return (yield)
     step, component = s
     config = item.config
     halt = config.stash.get(HALT_KEY, None)
@@ -114,12 +115,17 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(f"not started: component {halt.component} halted at step {halt.step} "
                     f"({halt.test}); later components are not started")
     if not _perform(config):
-        return  # dry run: steps decide themselves (read-only ones run, mutating ones skip)
+        # dry run: steps decide themselves (read-only ones run, mutating ones skip)
+        return (yield)
     run = handover_run(config)
     cr = run.component(component.name)
     p = cr.progress
     if p is not None and p.state == "failed" and step == STEPS[0] and not cr.mutated:
         # A previous run failed (or was killed) and its rollback did not complete: finish it.
+        # The rollback takes the session's kube/mutator/inventory from the item's fixture
+        # request, so the item is set up first (pytest refuses fixture lookups on an item
+        # that is not set up: the first item of a run would get FixtureLookupError).
+        yield
         actions = run_rollback(item, component, f"journal: run {p.run} failed at "
                                                 f"{p.failed_step or p.last_started}")
         rep = migration_report(config).component(component.name, component.type, component.risk)
@@ -138,6 +144,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if p is not None and p.state == "done":
             rep.status = f"handed over (run {p.run})"
         pytest.skip(reason)
+    return (yield)
 
 
 @pytest.hookimpl(hookwrapper=True)

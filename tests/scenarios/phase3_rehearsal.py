@@ -136,3 +136,33 @@ def component_report(report: dict, name: str) -> dict:
         if c["name"] == name:
             return c
     raise AssertionError(f"{name} not in the report")
+
+
+def journal_entries(journal: Path, component: str) -> list[dict]:
+    """Every journal entry of a component (intents, outcomes, steps, notes), in order."""
+    out = []
+    if not journal.exists():
+        return out
+    for line in journal.read_text().splitlines():
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue  # a torn last line from a kill mid-write
+        if e.get("component") == component:
+            out.append(e)
+    return out
+
+
+def wait_stopped(proc: subprocess.Popen, timeout: float) -> None:
+    """Wait until the process is stopped (state T in /proc/<pid>/stat), e.g. by SIGSTOP."""
+    deadline = time.monotonic() + timeout
+    stat = Path(f"/proc/{proc.pid}/stat")
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"process {proc.pid} ended (rc {proc.returncode}) instead of "
+                                 "stopping")
+        state = stat.read_text().rsplit(")", 1)[1].split()[0]
+        if state in ("T", "t"):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {proc.pid} not stopped within {timeout} s")

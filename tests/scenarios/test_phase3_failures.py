@@ -16,7 +16,12 @@ How each failure is provoked, honestly:
   have; phase 1's checks catch it in step 1 (chart version differs, the chart cannot be rendered),
   so the scenario accepts ``adoption-chart-version``, ``adoption-rollout`` and ``immutable-fields``
   to show that step 5 fails on the HelmRelease (ArtifactFailed) and rolls back; readyTimeout 8 s;
-- killed: the run is SIGKILLed as soon as the journal shows loki's step 4 passed, then run again.
+- killed: the run is SIGKILLed as soon as the journal shows loki's step 4 passed, then run again;
+- killed during the rollback: alloy's pod-restart fault makes step 6 fail and the rollback start;
+  the child pytest (with tests/scenarios/phase3_rollback_kill_plugin.py) stops itself right after
+  the journal's ``done`` of the rollback's first mutation (suspend the temporary Kustomization) and
+  is SIGKILLed there; the run again finishes the rollback from the journal without repeating that
+  action, and halts.
 Every Git change is reverted (and pushed) after its scenario.
 """
 from __future__ import annotations
@@ -31,9 +36,10 @@ from handover import snapshot as snapshot_mod
 from handover.inventory import load
 from handover.kube import Kube
 from tests.scenarios.phase3_rehearsal import (bootstrapped_stack, commit_and_push,
-                                              component_report, journal_steps, kill_group,
-                                              report_of, revert_and_push, run_phase3,
-                                              spawn_phase3, wait_journal, inventory_copy)
+                                              component_report, journal_entries, journal_steps,
+                                              kill_group, report_of, revert_and_push,
+                                              run_phase3, spawn_phase3, wait_journal,
+                                              wait_stopped, inventory_copy)
 
 pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
 STEPS = ("test_1_preconditions", "test_2_backup", "test_3_snapshot", "test_4_handover",
@@ -269,3 +275,78 @@ def test_killed_between_handover_and_adoption_check_resumes_from_journal(env):
     rep = component_report(report_of(work), "loki")
     assert rep["status"] == "handed over"
     assert any("resumed" in n for n in rep["notes"])
+
+
+def test_killed_during_rollback_rerun_finishes_rollback_and_halts(env):
+    inv, kube, work = env["inv"], env["kube"], env["work"] / "killed-rollback"
+    alloy = inv.component("alloy")
+    before = State(kube, alloy)
+    rev = before.release.revision
+    journal = work / "journal.jsonl"
+    fns, hr = inv.cluster.flux_namespace, alloy.helm_release
+    ks = f"Kustomization {fns}/{alloy.kustomization_name}"
+    suspend_ks = f"patch {ks} spec.suspend=true"
+    proc = spawn_phase3(env["stack"], work, "-k", "alloy",
+                        "-p", "tests.scenarios.phase3_rollback_kill_plugin", journal=journal)
+    try:
+        wait_journal(journal, "alloy", "handover", "passed", 240, proc)
+        pod = before.snapshot.pods[0]
+        kube.core.patch_namespaced_pod(pod.name, pod.namespace, {"metadata": {"annotations": {
+            "rehearsal.flux-handover.io/restart": "scenario-restart-rollback-kill"}}})
+        wait_journal(journal, "alloy", "rollback", "started", 600, proc)
+        wait_stopped(proc, 120)  # frozen right after the first rollback action's `done`
+        kill_group(proc)
+    finally:
+        if proc.poll() is None:
+            kill_group(proc)
+    log = (work / "killed.log").read_text()[-3000:]
+    # where the kill left it: step 6 failed, rollback started, one action done, never finished
+    at_kill = journal_entries(journal, "alloy")
+    steps = [(e["step"], e["action"]) for e in at_kill if e["kind"] == "step"]
+    assert ("adopted", "failed") in steps and steps[-1] == ("rollback", "started"), (steps, log)
+    mutations = [(e["kind"], e["action"]) for e in at_kill
+                 if e["step"] == "rollback" and e["kind"] in ("intent", "done", "failed")]
+    assert mutations == [("intent", suspend_ks), ("done", suspend_ks)], mutations
+    live_ks = kube.get(flux.KUSTOMIZE_API, "Kustomization", alloy.kustomization_name, fns)
+    live_hr = kube.get(flux.HELM_API, "HelmRelease", hr.name, hr.namespace)
+    assert live_ks["spec"].get("suspend") is True
+    assert live_hr is not None and not live_hr["spec"].get("suspend")
+    adopted = helm_storage.latest(kube, alloy.release.name, alloy.release.namespace)
+    assert adopted.revision == rev + 1 and flux.HELM_ORIGIN_NAME in adopted.manifest
+
+    run = run_phase3(env["stack"], work, "-k", "alloy", journal=journal, name="rerun")
+    assert run.returncode == 0, run.stdout[-4000:]
+    first = run.by_name["test_1_preconditions[alloy]"]
+    assert first.outcome == "skipped" and "failed at step adopted" in first.message and \
+        "rolled back from the journal now" in first.message, first.message
+    for s in STEPS[1:]:
+        case = run.by_name[f"{s}[alloy]"]
+        assert case.outcome == "skipped" and "halted: alloy failed at step adopted" in \
+            case.message, (s, case.message)
+    # the run again: nothing but the rest of the rollback; the done action is not made again
+    new = journal_entries(journal, "alloy")[len(at_kill):]
+    assert [(e["step"], e["action"]) for e in new if e["kind"] == "step"] == [
+        ("rollback", "started"), ("rollback", "rolled-back")], new
+    intents = [e["action"] for e in new if e["kind"] == "intent"]
+    assert suspend_ks not in intents, intents
+    assert [a.split(" (")[0] for a in intents] == [
+        f"patch HelmRelease {hr.namespace}/{hr.name} spec.suspend=true",
+        f"delete {ks}", f"delete HelmRelease {hr.namespace}/{hr.name}",
+        f"helm rollback alloy {rev} -n {alloy.release.namespace}"], intents
+    closed = {e["id"] for e in new if e["kind"] == "done"}
+    assert all(e["id"] in closed for e in new if e["kind"] == "intent"), new
+    rolled = [e for e in new if e["action"] == "rolled-back"][0]["detail"]["actions"]
+    assert [(a["action"], a["result"]) for a in rolled] == [
+        (f"suspend {ks}", "not-needed"),
+        (f"suspend HelmRelease {hr.namespace}/{hr.name}", "done"),
+        (f"delete {ks} without pruning", "done"),
+        (f"delete suspended HelmRelease {hr.namespace}/{hr.name} (no uninstall)", "done"),
+        (f"helm rollback alloy {rev}", "done"),
+        ("verify the pods run again", "done")], rolled
+    rep = component_report(report_of(work), "alloy")
+    assert rep["status"] == "rolled back (from the journal)", rep
+    assert len(rep["rollback"]) == 6
+    # back to the pre-step state, the release rolled back exactly once (one new revision)
+    assert_restored(kube, inv, before, same_pods=True)
+    assert helm_storage.latest(kube, alloy.release.name, alloy.release.namespace).revision == \
+        rev + 2
