@@ -12,7 +12,7 @@ import pytest
 
 from handover import bootstrap, cluster_snapshot, flux, flux_diff
 from handover.errors import HandoverError
-from handover.gitops import GitOpsError, suspend_plan_text
+from fixtures.flux import ensure_entrypoints_suspended
 from plugins.safety import skip_unless_perform
 
 BEFORE = "phase2-before-bootstrap"
@@ -37,19 +37,9 @@ def test_snapshot_before_bootstrap(kube, inventory, gitops, cluster_snapshots, p
 
 def test_entrypoints_suspended_in_git(entrypoint, gitops, flux_mutator, perform, phase_name):
     """Step 1: `spec.suspend: true` in the entry-point file, committed and pushed."""
-    try:
-        rhead, states = gitops.remote_states()
-    except GitOpsError as e:
-        pytest.fail(str(e), pytrace=False)
-    if not all(s.suspended for s in states) or gitops.head() != rhead:
-        skip_unless_perform(perform, suspend_plan_text(gitops, True))
-        try:
-            gitops.set_entrypoints_suspended(
-                flux_mutator, True,
-                "flux-handover phase 2: suspend the entry-point Kustomizations during the handover")
-        except HandoverError as e:
-            pytest.fail(str(e), pytrace=False)
-        rhead, states = gitops.remote_states()
+    rhead, states = ensure_entrypoints_suspended(
+        gitops, flux_mutator, perform, True,
+        "flux-handover phase 2: suspend the entry-point Kustomizations during the handover")
     state = next(s for s in states if s.name == entrypoint.name)
     assert state.suspended, (
         f"Kustomization {entrypoint.name}: spec.suspend is not true in {entrypoint.file} at "

@@ -19,9 +19,8 @@ import pytest
 
 from handover import bootstrap, cluster_snapshot, flux
 from handover import journal as journal_mod
-from handover.errors import HandoverError
-from handover.gitops import suspend_plan_text
 from handover.probe import Probe
+from fixtures.flux import ensure_entrypoints_suspended
 from plugins.safety import skip_unless_perform
 
 BEFORE = "phase4-before-resume"
@@ -87,16 +86,9 @@ def test_snapshot_before_resume(kube, inventory, cluster_snapshots, runbook, pha
 def test_resume_in_git(entrypoint, gitops, flux_mutator, perform, runbook, phase_name):
     """Step 2: `spec.suspend` removed from the entry point in Git, committed and pushed."""
     runbook.require(*PRECONDITIONS)
-    rhead, states = gitops.remote_states()
-    if any(s.suspended for s in states) or gitops.head() != rhead:
-        skip_unless_perform(perform, suspend_plan_text(gitops, False))
-        try:
-            gitops.set_entrypoints_suspended(
-                flux_mutator, False,
-                "flux-handover phase 4: resume the entry-point Kustomizations")
-        except HandoverError as e:
-            pytest.fail(str(e), pytrace=False)
-        rhead, states = gitops.remote_states()
+    rhead, states = ensure_entrypoints_suspended(
+        gitops, flux_mutator, perform, False,
+        "flux-handover phase 4: resume the entry-point Kustomizations")
     state = next(s for s in states if s.name == entrypoint.name)
     assert not state.suspended, (f"{entrypoint.file} still has spec.suspend: true at "
                                  f"{gitops.remote}/{gitops.branch} {rhead[:12]}")
