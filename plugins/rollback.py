@@ -18,6 +18,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from pathlib import Path
+
 import pytest
 
 from handover import rollback as rollback_mod
@@ -52,8 +54,10 @@ def step_of(item: pytest.Item) -> tuple[str, object] | None:
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
-    """Chain order: (component's inventory position, step position); other items keep their
-    relative order and come first."""
+    """Chain order: (component's inventory position, step position). The phases keep their order
+    (suites/phase1 .. phase4, so `pytest -k envoy` runs phase 1's checks of Envoy Gateway, its
+    handover, then phase 4's); within a phase other items keep their relative order and come
+    before the chain."""
     from plugins.safety import load_inventory
     steps = [(i, step_of(it)) for i, it in enumerate(items)]
     if not any(s for _, s in steps):
@@ -62,14 +66,23 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
     def key(pair):
         i, s = pair
+        phase = phase_rank(items[i])
         if s is None:
-            return (0, i, 0, 0)
+            return (phase, 0, i, 0, 0)
         step, comp = s
         if step not in STEPS:
             raise pytest.UsageError(f"{items[i].nodeid}: unknown handover_step {step!r} "
                                     f"(steps: {', '.join(STEPS)})")
-        return (1, order.get(comp.name, len(order)), STEPS.index(step), i)
+        return (phase, 1, order.get(comp.name, len(order)), STEPS.index(step), i)
     items[:] = [items[i] for i, _ in sorted(steps, key=key)]
+
+
+def phase_rank(item: pytest.Item) -> int:
+    """N for an item under a `phaseN` directory (suites/phase3/...), else 0."""
+    for part in reversed(Path(str(item.path)).parts):
+        if part.startswith("phase") and part[5:].isdigit():
+            return int(part[5:])
+    return 0
 
 
 def _perform(config: pytest.Config) -> bool:

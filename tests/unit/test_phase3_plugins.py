@@ -83,6 +83,24 @@ def test_chain_order_is_component_by_component(suite):
     assert ids[-1] == "test_8_record[loki]" and len(ids) == 64
 
 
+def test_phases_keep_their_order_around_the_chain(suite):
+    """`pytest -k envoy` over all phases: phase 1's checks, then the chain, then phase 4's."""
+    for phase in ("phase1", "phase3", "phase4"):
+        (suite.path / "suites" / phase).mkdir(parents=True)
+    (suite.path / "test_chain.py").rename(suite.path / "suites/phase3/test_chain.py")
+    (suite.path / "suites/phase1/test_gate.py").write_text(
+        "def test_gate(component):\n    pass\n")
+    (suite.path / "suites/phase4/test_after.py").write_text(
+        "def test_handed_over(component):\n    pass\n")
+    res = suite.runpytest("-p", "no:cacheprovider", "--collect-only", "-q", "-k", "envoy",
+                          "suites/phase4", "suites/phase3", "suites/phase1")
+    ids = [line.split("::")[1] for line in res.stdout.lines if "::" in line]
+    assert ids == ["test_gate[envoy-gateway]"] + [
+        f"test_{n}_{s}[envoy-gateway]" for n, s in enumerate(
+            ["preconditions", "backup", "snapshot", "handover", "ready", "adopted", "finish",
+             "record"], 1)] + ["test_handed_over[envoy-gateway]"]
+
+
 def test_failure_halts_component_and_skips_later_components(suite):
     res = run(suite, FAIL_AT="alloy:backup")
     res.assert_outcomes(passed=16 + 1, failed=1, skipped=64 - 18)
