@@ -12,12 +12,16 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
+from typing import Iterator
 
 import yaml
 
-from tests.rehearsal_support import require_rehearsal
+from handover.journal import Journal
 from tests.harness import ROOT, SuiteRun, run_suite
+from tests.rehearsal_support import seeded_stack
 
 EXAMPLE_INVENTORY = ROOT / "examples" / "homelab" / "migration.yaml"
 PHASE3 = "suites/phase3"
@@ -26,17 +30,25 @@ GIT_ENV = {"GIT_AUTHOR_NAME": "scenario", "GIT_AUTHOR_EMAIL": "scenario@flux-han
            "GIT_COMMITTER_EMAIL": "scenario@flux-handover.invalid", "GIT_TERMINAL_PROMPT": "0"}
 
 
-def bootstrapped_stack(state_dir: Path, work: Path):
-    """stack.up + `pytest suites/phase2 --perform` (Flux stand-ins, entry points suspended)."""
-    from handover.rehearsal import stack
+@contextmanager
+def bootstrapped_stack(state_dir: Path, work: Path) -> Iterator:
+    """The seeded stack + `pytest suites/phase2 --perform` (Flux stand-ins, entry points
+    suspended); stopped and purged afterwards."""
+    with seeded_stack(state_dir, EXAMPLE_INVENTORY) as s:
+        run = run_suite(["suites/phase2"], s.inventory_path, work / "phase2.xml",
+                        "--kubeconfig", str(s.cluster.kubeconfig), "--perform",
+                        "--report-dir", str(work / "reports"))
+        assert run.returncode == 0, f"phase 2 failed:\n{run.stdout[-3000:]}"
+        yield s
 
-    require_rehearsal()
-    s = stack.up(state_dir, EXAMPLE_INVENTORY)
-    run = run_suite(["suites/phase2"], s.inventory_path, work / "phase2.xml",
-                    "--kubeconfig", str(s.cluster.kubeconfig), "--perform",
-                    "--report-dir", str(work / "reports"))
-    assert run.returncode == 0, f"phase 2 failed:\n{run.stdout[-3000:]}"
-    return s
+
+def ready_timeout(component: str, seconds: int):
+    """An inventory edit (for inventory_copy) giving one component a short readyTimeout."""
+    def edit(data: dict) -> None:
+        for c in data["components"]:
+            if c["name"] == component:
+                c["readyTimeout"] = seconds
+    return edit
 
 
 def phase3_args(stack, work: Path, *extra: str, journal: Path | None = None) -> list[str]:
@@ -70,17 +82,9 @@ def kill_group(p: subprocess.Popen) -> None:
 
 
 def journal_steps(journal: Path, component: str) -> list[tuple[str, str]]:
-    out = []
-    if not journal.exists():
-        return out
-    for line in journal.read_text().splitlines():
-        try:
-            e = json.loads(line)
-        except ValueError:
-            continue
-        if e.get("kind") == "step" and e.get("component") == component:
-            out.append((e["step"], e["action"]))
-    return out
+    """(step, status) of every step record of a component, in order."""
+    return [(e["step"], e["action"]) for e in journal_entries(journal, component)
+            if e["kind"] == "step"]
 
 
 def wait_journal(journal: Path, component: str, step: str, status: str, timeout: float,
@@ -139,18 +143,11 @@ def component_report(report: dict, name: str) -> dict:
 
 
 def journal_entries(journal: Path, component: str) -> list[dict]:
-    """Every journal entry of a component (intents, outcomes, steps, notes), in order."""
-    out = []
+    """Every journal entry of a component (intents, outcomes, steps, notes), in order, read by
+    the journal itself (which passes over a torn last line from a kill mid-write)."""
     if not journal.exists():
-        return out
-    for line in journal.read_text().splitlines():
-        try:
-            e = json.loads(line)
-        except ValueError:
-            continue  # a torn last line from a kill mid-write
-        if e.get("component") == component:
-            out.append(e)
-    return out
+        return []
+    return [asdict(e) for e in Journal(journal).entries() if e.component == component]
 
 
 def wait_stopped(proc: subprocess.Popen, timeout: float) -> None:

@@ -39,7 +39,7 @@ from tests.scenarios.phase3_rehearsal import (bootstrapped_stack, commit_and_pus
                                               component_report, journal_entries, journal_steps,
                                               kill_group, report_of, revert_and_push,
                                               run_phase3, spawn_phase3, wait_journal,
-                                              wait_stopped, inventory_copy)
+                                              wait_stopped, inventory_copy, ready_timeout)
 
 pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
 STEPS = ("test_1_preconditions", "test_2_backup", "test_3_snapshot", "test_4_handover",
@@ -48,16 +48,12 @@ STEPS = ("test_1_preconditions", "test_2_backup", "test_3_snapshot", "test_4_han
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    from handover.rehearsal import stack as stack_mod
     state = tmp_path_factory.mktemp("p3-fail") / "state"
     work = tmp_path_factory.mktemp("p3-fail-work")
-    try:
-        s = bootstrapped_stack(state, work)
+    with bootstrapped_stack(state, work) as s:
         inv = load(s.inventory_path)
         kube = Kube(kubeconfig=s.cluster.kubeconfig, context=inv.cluster.context)
         yield {"stack": s, "work": work, "inv": inv, "kube": kube}
-    finally:
-        stack_mod.down(state, purge=True)
 
 
 class State:
@@ -192,12 +188,8 @@ def test_never_ready_times_out_and_rolls_back(env):
     inv, kube, work = env["inv"], env["kube"], env["work"] / "timeout"
     tempo = inv.component("tempo")
     before = State(kube, tempo)
-
-    def short(d):
-        for c in d["components"]:
-            if c["name"] == "tempo":
-                c["readyTimeout"] = 8
-    inv_copy = inventory_copy(env["stack"], work / "migration-timeout.yaml", short)
+    inv_copy = inventory_copy(env["stack"], work / "migration-timeout.yaml",
+                              ready_timeout("tempo", 8))
     hr = inv.gitops.path / tempo.path / "helmrelease.yaml"
     edit_file(hr, "spec:\n  interval: 30m\n", "spec:\n  interval: 30m\n  dependsOn:\n"
                                                  "    - name: loki\n")
@@ -221,12 +213,8 @@ def test_chart_version_missing_rolls_back(env):
     inv, kube, work = env["inv"], env["kube"], env["work"] / "chart"
     eg = inv.component("envoy-gateway")
     before = State(kube, eg)
-
-    def short(d):
-        for c in d["components"]:
-            if c["name"] == "envoy-gateway":
-                c["readyTimeout"] = 8
-    inv_copy = inventory_copy(env["stack"], work / "migration-chart.yaml", short)
+    inv_copy = inventory_copy(env["stack"], work / "migration-chart.yaml",
+                              ready_timeout("envoy-gateway", 8))
     hr = inv.gitops.path / eg.path / "helmrelease.yaml"
     text = hr.read_text()
     version = yaml.safe_load(text)["spec"]["chart"]["spec"]["version"]

@@ -23,17 +23,13 @@ pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    from handover.rehearsal import stack as stack_mod
     state = tmp_path_factory.mktemp("p3-happy") / "state"
     work = tmp_path_factory.mktemp("p3-happy-work")
-    try:
-        s = bootstrapped_stack(state, work)
+    with bootstrapped_stack(state, work) as s:
         inv = load(s.inventory_path)
         kube = Kube(kubeconfig=s.cluster.kubeconfig, context=inv.cluster.context)
         before = {c.name: snapshot_mod.take(kube, c) for c in inv.components}
         yield {"stack": s, "work": work, "inv": inv, "kube": kube, "before": before}
-    finally:
-        stack_mod.down(state, purge=True)
 
 
 def test_dry_run_changes_nothing(env):

@@ -23,15 +23,11 @@ PHASE4 = "suites/phase4"
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    from handover.rehearsal import stack as stack_mod
     base = tmp_path_factory.mktemp("phase4")
     state_dir, work = base / "state", base / "work"
     work.mkdir()
-    try:
-        s = bootstrapped_stack(state_dir, work)
+    with bootstrapped_stack(state_dir, work) as s:
         yield {"stack": s, "work": work, "journal": work / "journal.jsonl"}
-    finally:
-        stack_mod.down(state_dir, purge=True)
 
 
 def _run(env, name: str, *extra: str):
