@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from handover import flux, helm_storage
+from handover import flux, helm_storage, redact
 from handover.findings import Finding
 from handover.inventory import Component
 from handover.kustomize import find
@@ -190,6 +190,7 @@ def hr_values(kube, hr: dict[str, Any], objects: list[dict[str, Any]]) -> tuple[
                                 f"live")
             continue
         if kind == "Secret":
+            redact.register_secret(obj)  # its values are hashed wherever they turn up
             raw = (obj.get("data") or {}).get(key)
             text = base64.b64decode(raw).decode() if raw is not None else \
                 (obj.get("stringData") or {}).get(key)

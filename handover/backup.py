@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from handover import helm_storage
+from handover import helm_storage, redact
 from handover.errors import HandoverError
 from handover.inventory import Component, Inventory
 
@@ -59,15 +59,9 @@ class BackupRecord:
         return self.release["revision"] if self.release else None
 
 
-def _write_private(path: Path, text: str) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, text.encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(path, 0o600)
+def _write_private(path: Path, text: str, root: Path | None = None) -> str:
+    """A file 0600; every folder from ``root`` (the backups directory) down to it 0700."""
+    redact.write_private(path, text, root)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -130,6 +124,7 @@ def _namespace_default(kube, api_version: str, kind: str, ns: str, release_ns: s
 def take(kube, inventory: Inventory, component: Component, run: str) -> BackupRecord:
     """Back the component up (read-only on the cluster; writes only the backup files)."""
     directory = inventory.backups / component.name / run
+    root = inventory.backups
     rec = BackupRecord(component=component.name, directory=str(directory), created=time.time())
     release = None
     if component.release is not None:
@@ -139,10 +134,11 @@ def take(kube, inventory: Inventory, component: Component, run: str) -> BackupRe
                               f"{component.release.name} in storage: nothing to back up")
         rec.release = release.summary()
         rec.files["release.json"] = _write_private(directory / "release.json",
-                                                   json.dumps(release.summary(), indent=2))
+                                                   json.dumps(release.summary(), indent=2), root)
         rec.files["values.yaml"] = _write_private(
-            directory / "values.yaml", yaml.safe_dump(release.config, sort_keys=True))
-        rec.files["manifest.yaml"] = _write_private(directory / "manifest.yaml", release.manifest)
+            directory / "values.yaml", yaml.safe_dump(release.config, sort_keys=True), root)
+        rec.files["manifest.yaml"] = _write_private(directory / "manifest.yaml", release.manifest,
+                                                    root)
     seen: set[tuple[str, str, str]] = set()
     for api_version, kind, ns, name in _objects_of(kube, inventory, component, release):
         ns = _namespace_default(kube, api_version, kind, ns,
@@ -155,10 +151,12 @@ def take(kube, inventory: Inventory, component: Component, run: str) -> BackupRe
         if live is None:
             continue  # in the manifest/build but not live (yet): nothing to restore
         rel = _file_name(kind, ns, name)
+        if kind == "Secret":
+            redact.register_secret(live)  # hashed wherever it turns up in free text
         rec.files[rel] = _write_private(directory / rel, yaml.safe_dump(clean(live),
-                                                                         sort_keys=True))
+                                                                         sort_keys=True), root)
         rec.objects.append(f"{kind} {ns + '/' if ns else ''}{name}")
-    _write_private(directory / "index.json", json.dumps(rec.to_dict(), indent=2))
+    _write_private(directory / "index.json", json.dumps(rec.to_dict(), indent=2), root)
     return rec
 
 

@@ -118,10 +118,10 @@ class ClusterSnapshot:
                          for p in d["pods"]])
 
     def save(self, path: str | Path) -> Path:
+        from handover import redact  # folders 0700, files 0600 (it lives with the backups)
         p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_suffix(p.suffix + ".tmp")
-        tmp.write_text(self.to_json())
+        redact.write_private(tmp, self.to_json())
         tmp.replace(p)
         return p
 

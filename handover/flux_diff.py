@@ -14,7 +14,9 @@ does it, natively (flux2 ``cmd/flux/diff_kustomization.go`` / ``internal/build``
    ``deleted`` (prune candidates) when ``spec.prune`` is true, unless the live object carries
    ``kustomize.toolkit.fluxcd.io/prune: disabled``.
 
-Secret values never appear in a diff: their fields are listed with the values hidden.
+Values never appear in a diff: Secret data is ``(hidden)``, every other value is shown by its
+path and a short hash (handover.redact), so HelmRelease spec.values or a ConfigMap's connection
+URL are not written in clear into JUnit properties or phase2-diff-*.json.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import DynamicApiError
 
-from handover import flux, kustomize
+from handover import flux, kustomize, redact
 from handover.errors import HandoverError
 
 CREATED, MODIFIED, OWNER_LABELS, UNCHANGED, DELETED, ERROR = (
@@ -193,10 +195,22 @@ def classify(live: dict[str, Any] | None, dry_run: dict[str, Any], kustomization
         changes = [FieldChange(c.path, HIDDEN if c.live is not None else None,
                                HIDDEN if c.git is not None else None)
                    if c.path.startswith(("data", "stringData")) else c for c in changes]
-    if all(is_owner_label_change(c) for c in changes):
+    owner_only = all(is_owner_label_change(c) for c in changes)
+    changes = [redacted(c) for c in changes]
+    if owner_only:
         return ObjectDiff(kustomization, subject, OWNER_LABELS, changes,
                           "only the Flux owner labels are added: not drift")
     return ObjectDiff(kustomization, subject, MODIFIED, changes)
+
+
+def redacted(c: FieldChange) -> FieldChange:
+    """The change with its values as handover.redact shows them (path + hash; the values of
+    HelmRelease spec.values, ConfigMap data, env... never in clear)."""
+    def one(v: Any) -> Any:
+        if v is None or v == HIDDEN or redact.clear_ok(c.path, v):
+            return v
+        return redact.show(c.path, v)
+    return FieldChange(c.path, one(c.live), one(c.git))
 
 
 POD_TEMPLATE_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
@@ -267,9 +281,9 @@ def prepare(objects: list[dict[str, Any]], ks_name: str, ks_namespace: str,
 def _api_message(e: Exception) -> str:
     body = getattr(e, "body", None) or getattr(e, "summary", lambda: "")()
     try:
-        return json.loads(body).get("message") or str(body)
+        return redact.scrub(json.loads(body).get("message") or str(body))
     except (TypeError, ValueError):
-        return str(body or e)
+        return redact.scrub(str(body or e))
 
 
 def diff_kustomization(kube, repo_path: str | Path, ks: dict[str, Any],

@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from handover import redact
+
 SECRET_TYPE = "helm.sh/release.v1"
 GZIP_MAGIC = b"\x1f\x8b\x08"
 
@@ -74,6 +76,7 @@ def record_from_secret(secret: dict[str, Any]) -> HelmReleaseRecord:
     chart = rel.get("chart") or {}
     cmeta = chart.get("metadata") or {}
     info = rel.get("info") or {}
+    redact.register_values(rel.get("config") or {})  # never repeated in clear in free text
     return HelmReleaseRecord(
         name=rel["name"], namespace=rel.get("namespace", meta["namespace"]),
         storage_namespace=meta["namespace"], revision=int(rel["version"]),

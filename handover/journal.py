@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from handover import redact
+
 
 @dataclass
 class Entry:
@@ -30,11 +32,12 @@ class Entry:
 class Journal:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        redact.private_dir(self.path.parent)
         self.context: dict[str, str] = {"phase": "", "component": "", "step": ""}
 
     def _write(self, entry: Entry) -> Entry:
-        line = json.dumps(asdict(entry), sort_keys=True, default=str)
+        # every string scrubbed (handover.redact): the journal never holds a value in clear
+        line = json.dumps(redact.scrub_all(asdict(entry)), sort_keys=True, default=str)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, (line + "\n").encode())

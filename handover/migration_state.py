@@ -220,10 +220,10 @@ def to_markdown(s: MigrationState) -> str:
 
 
 def write(state: MigrationState, directory: Path) -> tuple[Path, Path]:
-    directory.mkdir(parents=True, exist_ok=True)
+    from handover import redact  # folders 0700, files 0600 under the backups directory
     md, js = directory / "MIGRATION_STATE.md", directory / "MIGRATION_STATE.json"
-    md.write_text(to_markdown(state))
-    js.write_text(state.to_json() + "\n")
+    redact.write_private(md, to_markdown(state))
+    redact.write_private(js, state.to_json() + "\n")
     return md, js
 
 

@@ -6,17 +6,18 @@ Every mutation goes through a Mutator, which
 3. refuses the runbook's destructive steps that the facts make unsafe (``helm uninstall`` of a
    release Flux manages, deleting a HelmRelease that is not suspended, deleting a Kustomization
    that would garbage-collect its inventory, deleting anything the runbook does not name),
-4. writes the journal entry before acting and the outcome after.
+4. writes the journal entry before acting and the outcome after. The journal gets what is done
+   to which object, never a value: a patch body is journaled as its shape (paths + short hashes,
+   handover.redact), an error scrubbed.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable
 
 from kubernetes.dynamic.exceptions import NotFoundError
 
-from handover import flux, helm_storage, tools
+from handover import flux, helm_storage, redact, tools
 from handover.errors import HandoverError, UnsafeActionRefused
 from handover.inventory import Inventory
 from handover.journal import Journal
@@ -53,8 +54,8 @@ class Mutator:
         jid = self.journal.intent(action, **detail)
         try:
             result = fn()
-        except Exception as e:  # journal the failure, then let it propagate
-            self.journal.failed(jid, action, error=str(e)[:2000])
+        except Exception as e:  # journal the failure (scrubbed), then let it propagate
+            self.journal.failed(jid, action, error=redact.scrub(str(e))[:2000])
             raise
         self.journal.done(jid, action)
         return result
@@ -85,7 +86,11 @@ class Mutator:
               description: str = "") -> dict[str, Any]:
         ctype = {"merge": "application/merge-patch+json", "json": "application/json-patch+json",
                  "strategic": "application/strategic-merge-patch+json"}[patch_type]
-        action = f"patch {_obj_id(kind, name, namespace)} {description or json.dumps(body)}"
+        # the body's shape only (paths + short hashes): a patch may carry Secret data, e.g. the
+        # last-applied annotation of a kubectl-applied Secret that the rollback puts back
+        shape = redact.shape(body)
+        action = (f"patch {_obj_id(kind, name, namespace)} "
+                  f"{description or 'fields ' + ', '.join(shape)}")
 
         def go():
             res = self.kube.resource(api_version, kind)
@@ -93,7 +98,7 @@ class Mutator:
             if res.namespaced:
                 kwargs["namespace"] = namespace
             return res.patch(**kwargs).to_dict()
-        return self._do(action, go, patch=body)
+        return self._do(action, go, patch=shape)
 
     def suspend(self, api_version: str, kind: str, name: str, namespace: str,
                 suspend: bool = True) -> dict[str, Any]:

@@ -21,7 +21,11 @@ _SECRETISH = re.compile(r"(?i)(password|passwd|token|secret|apikey|api_key|beare
 
 
 def redact(text: str) -> str:
-    return _SECRETISH.sub(lambda m: f"{m.group(1)}{m.group(2)}<redacted>", text or "")
+    """handover.redact.scrub (known values, JSON, URL credentials... by their hash), then any
+    ``password: x``-looking pair left."""
+    from handover import redact as redact_mod
+    return _SECRETISH.sub(lambda m: m.group(0) if m.group(3).startswith("<sha256:") else
+                          f"{m.group(1)}{m.group(2)}<redacted>", redact_mod.scrub(text or ""))
 
 
 def _redact_all(o: Any) -> Any:

@@ -7,19 +7,20 @@ Two comparisons:
   merge key (containers by name, env by name, ...) are matched by that key, as a strategic merge
   patch does; resource quantities are compared by value (``0.5`` == ``500m``).
 
-A ``Difference`` prints as ``path: live <v>, Git <v>``; values under secret-looking keys are shown
-only as a short hash, so reports never carry a secret in clear.
+A ``Difference`` prints as ``path: live <v>, Git <v>``; every value is shown as a short hash
+(handover.redact: only booleans, null and structural fields in clear), so reports never carry a
+secret in clear whatever its key is called.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from kubernetes.utils.quantity import parse_quantity
+
+from handover import redact
 
 
 class _Missing:
@@ -62,13 +63,11 @@ def is_secret_path(path: str) -> bool:
 
 
 def show(path: str, value: Any) -> str:
-    """A value for a report: JSON, shortened; secret-looking paths only as a hash."""
+    """A value for a report: its path's hash (handover.redact.show: only booleans, null and
+    structural fields such as an image or a selector in clear)."""
     if value is MISSING:
         return "(absent)"
-    text = json.dumps(value, sort_keys=True, default=str)
-    if is_secret_path(path):
-        return f"<redacted sha256:{hashlib.sha256(text.encode()).hexdigest()[:8]}>"
-    return text if len(text) <= 120 else text[:117] + "..."
+    return redact.show(path, value)
 
 
 def join(path: str, key: str) -> str:

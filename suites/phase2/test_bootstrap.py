@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from handover import bootstrap, cluster_snapshot, flux, flux_diff
+from handover import bootstrap, cluster_snapshot, flux, flux_diff, redact
 from handover.errors import HandoverError
 from fixtures.flux import ensure_entrypoints_suspended
 from plugins.safety import skip_unless_perform
@@ -139,7 +139,8 @@ def test_diff(entrypoint, kube, inventory, gitops, flux_journal, runbook, record
     except HandoverError as e:
         pytest.fail(str(e), pytrace=False)
     out = flux_journal.path.parent / f"phase2-diff-{entrypoint.name}.json"
-    out.write_text(json.dumps(d.to_dict(), indent=1, default=str))
+    # values by path + hash (flux_diff.redacted); the file 0600 in a 0700 folder all the same
+    redact.write_private(out, json.dumps(d.to_dict(), indent=1, default=str))
     record_property("diff_counts", json.dumps(d.counts(), sort_keys=True))
     for o in d.objects:
         if o.action in (flux_diff.MODIFIED, flux_diff.DELETED, flux_diff.ERROR):

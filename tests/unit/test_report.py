@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import json
 
+from handover.redact import hashed
 from handover.report import MigrationReport, StepResult, redact
 
 
 def test_redact_hides_credentials_in_messages():
+    # the one rule (handover.redact): a value by its short hash, never in clear
     assert redact("password: hunter2 and token=abc") == \
-        "password: <redacted> and token=<redacted>"
+        f"password: {hashed('hunter2')} and token={hashed('abc')}"
 
 
 def test_report_renders_components_rollback_and_refusals(tmp_path):

@@ -1,0 +1,34 @@
+"""The last line of the redaction rule (handover.redact) for what pytest itself writes: the
+failure text (terminal and JUnit XML), the captured output sections, skip reasons and the JUnit
+properties (``record_property``, the rollback actions) pass through ``redact.scrub``, so a value
+that reached an exception message (a kubectl stderr, an API error) is shown by its hash.
+
+It wraps every other ``pytest_runtest_makereport`` (tryfirst hookwrapper: outermost, so it sees
+what the rollback plugin adds)."""
+from __future__ import annotations
+
+import pytest
+
+from handover import redact
+
+
+def _scrub_props(props: list) -> None:
+    for i, (name, value) in enumerate(props):
+        props[i] = (redact.scrub(str(name)), redact.scrub(str(value)))
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    lr = report.longrepr
+    if isinstance(lr, tuple) and len(lr) == 3:  # a skip: (path, line, reason)
+        report.longrepr = (lr[0], lr[1], redact.scrub(str(lr[2])))
+    elif lr is not None:
+        text = str(lr)
+        clean = redact.scrub(text)
+        if clean != text:
+            report.longrepr = clean  # the scrubbed text instead of the traceback object
+    report.sections = [(title, redact.scrub(body)) for title, body in report.sections]
+    _scrub_props(item.user_properties)
+    _scrub_props(report.user_properties)
