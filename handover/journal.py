@@ -17,6 +17,9 @@ from typing import Any, Iterator
 from handover import redact
 
 
+KEPT_AS_WRITTEN = ("run", "backup", "snapshot")  # detail keys the suite writes itself
+
+
 @dataclass
 class Entry:
     id: str
@@ -36,8 +39,13 @@ class Journal:
         self.context: dict[str, str] = {"phase": "", "component": "", "step": ""}
 
     def _write(self, entry: Entry) -> Entry:
-        # every string scrubbed (handover.redact): the journal never holds a value in clear
-        line = json.dumps(redact.scrub_all(asdict(entry)), sort_keys=True, default=str)
+        # every string scrubbed (handover.redact): the journal never holds a value in clear;
+        # the paths and run id a resumed run reads back are the suite's own, kept as written
+        d = asdict(entry)
+        kept = {k: d["detail"].pop(k) for k in KEPT_AS_WRITTEN if k in d["detail"]}
+        d = redact.scrub_all(d)
+        d["detail"].update(kept)
+        line = json.dumps(d, sort_keys=True, default=str)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, (line + "\n").encode())

@@ -262,3 +262,18 @@ def test_backup_folders_are_0700_from_the_backups_directory_down(tmp_path, monke
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
     for rel in r.files:
         assert stat.S_IMODE((d / rel).stat().st_mode) == 0o600, rel
+
+
+def test_journal_keeps_the_paths_a_resume_reads_back(tmp_path):
+    """The scrubbing sink must not break resume: the backup/snapshot paths and the run id a
+    resumed run reads from the journal (handover.journal.progress) are written as they are."""
+    from handover import journal as journal_mod
+    odd = "Run-Xy9_2025q"  # a registered value that happens to be part of a path
+    redact.register(odd)
+    j = Journal(tmp_path / "journal.jsonl")
+    j.set_context("phase3", "grafana", "backup")
+    path = f"/backups/grafana/{odd}/20261129"
+    j.step("passed", run=odd, backup=path, note=f"took {path}")
+    p = journal_mod.progress(j, "phase3", "grafana")
+    assert p.passed["backup"]["backup"] == path and p.passed["backup"]["run"] == odd
+    assert odd not in p.passed["backup"]["note"]  # anything else is scrubbed
