@@ -34,7 +34,8 @@ CLEAR_KEYS = frozenset({
     "image", "imagePullPolicy", "replicas", "replicaCount", "selector", "matchLabels",
     "serviceName", "clusterIP", "clusterIPs", "storageClassName", "accessModes", "volumeName",
     "podManagementPolicy", "kind", "apiVersion", "containerPort", "protocol", "suspend",
-    "prune", "interval", "timeout", "version", "cpu", "memory", "storage",
+    "prune", "interval", "timeout", "version", "cpu", "memory", "storage", "size", "port",
+    "targetPort", "nodePort",
 })
 SECRETISH_KEY = re.compile(r"pass(word|wd)?|secret|token|credential|private|apikey|api_key|"
                            r"cert|dsn|url|uri|conn", re.I)

@@ -11,8 +11,8 @@ are unchanged):
 - a kubectl-applied Secret: ``log-analyzer-db`` (stringData password = canary) in log-analyzer's
   Git path, applied with client-side ``kubectl apply`` (so its last-applied annotation holds it);
 - a connection URL in a ConfigMap: ``log-analyzer-config`` ``DATABASE_URL: postgres://
-  analyzer:CANARY@db...`` in the same path, kubectl-applied (not mounted: mounting would roll the
-  Deployment before the migration starts, which changes nothing for what is written).
+  analyzer:CANARY@db...`` in the same path, mounted by the Deployment (volume ``config``), both
+  kubectl-applied (the Deployment rolls once, before the migration starts).
 
 Runs: phase 1 (alloy and log-analyzer: the values drift is reported), phase 2 (bootstrap and the
 diff of both entry points), phase 3 on log-analyzer with a container restart during adoption (the
@@ -41,6 +41,7 @@ from handover import tools
 from handover.inventory import load
 from handover.kube import Kube
 from handover.rehearsal import chart_repo
+from handover.rehearsal.seed import wait_ready
 from tests.harness import run_suite
 from tests.rehearsal_support import EXAMPLE_INVENTORY, seeded_stack
 from tests.scenarios.phase3_rehearsal import (commit_and_push, git, journal_steps, kill_group,
@@ -68,6 +69,12 @@ def _seed_canary(stack, inv) -> None:
     config = {"apiVersion": "v1", "kind": "ConfigMap",
               "metadata": {"name": "log-analyzer-config", "namespace": ns},
               "data": {"DATABASE_URL": f"postgres://analyzer:{CANARY}@db.log-analyzer:5432/logs"}}
+    dep_path = la / "deployment.yaml"
+    dep = yaml.safe_load(dep_path.read_text())
+    pod = dep["spec"]["template"]["spec"]
+    pod["volumes"] = [{"name": "config", "configMap": {"name": "log-analyzer-config"}}]
+    pod["containers"][0]["volumeMounts"] = [{"name": "config", "mountPath": "/etc/log-analyzer"}]
+    dep_path.write_text(yaml.safe_dump(dep, sort_keys=False))
     (la / "db-secret.yaml").write_text(yaml.safe_dump(secret, sort_keys=False))
     (la / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     k = yaml.safe_load((la / "kustomization.yaml").read_text())
@@ -88,8 +95,11 @@ def _seed_canary(stack, inv) -> None:
     hr_path.write_text(yaml.safe_dump(hr, sort_keys=False))
     git(clone, "add", "-A")
     commit_and_push(clone, "scenario: secret canary (Secrets, ConfigMap, valuesFrom)")
-    for f in (la / "db-secret.yaml", la / "config.yaml", al / "values-secret.yaml"):
+    for f in (la / "db-secret.yaml", la / "config.yaml", al / "values-secret.yaml", dep_path):
         _kubectl(stack, "apply", "-f", str(f))  # client-side: last-applied annotation
+    _kubectl(stack, "rollout", "status", "deployment/log-analyzer", "-n", ns, "--timeout=180s")
+    wait_ready(Kube(kubeconfig=stack.cluster.kubeconfig, context=inv.cluster.context),
+               list(inv.component("log-analyzer").workloads))
     # alloy: the same value given once with --set, plus one the HelmRelease does not have
     tools.run([str(tools.helm()), "upgrade", "alloy", "alloy", "--repo", stack.chart_repo_url,
                "--version", "1.4.0", "--namespace", "logging", "--reuse-values",
