@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from handover import backup as backup_mod
-from handover import flux, helm_storage
+from handover import flux, helm_storage, redact
 from handover.inventory import Component, Inventory
 from handover.takeover import wait_gone
 
@@ -76,7 +76,9 @@ class Rollback:
             ra = RollbackAction(action, "done" if detail != "not-needed" else "not-needed",
                                 "" if detail in (None, "not-needed") else detail)
         except Exception as e:
-            ra = RollbackAction(action, "failed", f"{e.__class__.__name__}: {str(e)[:500]}")
+            # an error may echo kubectl's stderr (the patch it sent): scrubbed (handover.redact)
+            ra = RollbackAction(action, "failed",
+                                f"{e.__class__.__name__}: {redact.scrub(str(e))[:500]}")
         self.actions.append(ra)
         return ra
 

@@ -277,3 +277,17 @@ def test_journal_keeps_the_paths_a_resume_reads_back(tmp_path):
     p = journal_mod.progress(j, "phase3", "grafana")
     assert p.passed["backup"]["backup"] == path and p.passed["backup"]["run"] == odd
     assert odd not in p.passed["backup"]["note"]  # anything else is scrubbed
+
+
+def test_rollback_action_detail_scrubs_kubectl_stderr():
+    """Before: a failed rollback action kept str(e)[:500] of the error, i.e. kubectl's stderr
+    echoing the object it re-applied (the Secret's data), for JUnit properties and the report."""
+    from handover.rollback import Rollback
+    rb = Rollback(kube=None, mutator=None, inventory=None, component=None, record=None)
+    echo = json.dumps({"apiVersion": "v1", "kind": "Secret", "data": {"password": b64(CANARY)}})
+
+    def fail():
+        raise HandoverError(f"command failed (1): kubectl apply -f -\nerror: {echo}")
+    ra = rb._act("re-apply kubectl objects from the backup", fail)
+    assert ra.result == "failed" and "command failed (1)" in ra.detail
+    assert_no_canary(str(ra), "the rollback action")
