@@ -7,9 +7,29 @@ It wraps every other ``pytest_runtest_makereport`` (tryfirst hookwrapper: outerm
 what the rollback plugin adds)."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from handover import redact
+
+
+class ScrubbedRepr:
+    """A failure's text after ``redact.scrub``, with the parts of a pytest longrepr that the
+    terminal, JUnit XML and the other plugins read (``toterminal``, ``reprcrash``)."""
+
+    def __init__(self, text: str, crash) -> None:
+        self.text = text
+        self.reprcrash = None if crash is None else SimpleNamespace(
+            path=getattr(crash, "path", ""), lineno=getattr(crash, "lineno", 0),
+            message=redact.scrub(str(getattr(crash, "message", ""))))
+
+    def toterminal(self, tw) -> None:
+        for line in self.text.splitlines():
+            tw.line(line)
+
+    def __str__(self) -> str:
+        return self.text
 
 
 def _scrub_props(props: list) -> None:
@@ -27,8 +47,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     elif lr is not None:
         text = str(lr)
         clean = redact.scrub(text)
-        if clean != text:
-            report.longrepr = clean  # the scrubbed text instead of the traceback object
+        if clean != text:  # the scrubbed text instead of the traceback object
+            report.longrepr = ScrubbedRepr(clean, getattr(lr, "reprcrash", None))
     report.sections = [(title, redact.scrub(body)) for title, body in report.sections]
     _scrub_props(item.user_properties)
     _scrub_props(report.user_properties)

@@ -78,3 +78,15 @@ def test_without_the_plugin_junit_and_terminal_would_carry_it(pytester: pytest.P
     res = _suite(pytester, with_plugin=False)
     written = _written(pytester, res)
     assert CANARY in written["junit"] and CANARY in written["terminal"]
+
+
+def test_the_failure_message_stays_the_assertion_line(pytester: pytest.Pytester):
+    """JUnit's failure message is still the crash line (scrubbed), not the whole traceback."""
+    import xml.etree.ElementTree as ET
+    _suite(pytester, with_plugin=True)
+    [failure] = [tc.find("failure") for tc in
+                 ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")
+                 if tc.find("failure") is not None]
+    msg = failure.get("message")
+    assert msg.startswith("AssertionError: kubectl failed: <json sha256:"), msg
+    assert "def t(" not in msg and CANARY not in msg
