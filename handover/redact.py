@@ -204,6 +204,15 @@ def _b64(m: re.Match) -> str:
     return hashed(s)
 
 
+def _invalid(m: re.Match) -> str:
+    """The API server's ``Invalid value: X``: a quoted value (Secret and ConfigMap data are
+    strings) is hashed; a bare number (a port, a replica count) or boolean stays readable."""
+    val = m.group(2)
+    if _ALREADY.fullmatch(val) or re.fullmatch(r"-?\d+(\.\d+)?:?|true:?|false:?|null:?", val):
+        return m.group(0)
+    return m.group(1) + hashed(val.strip('"'))
+
+
 def _pair(m: re.Match) -> str:
     key, sep, val = (m.group(1), m.group(2), m.group(3)) if m.group(1) else \
         (m.group(4), m.group(5), m.group(6))
@@ -222,8 +231,7 @@ def scrub(text: str) -> str:
     text = _json_blobs(text)
     text = _URL_CRED.sub(lambda m: f"{m.group(1)}{hashed(m.group(2) + ':' + m.group(3))}@", text)
     text = _PAIR.sub(_pair, text)
-    text = _INVALID.sub(lambda m: m.group(1) + (m.group(2) if _ALREADY.fullmatch(m.group(2))
-                                                else hashed(m.group(2).strip('"'))), text)
+    text = _INVALID.sub(_invalid, text)
     text = _B64.sub(_b64, text)
     return text
 

@@ -291,3 +291,12 @@ def test_rollback_action_detail_scrubs_kubectl_stderr():
     ra = rb._act("re-apply kubectl objects from the backup", fail)
     assert ra.result == "failed" and "command failed (1)" in ra.detail
     assert_no_canary(str(ra), "the rollback action")
+
+
+def test_scrub_keeps_a_rejected_port_number_readable():
+    """The API server's own echo of an int field (check 2's scenario needs "99999") stays; a
+    quoted value is hashed."""
+    text = ('Service "log-analyzer" is invalid: spec.ports[0].port: Invalid value: 99999: must be '
+            'between 1 and 65535')
+    assert redact.scrub(text) == text
+    assert CANARY not in redact.scrub(f'data[k]: Invalid value: "{CANARY}": bad')
