@@ -54,7 +54,7 @@ def hashed(value: Any) -> str:
 
 def _last_key(path: str) -> str:
     parts = [p for p in re.split(r"[.\[\]\"=]", path or "") if p]
-    # a keyed list item (containers[name=x]) ends in its key's value: look at the field before
+    # the last field name (containers[name=x] ends in the key's value x: not a CLEAR_KEY)
     return parts[-1] if parts else ""
 
 
