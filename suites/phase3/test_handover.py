@@ -15,7 +15,7 @@ from handover import adopted, flux, kustomize, preconditions, takeover
 from handover import backup as backup_mod
 from handover import snapshot as snapshot_mod
 from handover.findings import report as findings_report
-from handover.probe import Probe, check_name
+from handover.probe import Probe, check_name, mode_for
 from plugins.safety import skip_unless_perform
 
 SETTLE = 1.0  # seconds the probe keeps measuring after Ready
@@ -105,8 +105,8 @@ def test_4_handover(component, kube, inventory, mutator, handover_run_state, per
 
 def probe_mode(inventory) -> str:
     """Rehearsal: connect to the endpoint addresses (pods answer on local addresses); live: the
-    API server's service proxy."""
-    return "endpoints" if inventory.cluster.is_rehearsal else "proxy"
+    API server's service proxy (handover.probe.mode_for, shared with phase 4)."""
+    return mode_for(inventory)
 
 
 @pytest.mark.handover_step("ready")
@@ -204,14 +204,29 @@ def test_7_finish(component, kube, inventory, mutator, snapshots, perform, repor
 
 
 @pytest.mark.handover_step("record")
-def test_8_record(component, perform, report, handover_run_state):
-    """Measured downtime, restarts, revision, duration into the report."""
+def test_8_record(component, snapshots, perform, report, handover_run_state):
+    """Restarts, pods and revision read from the cluster NOW against the "before" snapshot kept on
+    disk (so a resumed run checks the same thing as an uninterrupted one), plus measured downtime
+    and duration, into the report. A failure here never rolls back the finished handover
+    (plugins.rollback)."""
     skip_unless_perform(perform, f"record {component.name}")
     cr = handover_run_state.component(component.name)
     rep = report.component(component.name, component.type, component.risk)
     if cr.probe_result is not None and not component.health:
         rep.notes.append("no health check in the inventory: downtime not measured")
-    assert rep.restarts_after is not None, "step 6 recorded no restart counts"
     if cr.resumed:
         rep.notes.append("resumed from the journal")
-    assert rep.restarts == 0, f"{rep.restarts} container restart(s) during the handover"
+    before = snapshots.before(component)
+    assert before is not None, (f"{component.name}: no snapshot from before the handover (the "
+                                "journal names none, or its file is gone): nothing to compare")
+    now = snapshots.take(component)
+    rep.pods, rep.restarts_before = len(before.pods), before.total_restarts
+    rep.restarts_after = now.total_restarts
+    rep.revision_before = before.release.revision if before.release else None
+    rep.revision_after = now.release.revision if now.release else None
+    diffs = snapshot_mod.compare(before, now, release_moves=1 if before.release else None)
+    rep.pods_recreated = sorted({d.subject for d in diffs if d.subject.startswith("Pod ")
+                                 and d.field in ("uid", "present")})
+    assert not diffs, (f"{component.name} differs from its snapshot before the handover "
+                       f"({rep.restarts} container restart(s) in total):\n"
+                       + "\n".join(f"- {d}" for d in diffs))
