@@ -8,10 +8,11 @@ rolls it back (plugins.rollback); the journal lets a killed run resume (plugins.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
-from handover import adopted, flux, kustomize, preconditions, takeover
+from handover import adopted, flux, helm_storage, kustomize, preconditions, takeover
 from handover import backup as backup_mod
 from handover import snapshot as snapshot_mod
 from handover.findings import report as findings_report
@@ -49,15 +50,25 @@ def test_1_preconditions(component, kube, inventory, accepted_hazards, report, j
 
 
 @pytest.mark.handover_step("backup")
-def test_2_backup(component, inventory, backups, perform):
-    """Release manifest + user values (from the release Secret) and the live objects, 0600."""
+def test_2_backup(component, kube, inventory, backups, perform):
+    """Release manifest + user values (from the release Secret) and the live objects, 0600; read
+    back from disk and compared with the live release (what a rollback would restore)."""
     skip_unless_perform(perform, f"back up {component.name} under "
                                  f"{inventory.backups / component.name}")
     rec = backups.take(component)
     assert not backup_mod.verify(rec), backup_mod.verify(rec)
     if component.release is not None:
-        assert rec.revision, f"{component.name}: the backup holds no release revision"
-        assert {"values.yaml", "manifest.yaml", "release.json"} <= set(rec.files)
+        r = component.release
+        live = helm_storage.latest(kube, r.name, r.namespace)
+        assert live is not None, f"release {r.namespace}/{r.name} is gone from Helm storage"
+        assert rec.revision == live.revision, (
+            f"{component.name}: the backup holds revision {rec.revision}, the live release is at "
+            f"{live.revision}")
+        on_disk = Path(rec.directory)
+        assert (on_disk / "manifest.yaml").read_text() == live.manifest, (
+            f"{on_disk / 'manifest.yaml'} is not the live release's manifest")
+        assert backup_mod.release_values(rec) == (live.config or {}), (
+            f"{on_disk / 'values.yaml'} does not hold the live release's user values")
     for w in component.workloads:
         assert f"{w.kind} {w.namespace}/{w.name}" in rec.objects, \
             f"{w.kind} {w.namespace}/{w.name} is not in the backup {rec.directory}"
@@ -87,7 +98,6 @@ def test_4_handover(component, kube, inventory, mutator, handover_run_state, per
     ks = takeover.for_component(inventory, component)
     skip_unless_perform(perform, f"apply Kustomization {ks['metadata']['namespace']}/"
                                  f"{ks['metadata']['name']} for ./{component.path}")
-    assert ks["spec"]["prune"] is False
     rep = report.component(component.name, component.type, component.risk)
     rev = takeover.sync_source(kube, mutator, inventory)
     rep.notes.append(f"Flux source at {rev} (= the checked GitOps checkout)")
