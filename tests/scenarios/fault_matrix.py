@@ -40,8 +40,9 @@ COMPONENT = "envoy-gateway"
 PHASE3_STEPS = ("preconditions", "backup", "snapshot", "handover", "ready", "adopted", "finish",
                 "record")
 # the mutation each phase-3 step makes (journal action pattern); steps absent make none
-PHASE3_MUTATIONS = {"backup": "backup *", "handover": "apply Kustomization *",
-                    "finish": "delete Kustomization *"}
+PHASE3_MUTATIONS = {"backup": "backup *",
+                    "handover": f"apply Kustomization */handover-{COMPONENT}",
+                    "finish": f"delete Kustomization */handover-{COMPONENT} *"}
 POINTS = ("started", "mutated", "done")
 
 
@@ -214,3 +215,85 @@ def reset(kube, inv, comp, journal: Path, work: Path) -> list[str]:
     if not rb.ok:
         return [f"reset failed: {[str(a) for a in actions]}"]
     return []
+
+
+# -- phase 2: the bootstrap, killed and run again (a fresh seeded stack per cell) ----------------
+PHASE2_STEPS = ("test_bootstrap",)
+
+
+def phase2_cells(points=POINTS) -> list[Cell]:
+    return [Cell("phase2", s, p) for s in PHASE2_STEPS for p in points]
+
+
+def run_phase2_cell(state_dir: Path, work: Path, cell: Cell) -> Cell:
+    """Seed a fresh stack, kill `pytest suites/phase2 --perform` at the cell's point, run it
+    again: it must pass, the covered objects and pods must be exactly as before the first run
+    (the harness's own snapshot, not the suite's), no Helm release pending, the journal
+    consistent, and a third run must be a no-op that passes."""
+    from handover import cluster_snapshot
+    from handover.inventory import load
+    from handover.kube import Kube
+    from tests.harness import run_suite
+    from tests.rehearsal_support import seeded_stack
+
+    t0 = time.monotonic()
+    work.mkdir(parents=True, exist_ok=True)
+    journal = work / "journal.jsonl"
+    with seeded_stack(state_dir) as s:
+        inv = load(s.inventory_path)
+        kube = Kube(kubeconfig=s.cluster.kubeconfig, context=inv.cluster.context)
+        before = cluster_snapshot.take(kube, inv)
+        args = ["--kubeconfig", str(s.cluster.kubeconfig), "--perform", "--report-dir",
+                str(work / "reports"), "--journal", str(journal)]
+        argv = [sys.executable, "-m", "pytest", "suites/phase2", "--inventory",
+                str(s.inventory_path), "-p", "no:cacheprovider", "-q", "-p",
+                "tests.scenarios.kill_point_plugin", f"--junitxml={work / 'killed.xml'}", *args]
+        proc = subprocess.Popen(argv, cwd=ROOT, stdout=open(work / "killed.log", "w"),
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, "HANDOVER_KILL_POINT":
+                                     f"phase2::{cell.step}:{cell.point}"})
+        try:
+            if not _wait_stopped(proc, 900):
+                cell.result, cell.problems = "FAILED", [
+                    f"the run ended (rc {proc.returncode}) without reaching the kill point: "
+                    + (work / "killed.log").read_text()[-1500:]]
+                return cell
+            kill_group(proc)
+        finally:
+            if proc.poll() is None:
+                kill_group(proc)
+        entries = list(journal_mod.Journal(journal).entries())
+        killed_at = len(entries)
+        rerun = run_suite(["suites/phase2"], s.inventory_path, work / "rerun.xml", *args)
+        problems = []
+        if rerun.returncode != 0:
+            problems.append(f"the rerun failed (rc {rerun.returncode}): {rerun.failed}")
+        entries = list(journal_mod.Journal(journal).entries())
+        closed = {e.id for e in entries if e.kind in ("done", "failed")}
+        open_before = [e.action for e in entries[:killed_at] if e.kind == "intent"
+                       and e.id not in closed]
+        open_after = [e.action for e in entries[killed_at:] if e.kind == "intent"
+                      and e.id not in closed]
+        if open_after:
+            problems.append(f"the rerun left intents without an outcome: {open_after}")
+        if len(open_before) > (1 if cell.point == "mutated" else 0):
+            problems.append(f"intents left open by the kill: {open_before}")
+        after = cluster_snapshot.take(kube, inv)
+        changes = cluster_snapshot.compare(before, after, resource_versions=True)
+        if changes:
+            problems.append("objects moved across the kill and the rerun: "
+                            + cluster_snapshot.report(changes, before, after)[:800])
+        for c in inv.components:
+            if c.release is not None:
+                rel = helm_storage.latest(kube, c.release.name, c.release.namespace)
+                if rel is None or rel.status.startswith("pending"):
+                    problems.append(f"Helm release {c.release.namespace}/{c.release.name}: "
+                                    f"{rel.status if rel else 'gone'}")
+        third = run_suite(["suites/phase2"], s.inventory_path, work / "third.xml", *args)
+        if third.returncode != 0:
+            problems.append(f"a third run failed (rc {third.returncode}): {third.failed}")
+        cell.end = "bootstrapped" if rerun.returncode == 0 else "not bootstrapped"
+    cell.problems = problems
+    cell.result = "FAILED" if problems else "passed"
+    cell.seconds = time.monotonic() - t0
+    return cell
