@@ -2,6 +2,7 @@
 pytest_plugins = [
     "plugins.safety",
     "plugins.redaction",
+    "plugins.gate",
     "fixtures.gitops",
     "fixtures.hazards",
     "fixtures.flux",

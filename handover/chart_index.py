@@ -30,6 +30,11 @@ class ChartIndexError(HandoverError):
     pass
 
 
+class ChartNotFound(ChartIndexError):
+    """The registry answered that the chart does not exist (HTTP 404): a definite answer (e.g. a
+    misspelt chart), not an unreachable registry."""
+
+
 @dataclass
 class ChartIndex:
     url: str
@@ -99,6 +104,9 @@ def oci_tags(repo_url: str, chart: str, timeout: float = 5.0) -> list[str]:
             return json.loads(_get(url, timeout, {"Authorization": f"Bearer {tok}"})).get(
                 "tags") or []
     except urllib.error.HTTPError as e:
+        if e.code == 404:
+            raise ChartNotFound(f"GET {url}: HTTP 404 {e.reason}: the registry has no chart "
+                                f"{chart!r} under {repo_url}") from e
         raise ChartIndexError(f"GET {url}: HTTP {e.code} {e.reason}") from e
     except (urllib.error.URLError, OSError, ValueError) as e:
         raise ChartIndexError(f"GET {url}: {getattr(e, 'reason', e)}") from e

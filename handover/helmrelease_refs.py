@@ -132,6 +132,12 @@ def check_helmrelease(component: Component, component_objects: list[dict[str, An
     try:
         versions = (chart_index.oci_tags(url, chart) if typ == "oci"
                     else cache.get(url).versions(chart))
+    except chart_index.ChartNotFound as e:
+        out.findings.append(Finding(
+            CHECK5, subject, f"chart {chart!r} does not exist in HelmRepository "
+                             f"{src_ns}/{src_name} ({url}): {e}",
+            "fix spec.chart.spec.chart (a misspelt chart?) or the repository URL"))
+        return out
     except ChartIndexError as e:
         out.notes.append(f"version {constraint} of chart {chart} not verified: repository "
                          f"{src_ns}/{src_name} unreadable ({e}); see "
@@ -196,7 +202,8 @@ def repository_uses(all_objects: list[dict[str, Any]],
 
 
 class Unreachable(Exception):
-    """An OCI registry did not answer: the caller skips with this reason."""
+    """An OCI registry did not answer (not a 404): the caller fails naming the opt-out
+    ``chart-registry``, or skips by that opt-out (plugins.gate)."""
 
 
 def check_repository(use: RepoUse, cache: IndexCache) -> RefResult:
@@ -210,6 +217,8 @@ def check_repository(use: RepoUse, cache: IndexCache) -> RefResult:
         for chart in use.charts:
             try:
                 listing[chart] = chart_index.oci_tags(url, chart)
+            except chart_index.ChartNotFound:
+                listing[chart] = []  # the registry says it has no such chart: an error below
             except ChartIndexError as e:
                 raise Unreachable(f"{subject} is an OCI repository ({url}) and its registry's tag "
                                   f"list did not answer ({e}): chart versions not checked "

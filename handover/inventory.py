@@ -136,6 +136,8 @@ class Inventory:
     backups: Path
     components: tuple[Component, ...]
     ready_timeout: int = 300
+    # phase-1 checks the operator opted out of by name (gate.skipChecks; handover.gate)
+    gate_skip_checks: tuple[str, ...] = ()
 
     def component(self, name: str) -> Component:
         for c in self.components:
@@ -316,7 +318,7 @@ def parse(data: Any, source: Path) -> Inventory:
     if top is None:
         raise InventoryError(str(source), ck.problems)
     ck.unknown(top, {"apiVersion", "kind", "cluster", "gitops", "backups", "timeouts",
-                     "components"}, "")
+                     "components", "gate"}, "")
     if top.get("apiVersion") != "flux-handover/v1":
         ck.problem("apiVersion", f"must be flux-handover/v1, got {top.get('apiVersion')!r}")
     if top.get("kind") != "Migration":
@@ -403,6 +405,18 @@ def parse(data: Any, source: Path) -> Inventory:
         ck.unknown(tm, {"ready"}, "timeouts")
         ready_timeout = ck.integer(tm, "ready", "timeouts", required=False, default=300) or 300
 
+    skip_checks: list[str] = []
+    gm_ = ck.mapping(top.get("gate"), "gate", required=False)
+    if gm_ is not None:
+        from handover.gate import SKIPPABLE
+        ck.unknown(gm_, {"skipChecks"}, "gate")
+        for i, n in enumerate(ck.seq(gm_, "skipChecks", "gate")):
+            if n not in SKIPPABLE:
+                ck.problem(f"gate.skipChecks[{i}]", f"unknown check {n!r} (checks that may be "
+                                                     f"skipped: {', '.join(sorted(SKIPPABLE))})")
+            else:
+                skip_checks.append(n)
+
     components: list[Component] = []
     raw = top.get("components")
     if raw is None:
@@ -427,7 +441,8 @@ def parse(data: Any, source: Path) -> Inventory:
         raise InventoryError(str(source), ck.problems)
     assert cluster and gitops and backups
     return Inventory(source=source.resolve(), cluster=cluster, gitops=gitops, backups=backups,
-                     components=tuple(components), ready_timeout=ready_timeout)
+                     components=tuple(components), ready_timeout=ready_timeout,
+                     gate_skip_checks=tuple(skip_checks))
 
 
 def load(path: str | Path) -> Inventory:

@@ -90,6 +90,8 @@ class MigrationState:
     workloads: list[WorkloadState]
     order: list[Step]
     pvs: list[PVState]
+    # phase-1 checks opted out of by name (handover.gate): {"check", "source", "not_checked"}
+    gate_opt_outs: list[dict[str, str]] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=str)
@@ -192,8 +194,9 @@ def to_markdown(s: MigrationState) -> str:
     L = [f"# Migration state: {s.cluster}", "",
          f"- Date: {s.date}", f"- Kube context: {s.context} (server {s.server_version})",
          f"- Target Flux: {s.flux_version}", f"- GitOps checkout: {s.gitops_path}",
-         f"- Branch: {s.branch}", f"- Commit: {s.commit}", f"- Remote: {s.remote}", "",
-         "## Helm releases", ""]
+         f"- Branch: {s.branch}", f"- Commit: {s.commit}", f"- Remote: {s.remote}", ""]
+    L += _gate_section(s)
+    L += ["## Helm releases", ""]
     L += _table(["release", "namespace", "chart", "chart version", "app version", "revision",
                  "status", "component"],
                 [(r.name, r.namespace, r.chart, r.chart_version, r.app_version, r.revision,
@@ -217,6 +220,15 @@ def to_markdown(s: MigrationState) -> str:
         L += [f"- {step}" for step in o.rollback] + [""]
     L += ["No Secret data and no Helm values are recorded here.", ""]
     return "\n".join(L)
+
+
+def _gate_section(s: MigrationState) -> list[str]:
+    L = ["## Gate checks skipped by opt-out (NOT checked)", ""]
+    if not s.gate_opt_outs:
+        return L + ["None: every gate check ran.", ""]
+    L += _table(["check", "opted out by", "not checked"],
+                [(o["check"], o["source"], o["not_checked"]) for o in s.gate_opt_outs])
+    return L + [""]
 
 
 def write(state: MigrationState, directory: Path) -> tuple[Path, Path]:

@@ -25,6 +25,13 @@ from typing import Any
 from handover.inventory import HealthCheck
 
 
+def mode_for(inventory) -> str:
+    """The probe mode for the inventory's cluster: the rehearsal's pods answer on addresses local
+    to this machine (``endpoints``); on a live cluster pod IPs are usually unreachable from a
+    workstation, so the probe goes through the API server's service proxy (``proxy``)."""
+    return "endpoints" if inventory.cluster.is_rehearsal else "proxy"
+
+
 @dataclass
 class Sample:
     check: str

@@ -15,6 +15,8 @@ chain stood (handover.journal.progress):
 - in-progress before the hand-over: read-only steps are simply run again;
 - failed without a completed rollback (killed mid-rollback): the rollback runs again from the
   journal (each rollback action checks the live state first) and the component halts;
+- failed AFTER the handover finished (step ``finish`` passed, the temporary Kustomization is gone):
+  never rolled back; the steps that passed are skipped and the failed ones run again;
 - rolled-back: the chain starts afresh.
 """
 from __future__ import annotations
@@ -34,6 +36,9 @@ PHASE = "phase3"
 # The chain, in order. A step's name is what the journal, the skip reasons and the report use.
 STEPS = ("preconditions", "backup", "snapshot", "handover", "ready", "adopted", "finish", "record")
 MUTATION_BEGINS = "handover"
+# Once this step passed the component is handed over (the temporary Kustomization is removed, Flux
+# manages it): no later failure (a bookkeeping step, a resumed run) may roll it back.
+FINISHED_AT = "finish"
 
 RUN_KEY = pytest.StashKey["HandoverRun"]()
 
@@ -53,6 +58,7 @@ class ComponentRun:
     progress: journal_mod.Progress | None = None
     resumed: bool = False
     mutated: bool = False  # a mutating step started in this run
+    finished: bool = False  # FINISHED_AT passed in this run
     notes: list[str] = field(default_factory=list)
 
 
@@ -76,6 +82,15 @@ class HandoverRun:
         self.journal.step(status, run=self.id, **detail)
         if status == "started" and step in STEPS[STEPS.index(MUTATION_BEGINS):]:
             self.component(component).mutated = True
+        if status == "passed" and step == FINISHED_AT:
+            self.component(component).finished = True
+
+    def finished(self, component: str) -> bool:
+        """Has the component's handover finished (FINISHED_AT passed, in this run or in the
+        journal's current attempt)? A finished component is never rolled back automatically."""
+        cr = self.component(component)
+        p = cr.progress
+        return cr.finished or bool(p and p.state != "rolled-back" and FINISHED_AT in p.passed)
 
     def step_detail(self, component: str, step: str) -> dict[str, Any]:
         """The journal detail of a step that passed in the current attempt (resume)."""
@@ -140,7 +155,8 @@ def resume_skip_reason(run: HandoverRun, component: str, step: str) -> str | Non
     if p.state == "done":
         return (f"{component} was handed over in run {p.run} (journal {run.journal.path}); "
                 "nothing is repeated")
-    if p.state == "in-progress" and run.mutation_began(component) and step in p.passed:
+    resumable = p.state == "in-progress" or (p.state == "failed" and run.finished(component))
+    if resumable and run.mutation_began(component) and step in p.passed:
         cr.resumed = True
         return (f"{component}: step {step} passed in run {p.passed[step].get('run', '?')} "
                 "(journal); not repeated, continuing from the journal")

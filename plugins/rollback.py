@@ -11,7 +11,9 @@ argument. This plugin
 - puts every rollback action and its result into the failing test's JUnit properties
   (``rollback.<n>``), a "rollback" report section, the journal and the migration report;
 - on a resumed run, skips steps the journal says passed (plugins.journal.resume_skip_reason) and
-  finishes an interrupted rollback before anything else.
+  finishes an interrupted rollback before anything else;
+- never rolls back a component whose handover finished (step ``finish`` passed, in this run or in
+  the journal): a later failure (step ``record``, a resumed run) is reported, not undone.
 """
 from __future__ import annotations
 
@@ -133,7 +135,8 @@ def pytest_runtest_setup(item: pytest.Item):
     run = handover_run(config)
     cr = run.component(component.name)
     p = cr.progress
-    if p is not None and p.state == "failed" and step == STEPS[0] and not cr.mutated:
+    if p is not None and p.state == "failed" and step == STEPS[0] and not cr.mutated \
+            and not run.finished(component.name):
         # A previous run failed (or was killed) and its rollback did not complete: finish it.
         # The rollback takes the session's kube/mutator/inventory from the item's fixture
         # request, so the item is set up first (pytest refuses fixture lookups on an item
@@ -219,7 +222,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     rep.failed_step, rep.failure = step, message
     actions: list[rollback_mod.RollbackAction] = []
     rolled = False
-    if run.mutation_began(component.name):
+    if run.finished(component.name):
+        # handed over: Flux manages it and the temporary Kustomization is gone. A later step's
+        # failure is reported, never answered by undoing the handover.
+        rep.status = f"handed over; step {step} FAILED afterwards (not rolled back)"
+        actions = [rollback_mod.RollbackAction(
+            "rollback", "not-needed",
+            f"step {step} failed after the handover finished (step finish passed): a finished "
+            "component is never rolled back automatically; fix what the step reports and run "
+            "again (the finished steps are not repeated)")]
+    elif run.mutation_began(component.name):
         try:
             actions = run_rollback(item, component, f"step {step} failed")
             rolled = all(a.result != "failed" for a in actions)

@@ -1,13 +1,15 @@
 """Check 8: the migration state snapshot (MIGRATION_STATE.md + .json) from the live cluster and the
 inventory, written to the backups directory (or --report-dir): phase 1's only write, local
-files only, and without secrets."""
+files only, and without secrets. The gate's opt-outs in effect (plugins.gate) are written into it:
+what the gate was told not to check."""
 import json
 
 from handover import migration_state
 
 
-def test_migration_state(inventory, kube, report_dir):
+def test_migration_state(inventory, kube, report_dir, gate_opt_outs):
     state = migration_state.collect(inventory, kube)
+    state.gate_opt_outs = [o.to_dict() for o in gate_opt_outs]
     try:
         md, js = migration_state.write(state, report_dir)
     except OSError as e:
@@ -20,7 +22,8 @@ def test_migration_state(inventory, kube, report_dir):
     for section in ("## Helm releases", "## YAML workloads", "## Migration order",
                     "## PersistentVolumes", "## Rollback plan"):
         assert section in text, f"{md} lacks the section {section!r}"
-    assert [s["component"] for s in data["order"]] == [c.name for c in inventory.components]
+    for o in gate_opt_outs:
+        assert f"| {o.name} | {o.source} |" in text, f"{md} does not record the opt-out {o.name}"
     missing_pvs = [p["name"] for p in data["pvs"] if p["in_inventory"] and not p["exists"]]
     assert not missing_pvs, (f"[migration-state] PersistentVolume(s) {missing_pvs} listed in the "
                              f"inventory do not exist live\n    fix: correct components[].pvs in "

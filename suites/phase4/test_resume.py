@@ -19,7 +19,7 @@ import pytest
 
 from handover import bootstrap, cluster_snapshot, flux
 from handover import journal as journal_mod
-from handover.probe import Probe
+from handover.probe import Probe, mode_for
 from fixtures.flux import ensure_entrypoints_suspended
 from plugins.safety import skip_unless_perform
 
@@ -197,10 +197,11 @@ def test_nothing_deleted(cluster_snapshots, runbook, phase_name):
 
 
 def test_health(health_check, kube, inventory, runbook, phase_name):
-    """Step 4: the component's Service answers (Endpoints resolved, each address connected)."""
+    """Step 4: the component's Service answers (live: through the API server's service proxy, as
+    in phase 3; rehearsal: Endpoints resolved, each address connected)."""
     runbook.require("test_reconciled")
     component, h = health_check
-    probe = Probe(kube, [h], mode="endpoints", timeout=2.0,
+    probe = Probe(kube, [h], mode=mode_for(inventory), timeout=2.0,
                   pod_fallback=inventory.cluster.is_rehearsal)
     deadline = time.monotonic() + 30
     while True:

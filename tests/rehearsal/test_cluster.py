@@ -317,9 +317,11 @@ def test_kind_backend_creates_cluster_with_flux(tmp_path):
         api = config.new_client_from_config(str(res.kubeconfig), context=res.context)
         nodes = client.CoreV1Api(api).list_node().items
         assert nodes
-        if res.flux_installed:
-            deps = client.AppsV1Api(api).list_namespaced_deployment("flux-system").items
-            assert {"source-controller", "kustomize-controller", "helm-controller"} <= {
-                d.metadata.name for d in deps}
+        # the kind backend is the real-everything one: Flux must be there (no silent pass when
+        # its install did not happen)
+        assert res.flux_installed, "kind backend: Flux was not installed: " + "; ".join(res.notes)
+        deps = client.AppsV1Api(api).list_namespaced_deployment("flux-system").items
+        assert {"source-controller", "kustomize-controller", "helm-controller"} <= {
+            d.metadata.name for d in deps}
     finally:
         kind_backend.down(tmp_path / "kind")

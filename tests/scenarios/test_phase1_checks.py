@@ -140,3 +140,30 @@ def test_check8_report_dir_not_writable(rehearsal, tmp_path):
                         "--report-dir", str(blocker / "reports"))
     assert_only(run, {"test_migration_state"}, "cannot write MIGRATION_STATE.md/.json",
                 str(blocker))
+
+
+def test_check6_oci_registry_that_does_not_answer_fails_naming_the_opt_out(rehearsal, tmp_path):
+    """An OCI HelmRepository whose registry does not answer: check 6 FAILS naming the opt-out
+    chart-registry (before: it skipped and the gate passed); with --skip-check chart-registry it
+    is skipped by that opt-out."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+
+    def edit(clone: Path) -> None:
+        f = clone / "infrastructure/sources/grafana.yaml"
+        lines = [f"  type: oci\n  url: oci://127.0.0.1:{port}/charts"
+                 if ln.strip().startswith("url:") else ln for ln in f.read_text().splitlines()]
+        f.write_text("\n".join(lines) + "\n")
+    inv = rehearsal.repo_variant(tmp_path / "repo", edit, "grafana repo: OCI, no registry")
+    suite = ["suites/phase1/test_06_chart_availability.py"]
+    run = rehearsal.run(tmp_path / "run", inv, suite)
+    assert_only(run, {"test_chart_versions_available[flux-system/grafana]"},
+                "NOT CHECKED", f"oci://127.0.0.1:{port}/charts", "did not answer",
+                "--skip-check chart-registry")
+    run = rehearsal.run(tmp_path / "opted-out", inv, suite, "--skip-check", "chart-registry")
+    assert run.failed == [] and run.returncode == 0, explain(run)
+    case = run.by_name["test_chart_versions_available[flux-system/grafana]"]
+    assert case.outcome == "skipped" and \
+        "skipped by opt-out chart-registry (--skip-check)" in case.message, case.message

@@ -5,8 +5,10 @@
    and every object in the covered namespaces keeps its resourceVersion (the server-side dry-run
    persists nothing);
 2. the same gate run with a get/list/watch-only identity (the rehearsal's read-only kubeconfig):
-   nothing fails, the server-side dry-run skips saying that it needs create/patch rights (a
-   dry-run is authorised like a write), and again no resourceVersion changed;
+   the server-side dry-run FAILS saying that it needs create/patch rights (a dry-run is authorised
+   like a write) and naming the opt-out server-dry-run; with --skip-check server-dry-run nothing
+   fails, the dry-run is skipped BY that opt-out (named in the verdict), and again no
+   resourceVersion changed;
 3. the whole gate (hazards included) under an audited admin identity: the API server's audit log
    shows only reads and dry-run writes.
 """
@@ -102,11 +104,20 @@ def test_gate_with_a_read_only_identity(rehearsal, tmp_path):
     inv = rehearsal.inventory_copy(tmp_path / "inv", readonly)
     nss = covered_namespaces(inv)
     before = resource_versions(rehearsal.admin, nss)
-    run = rehearsal.run(tmp_path / "run", inv, None, "--kubeconfig",
-                        str(cluster.readonly_kubeconfig), "--kube-context",
-                        cluster.readonly_context)
+    ro = ("--kubeconfig", str(cluster.readonly_kubeconfig), "--kube-context",
+          cluster.readonly_context)
+    strict = rehearsal.run(tmp_path / "strict", inv, ["suites/phase1/test_02_server_dry_run.py"],
+                           *ro)
+    assert set(strict.failed) == {"test_server_dry_run[infrastructure]",
+                                  "test_server_dry_run[workloads]"}, explain(strict)
+    for name in strict.failed:
+        msg = strict.message(name)
+        assert "NOT CHECKED" in msg and "may not create/patch" in msg, msg
+        assert "--skip-check server-dry-run" in msg, msg
+    run = rehearsal.run(tmp_path / "run", inv, None, *ro, "--skip-check", "server-dry-run")
     after = resource_versions(rehearsal.admin, nss)
     assert run.failed == [], explain(run)
+    assert "server-dry-run (--skip-check): not checked" in run.stdout, run.stdout[-2000:]
     # paths with objects the server serves skip; the cluster path holds only Flux Kustomizations
     # (not served before bootstrap), so there is nothing for the server to refuse there
     dry = [c for c in run.cases if c.name in ("test_server_dry_run[infrastructure]",
@@ -114,6 +125,7 @@ def test_gate_with_a_read_only_identity(rehearsal, tmp_path):
     assert len(dry) == 2 and all(c.outcome == "skipped" for c in dry), explain(run)
     for c in dry:
         assert "may not create/patch" in c.message and "forbidden" in c.message.lower(), c.message
+        assert "skipped by opt-out server-dry-run (--skip-check)" in c.message, c.message
     others = [c.name for c in run.cases if c.outcome != "passed" and c not in dry
               and c.name != "test_kubernetes_version"]
     assert not others, explain(run)

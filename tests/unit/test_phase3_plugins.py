@@ -150,3 +150,32 @@ def test_killed_before_the_handover_reruns_read_only_steps(suite):
     suite._monkeypatch.delenv("KILL_AT")
     res = run(suite, "-k", "storage")
     res.assert_outcomes(passed=8)  # nothing had been mutated: the chain simply runs again
+
+
+def test_failure_after_the_handover_finished_never_rolls_it_back(suite):
+    """Step record failing after step finish passed (the temporary Kustomization is gone, Flux
+    manages the component) is reported, never answered by rolling the handover back; the run
+    again repeats only the failed step (before: a full rollback, and the rerun rolled back from
+    the journal)."""
+    res = run(suite, "-k", "envoy", FAIL_AT="envoy-gateway:record")
+    res.assert_outcomes(passed=7, failed=1)
+    steps = [(e["step"], e["action"]) for e in journal(suite)
+             if e["kind"] == "step" and e["component"] == "envoy-gateway"]
+    assert ("record", "failed") in steps
+    assert not [s for s in steps if s[0] == "rollback"], steps
+    rep = json.loads(next((suite.path / "reports").glob("*.json")).read_text())
+    eg = next(c for c in rep["components"] if c["name"] == "envoy-gateway")
+    assert eg["status"] == "handed over; step record FAILED afterwards (not rolled back)"
+    assert [a["result"] for a in eg["rollback"]] == ["not-needed"]
+    suite._monkeypatch.delenv("FAIL_AT")
+    res = run(suite, "-k", "envoy")
+    res.assert_outcomes(passed=1, skipped=7)
+    assert res.cases["test_8_record[envoy-gateway]"][0] == "passed"
+    for n, s in enumerate(("preconditions", "backup", "snapshot", "handover", "ready",
+                           "adopted", "finish"), 1):
+        outcome, msg = res.cases[f"test_{n}_{s}[envoy-gateway]"]
+        assert outcome == "skipped" and "not repeated" in msg, msg
+    steps = [(e["step"], e["action"]) for e in journal(suite)
+             if e["kind"] == "step" and e["component"] == "envoy-gateway"]
+    assert not [s for s in steps if s[0] == "rollback"], steps
+    assert steps[-1] == ("record", "passed")

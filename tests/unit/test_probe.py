@@ -86,3 +86,30 @@ def test_refused_connection_is_an_outage():
     res = probe.stop()
     assert res.failed == res.samples > 0 and res.downtime > 0.1
     assert "ConnectionRefusedError" in res.outages[0].first_error
+
+
+def _phase4_probe_mode(monkeypatch, is_rehearsal: bool) -> list[str]:
+    """The mode phase 4's health step gives the Probe (its Probe replaced by a recorder)."""
+    import suites.phase4.test_resume as phase4
+    modes: list[str] = []
+
+    class Recorder:
+        def __init__(self, kube, checks, mode="endpoints", **kw):
+            modes.append(mode)
+            self.checks = checks
+
+        def sample_once(self):
+            return [Sample("c", 0.0, True)]
+
+    monkeypatch.setattr(phase4, "Probe", Recorder)
+    inv = NS(cluster=NS(is_rehearsal=is_rehearsal))
+    phase4.test_health(("web", HealthCheck("web", "ns", 80)), kube=None, inventory=inv,
+                       runbook=NS(require=lambda *a: None), phase_name="phase4")
+    return modes
+
+
+def test_phase4_health_uses_the_api_server_proxy_on_a_live_cluster(monkeypatch):
+    """Pod IPs are usually unreachable from a workstation: on a live cluster phase 4 probes
+    through the API server's service proxy, like phase 3 (it used mode="endpoints" everywhere)."""
+    assert _phase4_probe_mode(monkeypatch, is_rehearsal=False) == ["proxy"]
+    assert _phase4_probe_mode(monkeypatch, is_rehearsal=True) == ["endpoints"]
