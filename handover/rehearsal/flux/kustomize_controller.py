@@ -44,6 +44,7 @@ import yaml
 from kubernetes.dynamic.exceptions import ApiException
 
 from handover import flux, tools
+from handover.rehearsal.flux import varsub
 from handover.rehearsal.flux.runtime import (Api, Obj, handled_reconcile_request, log,
                                              parse_duration, remove_condition, set_condition)
 
@@ -253,7 +254,9 @@ class KustomizeController:
         try:
             try:
                 objects = self.build(ks, tarball, work)
-            except BuildError as e:
+                objects = varsub.substitute(objects, varsub.load_vars(
+                    ks, lambda kind, n, nsp: self.api.get("v1", kind, n, nsp)))
+            except (BuildError, varsub.SubstitutionError) as e:
                 return fail("BuildFailed", str(e), retry)
             try:
                 applied, entries = self.apply_all(ks, objects)
