@@ -45,7 +45,7 @@ from typing import Any
 
 import yaml
 
-from handover import flux, helm_storage, tools
+from handover import fidelity, flux, helm_storage, tools
 from handover.rehearsal.flux.runtime import (Api, Obj, handled_reconcile_request, log,
                                              parse_duration, remove_condition, set_condition)
 
@@ -488,6 +488,13 @@ class HelmController:
         handled_reconcile_request(hr, status)
         gen = meta.get("generation")
         ann = meta.get("annotations") or {}
+        refused = fidelity.refusals(hr)
+        if refused:
+            set_condition(status, hr, "Ready", False, fidelity.UNEMULATED_REASON,
+                          fidelity.refusal_message(refused))
+            status["observedGeneration"] = gen
+            self.api.patch_status(hr, status)
+            return interval
         # resetAt resets the failure counters; a new generation does too.
         if status.get("lastAttemptedGeneration") != gen or (
                 ann.get("reconcile.fluxcd.io/resetAt")

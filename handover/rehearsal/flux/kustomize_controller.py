@@ -43,7 +43,7 @@ from typing import Any
 import yaml
 from kubernetes.dynamic.exceptions import ApiException
 
-from handover import flux, tools
+from handover import fidelity, flux, tools
 from handover.rehearsal.flux import varsub
 from handover.rehearsal.flux.runtime import (Api, Obj, handled_reconcile_request, log,
                                              parse_duration, remove_condition, set_condition)
@@ -228,6 +228,10 @@ class KustomizeController:
             self.api.patch_status(ks, status)
             log.warning("Kustomization %s/%s: %s: %s", ns, name, reason, msg[:500])
             return after
+
+        refused = fidelity.refusals(ks)
+        if refused:
+            return fail(fidelity.UNEMULATED_REASON, fidelity.refusal_message(refused), interval)
 
         for dep in spec.get("dependsOn") or []:
             dns = dep.get("namespace") or ns
