@@ -92,11 +92,11 @@ FEATURES: tuple[Feature, ...] = (
             "internal/helm/chart/builder_remote.go mergeChartValues",
             "the version suffix reaches .Chart.Version (helm.sh/chart labels)"),
     Feature("hr-revision-strategy", "HelmRelease", "chart.spec.reconcileStrategy: Revision "
-            "(version +<commit sha>)", EMULATED,
+            "(version +<commit sha, 12 hex>)", EMULATED,
             "source-controller internal/controller/helmchart_controller.go "
             "buildFromTarballArtifact", "GitRepository charts"),
-    Feature("hr-post-renderers", "HelmRelease", "postRenderers (kustomize patches, "
-            "patchesStrategicMerge, patchesJson6902, images)", EMULATED,
+    Feature("hr-post-renderers", "HelmRelease", "postRenderers (kustomize patches, images)",
+            EMULATED,
             "helm-controller internal/postrender/build.go, kustomize.go",
             "kustomize of the local kubectl (5.x) instead of the controller's embedded one"),
     Feature("hr-common-metadata", "HelmRelease", "commonMetadata (labels/annotations on "
@@ -153,6 +153,10 @@ FEATURES: tuple[Feature, ...] = (
             "fluxcd/pkg kustomize/kustomize_varsub.go, drone/envsubst",
             "other envsubst functions (${#var}, case, substrings, replace) are refused: "
             "Ready=False naming the expression"),
+    Feature("ks-substitute-strategy", "Kustomization", "postBuild.substituteStrategy",
+            NOT_REPRODUCED, "kustomize-controller api/v1 PostBuild",
+            "ignored: the stand-in substitutes only when variables are defined (upstream's "
+            "classic rule)", _set("spec.postBuild.substituteStrategy")),
     Feature("ks-decryption", "Kustomization", "decryption (SOPS)", REFUSED,
             "kustomize-controller internal/decryptor",
             "no keys in the rehearsal: Ready=False UnemulatedFeature",

@@ -492,3 +492,41 @@ def test_post_renderer_patch_on_pod_template_is_a_rollout(env):
     after = wait_for(lambda: (u := running_pods(env, ns, "pr")) and u != before and u,
                      what="pods replaced by the post-renderer patch")
     assert after.isdisjoint(before)
+
+
+def test_reconcile_strategy_revision_suffixes_the_git_commit(env, tmp_path):
+    """Source: source-controller internal/controller/helmchart_controller.go buildFromTarballArtifact (ReconcileStrategyRevision -> VersionMetadata = first 12 hex of the commit), internal/helm/chart/builder_local.go (SetMetadata)."""
+    from handover.rehearsal.flux.testkit import GitRemote
+    ns = namespace(env, "h-revision")
+    git = GitRemote(tmp_path / "git")
+    try:
+        chart = env["repo"].root / "src" / "labelled-1.0.0"
+        files = {f"charts/rev/{p.relative_to(chart)}": p.read_text()
+                 for p in chart.rglob("*") if p.is_file()}
+        sha = git.write(files, "chart")
+        env["api"].apply({"apiVersion": flux.SOURCE_API, "kind": "GitRepository",
+                          "metadata": {"name": "charts-git", "namespace": ns},
+                          "spec": {"interval": "10m", "url": git.url,
+                                   "ref": {"branch": "main"}}}, "test")
+        obj = hr_obj("rev", ns, values={})
+        obj["spec"]["chart"]["spec"] = {"chart": "./charts/rev", "reconcileStrategy": "Revision",
+                                        "sourceRef": {"kind": "GitRepository",
+                                                      "name": "charts-git"}}
+        env["api"].apply(obj, "test")
+        hr = wait_for(lambda: ready_current(env, "rev", ns), timeout=90, what="Ready")
+        assert hr["status"]["history"][0]["chartVersion"] == f"1.0.0+{sha[:12]}"
+        dep = env["kube"].get("apps/v1", "Deployment", "rev", ns)
+        assert dep["spec"]["template"]["metadata"]["labels"]["helm.sh/chart"] == \
+            f"labelled-1.0.0_{sha[:12]}"
+    finally:
+        git.close()
+
+
+def test_retry_on_failure_strategy_is_refused_by_name(env):
+    """Source: helm-controller api/v2 Strategy (RetryOnFailure): not emulated, so the stand-in refuses it (handover/fidelity.py FEATURES hr-retry-on-failure) instead of remediating like RemediateOnFailure."""
+    ns = namespace(env, "h-retry")
+    env["api"].apply(hr_obj("rt", ns, upgrade={"strategy": {"name": "RetryOnFailure"}}), "test")
+    hr = wait_for(lambda: ready_false(env, "rt", ns), what="Ready False")
+    c = flux.condition(hr, "Ready")
+    assert c["reason"] == "UnemulatedFeature" and "RetryOnFailure" in c["message"]
+    assert helm_storage.latest(env["kube"], "rt", ns) is None

@@ -312,3 +312,15 @@ def test_post_build_substitution_in_values_and_configmaps(env):
     assert values["literal"] == "${GREETING}"  # $$ escapes
     data = env["kube"].get("v1", "ConfigMap", "settings", ns).get("data") or {}
     assert data.get("region") == "eu" and not data.get("zone")
+
+
+def test_sops_decryption_is_refused_by_name(env):
+    """Source: kustomize-controller internal/decryptor (SOPS): no keys in the rehearsal, so the stand-in refuses it (handover/fidelity.py FEATURES ks-decryption) instead of applying encrypted data."""
+    sha = push(env, {"apps/sops/cm.yaml": cm("enc", "default", {"a": "ENC[AES256_GCM,data:x]"})},
+               "sops")
+    env["api"].apply(ks_obj("sops", "./apps/sops", decryption={"provider": "sops"}), "test")
+    ks = wait_for(lambda: (k := get_ks(env, "sops")) and (flux.condition(k, "Ready") or {}).get(
+        "reason") == "UnemulatedFeature" and k, what="Ready False UnemulatedFeature")
+    assert "decryption (SOPS)" in flux.condition(ks, "Ready")["message"]
+    assert env["kube"].get("v1", "ConfigMap", "enc", "default") is None
+    assert sha

@@ -306,7 +306,7 @@ class HelmController:
         - valuesFiles: merged in order (``values.yaml`` = the chart's defaults, any other path a
           file inside the chart; missing -> error unless ignoreMissingValuesFiles) and the result
           REPLACES the chart's values.yaml;
-        - version metadata: reconcileStrategy Revision (source chart) -> ``+<commit sha>``;
+        - version metadata: reconcileStrategy Revision (source chart) -> ``+<commit sha[:12]>``;
           valuesFiles -> ``+<HelmChart generation>`` (``.<generation>`` after a revision);
           SemVer SetMetadata replaces metadata the chart version had. The mutated version is the
           chart's ``.Chart.Version`` (so it reaches helm.sh/chart labels)."""
@@ -314,7 +314,8 @@ class HelmController:
         files = cspec.get("valuesFiles") or []
         metadata = ""
         if cspec.get("reconcileStrategy") == "Revision" and revision:
-            metadata = revision.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
+            # git.ExtractHashFromRevision, first 12 hex characters (label length limits)
+            metadata = revision.rsplit(":", 1)[-1].rsplit("/", 1)[-1][:12]
         if files:
             gen = self.helmchart_generation(hr)
             metadata = f"{metadata}.{gen}" if metadata else str(gen)
