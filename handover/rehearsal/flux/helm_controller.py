@@ -445,7 +445,9 @@ class HelmController:
         raw = json.dumps({"name": rel["name"], "namespace": rel.get("namespace"),
                           "version": rel["version"], "status": rel["info"]["status"],
                           "chart": [chart_meta.get("name"), chart_meta.get("version")],
-                          "config": rel.get("config") or {}, "manifest": rel.get("manifest")},
+                          "config": rel.get("config") or {}, "manifest": rel.get("manifest"),
+                          "deployed": [(rel.get("info") or {}).get("first_deployed"),
+                                       (rel.get("info") or {}).get("last_deployed")]},
                          sort_keys=True).encode()
         return "sha256:" + hashlib.sha256(raw).hexdigest()
 
@@ -743,8 +745,10 @@ class HelmController:
         res = self._run_action(action, spec, rel_name, storage_ns, target_ns, chart_ref,
                                values_file, ns, name)
         status["lastAttemptedReleaseActionDuration"] = f"{time.monotonic() - started:.3f}s"
-        cur_before = (status.get("history") or [None])[0]
-        self.observe(status, before, self.releases(rel_name, storage_ns), spec)
+        after = self.releases(rel_name, storage_ns)
+        wrote = any(v not in before or self.digest(before[v]) != self.digest(r)
+                    for v, r in after.items())
+        self.observe(status, before, after, spec)
         cur = (status.get("history") or [None])[0]
         if res.ok and cur is not None:
             msg = (f"Helm {action} succeeded for release {target_ns}/{rel_name}.v{cur['version']}"
@@ -762,8 +766,7 @@ class HelmController:
                       f"Helm {action} failed for release {target_ns}/{rel_name} with chart "
                       f"{chart_meta.get('name')}@{chart_version}: {err}")
         summarize(hr, status)
-        if cur is None or (cur_before is not None and cur.get("digest") == cur_before.get(
-                "digest") and cur.get("version") == cur_before.get("version")):
+        if not wrote:
             return None
         key = f"{action}Failures"
         status[key] = status.get(key, 0) + 1
