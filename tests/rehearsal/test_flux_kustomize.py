@@ -293,7 +293,8 @@ def test_post_build_substitution_in_values_and_configmaps(env):
         """)
     env["api"].apply({"apiVersion": "v1", "kind": "ConfigMap",
                       "metadata": {"name": "cluster-vars", "namespace": "flux-system"},
-                      "data": {"GREETING": "from-configmap", "REGION": "eu"}}, "test")
+                      "data": {"GREETING": "from-configmap", "REGION": "eu", "TIER": ""}},
+                     "test")
     sha = push(env, {"apps/postbuild/ns.yaml": f"apiVersion: v1\nkind: Namespace\n"
                                                 f"metadata: {{name: {ns}}}\n",
                      "apps/postbuild/hr.yaml": hr,
@@ -301,12 +302,12 @@ def test_post_build_substitution_in_values_and_configmaps(env):
                                                                    "zone": "${ZONE}"})},
                "postbuild")
     env["api"].apply(ks_obj("postbuild", "./apps/postbuild", postBuild={
-        "substitute": {"TIER": ""},
+        "substitute": {"GREETING": "inline-wins"},
         "substituteFrom": [{"kind": "ConfigMap", "name": "cluster-vars"},
                            {"kind": "Secret", "name": "absent", "optional": True}]}), "test")
     wait_for(lambda: applied(env, "postbuild", sha), what="Kustomization applied")
     values = env["api"].get(flux.HELM_API, "HelmRelease", "app", ns)["spec"]["values"]
-    assert values["greeting"] == "from-configmap"
+    assert values["greeting"] == "inline-wins"
     assert values["tier"] == "standard"      # set but empty -> default
     assert values["unset"] is None or values["unset"] == ""  # unset -> empty
     assert values["literal"] == "${GREETING}"  # $$ escapes
