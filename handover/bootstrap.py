@@ -12,6 +12,12 @@ Three ways, chosen by :func:`plan`:
 - live, with the ``flux`` CLI but no token: ``flux install``, then the repository's
   ``<clusterPath>/flux-system`` manifests applied with kubectl (``kubectl apply -k``).
 
+Live, both ways pass ``--version v<cluster.fluxVersion>`` and ``--components-extra`` from
+``cluster.fluxComponentsExtra``; the local flux CLI's own version (``flux --version``) must match
+``cluster.fluxVersion`` (major.minor, and the patch when the inventory names one) or nothing is
+applied. Flux counts as running when each controller Deployment (the four defaults and the extra
+components) is Available, as ``flux check`` reads them.
+
 A live cluster without the flux CLI gets an error naming what is missing; nothing is applied.
 Every mutation goes through the Mutator (journal first, --perform, context guard).
 
@@ -45,6 +51,7 @@ class BootstrapError(HandoverError):
 class BootstrapPlan:
     mode: str  # rehearsal | flux-bootstrap-github | flux-install
     actions: list[str] = field(default_factory=list)  # what it would do, in order
+    version: str = ""  # the Flux version installed live (v2.4.0)
 
     def describe(self) -> str:
         return f"bootstrap Flux ({self.mode}): " + "; ".join(self.actions)
@@ -106,6 +113,65 @@ def flux_cli() -> Path | None:
     return Path(found) if found else None
 
 
+DEFAULT_CONTROLLERS = ("source-controller", "kustomize-controller", "helm-controller",
+                       "notification-controller")
+_CLI_VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+
+
+def flux_cli_version(cli: Path) -> str:
+    """The local flux CLI's version (``flux --version``: ``flux version 2.4.0``)."""
+    res = tools.run([str(cli), "--version"], timeout=60)
+    m = _CLI_VERSION.search(res.stdout if res.ok else "")
+    if not m:
+        raise BootstrapError(f"cannot read the flux CLI's version from `{cli} --version` "
+                             f"(exit {res.returncode}: {(res.stdout + res.stderr).strip()[:200]})."
+                             " Nothing was applied.")
+    return ".".join(m.groups())
+
+
+def check_cli_version(inventory: Inventory, cli: Path) -> str:
+    """The version to install (``v2.4.0``): the inventory's fluxVersion, which the local CLI must
+    match (a CLI installs its own release's manifests)."""
+    want = inventory.cluster.flux_version.lstrip("v")
+    have = flux_cli_version(cli)
+    if have.split(".")[:len(want.split("."))] != want.split("."):
+        raise BootstrapError(
+            f"the flux CLI {cli} is version {have}, the inventory's cluster.fluxVersion is "
+            f"{want}: phase 2 would install a Flux version phase 1 did not check. Install the "
+            f"flux CLI {want} (https://fluxcd.io/flux/installation/) or change "
+            "cluster.fluxVersion and run phase 1 again. Nothing was applied.")
+    return "v" + (want if want.count(".") == 2 else have)
+
+
+def _version_args(inventory: Inventory, version: str) -> list[str]:
+    args = ["--version", version]
+    if inventory.cluster.flux_components_extra:
+        args.append("--components-extra=" + ",".join(inventory.cluster.flux_components_extra))
+    return args
+
+
+def controllers(inventory: Inventory) -> tuple[str, ...]:
+    return DEFAULT_CONTROLLERS + tuple(inventory.cluster.flux_components_extra)
+
+
+def controller_problems(kube, inventory: Inventory) -> list[str]:
+    """``flux check``-style: each controller Deployment in the Flux namespace exists and is
+    Available (condition Available=True); one line per one that is not."""
+    ns = inventory.cluster.flux_namespace
+    out = []
+    for name in controllers(inventory):
+        dep = kube.get("apps/v1", "Deployment", name, ns)
+        if dep is None:
+            out.append(f"Deployment {ns}/{name} does not exist")
+            continue
+        conds = {c.get("type"): c for c in (dep.get("status") or {}).get("conditions") or []}
+        avail = conds.get("Available") or {}
+        if avail.get("status") != "True":
+            out.append(f"Deployment {ns}/{name} is not Available"
+                       + (f": {avail.get('reason')}: {avail.get('message')}" if avail else ""))
+    return out
+
+
 def _github(url: str | None) -> tuple[str, str] | None:
     m = GITHUB_URL.match(url or "")
     return (m["owner"], m["repo"]) if m else None
@@ -125,7 +191,8 @@ def plan(inventory: Inventory, repo: GitOpsRepo, kube=None) -> BootstrapPlan:
     if inventory.cluster.is_rehearsal:
         url = repo.remote_url()
         return BootstrapPlan("rehearsal", [
-            f"install the Flux stand-ins (namespace {ns}, CRDs, controllers) of "
+            f"install the Flux stand-ins (namespace {ns}, CRDs, controllers"
+            + "".join(f", {c}" for c in inventory.cluster.flux_components_extra) + ") of "
             f"{inventory.cluster.rehearsal_state_dir}",
             f"serve the GitOps remote {url} over HTTP on 127.0.0.1 (GitRepository URLs must be "
             "http(s)/ssh)",
@@ -139,12 +206,15 @@ def plan(inventory: Inventory, repo: GitOpsRepo, kube=None) -> BootstrapPlan:
             f"bootstrap Flux {inventory.cluster.flux_version} on {inventory.cluster.context}. "
             "Install the flux CLI of that version (https://fluxcd.io/flux/installation/), then run "
             "phase 2 again. Nothing was applied.")
+    version = check_cli_version(inventory, cli)
+    extra = " ".join(_version_args(inventory, version))
     gh = _github(inventory.gitops.url)
     if os.environ.get("GITHUB_TOKEN") and gh:
         owner, name = gh
         return BootstrapPlan("flux-bootstrap-github", [
             f"{cli} bootstrap github --owner {owner} --repository {name} --branch "
-            f"{inventory.gitops.branch} --path {cpath} --personal (token from GITHUB_TOKEN)"])
+            f"{inventory.gitops.branch} --path {cpath} --personal {extra} (token from "
+            "GITHUB_TOKEN)"], version)
     fs_dir = repo.path / cpath / "flux-system"
     if not (fs_dir / "kustomization.yaml").exists():
         why = "GITHUB_TOKEN is not set" if gh else \
@@ -156,8 +226,8 @@ def plan(inventory: Inventory, repo: GitOpsRepo, kube=None) -> BootstrapPlan:
             "(gotk-components.yaml, gotk-sync.yaml, kustomization.yaml) there. Nothing was "
             "applied.")
     return BootstrapPlan("flux-install", [
-        f"{cli} install --namespace {ns}",
-        f"kubectl apply -k {fs_dir}"])
+        f"{cli} install --namespace {ns} {extra}",
+        f"kubectl apply -k {fs_dir}"], version)
 
 
 def state(kube, inventory: Inventory) -> FluxState:
@@ -174,7 +244,9 @@ def state(kube, inventory: Inventory) -> FluxState:
          for ep in inventory.gitops.entrypoints})
 
 
-def _controllers_running(inventory: Inventory) -> bool:
+def _controllers_running(kube, inventory: Inventory) -> bool:
+    if controller_problems(kube, inventory):
+        return False
     if not inventory.cluster.is_rehearsal:
         return True
     from handover.rehearsal import flux as standins
@@ -197,7 +269,7 @@ def sync_url(inventory: Inventory, repo: GitOpsRepo) -> str | None:
 def already_bootstrapped(kube, inventory: Inventory, repo: GitOpsRepo) -> bool:
     """Flux runs, and flux-system syncs this repository's branch and cluster path."""
     st = state(kube, inventory)
-    if not (st.git_repository and st.kustomization and _controllers_running(inventory)):
+    if not (st.git_repository and st.kustomization and _controllers_running(kube, inventory)):
         return False
     gspec, kspec = st.git_repository.get("spec") or {}, st.kustomization.get("spec") or {}
     if inventory.cluster.is_rehearsal and gspec.get("url") != sync_url(inventory, repo):
@@ -219,7 +291,8 @@ def bootstrap(mutator, kube, inventory: Inventory, repo: GitOpsRepo) -> list[str
         state_dir = Path(inventory.cluster.rehearsal_state_dir)
         cluster = RehearsalCluster(state_dir)
         from handover.rehearsal import git_remote
-        mutator.call(p.actions[0], lambda: standins.install(cluster, state_dir / "flux"))
+        mutator.call(p.actions[0], lambda: standins.install(
+            cluster, state_dir / "flux", inventory.cluster.flux_components_extra))
         kube.dynamic.resources.invalidate_cache()  # the CRDs are new: rediscover
         done.append(p.actions[0])
         url = mutator.call(p.actions[1], lambda: git_remote.serve_http(cluster))
@@ -231,12 +304,14 @@ def bootstrap(mutator, kube, inventory: Inventory, repo: GitOpsRepo) -> list[str
         owner, name = _github(inventory.gitops.url)  # type: ignore[misc]
         argv = [str(flux_cli()), "bootstrap", "github", "--owner", owner, "--repository", name,
                 "--branch", inventory.gitops.branch, "--path", inventory.gitops.cluster_path,
-                "--personal", "--namespace", ns, *_kube_args(kube)]
+                "--personal", "--namespace", ns, *_version_args(inventory, p.version),
+                *_kube_args(kube)]
         # the token stays in the environment flux inherits; argv and journal never carry it
         mutator.call(p.actions[0], lambda: tools.run(argv, check=True, timeout=900))
         done.append(p.actions[0])
     else:
-        argv = [str(flux_cli()), "install", "--namespace", ns, *_kube_args(kube)]
+        argv = [str(flux_cli()), "install", "--namespace", ns,
+                *_version_args(inventory, p.version), *_kube_args(kube)]
         mutator.call(p.actions[0], lambda: tools.run(argv, check=True, timeout=900))
         fs_dir = repo.path / inventory.gitops.cluster_path / "flux-system"
         mutator.kubectl(["apply", "-k", str(fs_dir)], "the repository's flux-system manifests")
@@ -253,4 +328,15 @@ def wait_ready(kube, inventory: Inventory, timeout: float | None = None,
         st = state(kube, inventory)
         if st.ready or time.monotonic() >= deadline:
             return st
+        time.sleep(interval)
+
+
+def wait_controllers(kube, inventory: Inventory, timeout: float | None = None,
+                     interval: float = 1.0) -> list[str]:
+    """Wait until every controller Deployment is Available; the problems left at the timeout."""
+    deadline = time.monotonic() + (timeout or inventory.ready_timeout)
+    while True:
+        problems = controller_problems(kube, inventory)
+        if not problems or time.monotonic() >= deadline:
+            return problems
         time.sleep(interval)

@@ -87,10 +87,23 @@ def cmd_rehearsal_down(a: argparse.Namespace) -> int:
     return 0
 
 
+def _fidelity(state_dir: Path) -> dict[str, list[str]] | None:
+    """The fidelity verdict of the rehearsal inventory in the state dir (None without one)."""
+    inv_path = state_dir / "migration.yaml"
+    if not inv_path.exists():
+        return None
+    from handover import fidelity, inventory
+    return {c: [str(g) for g in gaps]
+            for c, gaps in fidelity.verdict(inventory.load(inv_path)).items()}
+
+
 def cmd_rehearsal_status(a: argparse.Namespace) -> int:
     state_dir = a.state_dir.expanduser().absolute()
     from handover.rehearsal.cluster import RehearsalCluster
     st = RehearsalCluster(state_dir).status()
+    fid = _fidelity(state_dir)
+    if fid is not None:
+        st["fidelity"] = fid
     if a.json:
         print(json.dumps(st, indent=2))
         return 0 if st["running"] else 3
@@ -102,6 +115,12 @@ def cmd_rehearsal_status(a: argparse.Namespace) -> int:
         state = f"running pid {c['pid']}" if c["running"] else "stopped"
         port = f" port {c['port']}" if c.get("port") else ""
         print(f"  {name:<26} {state}{port}")
+    if fid is not None:
+        print("fidelity (features in use that the Flux stand-ins do not reproduce; "
+              "docs/flux-standins.md):")
+        for comp, gaps in fid.items():
+            print(f"  {comp:<26} " + ("proof does not cover: " + "; ".join(gaps) if gaps
+                                      else "all features in use are reproduced"))
     return 0 if st["running"] else 3
 
 

@@ -22,6 +22,8 @@ RISKS = ("low", "medium", "high")
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 FLUX_VERSION = re.compile(r"^v?(\d+)\.(\d+)(\.\d+)?$")
+# valid `flux install --components-extra` values
+FLUX_EXTRA_COMPONENTS = ("image-reflector-controller", "image-automation-controller")
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 
 
@@ -113,6 +115,8 @@ class Cluster:
     # rehearsal cluster's state directory, where Flux is played by the stand-in controllers.
     rehearsal_state_dir: Path | None = None
     nodes: tuple[NodeAccess, ...] = ()
+    # `flux bootstrap/install --components-extra` (e.g. the image automation controllers)
+    flux_components_extra: tuple[str, ...] = ()
 
     def node_access(self, node: str) -> NodeAccess | None:
         for n in self.nodes:
@@ -328,7 +332,16 @@ def parse(data: Any, source: Path) -> Inventory:
     cm = ck.mapping(top.get("cluster"), "cluster")
     if cm is not None:
         ck.unknown(cm, {"name", "context", "fluxVersion", "fluxNamespace", "rehearsalStateDir",
-                        "nodes"}, "cluster")
+                        "nodes", "fluxComponentsExtra"}, "cluster")
+        extra = cm.get("fluxComponentsExtra") or []
+        if not isinstance(extra, list) or not all(isinstance(x, str) for x in extra):
+            ck.problem("cluster.fluxComponentsExtra", f"must be a list of names, got {extra!r}")
+            extra = []
+        for x in extra:
+            if x not in FLUX_EXTRA_COMPONENTS:
+                ck.problem("cluster.fluxComponentsExtra",
+                           f"unknown component {x!r}; one of {', '.join(FLUX_EXTRA_COMPONENTS)}")
+        extra = tuple(x for x in extra if x in FLUX_EXTRA_COMPONENTS)
         cname = ck.string(cm, "name", "cluster", pattern=DNS_LABEL)
         ctx = ck.string(cm, "context", "cluster")
         fv = cm.get("fluxVersion")
@@ -360,7 +373,7 @@ def parse(data: Any, source: Path) -> Inventory:
                 nodes.append(NodeAccess(nname, nhost, nroot or "/"))
         if cname and ctx and fv:
             cluster = Cluster(cname, ctx, str(fv).lstrip("v"), fns or "flux-system",
-                              (base / rdir).resolve() if rdir else None, tuple(nodes))
+                              (base / rdir).resolve() if rdir else None, tuple(nodes), extra)
 
     gitops = None
     gm = ck.mapping(top.get("gitops"), "gitops")

@@ -68,6 +68,8 @@ class ComponentReport:
     rollback: list[dict[str, str]] = field(default_factory=list)
     refused: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # rehearsal only: features in use that the Flux stand-ins do not reproduce (handover.fidelity)
+    proof_gaps: list[str] = field(default_factory=list)
 
     @property
     def duration(self) -> float | None:
@@ -140,6 +142,8 @@ class MigrationReport:
                           for i, a in enumerate(c.rollback, 1)]
             for r in c.refused:
                 lines.append(f"- refused runbook step `{r['command']}`: {redact(r['why'])}")
+            if c.proof_gaps:
+                lines.append("- rehearsal proof does not cover: " + "; ".join(c.proof_gaps))
             for n in c.notes:
                 lines.append(f"- {redact(n)}")
         return "\n".join(lines) + "\n"

@@ -79,6 +79,11 @@ def test_bootstrap(kube, inventory, gitops, flux_mutator, perform, runbook, phas
     st = bootstrap.wait_ready(kube, inventory)
     assert st.ready, (f"Flux bootstrapped on {kube.context} but not Ready after "
                       f"{inventory.ready_timeout}s: " + "; ".join(st.problems()))
+    problems = bootstrap.wait_controllers(kube, inventory)
+    assert not problems, (
+        f"Flux controllers on {kube.context} not Available after {inventory.ready_timeout}s "
+        f"(flux check): " + "; ".join(problems) + ". Look at `kubectl -n "
+        f"{inventory.cluster.flux_namespace} describe deployment` and the controllers' logs.")
     ks_rev = ((st.kustomization or {}).get("status") or {}).get("lastAppliedRevision", "")
     assert ks_rev.endswith(rhead), (
         f"Kustomization {inventory.cluster.flux_namespace}/flux-system applied {ks_rev!r}, not "

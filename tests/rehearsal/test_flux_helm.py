@@ -18,6 +18,9 @@ from tests.rehearsal_support import rehearsal_cluster
 
 pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
 
+# a template that fails to render unless .Values.needed is set: helm writes no release
+NEEDS = "{{- if not .Values.needed }}{{ fail \"value 'needed' is required\" }}{{- end }}\n"
+
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
@@ -28,6 +31,9 @@ def env(tmp_path_factory):
             repo.add("demo", "1.0.0")
             repo.add("demo", "1.1.0")
             repo.add("demo", "2.0.0", broken=True)
+            repo.add("demo", "1.2.0", templates={"needs.yaml": NEEDS})
+            repo.add("labelled", "1.0.0", chart_label=True, files={
+                "values-prod.yaml": yaml.safe_dump({"greeting": "from-values-prod"})})
             repo.add("broken", "1.0.0", broken=True)
             install(cluster, state / "flux")
             api = Api(str(cluster.kubeconfig), cluster.context)
@@ -267,38 +273,129 @@ def test_delete_uninstalls_unless_suspended(env):
     assert env["kube"].get("apps/v1", "Deployment", "kept", ns) is not None
 
 
-def test_install_remediation_uninstalls_the_failed_release(env):
-    """Source: helm-controller internal/reconcile/atomic_release.go + uninstall_remediation.go (install failure -> uninstall; remediateLastFailure defaults true with retries)."""
+def test_install_remediation_as_the_state_table(env):
+    """Source: helm-controller internal/reconcile/atomic_release.go actionForState (ReleaseStatusFailed: uninstall remediation while retries remain; RetriesExhausted && !MustRemediateLastFailure -> ErrExceededMaxRetries), api/v2 InstallRemediation.MustRemediateLastFailure (default false), uninstall_remediation.go."""
     ns = namespace(env, "h-inst-fail")
     env["api"].apply(hr_obj("bad", ns, chart="broken",
                             install={"remediation": {"retries": 1}}), "test")
     hr = wait_for(lambda: (h := get_hr(env, "bad", ns)) and
-                  (h.get("status") or {}).get("installFailures", 0) >= 2 and h,
-                  timeout=90, what="two install failures")
+                  (flux.condition(h, "Stalled") or {}).get("status") == "True" and h,
+                  timeout=120, what="Stalled after the last install failure")
+    st = hr["status"]
+    assert st["installFailures"] == 2
+    assert flux.condition(hr, "Stalled")["reason"] == "RetriesExceeded"
     assert flux.condition(hr, "Ready")["status"] == "False"
-    assert flux.condition(hr, "Ready")["reason"] == "InstallFailed"
+    # the first failure was remediated by an uninstall ...
     rem = flux.condition(hr, "Remediated")
     assert rem and rem["reason"] == "UninstallSucceeded"
-    assert helm_storage.latest(env["kube"], "bad", ns) is None
+    # ... the last one is NOT (remediateLastFailure defaults to false): the failed release of the
+    # second install stays in storage, as on a real cluster
+    rel = helm_storage.latest(env["kube"], "bad", ns)
+    assert rel is not None and rel.status == "failed"
+    assert st["history"][0]["version"] == rel.revision and st["history"][0]["status"] == "failed"
     # retries exhausted: no third attempt without a spec change
     request_reconcile(env, "bad", ns, "after-exhausted")
-    assert get_hr(env, "bad", ns)["status"]["installFailures"] == 2
+    hr = get_hr(env, "bad", ns)
+    assert hr["status"]["installFailures"] == 2
+    assert helm_storage.latest(env["kube"], "bad", ns).revision == rel.revision
 
 
-def test_upgrade_remediation_rolls_back(env):
-    """Source: helm-controller internal/reconcile/rollback_remediation.go (upgrade failure, strategy rollback)."""
+def test_install_remediate_last_failure_uninstalls(env):
+    """Source: helm-controller internal/reconcile/atomic_release.go actionForState (RetriesExhausted but MustRemediateLastFailure -> uninstall remediation), api/v2 InstallRemediation.RemediateLastFailure."""
+    ns = namespace(env, "h-inst-last")
+    env["api"].apply(hr_obj("bad", ns, chart="broken", install={
+        "remediation": {"retries": 0, "remediateLastFailure": True}}), "test")
+    hr = wait_for(lambda: (h := get_hr(env, "bad", ns)) and
+                  (flux.condition(h, "Stalled") or {}).get("status") == "True" and h,
+                  timeout=90, what="Stalled after the remediated last failure")
+    assert hr["status"]["installFailures"] == 1
+    assert flux.condition(hr, "Remediated")["reason"] == "UninstallSucceeded"
+    assert helm_storage.latest(env["kube"], "bad", ns) is None
+
+
+def test_upgrade_remediation_rolls_back_to_the_previous_snapshot(env):
+    """Source: helm-controller internal/reconcile/atomic_release.go actionForState (Failed -> rollback to History.Previous; OutOfSync retried until RetriesExhausted; UpgradeRemediation.MustRemediateLastFailure default Retries > 0), rollback_remediation.go, release.go summarize (Remediated -> Ready False)."""
     ns = namespace(env, "h-up-fail")
     env["api"].apply(hr_obj("roll", ns, upgrade={"remediation": {"retries": 1}}), "test")
     wait_for(lambda: ready_current(env, "roll", ns), what="Ready at 1.0.0")
     env["api"].apply(hr_obj("roll", ns, version="2.0.0",
                             upgrade={"remediation": {"retries": 1}}), "test")
     hr = wait_for(lambda: (h := get_hr(env, "roll", ns)) and
-                  (flux.condition(h, "Remediated") or {}).get("reason") == "RollbackSucceeded"
-                  and h, timeout=90, what="rollback remediation")
-    rel = helm_storage.latest(env["kube"], "roll", ns)
-    assert rel.status == "deployed" and rel.chart_version == "1.0.0" and rel.revision >= 3
+                  (flux.condition(h, "Stalled") or {}).get("status") == "True" and h,
+                  timeout=150, what="Stalled after two failed upgrades, each rolled back")
+    st = hr["status"]
+    assert st["upgradeFailures"] == 2
+    revs = [(r.revision, r.status, r.chart_version)
+            for r in helm_storage.list_revisions(env["kube"], "roll", ns)]
+    # 1 deployed, 2 failed, 3 rollback to 1, 4 failed, 5 rollback to 3 (the last failure is
+    # remediated too: retries > 0)
+    assert [r[2] for r in revs] == ["1.0.0", "2.0.0", "1.0.0", "2.0.0", "1.0.0"]
+    assert revs[-1][1] == "deployed"
+    assert flux.condition(hr, "Remediated")["reason"] == "RollbackSucceeded"
+    ready = flux.condition(hr, "Ready")
+    assert ready["status"] == "False" and ready["reason"] == "RollbackSucceeded"
+
+
+def test_rolled_back_release_with_old_values_is_not_in_sync(env):
+    """Source: helm-controller internal/release/observation.go ObserveRelease (configDigest of the release's own config), internal/action/verify.go VerifyRelease (ErrConfigDigest -> out of sync)."""
+    ns = namespace(env, "h-old-values")
+    good = {"replicas": 1, "greeting": "hello", "image": "example/app:1.0"}
+    env["api"].apply(hr_obj("vals", ns, values=good,
+                            upgrade={"remediation": {"retries": 1}}), "test")
+    wait_for(lambda: ready_current(env, "vals", ns), what="Ready")
+    # replicas -1: the API server refuses the Deployment, helm writes a failed release
+    env["api"].apply(hr_obj("vals", ns, values={**good, "replicas": -1},
+                            upgrade={"remediation": {"retries": 1}}), "test")
+    hr = wait_for(lambda: (h := get_hr(env, "vals", ns)) and
+                  (flux.condition(h, "Stalled") or {}).get("status") == "True" and h,
+                  timeout=150, what="Stalled")
+    st = hr["status"]
+    cur = st["history"][0]
+    rel = helm_storage.latest(env["kube"], "vals", ns)
+    assert rel.config == good and rel.status == "deployed"
+    # the release running the old values is not taken for the desired state: its snapshot
+    # digests its own config, the upgrade was retried, and Ready never turned True
+    assert cur["configDigest"] != st["lastAttemptedConfigDigest"]
+    assert st["upgradeFailures"] == 2
     assert flux.condition(hr, "Ready")["status"] == "False"
-    assert flux.condition(hr, "Ready")["reason"] == "UpgradeFailed"
+
+
+def test_failed_adoption_upgrade_that_wrote_no_release_stays_not_ready(env):
+    """Source: helm-controller internal/reconcile/upgrade.go Reconcile (a failure that stored no release is returned, not counted), release.go observeRelease (only releases written during the action reach status.history), state.go (no history -> unmanaged)."""
+    ns = namespace(env, "h-adopt-norel")
+    helm_cli(env, "install", "nr", "demo", "--repo", env["repo"].url, "--version", "1.0.0",
+             "-n", ns)
+    env["api"].apply(hr_obj("nr", ns, version="1.2.0"), "test")  # fails to render
+    hr = wait_for(lambda: ready_false(env, "nr", ns), what="Ready False")
+    # several resyncs: it must never read as succeeded from the CLI's revision 1
+    for i in range(3):
+        hr = request_reconcile(env, "nr", ns, f"norel-{i}")
+        ready = flux.condition(hr, "Ready")
+        assert ready["status"] == "False" and ready["reason"] == "UpgradeFailed", ready
+        assert not (hr["status"].get("history") or []), hr["status"].get("history")
+        assert "UpgradeSucceeded" not in json.dumps(hr["status"]["conditions"])
+    assert hr["status"].get("upgradeFailures", 0) == 0 and hr["status"]["failures"] >= 3
+    assert helm_storage.latest(env["kube"], "nr", ns).revision == 1
+
+
+def test_failed_adoption_upgrade_stalls_without_rollback_target(env):
+    """Source: helm-controller internal/reconcile/atomic_release.go actionForState (ReleaseStatusUnmanaged clears the history; Failed + rollback with no History.Previous -> ErrMissingRollbackTarget -> Stalled MissingRollbackTarget)."""
+    ns = namespace(env, "h-adopt-fail")
+    helm_cli(env, "install", "af", "demo", "--repo", env["repo"].url, "--version", "1.0.0",
+             "-n", ns)
+    env["api"].apply(hr_obj("af", ns, version="2.0.0",
+                            upgrade={"remediation": {"retries": 1}}), "test")
+    hr = wait_for(lambda: (h := get_hr(env, "af", ns)) and
+                  (flux.condition(h, "Stalled") or {}).get("status") == "True" and h,
+                  timeout=90, what="Stalled")
+    assert flux.condition(hr, "Stalled")["reason"] == "MissingRollbackTarget"
+    ready = flux.condition(hr, "Ready")
+    assert ready["status"] == "False" and ready["reason"] == "UpgradeFailed"
+    # no recovery to the CLI revision: revision 2 (written by the controller) stays failed
+    revs = [(r.revision, r.status) for r in helm_storage.list_revisions(env["kube"], "af", ns)]
+    assert revs == [(1, "deployed"), (2, "failed")]
+    assert [h["version"] for h in hr["status"]["history"]] == [2]
+    assert flux.condition(hr, "Remediated") is None
 
 
 def test_pending_release_is_unlocked_then_upgraded(env):
@@ -320,3 +417,116 @@ def test_pending_release_is_unlocked_then_upgraded(env):
     # helm then marks revision 1 superseded
     assert [(r.revision, r.status) for r in revs] == [(1, "superseded"), (2, "deployed")]
     assert json.dumps(revs[-1].config)  # serialisable config
+
+
+def test_values_files_replace_values_and_suffix_the_chart_version(env):
+    """Source: source-controller internal/controller/helmchart_controller.go buildFromHelmRepository (valuesFiles -> VersionMetadata = HelmChart generation), internal/helm/chart/builder_remote.go mergeChartValues (the merged files replace values.yaml); the version reaches .Chart.Version (helm.sh/chart on the pod template): a rollout."""
+    ns = namespace(env, "h-valuesfiles")
+    env["api"].apply(hr_obj("lab", ns, chart="labelled", values={}), "test")
+    hr = wait_for(lambda: ready_current(env, "lab", ns), what="Ready without valuesFiles")
+    assert hr["status"]["history"][0]["chartVersion"] == "1.0.0"
+    before = wait_for(lambda: running_pods(env, ns, "lab"), what="pods Running")
+    dep = env["kube"].get("apps/v1", "Deployment", "lab", ns)
+    assert dep["spec"]["template"]["metadata"]["labels"]["helm.sh/chart"] == "labelled-1.0.0"
+    obj = hr_obj("lab", ns, chart="labelled", values={})
+    obj["spec"]["chart"]["spec"]["valuesFiles"] = ["values.yaml", "values-prod.yaml"]
+    env["api"].apply(obj, "test")
+    hr = wait_for(lambda: (h := ready_current(env, "lab", ns))
+                  and h["status"]["history"][0]["version"] == 2 and h, what="upgrade")
+    # HelmChart generation 2 (its spec changed once): version 1.0.0+2
+    assert hr["status"]["history"][0]["chartVersion"] == "1.0.0+2"
+    assert hr["status"]["lastAttemptedRevision"] == "1.0.0+2"
+    rel = helm_storage.latest(env["kube"], "lab", ns)
+    assert rel.chart_version == "1.0.0+2"
+    dep = env["kube"].get("apps/v1", "Deployment", "lab", ns)
+    tmpl = dep["spec"]["template"]["metadata"]
+    assert tmpl["labels"]["helm.sh/chart"] == "labelled-1.0.0_2"
+    assert tmpl["annotations"]["greeting"] == "from-values-prod"
+    after = wait_for(lambda: (u := running_pods(env, ns, "lab")) and u != before and u,
+                     what="pods replaced by the version suffix")
+    assert after.isdisjoint(before)
+
+
+def test_values_files_missing_is_chart_error_unless_ignored(env):
+    """Source: source-controller internal/helm/chart/builder_remote.go mergeChartValues ("no values file found at path"), api/v1 HelmChartSpec.IgnoreMissingValuesFiles."""
+    ns = namespace(env, "h-valuesfiles-missing")
+    obj = hr_obj("miss", ns, chart="labelled", values={})
+    obj["spec"]["chart"]["spec"]["valuesFiles"] = ["values.yaml", "nope.yaml"]
+    env["api"].apply(obj, "test")
+    hr = wait_for(lambda: ready_false(env, "miss", ns), what="Ready False")
+    c = flux.condition(hr, "Ready")
+    assert c["reason"] == "ArtifactFailed" and "nope.yaml" in c["message"]
+    assert helm_storage.latest(env["kube"], "miss", ns) is None
+    obj["spec"]["chart"]["spec"]["ignoreMissingValuesFiles"] = True
+    env["api"].apply(obj, "test")
+    hr = wait_for(lambda: ready_current(env, "miss", ns), what="Ready with the missing file ignored")
+    assert hr["status"]["history"][0]["chartVersion"] == "1.0.0+2"
+
+
+def test_post_renderer_patch_on_pod_template_is_a_rollout(env):
+    """Source: helm-controller internal/postrender/build.go BuildPostRenderers (kustomize post-renderers, then commonMetadata, then origin labels), kustomize.go Kustomize.Run, common_renderer.go; internal/reconcile/state.go (post-renderers digest changed -> out of sync)."""
+    ns = namespace(env, "h-postrender")
+    env["api"].apply(hr_obj("pr", ns), "test")
+    wait_for(lambda: ready_current(env, "pr", ns), what="Ready without post-renderers")
+    before = wait_for(lambda: running_pods(env, ns, "pr"), what="pods Running")
+    patch = ("- op: add\n  path: /spec/template/metadata/annotations/patched-by\n"
+             "  value: post-renderer\n")
+    env["api"].apply(hr_obj("pr", ns, postRenderers=[{"kustomize": {
+        "patches": [{"target": {"kind": "Deployment"}, "patch": patch}],
+        "images": [{"name": "example/app", "newTag": "1.1"}]}}],
+        commonMetadata={"labels": {"team": "platform"}}), "test")
+    hr = wait_for(lambda: (h := ready_current(env, "pr", ns))
+                  and h["status"]["history"][0]["version"] == 2 and h,
+                  what="upgrade for the new post-renderers")
+    assert hr["status"]["observedPostRenderersDigest"]
+    dep = env["kube"].get("apps/v1", "Deployment", "pr", ns)
+    tmpl = dep["spec"]["template"]
+    assert tmpl["metadata"]["annotations"]["patched-by"] == "post-renderer"
+    assert tmpl["spec"]["containers"][0]["image"] == "example/app:1.1"
+    # commonMetadata and origin labels on metadata only, not on the pod template
+    assert dep["metadata"]["labels"]["team"] == "platform"
+    assert dep["metadata"]["labels"][flux.HELM_ORIGIN_NAME] == "pr"
+    assert "team" not in tmpl["metadata"]["labels"]
+    assert env["kube"].get("v1", "ConfigMap", "pr-config", ns)["metadata"]["labels"]["team"] \
+        == "platform"
+    after = wait_for(lambda: (u := running_pods(env, ns, "pr")) and u != before and u,
+                     what="pods replaced by the post-renderer patch")
+    assert after.isdisjoint(before)
+
+
+def test_reconcile_strategy_revision_suffixes_the_git_commit(env, tmp_path):
+    """Source: source-controller internal/controller/helmchart_controller.go buildFromTarballArtifact (ReconcileStrategyRevision -> VersionMetadata = first 12 hex of the commit), internal/helm/chart/builder_local.go (SetMetadata)."""
+    from handover.rehearsal.flux.testkit import GitRemote
+    ns = namespace(env, "h-revision")
+    git = GitRemote(tmp_path / "git")
+    try:
+        chart = env["repo"].root / "src" / "labelled-1.0.0"
+        files = {f"charts/rev/{p.relative_to(chart)}": p.read_text()
+                 for p in chart.rglob("*") if p.is_file()}
+        sha = git.write(files, "chart")
+        env["api"].apply({"apiVersion": flux.SOURCE_API, "kind": "GitRepository",
+                          "metadata": {"name": "charts-git", "namespace": ns},
+                          "spec": {"interval": "10m", "url": git.url,
+                                   "ref": {"branch": "main"}}}, "test")
+        obj = hr_obj("rev", ns, values={})
+        obj["spec"]["chart"]["spec"] = {"chart": "./charts/rev", "reconcileStrategy": "Revision",
+                                        "sourceRef": {"kind": "GitRepository",
+                                                      "name": "charts-git"}}
+        env["api"].apply(obj, "test")
+        hr = wait_for(lambda: ready_current(env, "rev", ns), timeout=90, what="Ready")
+        assert hr["status"]["history"][0]["chartVersion"] == f"1.0.0+{sha[:12]}"
+        dep = env["kube"].get("apps/v1", "Deployment", "rev", ns)
+        assert dep["spec"]["template"]["metadata"]["labels"]["helm.sh/chart"] == \
+            f"labelled-1.0.0_{sha[:12]}"
+    finally:
+        git.close()
+
+
+def test_retry_on_failure_strategy_is_refused_by_name(env):
+    """Source: helm-controller api/v2 Strategy (RetryOnFailure): not emulated, so the stand-in refuses it (handover/fidelity.py FEATURES hr-retry-on-failure) instead of remediating like RemediateOnFailure."""
+    ns = namespace(env, "h-retry")
+    env["api"].apply(hr_obj("rt", ns, upgrade={"strategy": {"name": "RetryOnFailure"}}), "test")
+    hr = wait_for(lambda: ready_false(env, "rt", ns), what="Ready False")
+    c = flux.condition(hr, "Ready")
+    assert c["reason"] == "UnemulatedFeature" and "RetryOnFailure" in c["message"]
+    assert helm_storage.latest(env["kube"], "rt", ns) is None

@@ -269,3 +269,59 @@ def test_suspended_kustomization_is_not_applied(env):
         wait_for(lambda: env["kube"].get("v1", "ConfigMap", "never", ns), timeout=6,
                  what="nothing applied while suspended")
     assert not (get_ks(env, "susp").get("status") or {}).get("inventory")
+
+
+def test_post_build_substitution_in_values_and_configmaps(env):
+    """Source: kustomize-controller internal/controller/kustomization_controller.go (postBuild after the build), fluxcd/pkg kustomize/kustomize_varsub.go SubstituteVariables / loadVars (substituteFrom, inline substitute wins, unset variables empty, ${var:=default})."""
+    ns = "k-postbuild"
+    hr = textwrap.dedent(f"""\
+        apiVersion: {flux.HELM_API}
+        kind: HelmRelease
+        metadata: {{name: app, namespace: {ns}}}
+        spec:
+          interval: 10m
+          suspend: true
+          chart:
+            spec:
+              chart: demo
+              sourceRef: {{kind: HelmRepository, name: charts, namespace: flux-system}}
+          values:
+            greeting: ${{GREETING}}
+            tier: ${{TIER:=standard}}
+            unset: "${{NOT_SET}}"
+            literal: $${{GREETING}}
+        """)
+    env["api"].apply({"apiVersion": "v1", "kind": "ConfigMap",
+                      "metadata": {"name": "cluster-vars", "namespace": "flux-system"},
+                      "data": {"GREETING": "from-configmap", "REGION": "eu", "TIER": ""}},
+                     "test")
+    sha = push(env, {"apps/postbuild/ns.yaml": f"apiVersion: v1\nkind: Namespace\n"
+                                                f"metadata: {{name: {ns}}}\n",
+                     "apps/postbuild/hr.yaml": hr,
+                     "apps/postbuild/cm.yaml": cm("settings", ns, {"region": "${REGION}",
+                                                                   "zone": "${ZONE}"})},
+               "postbuild")
+    env["api"].apply(ks_obj("postbuild", "./apps/postbuild", postBuild={
+        "substitute": {"GREETING": "inline-wins"},
+        "substituteFrom": [{"kind": "ConfigMap", "name": "cluster-vars"},
+                           {"kind": "Secret", "name": "absent", "optional": True}]}), "test")
+    wait_for(lambda: applied(env, "postbuild", sha), what="Kustomization applied")
+    values = env["api"].get(flux.HELM_API, "HelmRelease", "app", ns)["spec"]["values"]
+    assert values["greeting"] == "inline-wins"
+    assert values["tier"] == "standard"      # set but empty -> default
+    assert values["unset"] is None or values["unset"] == ""  # unset -> empty
+    assert values["literal"] == "${GREETING}"  # $$ escapes
+    data = env["kube"].get("v1", "ConfigMap", "settings", ns).get("data") or {}
+    assert data.get("region") == "eu" and not data.get("zone")
+
+
+def test_sops_decryption_is_refused_by_name(env):
+    """Source: kustomize-controller internal/decryptor (SOPS): no keys in the rehearsal, so the stand-in refuses it (handover/fidelity.py FEATURES ks-decryption) instead of applying encrypted data."""
+    sha = push(env, {"apps/sops/cm.yaml": cm("enc", "default", {"a": "ENC[AES256_GCM,data:x]"})},
+               "sops")
+    env["api"].apply(ks_obj("sops", "./apps/sops", decryption={"provider": "sops"}), "test")
+    ks = wait_for(lambda: (k := get_ks(env, "sops")) and (flux.condition(k, "Ready") or {}).get(
+        "reason") == "UnemulatedFeature" and k, what="Ready False UnemulatedFeature")
+    assert "decryption (SOPS)" in flux.condition(ks, "Ready")["message"]
+    assert env["kube"].get("v1", "ConfigMap", "enc", "default") is None
+    assert sha

@@ -72,6 +72,12 @@ def test_k_envoy_hands_over_envoy_gateway_alone(env, envoy_run):
     assert envoy_run.outcomes("passed") == sorted(names)
     kube = env["kube"]
     assert kube.get(flux.HELM_API, "HelmRelease", "loki", "logging") is None  # not touched
+    # the user's Envoy Gateway chart comes from an OCI HelmRepository, which the rehearsal
+    # replaces by its own HTTP chart repository: the report says what the proof does not cover
+    rep = component_report(report_of(env["work"] / "run"), "envoy-gateway")
+    assert rep["proof_gaps"] == ["HelmRepository flux-system/envoy-gateway: type: oci (refused)"]
+    assert any(n.startswith("proof does not cover: HelmRepository flux-system/envoy-gateway")
+               for n in rep["notes"])
 
 
 def test_whole_homelab_hands_over_in_order_adopted_in_place(env, full_run):

@@ -16,6 +16,8 @@ from handover import bootstrap, inventory
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-token-not-real-0123456789"
+# the example inventory's cluster.fluxComponentsExtra (the runbook's image automation controllers)
+EXTRA = ["--components-extra=image-reflector-controller,image-automation-controller"]
 
 
 def inv(tmp_path: Path, url: str | None) -> inventory.Inventory:
@@ -31,6 +33,9 @@ def fake_flux(tmp_path, monkeypatch) -> Path:
     script = tmp_path / "flux"
     script.write_text(
         "#!/usr/bin/env python3\nimport json, os, sys\n"
+        "if sys.argv[1:] == ['--version']:\n"
+        "    print('flux version ' + os.environ.get('FAKE_FLUX_VERSION', '2.4.0'))\n"
+        "    sys.exit(0)\n"
         f"open({str(calls)!r}, 'a').write(json.dumps({{'argv': sys.argv[1:], "
         "'token_in_env': bool(os.environ.get('GITHUB_TOKEN'))}) + '\\n')\n")
     script.chmod(0o755)
@@ -68,7 +73,8 @@ def test_flux_bootstrap_github_with_the_seeds_flags_and_no_token_in_argv(
     [call] = [json.loads(line) for line in fake_flux.read_text().splitlines()]
     assert call["argv"] == ["bootstrap", "github", "--owner", "example", "--repository",
                             "homelab-gitops", "--branch", "main", "--path", "clusters/homelab",
-                            "--personal", "--namespace", "flux-system", "--context", "homelab"]
+                            "--personal", "--namespace", "flux-system", "--version", "v2.4.0",
+                            *EXTRA, "--context", "homelab"]
     assert call["token_in_env"] is True
     assert all(TOKEN not in a for a in m.actions) and "token from GITHUB_TOKEN" in m.actions[0]
 
@@ -84,7 +90,8 @@ def test_flux_install_plus_the_repos_flux_system_manifests(tmp_path, fake_flux, 
     m = RecordingMutator()
     bootstrap.bootstrap(m, fake_kube(), i, repo)
     [call] = [json.loads(line) for line in fake_flux.read_text().splitlines()]
-    assert call["argv"] == ["install", "--namespace", "flux-system", "--context", "homelab"]
+    assert call["argv"] == ["install", "--namespace", "flux-system", "--version", "v2.4.0",
+                            *EXTRA, "--context", "homelab"]
     assert m.actions[-1] == f"kubectl apply -k {fs} (the repository's flux-system manifests)"
 
 
@@ -105,3 +112,61 @@ def test_no_token_and_no_flux_system_manifests_is_a_clear_error(tmp_path, fake_f
     msg = str(e.value)
     assert "GITHUB_TOKEN is not set" in msg and "flux-system/kustomization.yaml" in msg
     assert os.environ.get("GITHUB_TOKEN") is None
+
+
+def test_cli_version_different_from_the_inventory_is_a_clear_error_before_anything(
+        tmp_path, fake_flux, monkeypatch):
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    monkeypatch.setenv("FAKE_FLUX_VERSION", "2.6.1")
+    monkeypatch.setattr(bootstrap, "already_bootstrapped", lambda *a: False)
+    i = inv(tmp_path, "https://github.com/example/homelab-gitops")
+    m = RecordingMutator()
+    with pytest.raises(bootstrap.BootstrapError) as e:
+        bootstrap.bootstrap(m, fake_kube(), i, SimpleNamespace(path=tmp_path / "gitops"))
+    msg = str(e.value)
+    assert "version 2.6.1" in msg and "cluster.fluxVersion is 2.4.0" in msg
+    assert "Nothing was applied" in msg
+    assert m.actions == [] and not fake_flux.exists()
+
+
+def test_minor_only_inventory_version_takes_the_cli_patch(tmp_path, fake_flux, monkeypatch):
+    monkeypatch.setenv("FAKE_FLUX_VERSION", "2.4.3")
+    doc = yaml.safe_load((ROOT / "examples/homelab/migration.yaml").read_text())
+    doc["cluster"]["fluxVersion"] = "2.4"
+    i = inventory.parse(doc, tmp_path / "migration.yaml")
+    assert bootstrap.check_cli_version(i, Path(os.environ["HANDOVER_FLUX"])) == "v2.4.3"
+    monkeypatch.setenv("FAKE_FLUX_VERSION", "2.5.0")
+    with pytest.raises(bootstrap.BootstrapError, match="version 2.5.0"):
+        bootstrap.check_cli_version(i, Path(os.environ["HANDOVER_FLUX"]))
+
+
+def test_unknown_extra_component_is_an_inventory_error(tmp_path):
+    doc = yaml.safe_load((ROOT / "examples/homelab/migration.yaml").read_text())
+    doc["cluster"]["fluxComponentsExtra"] = ["image-reflector-controller", "image-automaton"]
+    with pytest.raises(inventory.InventoryError) as e:
+        inventory.parse(doc, tmp_path / "migration.yaml")
+    assert "cluster.fluxComponentsExtra" in str(e.value) and "image-automaton" in str(e.value)
+
+
+def _deployment(name, available):
+    return {"metadata": {"name": name}, "status": {"conditions": [
+        {"type": "Available", "status": "True" if available else "False",
+         "reason": "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
+         "message": "x"}]}}
+
+
+def test_controllers_running_means_each_controller_deployment_available(tmp_path):
+    """flux check: each controller Deployment (defaults + extra components) Available; a live
+    cluster no longer counts as bootstrapped just because it is live."""
+    i = inv(tmp_path, None)
+    live = {n: _deployment(n, True) for n in bootstrap.controllers(i)}
+    kube = SimpleNamespace(get=lambda api, kind, name, ns: live.get(name))
+    assert bootstrap.controller_problems(kube, i) == []
+    assert bootstrap._controllers_running(kube, i) is True
+    live["image-automation-controller"] = _deployment("image-automation-controller", False)
+    del live["helm-controller"]
+    problems = bootstrap.controller_problems(kube, i)
+    assert problems == ["Deployment flux-system/helm-controller does not exist",
+                        "Deployment flux-system/image-automation-controller is not Available: "
+                        "MinimumReplicasUnavailable: x"]
+    assert bootstrap._controllers_running(kube, i) is False

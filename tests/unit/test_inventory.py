@@ -87,7 +87,7 @@ def test_every_problem_at_once(doc, tmp_path):
     (lambda d: d["cluster"].update(fluxVersion="latest"),
      "cluster.fluxVersion: must look like 2.4 or 2.4.0, got 'latest'"),
     (lambda d: d["cluster"].update(contxt="x"),
-     "cluster.contxt: unknown key (allowed: context, fluxNamespace, fluxVersion, name, nodes, "
+     "cluster.contxt: unknown key (allowed: context, fluxComponentsExtra, fluxNamespace, fluxVersion, name, nodes, "
      "rehearsalStateDir)"),
     (lambda d: d["cluster"].update(nodes=[{"name": "n1", "host": "node1"}]),
      "cluster.nodes[0].host: must be a testinfra host spec such as local:// or ssh://user@node, "

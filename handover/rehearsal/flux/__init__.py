@@ -34,6 +34,13 @@ COMPONENTS = {
     "helm-controller": "v1.1.0",
     "notification-controller": "v1.4.0",
 }
+# `flux install --components-extra` (Flux 2.4.0 versions): Deployments recorded like the others
+# (their pods Running, they do nothing), so phase 2's controller check sees what the live
+# bootstrap would install.
+EXTRA_COMPONENTS = {
+    "image-reflector-controller": "v0.33.0",
+    "image-automation-controller": "v0.39.0",
+}
 
 
 def _target(cluster_or_kubeconfig: Any) -> tuple[str, str | None, Any]:
@@ -44,8 +51,9 @@ def _target(cluster_or_kubeconfig: Any) -> tuple[str, str | None, Any]:
     return str(cluster_or_kubeconfig), None, None
 
 
-def manifests() -> list[dict[str, Any]]:
-    """The non-CRD objects a ``flux install`` leaves in flux-system (the subset checks look for)."""
+def manifests(components_extra: tuple[str, ...] | list[str] = ()) -> list[dict[str, Any]]:
+    """The non-CRD objects a ``flux install`` leaves in flux-system (the subset checks look for);
+    ``components_extra`` as ``--components-extra``."""
     labels = {"app.kubernetes.io/instance": NAMESPACE, "app.kubernetes.io/part-of": "flux",
               "app.kubernetes.io/version": FLUX_VERSION}
     out: list[dict[str, Any]] = [{
@@ -53,7 +61,12 @@ def manifests() -> list[dict[str, Any]]:
         "metadata": {"name": NAMESPACE, "labels": {**labels,
                                                    "pod-security.kubernetes.io/warn": "restricted"}},
     }]
-    for name, version in COMPONENTS.items():
+    unknown = [c for c in components_extra if c not in EXTRA_COMPONENTS]
+    if unknown:
+        raise HandoverError(f"unknown extra Flux component(s) {', '.join(unknown)}; known: "
+                            f"{', '.join(EXTRA_COMPONENTS)}")
+    wanted = {**COMPONENTS, **{c: EXTRA_COMPONENTS[c] for c in components_extra}}
+    for name, version in wanted.items():
         sel = {"app": name}
         out.append({"apiVersion": "v1", "kind": "ServiceAccount",
                     "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels}})
@@ -118,9 +131,11 @@ def _ready_file(state_dir: Path) -> Path:
     return state_dir / "ready"
 
 
-def install(cluster_or_kubeconfig: Any, state_dir: str | Path) -> dict[str, Any]:
+def install(cluster_or_kubeconfig: Any, state_dir: str | Path,
+            components_extra: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
     """Install the Flux stand-ins (idempotent). ``state_dir``: where the controllers keep
-    artifacts, charts and their ready marker. Returns what was installed."""
+    artifacts, charts and their ready marker; ``components_extra`` as ``flux install
+    --components-extra`` (Deployments only). Returns what was installed."""
     kubeconfig, context, cluster = _target(cluster_or_kubeconfig)
     state_dir = Path(state_dir).absolute()
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -128,7 +143,7 @@ def install(cluster_or_kubeconfig: Any, state_dir: str | Path) -> dict[str, Any]
     for crd in crds.all_crds():
         api.apply(crd, FIELD_MANAGER)
     _wait_established(api)
-    for obj in manifests():
+    for obj in manifests(components_extra):
         api.apply(obj, FIELD_MANAGER)
     argv = controllers_argv(kubeconfig, context, state_dir)
     ready = _ready_file(state_dir)
@@ -142,7 +157,7 @@ def install(cluster_or_kubeconfig: Any, state_dir: str | Path) -> dict[str, Any]
     else:
         pid = _start_detached(argv, state_dir)
     return {"crds": crds.crd_names(), "namespace": NAMESPACE, "pid": pid,
-            "deployments": list(COMPONENTS)}
+            "deployments": list(COMPONENTS) + list(components_extra)}
 
 
 def _pid_alive(pid: int) -> bool:

@@ -45,7 +45,7 @@ from typing import Any
 
 import yaml
 
-from handover import flux, helm_storage, tools
+from handover import fidelity, flux, helm_storage, tools
 from handover.rehearsal.flux.runtime import (Api, Obj, handled_reconcile_request, log,
                                              parse_duration, remove_condition, set_condition)
 
@@ -60,10 +60,125 @@ class ValuesError(Exception):
     pass
 
 
+def _canonical(v: Any) -> Any:
+    # Helm reads values through JSON (float64): 1.0 and 1 are the same value
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    if isinstance(v, dict):
+        return {str(k): _canonical(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_canonical(x) for x in v]
+    return v
+
+
 def config_digest(values: dict[str, Any]) -> str:
-    """Digest of the composed values (upstream: digest of the canonical values, sha256)."""
-    raw = json.dumps(values or {}, sort_keys=True, separators=(",", ":")).encode()
+    """Digest of values (upstream chartutil.DigestValues: sha256 of the canonical JSON)."""
+    raw = json.dumps(_canonical(values or {}), sort_keys=True, separators=(",", ":")).encode()
     return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def postrenderers_digest(hr: Obj) -> str:
+    """postrender.Digest over spec.postRenderers (and the stand-in also covers commonMetadata,
+    which upstream renders with them)."""
+    spec = hr.get("spec") or {}
+    return config_digest({"postRenderers": spec.get("postRenderers") or [],
+                          "commonMetadata": spec.get("commonMetadata") or {}})
+
+
+class Stall(Exception):
+    """ErrExceededMaxRetries / ErrMissingRollbackTarget of actionForState: Stalled=True."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason, self.message = reason, message
+
+
+# ReconcilerType of each action (internal/reconcile/action.go)
+ACTION_TYPES = {"install": "release", "upgrade": "release", "unlock": "unlock",
+                "rollback": "remediate", "uninstall": "remediate"}
+
+
+def remediation_of(spec: Obj, action: str) -> dict[str, Any]:
+    """api/v2 InstallRemediation / UpgradeRemediation with their defaults."""
+    r = ((spec.get(action) or {}).get("remediation") or {})
+    retries = int(r.get("retries", 0) or 0)
+    if action == "install":
+        # InstallRemediation.MustRemediateLastFailure: default false
+        last = bool(r.get("remediateLastFailure", False))
+        strategy = "uninstall"
+    else:
+        # UpgradeRemediation.MustRemediateLastFailure: default Retries > 0
+        last = bool(r["remediateLastFailure"]) if r.get("remediateLastFailure") is not None \
+            else retries > 0
+        strategy = r.get("strategy") or "rollback"
+    return {"action": action, "retries": retries, "remediateLastFailure": last,
+            "strategy": strategy}
+
+
+def active_remediation(spec: Obj, status: Obj) -> dict[str, Any] | None:
+    """HelmRelease.GetActiveRemediation: by status.lastAttemptedReleaseAction."""
+    action = status.get("lastAttemptedReleaseAction")
+    return remediation_of(spec, action) if action in ("install", "upgrade") else None
+
+
+def failure_count(rem: dict[str, Any], status: Obj) -> int:
+    return int(status.get(f"{rem['action']}Failures", 0) or 0)
+
+
+def retries_exhausted(rem: dict[str, Any], status: Obj) -> bool:
+    """RetriesExhausted: Retries >= 0 && failures > Retries (negative: unlimited)."""
+    return rem["retries"] >= 0 and failure_count(rem, status) > rem["retries"]
+
+
+def must_remediate_last_failure(rem: dict[str, Any]) -> bool:
+    return bool(rem["remediateLastFailure"])
+
+
+def _successful(snap: Obj) -> bool:
+    return snap.get("status") in ("deployed", "superseded")
+
+
+def truncate_history(status: Obj) -> None:
+    """api/v2 Snapshots.Truncate: keep the latest and everything up to the first earlier
+    successful (deployed/superseded) snapshot."""
+    hist = status.get("history") or []
+    for i in range(1, len(hist)):
+        if _successful(hist[i]):
+            status["history"] = hist[:i + 1]
+            return
+
+
+def previous_snapshot(status: Obj) -> dict[str, Any] | None:
+    """api/v2 Snapshots.Previous: the first successful snapshot after the latest."""
+    return next((h for h in (status.get("history") or [])[1:] if _successful(h)), None)
+
+
+def full_name(snap: Obj) -> str:
+    return f"{snap.get('namespace')}/{snap.get('name')}.v{snap.get('version')}"
+
+
+def summarize(hr: Obj, status: Obj) -> None:
+    """internal/reconcile/release.go summarize: Ready from Remediated (a remediated state is
+    never Ready) or Released, whichever has the higher priority for the newest generation;
+    conditionallyDeleteRemediated first. Ready=True removes Stalled."""
+    conds = {c["type"]: c for c in status.get("conditions", [])}
+    rem, rel = conds.get("Remediated"), conds.get("Released")
+    if rem and rel and rel["status"] == "True" and \
+            (rel.get("observedGeneration") or 0) >= (rem.get("observedGeneration") or 0):
+        remove_condition(status, "Remediated")
+        rem = None
+    if rem and (rel is None or (rem.get("observedGeneration") or 0)
+                >= (rel.get("observedGeneration") or 0)):
+        top, ok = rem, False
+    elif rel:
+        top, ok = rel, rel["status"] == "True"
+    elif rem:
+        top, ok = rem, False
+    else:
+        return
+    set_condition(status, hr, "Ready", ok, top["reason"], top["message"])
+    if ok:
+        remove_condition(status, "Stalled")
 
 
 def deep_merge(base: dict, over: dict) -> dict:
@@ -157,7 +272,89 @@ class HelmController:
         return deep_merge(values, spec.get("values") or {})
 
     def fetch_chart(self, hr: Obj, workdir: Path) -> tuple[Path, dict[str, Any]]:
-        """The chart archive/dir and its Chart.yaml metadata."""
+        """The chart as source-controller's HelmChart artifact: pulled, then built with the
+        HelmChart's valuesFiles and version metadata (build_chart)."""
+        ref, meta, revision = self._pull_chart(hr, workdir)
+        return self.build_chart(hr, workdir, ref, meta, revision)
+
+    def helmchart_generation(self, hr: Obj) -> int:
+        """The generation of the HelmChart helm-controller keeps for this HelmRelease
+        (internal/reconcile/helmchart_template.go): 1 when made, +1 on each change of its spec
+        (chart, version, sourceRef, reconcileStrategy, valuesFiles, ...). The stand-in has no
+        HelmChart object; it keeps the template and its generation in the state dir."""
+        cspec = ((hr.get("spec") or {}).get("chart") or {}).get("spec") or {}
+        tmpl = {k: cspec.get(k) for k in ("chart", "version", "sourceRef", "interval",
+                                           "reconcileStrategy", "valuesFiles",
+                                           "ignoreMissingValuesFiles", "verify")}
+        path = self.state_dir / "helmcharts.json"
+        data = json.loads(path.read_text()) if path.exists() else {}
+        key = f"{hr['metadata']['namespace']}/{hr['metadata']['name']}"
+        cur = data.get(key)
+        if cur is None or cur.get("uid") != hr["metadata"].get("uid"):
+            cur = {"uid": hr["metadata"].get("uid"), "spec": tmpl, "generation": 1}
+        elif cur["spec"] != tmpl:
+            cur = {"uid": cur["uid"], "spec": tmpl, "generation": cur["generation"] + 1}
+        data[key] = cur
+        path.write_text(json.dumps(data, sort_keys=True))
+        return int(cur["generation"])
+
+    def build_chart(self, hr: Obj, workdir: Path, ref: Path, meta: dict[str, Any],
+                    revision: str | None) -> tuple[Path, dict[str, Any]]:
+        """source-controller chart build (internal/helm/chart/builder_remote.go /
+        builder_local.go Build, mergeChartValues; internal/controller/helmchart_controller.go
+        buildFromHelmRepository / buildFromTarballArtifact):
+        - valuesFiles: merged in order (``values.yaml`` = the chart's defaults, any other path a
+          file inside the chart; missing -> error unless ignoreMissingValuesFiles) and the result
+          REPLACES the chart's values.yaml;
+        - version metadata: reconcileStrategy Revision (source chart) -> ``+<commit sha[:12]>``;
+          valuesFiles -> ``+<HelmChart generation>`` (``.<generation>`` after a revision);
+          SemVer SetMetadata replaces metadata the chart version had. The mutated version is the
+          chart's ``.Chart.Version`` (so it reaches helm.sh/chart labels)."""
+        cspec = hr["spec"]["chart"]["spec"]
+        files = cspec.get("valuesFiles") or []
+        metadata = ""
+        if cspec.get("reconcileStrategy") == "Revision" and revision:
+            # git.ExtractHashFromRevision, first 12 hex characters (label length limits)
+            metadata = revision.rsplit(":", 1)[-1].rsplit("/", 1)[-1][:12]
+        if files:
+            gen = self.helmchart_generation(hr)
+            metadata = f"{metadata}.{gen}" if metadata else str(gen)
+        else:
+            self.helmchart_generation(hr)
+        if not metadata and not files:
+            return ref, meta
+        chart_dir = ref
+        if ref.is_file():
+            out = workdir / "built"
+            with tarfile.open(ref) as tar:
+                tar.extractall(out, filter="data")
+            chart_dir = next(p.parent for p in out.glob("*/Chart.yaml"))
+        if files:
+            merged: dict[str, Any] = {}
+            for f in files:
+                clean = str(Path(f))
+                if clean == "values.yaml":
+                    p = chart_dir / "values.yaml"
+                    add = yaml.safe_load(p.read_text()) if p.exists() else {}
+                else:
+                    p = (chart_dir / clean).resolve()
+                    if not p.is_relative_to(chart_dir.resolve()) or not p.is_file():
+                        if cspec.get("ignoreMissingValuesFiles"):
+                            continue
+                        raise ChartError(f"HelmChart '{hr['metadata']['namespace']}/"
+                                         f"{hr['metadata']['namespace']}-{hr['metadata']['name']}'"
+                                         f" is not ready: no values file found at path '{f}'")
+                    add = yaml.safe_load(p.read_text())
+                merged = deep_merge(merged, add or {})
+            (chart_dir / "values.yaml").write_text(yaml.safe_dump(merged))
+        if metadata:
+            base = str(meta["version"]).split("+", 1)[0]
+            meta = {**meta, "version": f"{base}+{metadata}"}
+            (chart_dir / "Chart.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+        return chart_dir, meta
+
+    def _pull_chart(self, hr: Obj, workdir: Path) -> tuple[Path, dict[str, Any], str | None]:
+        """The chart archive/dir, its Chart.yaml metadata and the source revision."""
         cspec = ((hr.get("spec") or {}).get("chart") or {}).get("spec")
         if not cspec:
             raise ChartError("spec.chartRef is not supported by the rehearsal stand-in; "
@@ -194,7 +391,7 @@ class HelmController:
                 member = next(m for m in tar.getmembers()
                               if m.name.count("/") == 1 and m.name.endswith("/Chart.yaml"))
                 meta = yaml.safe_load(tar.extractfile(member).read())
-            return archives[0], meta
+            return archives[0], meta, None
         if kind == "GitRepository":
             artifact = self.source.artifact_file((repo.get("status") or {}).get("artifact"))
             if artifact is None or not flux.is_ready(repo):
@@ -206,7 +403,8 @@ class HelmController:
             if not (chart_dir / "Chart.yaml").exists():
                 raise ChartError(f"HelmChart '{chart_obj}' is not ready: no chart at path "
                                  f"'{cspec['chart']}' in GitRepository '{src_ns}/{src['name']}'")
-            return chart_dir, yaml.safe_load((chart_dir / "Chart.yaml").read_text())
+            return (chart_dir, yaml.safe_load((chart_dir / "Chart.yaml").read_text()),
+                    ((repo.get("status") or {}).get("artifact") or {}).get("revision"))
         raise ChartError(f"HelmChart '{chart_obj}' is not ready: sourceRef kind {kind} is not "
                          f"supported by the rehearsal stand-in")
 
@@ -247,17 +445,22 @@ class HelmController:
         raw = json.dumps({"name": rel["name"], "namespace": rel.get("namespace"),
                           "version": rel["version"], "status": rel["info"]["status"],
                           "chart": [chart_meta.get("name"), chart_meta.get("version")],
-                          "config": rel.get("config") or {}, "manifest": rel.get("manifest")},
+                          "config": rel.get("config") or {}, "manifest": rel.get("manifest"),
+                          "deployed": [(rel.get("info") or {}).get("first_deployed"),
+                                       (rel.get("info") or {}).get("last_deployed")]},
                          sort_keys=True).encode()
         return "sha256:" + hashlib.sha256(raw).hexdigest()
 
-    def snapshot(self, rel: dict[str, Any], cfg_digest: str) -> dict[str, Any]:
+    def snapshot(self, rel: dict[str, Any]) -> dict[str, Any]:
+        """A history snapshot of a stored release; configDigest is the digest of the release's
+        own config (internal/release/observation.go ObserveRelease / ObservedToSnapshot)."""
         chart_meta = (rel.get("chart") or {}).get("metadata") or {}
         info = rel.get("info") or {}
         snap = {"name": rel["name"], "namespace": rel.get("namespace"),
                 "version": int(rel["version"]), "status": info.get("status"),
                 "chartName": chart_meta.get("name"), "chartVersion": chart_meta.get("version"),
-                "configDigest": cfg_digest, "digest": self.digest(rel),
+                "configDigest": config_digest(rel.get("config") or {}),
+                "digest": self.digest(rel),
                 "firstDeployed": info.get("first_deployed"),
                 "lastDeployed": info.get("last_deployed")}
         if chart_meta.get("appVersion"):
@@ -288,6 +491,13 @@ class HelmController:
         handled_reconcile_request(hr, status)
         gen = meta.get("generation")
         ann = meta.get("annotations") or {}
+        refused = fidelity.refusals(hr)
+        if refused:
+            set_condition(status, hr, "Ready", False, fidelity.UNEMULATED_REASON,
+                          fidelity.refusal_message(refused))
+            status["observedGeneration"] = gen
+            self.api.patch_status(hr, status)
+            return interval
         # resetAt resets the failure counters; a new generation does too.
         if status.get("lastAttemptedGeneration") != gen or (
                 ann.get("reconcile.fluxcd.io/resetAt")
@@ -334,6 +544,8 @@ class HelmController:
                                   chart_meta, values_file, cfg_digest, force)
             if force:
                 status["lastHandledForceAt"] = ann["reconcile.fluxcd.io/forceAt"]
+            if flux.is_ready({"status": status, "metadata": hr["metadata"]}):
+                status["observedPostRenderersDigest"] = postrenderers_digest(hr)
             status["observedGeneration"] = gen
             self.api.patch_status(hr, status)
             return after if after is not None else interval
@@ -370,6 +582,11 @@ class HelmController:
             return "absent", "found uninstalled release in storage"
         if rstatus != "deployed":
             return "unknown", f"unable to determine state for release with status '{rstatus}'"
+        # post-renderers changed in a new generation (state.go: ObservedPostRenderersDigest)
+        if status.get("observedPostRenderersDigest") and \
+                hr["metadata"].get("generation") != status.get("observedGeneration") and \
+                status["observedPostRenderersDigest"] != postrenderers_digest(hr):
+            return "out-of-sync", "postrenderers digest has changed"
         rchart = (rel.get("chart") or {}).get("metadata") or {}
         if (rchart.get("name"), rchart.get("version")) != \
                 (chart_meta.get("name"), str(chart_meta.get("version"))):
@@ -381,6 +598,9 @@ class HelmController:
     def _release(self, hr: Obj, status: Obj, rel_name: str, storage_ns: str, target_ns: str,
                  chart_ref: Path, chart_meta: dict, values_file: Path, cfg_digest: str,
                  force: bool) -> float | None:
+        """The AtomicRelease loop (internal/reconcile/atomic_release.go Reconcile with the
+        cleanReleaseStrategy): determine the state, pick the action for it (actionForState), run
+        each action type at most once per reconcile, stop after a remediation."""
         ns, name = hr["metadata"]["namespace"], hr["metadata"]["name"]
         spec = hr.get("spec") or {}
         history = status.get("history") or []
@@ -396,132 +616,237 @@ class HelmController:
                           "--wait", "--timeout", "5m")
             status["history"] = history = []
         status["storageNamespace"] = storage_ns
-        rel = self.latest(rel_name, storage_ns)
-        state, reason = self._state(hr, status, rel, chart_meta, cfg_digest)
-        if state == "locked":
-            log.info("HelmRelease %s/%s: unlocking %s (%s)", ns, name, rel_name, reason)
-            self.unlock(rel, storage_ns)
-            rel = self.latest(rel_name, storage_ns)
-            state, reason = self._state(hr, status, rel, chart_meta, cfg_digest)
-        log.info("HelmRelease %s/%s: release %s/%s state %s (%s)", ns, name, storage_ns,
-                 rel_name, state, reason)
         chart_version = str(chart_meta.get("version"))
         gen = hr["metadata"].get("generation")
-        same_attempt = (status.get("lastAttemptedGeneration") == gen
-                        and status.get("lastAttemptedRevision") == chart_version
-                        and status.get("lastAttemptedConfigDigest") == cfg_digest)
-
-        if state == "in-sync" and not force:
-            cur = history[0]
-            msg = (f"Helm {status.get('lastAttemptedReleaseAction', 'install')} succeeded for "
-                   f"release {target_ns}/{rel_name}.v{cur['version']} with chart "
-                   f"{cur['chartName']}@{cur['chartVersion']}")
-            c = next((c for c in status.get("conditions", []) if c["type"] == "Ready"), None)
-            set_condition(status, hr, "Ready", True, "UpgradeSucceeded"
-                          if status.get("lastAttemptedReleaseAction") == "upgrade"
-                          else "InstallSucceeded", c["message"] if c and c["status"] == "True"
-                          else msg)
-            set_condition(status, hr, "Released", True, next(
-                (x["reason"] for x in status.get("conditions", []) if x["type"] == "Released"),
-                "InstallSucceeded"), next((x["message"] for x in status.get("conditions", [])
-                                           if x["type"] == "Released"), msg))
-            return None
-        if state == "unknown":
-            set_condition(status, hr, "Ready", False, "ReconcileError", reason)
-            return 10.0
-
-        action = "install" if state == "absent" else "upgrade"
-        if same_attempt and not force:
-            # retries of the active remediation exhausted for this generation/revision/values:
-            # no new attempt (whatever the release state now is, e.g. uninstalled by remediation)
-            failed_action = status.get("lastAttemptedReleaseAction", "upgrade")
-            retries = self._retries(spec, failed_action)
-            counter = status.get(f"{failed_action}Failures", 0)
-            if counter > 0 and counter > retries:
-                set_condition(status, hr, "Ready", False, f"{failed_action.capitalize()}Failed",
-                              f"Helm {failed_action} failed and retries are exhausted "
-                              f"({counter - 1}/{retries}); change the spec or request a reset")
-                return None
-        if action == "install" and state != "absent":
-            action = "upgrade"
-
+        # a new chart revision or new values reset the failure counters (helmrelease_controller.go)
+        if (status.get("lastAttemptedRevision"), status.get("lastAttemptedConfigDigest")) != \
+                (chart_version, cfg_digest):
+            for k in ("failures", "installFailures", "upgradeFailures"):
+                status.pop(k, None)
         status["lastAttemptedRevision"] = chart_version
         status["lastAttemptedConfigDigest"] = cfg_digest
         status["lastAttemptedGeneration"] = gen
-        status["lastAttemptedReleaseAction"] = action
         status.pop("lastAttemptedValuesChecksum", None)
+        remove_condition(status, "Stalled")
+        done: set[str] = set()
+        while True:
+            rel = self.latest(rel_name, storage_ns)
+            state, reason = self._state(hr, status, rel, chart_meta, cfg_digest)
+            log.info("HelmRelease %s/%s: release %s/%s state %s (%s)", ns, name, storage_ns,
+                     rel_name, state, reason)
+            try:
+                action = self.action_for_state(hr, status, state, force, storage_ns)
+            except Stall as e:
+                set_condition(status, hr, "Stalled", True, e.reason, e.message)
+                summarize(hr, status)
+                return None
+            if action is None:
+                summarize(hr, status)
+                return None
+            kind = ACTION_TYPES[action]
+            if kind in done:
+                # cleanReleaseStrategy.MustContinue: requeue while retries remain
+                rem = active_remediation(spec, status)
+                if rem is None or not retries_exhausted(rem, status):
+                    return 5.0
+                return None
+            if action == "unlock":
+                log.info("HelmRelease %s/%s: unlocking %s (%s)", ns, name, rel_name, reason)
+                self.unlock(rel, storage_ns)
+            elif action in ("install", "upgrade"):
+                ok = self._release_action(hr, status, action, spec, rel_name, storage_ns,
+                                          target_ns, chart_ref, chart_meta, values_file)
+                force = False
+                if ok is None:
+                    # failed without writing a release: not counted, retried (upgrade.go)
+                    return 10.0
+            else:
+                self._remediate(hr, status, action, spec, rel_name, storage_ns, target_ns)
+                # cleanReleaseStrategy.MustStop after a remediation
+                rem = active_remediation(spec, status)
+                if rem is not None and retries_exhausted(rem, status):
+                    set_condition(status, hr, "Stalled", True, "RetriesExceeded",
+                                  f"Failed to {status.get('lastAttemptedReleaseAction')} after "
+                                  f"{failure_count(rem, status)} attempt(s)")
+                    return None
+                return 5.0
+            done.add(kind)
+
+    def action_for_state(self, hr: Obj, status: Obj, state: str, force: bool,
+                         storage_ns: str) -> str | None:
+        """internal/reconcile/atomic_release.go actionForState; raises Stall for
+        ErrExceededMaxRetries / ErrMissingRollbackTarget."""
+        spec = hr.get("spec") or {}
+        if state == "in-sync":
+            truncate_history(status)
+            if force:
+                return "upgrade"
+            rem = next((c for c in status.get("conditions", []) if c["type"] == "Remediated"),
+                       None)
+            if rem and rem["status"] == "True":
+                cur = status["history"][0]
+                remove_condition(status, "Remediated")
+                set_condition(status, hr, "Released", True, "UpgradeSucceeded",
+                              f"Upgraded release {full_name(cur)} with chart "
+                              f"{cur['chartName']}@{cur['chartVersion']}")
+            return None
+        if state == "locked":
+            return "unlock"
+        if state == "absent":
+            if retries_exhausted(remediation_of(spec, "install"), status) and not force:
+                raise Stall("RetriesExceeded", f"Failed to install after "
+                            f"{status.get('installFailures', 0)} attempt(s): cannot install "
+                            "release")
+            return "install"
+        if state == "unmanaged":
+            status["history"] = []
+            return "upgrade"
+        if state == "out-of-sync":
+            if retries_exhausted(remediation_of(spec, "upgrade"), status) and not force:
+                raise Stall("RetriesExceeded", f"Failed to upgrade after "
+                            f"{status.get('upgradeFailures', 0)} attempt(s): cannot upgrade "
+                            "release")
+            return "upgrade"
+        if state == "failed":
+            rem = active_remediation(spec, status)
+            if rem is None or failure_count(rem, status) <= 0 or force:
+                return "upgrade"
+            if retries_exhausted(rem, status) and not must_remediate_last_failure(rem):
+                raise Stall("RetriesExceeded", f"Failed to {rem['action']} after "
+                            f"{failure_count(rem, status)} attempt(s): cannot remediate failed "
+                            "release")
+            truncate_history(status)
+            if rem["strategy"] == "rollback":
+                prev = previous_snapshot(status)
+                stored = None if prev is None else self.release_raw(prev["name"], storage_ns,
+                                                                    int(prev["version"]))
+                if stored is None:
+                    raise Stall("MissingRollbackTarget", "Failed to perform remediation: "
+                                "missing target release for rollback: cannot remediate failed "
+                                "release")
+                if self.digest(stored) != prev.get("digest"):
+                    return "upgrade"
+                return "rollback"
+            return "uninstall"
+        raise Stall("ReconcileError", f"unknown release status {state!r}")
+
+    def _release_action(self, hr: Obj, status: Obj, action: str, spec: Obj, rel_name: str,
+                        storage_ns: str, target_ns: str, chart_ref: Path, chart_meta: dict,
+                        values_file: Path) -> bool | None:
+        """internal/reconcile/install.go / upgrade.go Reconcile: the releases written during the
+        action are observed into status.history; a failure counts for the active remediation
+        only when it wrote a release. Returns True (success), False (failure that wrote a
+        release), None (failure that wrote none)."""
+        ns, name = hr["metadata"]["namespace"], hr["metadata"]["name"]
+        chart_version = str(chart_meta.get("version"))
+        status["lastAttemptedReleaseAction"] = action
+        before = self.releases(rel_name, storage_ns)
         started = time.monotonic()
         res = self._run_action(action, spec, rel_name, storage_ns, target_ns, chart_ref,
                                values_file, ns, name)
         status["lastAttemptedReleaseActionDuration"] = f"{time.monotonic() - started:.3f}s"
-        new = self.latest(rel_name, storage_ns)
-        if res.ok:
-            snap = self.snapshot(new, cfg_digest)
-            self._push_history(status, snap, spec)
-            msg = (f"Helm {action} succeeded for release {target_ns}/{rel_name}.v{snap['version']}"
-                   f" with chart {snap['chartName']}@{snap['chartVersion']}")
+        after = self.releases(rel_name, storage_ns)
+        wrote = any(v not in before or self.digest(before[v]) != self.digest(r)
+                    for v, r in after.items())
+        self.observe(status, before, after, spec)
+        cur = (status.get("history") or [None])[0]
+        if res.ok and cur is not None:
+            msg = (f"Helm {action} succeeded for release {target_ns}/{rel_name}.v{cur['version']}"
+                   f" with chart {cur['chartName']}@{cur['chartVersion']}")
             reason = "InstallSucceeded" if action == "install" else "UpgradeSucceeded"
             set_condition(status, hr, "Released", True, reason, msg)
-            set_condition(status, hr, "Ready", True, reason, msg)
-            remove_condition(status, "Remediated")
-            status["lastReleaseRevision"] = snap["version"]
-            return None
-        # failure
-        err = res.stderr.strip().replace("Error: ", "")[-2000:]
+            status["lastReleaseRevision"] = cur["version"]
+            summarize(hr, status)
+            return True
+        err = (res.stderr.strip().replace("Error: ", "")[-2000:] if not res.ok
+               else "no release was written")
         status["failures"] = status.get("failures", 0) + 1
-        counter_key = f"{action}Failures"
-        status[counter_key] = status.get(counter_key, 0) + 1
         reason = "InstallFailed" if action == "install" else "UpgradeFailed"
-        msg = f"Helm {action} failed for release {target_ns}/{rel_name} with chart " \
-              f"{chart_meta.get('name')}@{chart_version}: {err}"
-        if new is not None:
-            self._push_history(status, self.snapshot(new, cfg_digest), spec)
-        set_condition(status, hr, "Released", False, reason, msg)
-        set_condition(status, hr, "Ready", False, reason, msg)
-        retries = self._retries(spec, action)
-        remediation = ((spec.get(action) or {}).get("remediation") or {})
-        # remediateLastFailure defaults to true when retries > 0 (api/v2 InstallRemediation)
-        if status[counter_key] <= retries or remediation.get("remediateLastFailure",
-                                                             retries > 0):
-            self._remediate(hr, status, action, spec, rel_name, storage_ns, target_ns,
-                            cfg_digest)
-            return 5.0 if status[counter_key] <= retries else None
-        return None
+        set_condition(status, hr, "Released", False, reason,
+                      f"Helm {action} failed for release {target_ns}/{rel_name} with chart "
+                      f"{chart_meta.get('name')}@{chart_version}: {err}")
+        summarize(hr, status)
+        if not wrote:
+            return None
+        key = f"{action}Failures"
+        status[key] = status.get(key, 0) + 1
+        return False
 
-    @staticmethod
-    def _retries(spec: Obj, action: str) -> int:
-        r = ((spec.get(action) or {}).get("remediation") or {}).get("retries", 0)
-        return r if r >= 0 else 1 << 30  # negative: retry forever
+    def releases(self, name: str, storage_ns: str) -> dict[int, dict[str, Any]]:
+        out = {}
+        for s in self.api.list("v1", "Secret", storage_ns,
+                               label_selector=f"owner=helm,name={name}"):
+            if s.get("type") == helm_storage.SECRET_TYPE:
+                rel = helm_storage.decode_release(s["data"]["release"])
+                out[int(rel["version"])] = rel
+        return out
 
-    def _push_history(self, status: Obj, snap: Obj, spec: Obj) -> None:
-        hist = [h for h in status.get("history") or [] if h.get("version") != snap["version"]
-                or h.get("name") != snap["name"]]
-        status["history"] = ([snap] + hist)[:max(1, spec.get("maxHistory") or MAX_HISTORY)]
+    def observe(self, status: Obj, before: dict[int, dict], after: dict[int, dict],
+                spec: Obj) -> None:
+        """internal/reconcile/release.go observeRelease: only the releases written during the
+        action reach status.history: a new revision becomes the newest snapshot, a rewritten
+        revision already in the history (e.g. superseded) has its snapshot updated. Snapshots
+        digest the release's own config (internal/release/observation.go ObserveRelease)."""
+        hist = list(status.get("history") or [])
+        for version in sorted(after):
+            rel = after[version]
+            old = before.get(version)
+            if old is not None and self.digest(old) == self.digest(rel):
+                continue  # not written during the action
+            snap = self.snapshot(rel)
+            idx = next((i for i, h in enumerate(hist) if h.get("name") == rel["name"]
+                        and int(h.get("version", -1)) == version), None)
+            if idx is not None:
+                hist[idx] = snap
+            elif old is None:
+                hist.insert(0, snap)
+        hist.sort(key=lambda h: -int(h.get("version", 0)))
+        status["history"] = hist[:max(1, spec.get("maxHistory") or MAX_HISTORY)]
 
     def _remediate(self, hr: Obj, status: Obj, action: str, spec: Obj, rel_name: str,
-                   storage_ns: str, target_ns: str, cfg_digest: str) -> None:
+                   storage_ns: str, target_ns: str) -> None:
+        """rollback_remediation.go (to the previous snapshot's version) /
+        uninstall_remediation.go; Remediated condition."""
         ns, name = hr["metadata"]["namespace"], hr["metadata"]["name"]
-        strategy = "uninstall" if action == "install" else (
-            ((spec.get("upgrade") or {}).get("remediation") or {}).get("strategy") or "rollback")
-        if strategy == "rollback":
-            res = self.run_helm("rollback", rel_name, "--namespace", storage_ns, "--wait",
-                                "--timeout", self._timeout(spec, "rollback"))
+        before = self.releases(rel_name, storage_ns)
+        if action == "rollback":
+            prev = previous_snapshot(status)
+            rspec = spec.get("rollback") or {}
+            args = ["rollback", rel_name, str(prev["version"]), "--namespace", storage_ns,
+                    "--timeout", self._timeout(spec, "rollback")]
+            if not rspec.get("disableWait"):
+                args.append("--wait")
+                if not rspec.get("disableWaitForJobs"):
+                    args.append("--wait-for-jobs")
+            for flag, opt in (("disableHooks", "--no-hooks"), ("recreate", "--recreate-pods"),
+                              ("force", "--force"), ("cleanupOnFail", "--cleanup-on-fail")):
+                if rspec.get(flag):
+                    args.append(opt)
+            res = self.run_helm(*args)
             ok_reason, fail_reason = "RollbackSucceeded", "RollbackFailed"
         else:
-            res = self.run_helm("uninstall", rel_name, "--namespace", storage_ns, "--wait",
-                                "--timeout", self._timeout(spec, "uninstall"))
+            uspec = spec.get("uninstall") or {}
+            args = ["uninstall", rel_name, "--namespace", storage_ns,
+                    "--timeout", self._timeout(spec, "uninstall")]
+            if not uspec.get("disableWait"):
+                args.append("--wait")
+            if uspec.get("keepHistory"):
+                args.append("--keep-history")
+            if uspec.get("disableHooks"):
+                args.append("--no-hooks")
+            res = self.run_helm(*args)
             ok_reason, fail_reason = "UninstallSucceeded", "UninstallFailed"
-        new = self.latest(rel_name, storage_ns)
-        if new is not None:
-            self._push_history(status, self.snapshot(new, cfg_digest), spec)
+        self.observe(status, before, self.releases(rel_name, storage_ns), spec)
+        cur = (status.get("history") or [None])[0]
         if res.ok:
-            msg = f"Helm {strategy} succeeded for release {target_ns}/{rel_name}" + (
-                f".v{new['version']}" if new else "")
+            msg = f"Helm {action} succeeded for release {target_ns}/{rel_name}" + (
+                f".v{cur['version']}" if cur and action == "rollback" else "")
             set_condition(status, hr, "Remediated", True, ok_reason, msg)
         else:
             set_condition(status, hr, "Remediated", False, fail_reason,
-                          f"Helm {strategy} failed: {res.stderr.strip()[-1000:]}")
-        log.info("HelmRelease %s/%s: remediation %s -> %s", ns, name, strategy, res.ok)
+                          f"Helm {action} failed: {res.stderr.strip()[-1000:]}")
+        summarize(hr, status)
+        log.info("HelmRelease %s/%s: remediation %s -> %s", ns, name, action, res.ok)
 
     @staticmethod
     def _timeout(spec: Obj, action: str) -> str:
@@ -537,6 +862,12 @@ class HelmController:
                 "--post-renderer", str(self.postrenderer),
                 "--post-renderer-args", f"--name={hr_name}",
                 "--post-renderer-args", f"--namespace={hr_ns}"]
+        if spec.get("postRenderers") or spec.get("commonMetadata"):
+            pr = values_file.parent / "postrender.json"
+            pr.write_text(json.dumps({"postRenderers": spec.get("postRenderers") or [],
+                                      "commonMetadata": spec.get("commonMetadata") or {},
+                                      "kubectl": str(tools.kubectl())}))
+            args += ["--post-renderer-args", f"--spec={pr}"]
         if storage_ns != target_ns:
             args += ["--post-renderer-args", f"--release-namespace={target_ns}",
                      "--post-renderer-args", f"--storage-namespace={storage_ns}"]

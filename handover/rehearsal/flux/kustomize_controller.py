@@ -43,7 +43,8 @@ from typing import Any
 import yaml
 from kubernetes.dynamic.exceptions import ApiException
 
-from handover import flux, tools
+from handover import fidelity, flux, tools
+from handover.rehearsal.flux import varsub
 from handover.rehearsal.flux.runtime import (Api, Obj, handled_reconcile_request, log,
                                              parse_duration, remove_condition, set_condition)
 
@@ -228,6 +229,10 @@ class KustomizeController:
             log.warning("Kustomization %s/%s: %s: %s", ns, name, reason, msg[:500])
             return after
 
+        refused = fidelity.refusals(ks)
+        if refused:
+            return fail(fidelity.UNEMULATED_REASON, fidelity.refusal_message(refused), interval)
+
         for dep in spec.get("dependsOn") or []:
             dns = dep.get("namespace") or ns
             d = self.api.get(flux.KUSTOMIZE_API, "Kustomization", dep["name"], dns)
@@ -253,7 +258,9 @@ class KustomizeController:
         try:
             try:
                 objects = self.build(ks, tarball, work)
-            except BuildError as e:
+                objects = varsub.substitute(objects, varsub.load_vars(
+                    ks, lambda kind, n, nsp: self.api.get("v1", kind, n, nsp)))
+            except (BuildError, varsub.SubstitutionError) as e:
                 return fail("BuildFailed", str(e), retry)
             try:
                 applied, entries = self.apply_all(ks, objects)

@@ -82,14 +82,29 @@ class ChartRepo:
         self.url = self.http.url
 
     def add(self, name: str, version: str, values: dict[str, Any] | None = None,
-            broken: bool = False) -> None:
+            broken: bool = False, templates: dict[str, str] | None = None,
+            chart_label: bool = False, files: dict[str, str] | None = None) -> None:
+        """``broken``: a ConfigMap with an invalid name (the API server refuses it: helm writes
+        a failed release); ``templates``: extra template files; ``chart_label``: the pod template
+        carries ``helm.sh/chart: <name>-<version>`` as many upstream charts do."""
         src = self.root / "src" / f"{name}-{version}"
         (src / "templates").mkdir(parents=True, exist_ok=True)
         (src / "Chart.yaml").write_text(yaml.safe_dump(
             {"apiVersion": "v2", "name": name, "version": version, "appVersion": version}))
         (src / "values.yaml").write_text(yaml.safe_dump(
             values or {"replicas": 1, "greeting": "hello", "image": "example/app:1.0"}))
-        (src / "templates" / "app.yaml").write_text(DEPLOYMENT)
+        app = DEPLOYMENT
+        if chart_label:
+            app = app.replace("labels: {app: {{ .Release.Name }}}\n      annotations",
+                              "labels: {app: {{ .Release.Name }}, helm.sh/chart: "
+                              "{{ printf \"%s-%s\" .Chart.Name .Chart.Version | replace \"+\" "
+                              "\"_\" | trunc 63 | quote }}}\n      annotations")
+            assert app != DEPLOYMENT
+        (src / "templates" / "app.yaml").write_text(app)
+        for fname, text in (files or {}).items():
+            (src / fname).write_text(text)
+        for fname, text in (templates or {}).items():
+            (src / "templates" / fname).write_text(text)
         if broken:
             (src / "templates" / "broken.yaml").write_text(BROKEN)
         helm = str(tools.helm())
