@@ -199,7 +199,7 @@ svg text{font:11px system-ui,sans-serif}
 
 
 def _badge(outcome: str) -> str:
-    color = COLORS.get(outcome, "#555")
+    color = COLORS.get("expected failure" if outcome == "accepted hazard" else outcome, "#555")
     return f'<span class="badge" style="background:{color}">{E(outcome)}</span>'
 
 
@@ -251,6 +251,7 @@ def timeline_svg(view: dict[str, Any]) -> str:
                    f'<line x1="{x:.1f}" y1="16" x2="{x:.1f}" y2="{height - 16}" '
                    f'stroke="#999" stroke-dasharray="3 3"/><text x="{x - 10:.1f}" y="26" '
                    f'fill="#777">{E(_fmt_s(b - a))}</text></g>')
+    out += _ticks(axis, height)
     # part boundaries (sessions)
     for part in view["parts"]:
         if part.get("started"):
@@ -262,7 +263,7 @@ def timeline_svg(view: dict[str, Any]) -> str:
     y = 34
     for kind, label, obj in lanes:
         out.append(f'<g class="lane" data-lane="{E(label)}">')
-        out.append(f'<rect x="0" y="{y}" width="{WIDTH}" height="{LANE_H - 4}" fill="#fafafa"/>')
+        out.append(f'<rect x="0" y="{y}" width="{WIDTH}" height="{LANE_H - 4}" fill="#f2f2f2" fill-opacity="0.6"/>')
         out.append(f'<text x="6" y="{y + 16}" font-weight="600">{E(label)}</text>')
         if kind == "component":
             out.append(f'<text x="6" y="{y + 31}" fill="#666">{E(str(obj.get("status", "")))}'
@@ -284,6 +285,22 @@ def _bar(x0: float, x1: float, y: float, h: float, color: str, cls: str, title: 
             f'fill="{color}" {extra}><title>{E(title)}</title></rect>')
 
 
+def _ticks(axis: Axis, height: float) -> list[str]:
+    """Time marks every 10 s .. 10 min inside each block of activity, about 90 px apart."""
+    out = []
+    for (a, b), off in zip(axis.blocks, axis.offsets):
+        step = next((s for s in (5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+                     if s * axis.scale >= 90), 3600)
+        t = (int(a) // step + 1) * step
+        while t < b - step / 3:
+            x = axis.x(t)
+            out.append(f'<line class="tick" x1="{x:.1f}" y1="30" x2="{x:.1f}" y2="{height - 16}" '
+                       f'stroke="#e3e3e3"/><text x="{x - 20:.1f}" y="{height - 4}" fill="#777">'
+                       f'{E(time.strftime("%H:%M:%S", time.gmtime(t)))}</text>')
+            t += step
+    return out
+
+
 def _component_lane(c: dict[str, Any], axis: Axis, y: float) -> list[str]:
     out = []
     for s in c["steps"]:
@@ -295,8 +312,13 @@ def _component_lane(c: dict[str, Any], axis: Axis, y: float) -> list[str]:
                  f" (run {s.get('run', '')})")
         if s.get("message"):
             title += f": {_msg(s['message'], 200)}"
-        out.append(_bar(axis.x(a), axis.x(b), y + 4, 18, color, "step-bar", title,
-                        f'data-step="{E(s["step"])}" data-outcome="{E(s.get("outcome", ""))}"'))
+        x0, x1 = axis.x(a), axis.x(b)
+        out.append(_bar(x0, x1, y + 4, 18, color, "step-bar", title,
+                        f'data-step="{E(s["step"])}" data-outcome="{E(s.get("outcome", ""))}" '
+                        'stroke="#fff" stroke-width="0.5"'))
+        if x1 - x0 > 7 * len(s["step"]) or s.get("outcome") == "failed":
+            out.append(f'<text x="{x0 + 2:.1f}" y="{y + 17}" fill="#fff" font-weight="600" '
+                       f'pointer-events="none">{E(s["step"])}</text>')
     # the probe's samples: up/down strip
     for check, segs in c["probe_segments"].items():
         for a, b, ok in segs:
@@ -365,7 +387,7 @@ def component_table(view: dict[str, Any]) -> str:
         est = runbook_estimates.estimate(c["name"])
         pods, kept, replaced = _pods(c)
         rb, ra = c.get("revision_before"), c.get("revision_after")
-        rev = "-" if rb is None else f"{rb} -> {ra if ra is not None else '?'}"
+        rev = E("-" if rb is None else f"{rb} -> {ra if ra is not None else '?'}")
         if rb is not None and c.get("revision_made_by"):
             rev += f" (by {E(c['revision_made_by'])})"
         restarts = c.get("restarts")

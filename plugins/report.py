@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from handover.report import MigrationReport
+from handover.report_html import safe_detail
 from plugins.journal import handover_run
 
 REPORT_KEY = pytest.StashKey[MigrationReport]()
@@ -103,7 +104,10 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
 # -- recording what the HTML report draws -------------------------------------------------------
 
 def phase_of(item: pytest.Item) -> int:
-    """N for an item under a `phaseN` directory of the runbook (suites/phaseN/...), else 0."""
+    """3 for a phase-3 chain step (marked handover_step), N for an item under a `phaseN`
+    directory of the runbook (suites/phaseN/...), else 0."""
+    if item.get_closest_marker("handover_step") is not None:
+        return 3
     parts = Path(str(item.path)).parts
     if "suites" not in parts:
         return 0
@@ -211,9 +215,12 @@ def _record_step(item: pytest.Item, rep: MigrationReport, start: float, end: flo
                 sr.start = min(sr.start, start) if sr.outcome != "skipped" else end
                 sr.end = end
                 sr.run = run.id
-                sr.detail = dict(run.step_detail(component.name, step) or {})
+                detail = dict(run.step_detail(component.name, step) or {})
                 if step == "backup" and cr.backup is not None:
-                    sr.detail.setdefault("backup", str(getattr(cr.backup, "directory", "")))
+                    detail.setdefault("backup", str(getattr(cr.backup, "directory", "")))
+                if step == "snapshot" and cr.snapshot_path:
+                    detail.setdefault("snapshot", str(cr.snapshot_path))
+                sr.detail = {k: safe_detail(v) for k, v in detail.items() if v not in ("", None)}
             break
     consumed = config.stash.setdefault(_CONSUMED, {})
     res = cr.probe_result
