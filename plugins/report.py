@@ -206,7 +206,9 @@ def _record_step(item: pytest.Item, rep: MigrationReport, start: float, end: flo
         return
     step, component = s
     run = handover_run(config)
-    c = rep.component(component.name, component.type, component.risk)
+    c = rep.components.get(component.name)
+    if c is None:  # not started (an earlier component halted): nothing to draw
+        return
     cr = run.component(component.name)
     for sr in reversed(c.steps):
         if sr.step == step:

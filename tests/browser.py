@@ -202,3 +202,36 @@ def report_facts(html: Path, screenshot: Path) -> tuple[dict[str, Any], list[str
         facts = json.loads(page.evaluate(DOM_FACTS))
         page.screenshot(screenshot)
         return facts, page.errors()
+
+
+def check_run_page(reports: Path, components: list[str], screenshot: str,
+                   rollback_on: str | None = None, parts: int | None = 1) -> dict[str, Any]:
+    """The HTML page the newest run in ``reports`` left, opened in Chromium (when installed):
+    no errors, one lane and one table row per component of ``components`` (in that order), step
+    bars, the probe strip, and, with ``rollback_on``, a failed bar and rollback marks on that
+    component's lane only; ``parts`` sessions on the timeline. The screenshot goes to
+    <repo>/reports/<screenshot>.png. Returns the DOM facts (None values when Chromium is
+    missing: then only the page's presence and its markup are checked)."""
+    newest = max(reports.glob("*.json"), key=lambda p: p.stat().st_mtime)
+    html = newest.with_suffix(".html")
+    assert html.exists(), f"no HTML report beside {newest}"
+    text = html.read_text()
+    assert "<script" not in text
+    if chromium_path() is None:
+        for c in components:
+            assert f'data-lane="{c}"' in text, c
+        return {}
+    root = Path(__file__).resolve().parents[1]
+    facts, errors = report_facts(html, root / "reports" / f"{screenshot}.png")
+    assert errors == [], errors
+    lanes = [lane for lane in facts["lanes"] if not lane.startswith("phase ")]
+    assert lanes == components, facts["lanes"]
+    assert facts["rows"] == components
+    assert facts["bars"] >= len(components) and facts["probe"] > 0
+    if parts is not None:
+        assert text.count('class="part-start"') == parts, text.count('class="part-start"')
+    if rollback_on is not None:
+        assert facts["failedBars"] >= 1 and facts["rollback"] >= 1
+        lane = text.split(f'data-lane="{rollback_on}"')[1].split("</g>")[0]
+        assert "rollback-action" in lane and 'data-outcome="failed"' in lane
+    return facts

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
 
 from tests.unit.test_phase3_plugins import run, suite  # noqa: F401  (the pytester chain)
 
