@@ -118,7 +118,10 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
                     continue
                 if v not in (None, "", [], {}) or key not in m:
                     m[key] = v  # the latest part that knows it
-    return {"parts": parts, "components": list(comps.values()),
+    order: list[str] = []  # the newest part's order (the inventory's), then the others
+    for part in reversed(parts):
+        order += [c["name"] for c in part.get("components", []) if c["name"] not in order]
+    return {"parts": parts, "components": [comps[n] for n in order],
             "checks": [dict(c, run=p["run"]) for p in parts for c in p.get("checks") or []],
             "diffs": [dict(d, run=p["run"]) for p in parts for d in p.get("diffs") or []]}
 

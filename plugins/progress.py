@@ -49,7 +49,10 @@ class TerminalProgress:
         key = (p.what, p.state, redact(p.message))
         if not self.tty:
             if key != self.last_key:
-                self._write(line + "\n")
+                # a new wait starts on its own line (pytest may be mid-line with its dots)
+                new = self.last_key is None or self.last_key[0] != p.what or \
+                    self.last_key[1] != "waiting"
+                self._write(("\n" if new else "") + line + "\n")
             self.last_key = key
             return
         now = time.monotonic()

@@ -81,6 +81,8 @@ def test_non_interactive_output_is_one_line_per_state_change():
     finally:
         progress.set_sink(prev)
     lines = "".join(cfg.tr.out).splitlines()
+    assert lines[0] == ""  # the wait starts on its own line
+    lines = lines[1:]
     assert len(lines) == 4, lines  # start, message, new message, done
     assert lines[0].startswith("waiting Kustomization flux-system/handover-loki Ready [0 s / 60 s]")
     assert lines[1].endswith(": Reconciliation in progress")

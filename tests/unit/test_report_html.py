@@ -157,3 +157,13 @@ def test_cli_rebuilds_the_page_from_the_json(tmp_path, capsys):
     (tmp_path / "state.json").write_text('{"order": []}')
     assert cli.main(["report", str(tmp_path / "state.json")]) == 1
     assert "is not a run report" in capsys.readouterr().err
+
+
+def test_lanes_follow_the_newest_part_order(parts):
+    """`-k envoy` first, then the whole homelab: envoy-gateway keeps its inventory place."""
+    envoy_only = copy.deepcopy(parts[1])
+    envoy_only["run"], envoy_only["started"] = "20260901-101000-eeeeee", parts[1]["started"] - 60
+    envoy_only["components"] = [c for c in envoy_only["components"]
+                                if c["name"] == "envoy-gateway"]
+    view = report_html.merge([envoy_only, parts[1]])
+    assert [c["name"] for c in view["components"]] == COMPONENTS
