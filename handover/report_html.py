@@ -85,8 +85,21 @@ def safe_detail(value: Any) -> str:
     return "sha256:" + hashlib.sha256(blob).hexdigest()[:12]
 
 
+# a field difference as handover.tree_diff describes it: "<path>: live <value>, Git <value>"
+_DIFF_VALUES = re.compile(r"(: live )(.+?)(, Git )(.+?)(?=; |\. |$)", re.M)
+
+
+def _hash_values(m: re.Match) -> str:
+    def h(v: str) -> str:
+        return v if v in ("(missing)", "(hidden)") or v.startswith("sha256:") else \
+            "sha256:" + hashlib.sha256(v.encode()).hexdigest()[:12]
+    return f"{m.group(1)}{h(m.group(2))}{m.group(3)}{h(m.group(4))}"
+
+
 def _msg(text: Any, limit: int = 400) -> str:
-    t = redact(str(text or ""))
+    """A message as the page shows it: credentials redacted, the values of field differences
+    replaced by short hashes (the paths stay)."""
+    t = _DIFF_VALUES.sub(_hash_values, redact(str(text or "")))
     return t if len(t) <= limit else t[:limit] + "..."
 
 
@@ -466,7 +479,7 @@ def component_details(c: dict[str, Any]) -> str:
 def _findings(message: str) -> list[tuple[str, str]]:
     """(finding, fix) pairs from a check's failure message ('fix:' lines follow a finding)."""
     pairs: list[tuple[str, str]] = []
-    for line in redact(message or "").splitlines():
+    for line in _msg(message, 20000).splitlines():
         t = line.strip()
         if not t:
             continue

@@ -167,3 +167,14 @@ def test_lanes_follow_the_newest_part_order(parts):
                                 if c["name"] == "envoy-gateway"]
     view = report_html.merge([envoy_only, parts[1]])
     assert [c["name"] for c in view["components"]] == COMPONENTS
+
+
+def test_values_of_field_differences_are_hashed(parts):
+    gate = parts[0]["checks"][2]
+    gate["message"] = ("[adoption-values] HelmRelease logging/grafana: spec.values differ at 1 "
+                       "path(s): grafana.ini.analytics.check_for_updates: live false, Git "
+                       "\"VALUE-CANARY-9\". The adoption upgrade RESETS the release\n"
+                       "    fix: make spec.values equal")
+    page = report_html.render(parts)
+    assert "VALUE-CANARY-9" not in page
+    assert "grafana.ini.analytics.check_for_updates: live sha256:" in page
