@@ -74,12 +74,15 @@ def parts_for(data: dict[str, Any], directory: Path) -> list[dict[str, Any]]:
     return ordered
 
 
+_RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")  # plugins.journal's run ids
+
+
 def safe_detail(value: Any) -> str:
-    """A journal detail value as the page may show it: numbers and path-like strings as they are,
-    anything else as a short sha256 (never the value)."""
+    """A journal detail value as the page may show it: numbers, path-like strings and run ids as
+    they are, anything else as a short sha256 (never the value)."""
     if isinstance(value, bool) or isinstance(value, (int, float)):
         return str(value)
-    if isinstance(value, str) and _PATHLIKE.match(value):
+    if isinstance(value, str) and (_PATHLIKE.match(value) or _RUN_ID.match(value)):
         return value
     blob = json.dumps(value, sort_keys=True, default=str).encode()
     return "sha256:" + hashlib.sha256(blob).hexdigest()[:12]
@@ -119,7 +122,12 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
                                              "runs": []})
             m["runs"].append(part["run"])
             for s in c.get("steps", []):
-                m["steps"].append({**s, "run": s.get("run") or part["run"]})
+                s = {**s, "run": s.get("run") or part["run"]}
+                if s.get("outcome") != "skipped" and any(  # the same step from the journal
+                        x["step"] == s["step"] and x["run"] == s["run"] and
+                        x.get("outcome") == s.get("outcome") for x in m["steps"]):
+                    continue
+                m["steps"].append(s)
             for key in ("rollback", "refused", "notes", "outages", "rollback_events"):
                 m[key] += c.get(key) or []
             for check, segs in (c.get("probe_segments") or {}).items():
@@ -202,6 +210,7 @@ CSS = """
 body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1b1b1b}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ddd}
 h3{font-size:15px;margin:16px 0 4px}
+pre{white-space:pre-wrap;word-break:break-word;max-width:1100px}
 table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #ddd;padding:3px 8px;
 text-align:left;vertical-align:top}th{background:#f4f4f4}
 .meta{color:#555}.ok{color:#2e7d32;font-weight:600}.bad{color:#c62828;font-weight:600}
@@ -404,8 +413,9 @@ def component_table(view: dict[str, Any]) -> str:
         pods, kept, replaced = _pods(c)
         rb, ra = c.get("revision_before"), c.get("revision_after")
         rev = E("-" if rb is None else f"{rb} -> {ra if ra is not None else '?'}")
-        if rb is not None and c.get("revision_made_by"):
-            rev += f" (by {E(c['revision_made_by'])})"
+        by = str(c.get("revision_made_by") or "")
+        if rb is not None and by:
+            rev += f" ({E(by if by.startswith('not ') else 'by ' + by)})"
         restarts = c.get("restarts")
         status = str(c.get("status", ""))
         scls = "ok" if status.startswith("handed over") else (

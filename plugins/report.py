@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from handover.report import MigrationReport
+from handover.report import MigrationReport, StepResult
 from handover.report_html import safe_detail
 from plugins.journal import handover_run
 
@@ -224,6 +224,7 @@ def _record_step(item: pytest.Item, rep: MigrationReport, start: float, end: flo
                     detail.setdefault("snapshot", str(cr.snapshot_path))
                 sr.detail = {k: safe_detail(v) for k, v in detail.items() if v not in ("", None)}
             break
+    _from_journal(run, c, component.name, step)
     consumed = config.stash.setdefault(_CONSUMED, {})
     res = cr.probe_result
     if res is not None and consumed.get(component.name) is not res:
@@ -243,8 +244,30 @@ def _record_step(item: pytest.Item, rep: MigrationReport, start: float, end: flo
         hr = component.helm_release
         passed = any(sr.step == "adopted" and sr.outcome == "passed" for sr in c.steps)
         c.revision_made_by = (f"helm-controller, HelmRelease {hr.namespace}/{hr.name}" if passed
-                              else "not proven (step adopted failed)")
+                              else "not proven: step adopted failed")
     write_report(config)
+
+
+def _from_journal(run, c, component: str, step: str) -> None:
+    """A step a resumed run skips because an earlier (killed) run passed it: that run's bar, from
+    the journal's started/passed records, so the page shows both parts even when the killed run
+    never wrote its report."""
+    p = run.component(component).progress
+    earlier = ((p.passed.get(step) if p else None) or {}).get("run")
+    if not earlier or earlier == run.id or any(
+            s.step == step and s.run == earlier for s in c.steps):
+        return
+    times = {e.action: e.time for e in run.journal.entries()
+             if e.kind == "step" and e.component == component and e.step == step
+             and (e.detail or {}).get("run") == earlier and e.action in ("started", "passed")}
+    if "passed" not in times:
+        return
+    start = times.get("started", times["passed"])
+    skipped = next((i for i, s in enumerate(c.steps) if s.step == step and s.run == run.id),
+                   len(c.steps))
+    c.steps.insert(skipped, StepResult(step, "passed", times["passed"] - start,
+                                       f"in run {earlier} (journal)", start=start,
+                                       end=times["passed"], run=earlier))
 
 
 def _enrich_rollbacks(config: pytest.Config, rep: MigrationReport) -> None:

@@ -100,6 +100,7 @@ def test_privacy_canary_in_a_step_detail_shows_only_path_and_hash(parts):
     assert digest in page and "/var/backups/homelab/grafana/snap.json" in page
     assert report_html.safe_detail("/a/b.json") == "/a/b.json"
     assert report_html.safe_detail(42) == "42"
+    assert report_html.safe_detail("20261129-202323-c5a0f9") == "20261129-202323-c5a0f9"
     assert report_html.safe_detail("a value with spaces").startswith("sha256:")
 
 

@@ -41,6 +41,16 @@ def test_killed_and_resumed_run_is_one_timeline(suite):  # noqa: F811
     assert ("ready", "skipped") in bars  # the resumed run did not repeat it
     assert first["run"] in page and second["run"] in page
     assert page.count('class="part-start"') == 2
+    # without the killed run's report, the journal still gives its bars
+    (suite.path / "reports" / f"{first['run']}.json").unlink()
+    from handover import report_html
+    alone = report_html.render(report_html.parts_for(second, suite.path / "reports"))
+    lane = alone.split('data-lane="envoy-gateway"')[1].split("</g>")[0]
+    bars = re.findall(r'class="step-bar".*?data-step="(\w+)" data-outcome="(\w+)"', lane)
+    assert [b[0] for b in bars if b[1] == "passed"] == [
+        "preconditions", "backup", "snapshot", "handover", "ready", "adopted", "finish",
+        "record"]
+    assert first["run"] in alone
 
 
 def test_phase1_checks_are_recorded_with_their_outcome(suite):  # noqa: F811
