@@ -143,12 +143,14 @@ class Page:
                 out.append(f"log ({p['entry'].get('source')}): {p['entry'].get('text')}")
         return out
 
-    def screenshot(self, path: Path) -> Path:
+    def screenshot(self, path: Path, max_height: float | None = None) -> Path:
+        """The full page (or its top ``max_height`` pixels) as a PNG."""
         metrics = self.call("Page.getLayoutMetrics", session=True)
         size = metrics.get("cssContentSize") or metrics["contentSize"]
+        height = min(size["height"], max_height) if max_height else size["height"]
         r = self.call("Page.captureScreenshot", session=True, format="png",
                       captureBeyondViewport=True,
-                      clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"],
+                      clip={"x": 0, "y": 0, "width": size["width"], "height": height,
                             "scale": 1})
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(r["data"]))
@@ -201,6 +203,10 @@ def report_facts(html: Path, screenshot: Path) -> tuple[dict[str, Any], list[str
         page.open(html.resolve().as_uri())
         facts = json.loads(page.evaluate(DOM_FACTS))
         page.screenshot(screenshot)
+        # the top of the page (totals, timeline, components table), for the README
+        top = page.evaluate("document.querySelector('#components').getBoundingClientRect()"
+                            ".bottom + window.scrollY + 16")
+        page.screenshot(screenshot.with_name(screenshot.stem + "-top.png"), max_height=top)
         return facts, page.errors()
 
 
