@@ -85,6 +85,8 @@ class Wait:
             return
         if message is not None:
             self.message = message
+        elif ok:
+            self.message = ""  # the last "not ready yet" message no longer holds
         self.ended = True
         self._emit("done" if ok else "failed")
 

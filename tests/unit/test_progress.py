@@ -47,7 +47,7 @@ def test_wait_reports_start_updates_and_end(seen):
         w.update("Reconciliation in progress\nsecond line")
     assert [p.state for p in seen] == ["waiting", "waiting", "done"]
     assert seen[1].message == "Reconciliation in progress" and seen[1].timeout == 300
-    assert seen[-1].line().startswith("done HelmRelease logging/loki Ready [0 s / 300 s]")
+    assert seen[-1].line() == "done HelmRelease logging/loki Ready [0 s / 300 s]"
 
 
 def test_an_exception_ends_the_wait_as_failed(seen):
