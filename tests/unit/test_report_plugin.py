@@ -82,3 +82,25 @@ def test_unwritable_report_dir_does_not_fail_the_run(suite):  # noqa: F811
                                      "--report-dir", str(blocker / "reports"))
     res.assert_outcomes(passed=8)
     assert any("migration report NOT written" in line for line in res.outlines)
+
+
+def test_phase2_diff_counts_are_recorded_from_the_junit_properties(suite):  # noqa: F811
+    (suite.path / "suites" / "phase2").mkdir(parents=True)
+    (suite.path / "test_chain.py").unlink()
+    (suite.path / "suites/phase2/test_d.py").write_text(
+        "import json, pytest\n"
+        "@pytest.mark.parametrize('entrypoint', ['workloads'])\n"
+        "def test_diff(entrypoint, record_property):\n"
+        "    record_property('diff_counts', json.dumps({'created': 1, 'modified': 2,\n"
+        "                    'owner-labels': 3, 'deleted': 1, 'unchanged': 4}))\n"
+        "    record_property('deleted: ConfigMap ai/old', 'pruned')\n"
+        "    record_property('modified: Deployment ai/llama-cpp', 'spec.replicas')\n")
+    res = run(suite, "suites/phase2")
+    res.assert_outcomes(passed=1)
+    [rep] = reports(suite)
+    [d] = rep["diffs"]
+    assert d["entrypoint"] == "workloads" and d["counts"]["configured"] == 5
+    assert d["deleted"] == ["ConfigMap ai/old"] and d["configured"] == ["Deployment ai/llama-cpp"]
+    page = (suite.path / "reports" / f"{rep['run']}.html").read_text()
+    table = page.split('id="phase2"')[1].split("</table>")[0]
+    assert re.findall(r"<td[^>]*>(\d+)</td>", table) == ["1", "5", "1", "4"]
