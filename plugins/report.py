@@ -75,7 +75,15 @@ def write_report(config: pytest.Config) -> None:
         return
     try:
         _enrich_rollbacks(config, rep)
-        config.stash[WRITTEN_KEY] = rep.write(report_dir(config), html=True)
+        try:
+            config.stash[WRITTEN_KEY] = rep.write(report_dir(config), html=True)
+        except OSError:
+            raise
+        except Exception as e:  # a drawing bug must never break a migration: md + json still
+            config.stash[WRITTEN_KEY] = rep.write(report_dir(config), html=False)
+            config.stash[WRITE_ERROR_KEY] = (f"the HTML page failed ({e.__class__.__name__}: "
+                                             f"{e}); the .md and .json are written")
+            return
         if WRITE_ERROR_KEY in config.stash:
             del config.stash[WRITE_ERROR_KEY]
     except OSError as e:

@@ -104,3 +104,20 @@ def test_phase2_diff_counts_are_recorded_from_the_junit_properties(suite):  # no
     page = (suite.path / "reports" / f"{rep['run']}.html").read_text()
     table = page.split('id="phase2"')[1].split("</table>")[0]
     assert re.findall(r"<td[^>]*>(\d+)</td>", table) == ["1", "5", "1", "4"]
+
+
+def test_a_drawing_bug_never_breaks_the_run(suite):  # noqa: F811
+    """The HTML renderer raising: the chain still passes, .md/.json are written, and the summary
+    says the page failed."""
+    (suite.path / "conftest.py").write_text(
+        (suite.path / "conftest.py").read_text() + "\n" +
+        "import handover.report_html as h\n"
+        "def _boom(*a, **k):\n"
+        "    raise KeyError('drawing bug')\n"
+        "h.render = _boom\n")
+    res = suite.runpytest_subprocess("-p", "no:cacheprovider", "--perform", "-k", "storage",
+                                     "--report-dir", str(suite.path / "reports"))
+    res.assert_outcomes(passed=8)
+    assert any("the HTML page failed (KeyError" in line for line in res.outlines)
+    assert list((suite.path / "reports").glob("*.json")) and \
+        not list((suite.path / "reports").glob("*.html"))
