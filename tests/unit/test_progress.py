@@ -114,3 +114,21 @@ def test_wait_gone_reports_through_the_hook(seen):
     assert takeover.wait_gone(Kube(), "v1", "ConfigMap", "x", "ns", 5)
     assert seen[0].what == "ConfigMap ns/x gone" and seen[-1].state == "done"
     assert any(p.message == "still present (finalizers)" for p in seen)
+
+
+def test_building_the_kube_binaries_reports_the_build_log(seen, tmp_path, monkeypatch):
+    """ensure_kube_binaries: the wait shows the build log's last line while the build runs."""
+    from handover.rehearsal import binaries
+    script = tmp_path / "build.sh"
+    script.write_text("#!/usr/bin/env bash\nset -e\necho 'go build kube-apiserver'\nsleep 2.5\n"
+                      "echo 'go build kube-controller-manager'\nmkdir -p \"$1\"\n"
+                      "for b in kube-apiserver kube-controller-manager; do\n"
+                      "  printf '#!/bin/sh\\n' > \"$1/$b\"; chmod +x \"$1/$b\"; done\n")
+    monkeypatch.delenv("KUBEBUILDER_ASSETS", raising=False)
+    monkeypatch.setattr(binaries, "BUILD_SCRIPT", script)
+    monkeypatch.setattr(binaries.tools, "cache_dir", lambda: tmp_path / "cache")
+    out = binaries.ensure_kube_binaries()
+    assert out == tmp_path / "cache" / "kube" / binaries.KUBE_VERSION
+    assert seen[0].what.startswith("building kube-apiserver/kube-controller-manager")
+    assert any(p.message == "go build kube-apiserver" for p in seen), seen
+    assert seen[-1].state == "done"
