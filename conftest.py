@@ -8,6 +8,7 @@ pytest_plugins = [
     "fixtures.flux",
     "plugins.journal",
     "plugins.report",
+    "plugins.progress",
     "plugins.rollback",
     "fixtures.backups",
     "fixtures.snapshots",

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from handover import flux, tools
+from handover import flux, progress, tools
 from handover.errors import HandoverError
 from handover.gitops import GitOpsRepo
 from handover.inventory import Inventory
@@ -324,11 +324,16 @@ def wait_ready(kube, inventory: Inventory, timeout: float | None = None,
                interval: float = 1.0) -> FluxState:
     """Wait until flux-system's GitRepository and Kustomization are Ready for their generation."""
     deadline = time.monotonic() + (timeout or inventory.ready_timeout)
-    while True:
-        st = state(kube, inventory)
-        if st.ready or time.monotonic() >= deadline:
-            return st
-        time.sleep(interval)
+    with progress.wait(f"Flux {inventory.cluster.flux_namespace}/flux-system Ready",
+                       timeout or inventory.ready_timeout) as w:
+        while True:
+            st = state(kube, inventory)
+            if st.ready or time.monotonic() >= deadline:
+                if not st.ready:
+                    w.finish(False, "; ".join(st.problems()))
+                return st
+            w.update("; ".join(st.problems()))
+            time.sleep(interval)
 
 
 def wait_controllers(kube, inventory: Inventory, timeout: float | None = None,

@@ -5,6 +5,7 @@
     handover rehearsal status [--state-dir D] [--json]
     handover tools install
     handover inventory check PATH
+    handover report RUN.json [--out PATH] [--alone]
 
 Default state dir: $HANDOVER_REHEARSAL_DIR, else ~/.local/state/flux-handover/rehearsal.
 Exit codes: 0 ok, 1 error (message on stderr), 2 invalid inventory.
@@ -147,6 +148,24 @@ def cmd_inventory_check(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(a: argparse.Namespace) -> int:
+    """Rebuild <run>.html from <run>.json (and the earlier parts of the same migration found
+    beside it, unless --alone)."""
+    from handover import report_html
+    path = a.run_json
+    try:
+        data = report_html.load(path)
+    except (OSError, ValueError) as e:
+        raise HandoverError(f"cannot read the run report {path}: {e}") from None
+    if not isinstance(data, dict) or "run" not in data or "components" not in data:
+        raise HandoverError(f"{path} is not a run report written by the migration suite "
+                            "(it has no 'run' and 'components')")
+    parts = [data] if a.alone else report_html.parts_for(data, path.parent)
+    out = report_html.write(parts, a.out or path.with_suffix(".html"))
+    print(f"{out} ({len(parts)} session(s): {', '.join(p['run'] for p in parts)})")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="handover", description="flux-handover: hand a live "
                                  "cluster over from Helm CLI / kubectl to Flux, step by step")
@@ -180,6 +199,13 @@ def parser() -> argparse.ArgumentParser:
     chk = inv.add_parser("check", help="validate an inventory; exit 2 with every problem")
     chk.add_argument("path", type=Path)
     chk.set_defaults(func=cmd_inventory_check)
+
+    rp = sub.add_parser("report", help="rebuild a run's HTML report from its JSON")
+    rp.add_argument("run_json", type=Path, metavar="RUN.json")
+    rp.add_argument("--out", type=Path, default=None, help="default: RUN.html beside RUN.json")
+    rp.add_argument("--alone", action="store_true",
+                    help="only this run, not the earlier sessions of the same migration")
+    rp.set_defaults(func=cmd_report)
     return ap
 
 

@@ -63,6 +63,10 @@ class ProbeResult:
     failed: int
     per_check: dict[str, dict[str, int]] = field(default_factory=dict)  # check -> {ok, failed}
     outages: list[Outage] = field(default_factory=list)
+    # per check, runs of consecutive samples with the same result: [first at, last at, ok]
+    # (monotonic clock; + clock_offset = wall clock), for the report's up/down strip
+    segments: dict[str, list[list]] = field(default_factory=dict)
+    clock_offset: float = 0.0
 
     @property
     def downtime(self) -> float:
@@ -92,6 +96,18 @@ class ProbeResult:
 
 def check_name(h: HealthCheck) -> str:
     return f"{h.namespace}/{h.service}:{h.port}{h.path}"
+
+
+def segments_from(samples: list[Sample]) -> dict[str, list[list]]:
+    """Per check: [[first at, last at, ok], ...] of runs of equal results, in order."""
+    out: dict[str, list[list]] = {}
+    for s in samples:
+        runs = out.setdefault(s.check, [])
+        if runs and runs[-1][2] == s.ok:
+            runs[-1][1] = s.at
+        else:
+            runs.append([s.at, s.at, s.ok])
+    return out
 
 
 def outages_from(samples: list[Sample], end: float) -> list[Outage]:
@@ -276,4 +292,6 @@ class Probe:
         return ProbeResult(mode=self.mode, interval=self.interval, started=self.started,
                            stopped=self.stopped, samples=len(samples),
                            failed=sum(1 for s in samples if not s.ok), per_check=per,
-                           outages=outages_from(samples, self.stopped))
+                           outages=outages_from(samples, self.stopped),
+                           segments=segments_from(samples),
+                           clock_offset=time.time() - time.monotonic())

@@ -44,6 +44,10 @@ class StepResult:
     outcome: str  # passed | failed | skipped
     seconds: float = 0.0
     message: str = ""
+    start: float | None = None  # wall clock (time.time()), for the HTML timeline
+    end: float | None = None
+    run: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)  # journal detail: paths, names
 
 
 @dataclass
@@ -70,6 +74,13 @@ class ComponentReport:
     notes: list[str] = field(default_factory=list)
     # rehearsal only: features in use that the Flux stand-ins do not reproduce (handover.fidelity)
     proof_gaps: list[str] = field(default_factory=list)
+    # for the HTML timeline (handover.report_html): wall-clock times
+    probe_segments: dict[str, list[list]] = field(default_factory=dict)  # check -> [[t0, t1, ok]]
+    outages: list[dict[str, Any]] = field(default_factory=list)  # check, start, end, seconds
+    pods_before: list[dict[str, str]] = field(default_factory=list)  # pod, uid
+    pods_after: list[dict[str, str]] = field(default_factory=list)
+    revision_made_by: str = ""
+    rollback_events: list[dict[str, Any]] = field(default_factory=list)  # t, kind, action
 
     @property
     def duration(self) -> float | None:
@@ -99,6 +110,12 @@ class MigrationReport:
     started: float = field(default_factory=time.time)
     finished: float | None = None
     components: dict[str, ComponentReport] = field(default_factory=dict)
+    journal: str = ""
+    phases: list[int] = field(default_factory=list)  # the runbook phases this session ran
+    # phases 1, 2 and 4: each check with its outcome (pass | fail | expected failure | skipped)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    # phase 2: per entry point, the diff counts and the objects deleted / modified
+    diffs: list[dict[str, Any]] = field(default_factory=list)
 
     def component(self, name: str, type: str = "", risk: str = "") -> ComponentReport:
         if name not in self.components:
@@ -108,7 +125,9 @@ class MigrationReport:
     def to_dict(self) -> dict[str, Any]:
         return {"run": self.run, "inventory": self.inventory, "context": self.context,
                 "perform": self.perform, "started": self.started, "finished": self.finished,
-                "components": [c.to_dict() for c in self.components.values()]}
+                "components": [c.to_dict() for c in self.components.values()],
+                "journal": self.journal, "phases": sorted(set(self.phases)),
+                "checks": self.checks, "diffs": self.diffs}
 
     def to_markdown(self) -> str:
         lines = [f"# Migration report {self.run}", "",
@@ -148,11 +167,19 @@ class MigrationReport:
                 lines.append(f"- {redact(n)}")
         return "\n".join(lines) + "\n"
 
-    def write(self, directory: Path) -> tuple[Path, Path]:
+    def write(self, directory: Path, html: bool = False) -> tuple[Path, Path]:
+        """<run>.md and <run>.json (0600); with html, also <run>.html (handover.report_html,
+        this run and the earlier parts of the same migration found beside it)."""
         directory.mkdir(parents=True, exist_ok=True)
         md, js = directory / f"{self.run}.md", directory / f"{self.run}.json"
-        for path, text in ((md, self.to_markdown()),
-                           (js, json.dumps(_redact_all(self.to_dict()), indent=2, default=str))):
+        outputs = [(md, self.to_markdown()),
+                   (js, json.dumps(_redact_all(self.to_dict()), indent=2, default=str))]
+        if html:
+            from handover import report_html
+            data = json.loads(outputs[1][1])
+            outputs.append((directory / f"{self.run}.html",
+                            report_html.render(report_html.parts_for(data, directory))))
+        for path, text in outputs:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
                 os.write(fd, text.encode())

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from handover import backup as backup_mod
-from handover import flux, helm_storage, redact
+from handover import flux, helm_storage, progress, redact
 from handover.inventory import Component, Inventory
 from handover.takeover import wait_gone
 
@@ -106,10 +106,13 @@ class Rollback:
             return "not-needed"
         rel = helm_storage.latest(self.kube, c.release.name, c.release.namespace)
         deadline = time.monotonic() + self.verify_timeout
-        while rel is not None and rel.status.startswith("pending") and \
-                time.monotonic() < deadline:  # an operation still running: let it end first
-            time.sleep(1)
-            rel = helm_storage.latest(self.kube, c.release.name, c.release.namespace)
+        with progress.wait(f"rollback {c.name}: release {c.release.namespace}/"
+                           f"{c.release.name} not pending", self.verify_timeout) as w:
+            while rel is not None and rel.status.startswith("pending") and \
+                    time.monotonic() < deadline:  # an operation still running: let it end first
+                w.update(f"revision {rel.revision} {rel.status}")
+                time.sleep(1)
+                rel = helm_storage.latest(self.kube, c.release.name, c.release.namespace)
         want = self.record.revision
         if rel is None:
             raise RuntimeError(f"release {c.release.namespace}/{c.release.name} is gone from "
@@ -183,11 +186,16 @@ class Rollback:
     def _verify_pods(self) -> str | None:
         deadline = time.monotonic() + self.verify_timeout
         problems: list[str] = []
-        while True:
-            problems = self.pod_problems()
-            if not problems or time.monotonic() >= deadline:
-                break
-            time.sleep(0.5)
+        with progress.wait(f"rollback {self.component.name}: pods Running and Ready",
+                           self.verify_timeout) as w:
+            while True:
+                problems = self.pod_problems()
+                if not problems or time.monotonic() >= deadline:
+                    break
+                w.update("; ".join(problems))
+                time.sleep(0.5)
+            if problems:
+                w.finish(False, "; ".join(problems))
         if problems:
             raise RuntimeError("; ".join(problems))
         n = sum(len(self.kube.core.list_namespaced_pod(w.namespace,

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from handover import flux
+from handover import flux, progress
 from handover.errors import HandoverError
 from handover.inventory import Component, Inventory
 
@@ -103,6 +103,14 @@ def wait_ready(kube, api_version: str, kind: str, name: str, namespace: str, tim
     what = f"{kind} {namespace}/{name}"
     start = time.monotonic()
     deadline = start + timeout
+    with progress.wait(f"{what} Ready", timeout) as w:
+        return _wait_ready_loop(kube, res, api_version, kind, name, namespace, timeout, token,
+                                what, start, deadline, w)
+
+
+def _wait_ready_loop(kube, res, api_version: str, kind: str, name: str, namespace: str,
+                     timeout: float, token: str | None, what: str, start: float,
+                     deadline: float, w: progress.Wait) -> ReadyWait:
     msg, gen, events = "object not found", None, 0
     while True:
         obj = kube.get(api_version, kind, name, namespace)
@@ -113,13 +121,14 @@ def wait_ready(kube, api_version: str, kind: str, name: str, namespace: str, tim
             if ok:
                 return ReadyWait(what, True, time.monotonic() - start, gen, msg, events)
             rv = obj["metadata"].get("resourceVersion")
+        w.update(msg)
         left = deadline - time.monotonic()
         if left <= 0:
             break
         try:
             kwargs: dict[str, Any] = {"namespace": namespace,
                                       "field_selector": f"metadata.name={name}",
-                                      "timeout": max(1, int(min(left, 30)))}
+                                      "timeout": max(1, int(min(left, 5)))}
             if rv:
                 kwargs["resource_version"] = rv
             for ev in res.watch(**kwargs):
@@ -132,6 +141,7 @@ def wait_ready(kube, api_version: str, kind: str, name: str, namespace: str, tim
                 ok, msg = _ready_state(o, token)
                 if ok:
                     return ReadyWait(what, True, time.monotonic() - start, gen, msg, events)
+                w.update(msg)
                 if time.monotonic() >= deadline:
                     break
         except Exception:  # watch expired (410) or connection dropped: re-read and watch again
@@ -146,11 +156,16 @@ def wait_gone(kube, api_version: str, kind: str, name: str, namespace: str,
               timeout: float) -> bool:
     """Wait until an object is gone (finalizers done)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if kube.get(api_version, kind, name, namespace) is None:
-            return True
-        time.sleep(0.2)
-    return kube.get(api_version, kind, name, namespace) is None
+    with progress.wait(f"{kind} {namespace}/{name} gone", timeout) as w:
+        while time.monotonic() < deadline:
+            if kube.get(api_version, kind, name, namespace) is None:
+                return True
+            w.update("still present (finalizers)")
+            time.sleep(0.2)
+        gone = kube.get(api_version, kind, name, namespace) is None
+        if not gone:
+            w.finish(False, f"still present after {timeout:.0f} s")
+        return gone
 
 
 def local_head(inventory: Inventory) -> str:
@@ -172,15 +187,19 @@ def sync_source(kube, mutator, inventory: Inventory, timeout: float | None = Non
     mutator.request_reconcile(flux.SOURCE_API, "GitRepository", "flux-system", ns, token)
     deadline = time.monotonic() + (timeout or inventory.ready_timeout)
     rev = ""
-    while time.monotonic() < deadline:
-        repo = kube.get(flux.SOURCE_API, "GitRepository", "flux-system", ns) or {}
-        st = repo.get("status") or {}
-        rev = (st.get("artifact") or {}).get("revision", "")
-        if st.get("lastHandledReconcileAt") == token and flux.is_ready(repo):
-            if rev.endswith(head):
-                return rev
-            break
-        time.sleep(0.3)
+    with progress.wait(f"GitRepository {ns}/flux-system at {head[:12]}",
+                       timeout or inventory.ready_timeout) as w:
+        while time.monotonic() < deadline:
+            repo = kube.get(flux.SOURCE_API, "GitRepository", "flux-system", ns) or {}
+            st = repo.get("status") or {}
+            rev = (st.get("artifact") or {}).get("revision", "")
+            if st.get("lastHandledReconcileAt") == token and flux.is_ready(repo):
+                if rev.endswith(head):
+                    return rev
+                break
+            w.update(f"serving {rev or 'no artifact'}")
+            time.sleep(0.3)
+        w.finish(False, f"serving {rev or 'no artifact'}")
     raise HandoverError(
         f"GitRepository {ns}/flux-system serves {rev or 'no artifact'}, but the GitOps checkout "
         f"{inventory.gitops.path} is at {head}: push the checkout (or pull the remote) so that "

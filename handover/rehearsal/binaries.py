@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from handover import tools
+from handover import progress, tools
 from handover.errors import HandoverError, ToolNotFound
 
 KUBE_VERSION = "v1.20.2"
@@ -55,14 +55,35 @@ def ensure_kube_binaries(log: Path | None = None) -> Path:
     out = cache_kube_dir()
     log = log or (tools.cache_dir() / "kube" / f"build-{KUBE_VERSION}.log")
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as f:
-        p = subprocess.run(["bash", str(BUILD_SCRIPT), str(out)], stdout=f, stderr=subprocess.STDOUT)
+    with open(log, "ab") as f, progress.wait(
+            f"building kube-apiserver/kube-controller-manager {KUBE_VERSION} (log {log})") as w:
+        p = subprocess.Popen(["bash", str(BUILD_SCRIPT), str(out)], stdout=f,
+                             stderr=subprocess.STDOUT)
+        while p.poll() is None:
+            w.update(_last_line(log))
+            try:
+                p.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
+        if p.returncode != 0:
+            w.finish(False, f"exit {p.returncode}")
     if p.returncode != 0 or not _has_all(out):
         raise HandoverError(
             f"building kube binaries {KUBE_VERSION} into {out} failed (exit {p.returncode}); "
             f"see {log}"
         )
     return out
+
+
+def _last_line(log: Path) -> str:
+    """The build log's last line (what the build does now), for the progress line."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - 400))
+            lines = f.read().decode(errors="replace").strip().splitlines()
+        return lines[-1][:160] if lines else ""
+    except OSError:
+        return ""
 
 
 def etcd() -> Path:

@@ -35,6 +35,7 @@ from handover import flux, helm_storage, preconditions
 from handover import snapshot as snapshot_mod
 from handover.inventory import load
 from handover.kube import Kube
+from tests.browser import check_run_page
 from tests.scenarios.phase3_rehearsal import (bootstrapped_stack, commit_and_push,
                                               component_report, journal_entries, journal_steps,
                                               kill_group, report_of, revert_and_push,
@@ -155,6 +156,9 @@ def test_values_differ_pods_recreated_detected_and_rolled_back(env):
     assert any("hazard ACCEPTED" in n for n in rep["notes"])
     assert rep["pods_recreated"]
     assert_restored(kube, inv, before, same_pods=False)  # the rollback rolled them once more
+    # the HTML report in Chromium: the halt and the rollback on grafana's lane
+    check_run_page(work / "reports", ["grafana"], "rehearsal-rollback-grafana",
+                   rollback_on="grafana")
 
 
 def test_pod_restart_during_adoption_detected_and_rolled_back(env):
@@ -263,6 +267,8 @@ def test_killed_between_handover_and_adoption_check_resumes_from_journal(env):
     rep = component_report(report_of(work), "loki")
     assert rep["status"] == "handed over"
     assert any("resumed" in n for n in rep["notes"])
+    # the HTML report: the killed run and the resumed one on one timeline
+    check_run_page(work / "reports", ["loki"], "rehearsal-resumed-loki", parts=2)
 
 
 def test_killed_during_rollback_rerun_finishes_rollback_and_halts(env):

@@ -15,6 +15,7 @@ from handover.inventory import load
 from handover.journal import Journal
 from handover.kube import Kube
 from handover.mutation import Mutator
+from tests.browser import check_run_page
 from tests.scenarios.phase3_rehearsal import (bootstrapped_stack, component_report,
                                               journal_steps, report_of, run_phase3)
 
@@ -124,6 +125,8 @@ def test_whole_homelab_hands_over_in_order_adopted_in_place(env, full_run):
         if c.release:
             assert r["revision_after"] == r["revision_before"] + 1
             assert any(x["command"].startswith("helm uninstall") for x in r["refused"])
+    # the HTML report in Chromium: all eight components (envoy-gateway from the earlier run)
+    check_run_page(env["work"] / "run" / "reports", order, "rehearsal-full-run", parts=None)
 
 
 def test_second_run_repeats_nothing(env, full_run):
