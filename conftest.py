@@ -9,4 +9,5 @@ pytest_plugins = [
     "plugins.rollback",
     "fixtures.backups",
     "fixtures.snapshots",
+    "plugins.abort",
 ]
