@@ -15,7 +15,7 @@ import pytest
 from fixtures.flux import ensure_entrypoints_suspended
 from handover import abort, flux, helm_storage, preconditions
 from handover import snapshot as snapshot_mod
-from handover.probe import Probe, check_name
+from handover.probe import Probe
 from plugins.safety import skip_unless_perform
 
 
@@ -150,6 +150,7 @@ def test_3_orphan(component, kube, inventory, mutator, abort_state, perform, rep
     skip_unless_perform(perform, f"orphan {component.name}: delete "
                                  f"{'HelmRelease ' + st.helm_release if st.helm_release else 'no HelmRelease'}"
                                  " (suspended), remove Flux owner labels")
+    _start_probe(kube, inventory, abort_state)
     record = abort.find_backup(inventory, component.name,
                                abort_state.passed_detail(component.name, "preconditions")
                                .get("backup") or ac.detail.get("preconditions", {}).get("backup"))
@@ -192,9 +193,12 @@ def test_4_prove(component, kube, inventory, mutator, abort_state, handover_run_
     _skip_unmanaged(ac)
     skip_unless_perform(perform, f"compare {component.name} with its snapshot from before the "
                                  "abort")
+    _start_probe(kube, inventory, abort_state)
     before = ac.before
     assert before is not None, f"{component.name}: no snapshot from before the abort"
     rep = report.component(component.name, component.type, component.risk)
+    rep.pods, rep.restarts_before = len(before.pods), before.total_restarts
+    rep.revision_before = before.release.revision if before.release else None
     after = snapshot_mod.take(kube, component)
     diffs = snapshot_mod.compare(before, after, release_moves=0 if before.release else None)
     rep.restarts_after = after.total_restarts
@@ -225,22 +229,17 @@ def test_4_prove(component, kube, inventory, mutator, abort_state, handover_run_
                 break
             time.sleep(1)
         problems += [f"{s.check} does not answer: {s.detail}" for s in samples if not s.ok]
-        if abort_state.probe is not None:
-            names = {check_name(h) for h in component.health}
-            failed = [s for s in list(abort_state.probe.samples)
-                      if s.check in names and not s.ok]
-            if failed:
-                problems.append(f"the availability probe saw {len(failed)} failed sample(s) of "
-                                f"{', '.join(sorted(names))} during the abort (first: "
-                                f"{failed[0].detail})")
-    if abort_state.selected and component.name == abort_state.selected[-1] and \
-            abort_state.probe is not None:
-        res = abort_state.probe.stop()
-        abort_state.probe, abort_state.probe_result = None, res
-        rep.probe = "whole abort: " + res.summary()
-        rep.downtime_seconds = res.downtime if res.measured else None
-        if res.outages:
-            problems.append(f"the whole abort had {len(res.outages)} outage(s): {res.summary()}")
+    if abort_state.probe is not None:
+        # the probe runs from the first mutation of this run on, over every selected component:
+        # at each proof it has measured the whole abort so far (the last proof: all of it)
+        samples = list(abort_state.probe.samples)
+        failed = [s for s in samples if not s.ok]
+        rep.probe = (f"whole abort so far: {len(samples)} samples, {len(failed)} failed, "
+                     f"{len({s.check for s in samples})} checks")
+        rep.downtime_seconds = 0.0 if samples and not failed else None
+        if failed:
+            problems.append(f"the availability probe saw {len(failed)} failed sample(s) during "
+                            f"the abort (first: {failed[0].check}: {failed[0].detail})")
     assert not problems, (f"{component.name} was NOT handed back in place:\n"
                           + "\n".join(f"- {p}" for p in problems))
     # phase 3 starts afresh for this component next time; phase 4 sees it not handed over
