@@ -222,10 +222,21 @@ def pytest_runtest_setup(item: pytest.Item):
     run = abort_run(config)
     ac = run.component(component.name)
     p = ac.progress
+    if p is not None and p.state == "done" and step == STEPS[0]:
+        p3 = run.handover.component(component.name).progress
+        if p3 is not None and p3.state not in ("fresh", "rolled-back"):
+            # handed over again (phase 3) since that abort: this is a new abort attempt
+            run.record_step(component.name, "rollback", "rolled-back",
+                            reason=f"phase 3 handed {component.name} over again (journal: "
+                                   f"{p3.state}, run {p3.run}) after abort run {p.run}: a new "
+                                   "abort attempt")
+            ac.progress = p = journal_mod.Progress(component.name)
     if p is not None and p.state == "done":
         pytest.skip(f"{component.name} was handed back in abort run {p.run} (journal "
                     f"{run.journal.path}); nothing is repeated")
-    if p is not None and p.state in ("in-progress", "failed") and step in p.passed:
+    if p is not None and p.state in ("in-progress", "failed") and step in p.passed and not (
+            step == STEPS[0] and not (p.passed[step].get("state") or {}).get("managed")):
+        # (a component found NOT managed is looked at again: it may have been handed over since)
         ac.resumed = True
         run.restore(component.name)
         pytest.skip(f"{component.name}: abort step {step} passed in run "
@@ -249,12 +260,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
     s = step_of(item)
-    if s is None or report.when not in ("setup", "call") or report.skipped:
+    if s is None or report.when not in ("setup", "call"):
         return
-    if report.when == "setup" and not report.failed:
+    if report.when == "setup" and not report.failed and not report.skipped:
         return
     step, component = s
     config = item.config
+    if report.skipped:
+        if _perform(config) and report.when == "call":
+            reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else ""
+            abort_run(config).record_step(component.name, step, "skipped", reason=reason[:500])
+        return
     if not _perform(config):
         if report.failed:
             config.stash[HALT_KEY] = (component.name, step, item.name)
