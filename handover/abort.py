@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import glob
 import json
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -495,5 +496,17 @@ def remove_flux(kube, mutator, inventory: Inventory) -> list[str]:
         action = f"flux uninstall --silent --namespace {inventory.cluster.flux_namespace}"
         mutator.call(action, lambda: tools.run(argv, check=True, timeout=900))
     done.append(action)
-    kube.dynamic.resources.invalidate_cache()
+    deadline = time.monotonic() + 120
+    while True:  # CRDs go once their custom resources are gone (asynchronous)
+        kube.dynamic.resources.invalidate_cache()
+        served = [k for a, k in FLUX_CR_KINDS if kube.has_resource(a, k)]
+        if kube.get("v1", "Namespace", inventory.cluster.flux_namespace) is not None:
+            served.append(f"namespace {inventory.cluster.flux_namespace} (terminating)")
+        if not served or time.monotonic() >= deadline:
+            break
+        time.sleep(1)
+    if served:
+        raise AbortError(f"Flux removed, but {', '.join(served)} still served 120 s later: "
+                         "look at `kubectl get crd | grep fluxcd` (a custom resource with a "
+                         "finalizer left?)")
     return done
