@@ -169,6 +169,13 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     order; the final step after every chain; other items keep their order, before."""
     if not any(step_of(it) or it.get_closest_marker("abort_final") for it in items):
         return
+    others = [it.nodeid for it in items if not (Path(str(it.path)).resolve() == ABORT_DIR or
+                                                 ABORT_DIR in Path(str(it.path)).resolve().parents)]
+    if others:
+        raise pytest.UsageError(
+            f"the abort (suites/abort) runs on its own, not in one session with other steps "
+            f"({others[0]}{' and more' if len(others) > 1 else ''}): run `pytest suites/abort` "
+            "alone")
     from plugins.safety import load_inventory
     order = {c.name: n for n, c in enumerate(reversed(load_inventory(config).components))}
 

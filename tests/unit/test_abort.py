@@ -141,3 +141,11 @@ def test_k_selects_one_component_chain():
     ids = _collect("suites/abort", "-k", "envoy")
     assert [i.split("::")[1] for i in ids] == [f"{t}[envoy-gateway]" for t in (
         "test_1_preconditions", "test_2_freeze", "test_3_orphan", "test_4_prove")]
+
+
+def test_the_abort_refuses_to_share_a_session_with_the_handover():
+    p = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
+                        "-p", "no:cacheprovider", "--inventory", str(INVENTORY),
+                        "suites/phase4", "suites/abort"], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode != 0
+    assert "the abort (suites/abort) runs on its own" in p.stdout + p.stderr
