@@ -123,6 +123,18 @@ def test_recipe_shortcuts_refused_before_the_abort(env, handed_over):
     assert notes.count('"kind": "note"') == 2 and '"kind": "intent"' not in notes
 
 
+def test_remove_flux_refused_while_flux_manages_components(env, handed_over):
+    run = run_abort(env, "remove-too-early", "--remove-flux", "-k", "remove_flux")
+    assert run.returncode != 0
+    msg = run.message("test_5_remove_flux")
+    assert "refusing to remove Flux: it still manages envoy-gateway, log-analyzer" in msg, msg
+    kube = env["kube"]
+    kube.dynamic.resources.invalidate_cache()
+    assert kube.get(flux.HELM_API, "HelmRelease", "envoy-gateway", "envoy-gateway-system")
+    assert not [e for e in Journal(env["journal"]).entries()
+                if e.phase == "abort" and e.kind == "intent"]
+
+
 @pytest.fixture(scope="module")
 def aborted(env, handed_over):
     kube, inv = env["kube"], env["inv"]
@@ -211,7 +223,8 @@ def test_partial_abort_gives_the_cluster_back_in_place(env, aborted):
     j = Journal(env["journal"])
     for c in HANDED_OVER:
         assert progress(j, "phase3", c).state == "rolled-back"
-        assert progress(j, "abort", c).state == "done"
+        assert progress(j, "abort", c, first_step="preconditions", last_step="prove").state \
+            == "done"
 
 
 def test_refusals_and_probe_in_the_report(env, aborted):

@@ -149,3 +149,42 @@ def test_the_abort_refuses_to_share_a_session_with_the_handover():
                         "suites/phase4", "suites/abort"], cwd=ROOT, capture_output=True, text=True)
     assert p.returncode != 0
     assert "the abort (suites/abort) runs on its own" in p.stdout + p.stderr
+
+
+# -- removing Flux: only when no finalizer would act -------------------------------------------
+class FluxObjects(Live):
+    """list() of Flux custom resources; get() by Kind/name (the Mutator's deletion rules)."""
+
+    def __init__(self, items):
+        super().__init__(**{f"{o['kind']}/{o['metadata']['name']}": o for o in items})
+        self.items = items
+
+    def list(self, api_version, kind, namespace=None, label_selector=None):
+        return [o for o in self.items if o["kind"] == kind]
+
+
+def _cr(kind, name, spec, status, finalizers=("finalizers.fluxcd.io",)):
+    api = HR if kind == "HelmRelease" else "kustomize.toolkit.fluxcd.io/v1"
+    return {"apiVersion": api, "kind": kind, "spec": spec, "status": status,
+            "metadata": {"name": name, "namespace": "flux-system",
+                         "finalizers": list(finalizers)}}
+
+
+def test_acting_finalizers_names_what_would_uninstall_or_garbage_collect(tmp_path):
+    inv_entries = {"inventory": {"entries": [{"id": "logging_loki_apps_StatefulSet"}]}}
+    kube = FluxObjects([
+        _cr("HelmRelease", "loki", {"suspend": False}, {"storageNamespace": "logging"}),
+        _cr("HelmRelease", "tempo", {"suspend": True}, {"storageNamespace": "logging"}),
+        _cr("HelmRelease", "never-reconciled", {}, {}),
+        _cr("Kustomization", "apps", {"prune": True}, inv_entries),
+        _cr("Kustomization", "frozen", {"prune": True, "suspend": True}, inv_entries),
+        _cr("Kustomization", "orphans", {"prune": True, "deletionPolicy": "Orphan"},
+            inv_entries),
+        _cr("Kustomization", "no-finalizer", {"prune": True}, inv_entries, finalizers=()),
+    ])
+    acting = abort.acting_finalizers(kube, mutator(tmp_path, kube))
+    assert len(acting) == 2, acting
+    assert "HelmRelease flux-system/loki is not suspended" in acting[0] or \
+        "HelmRelease flux-system/loki is not suspended" in acting[1]
+    assert any("Kustomization flux-system/apps would garbage-collect its 1" in a
+               for a in acting)
