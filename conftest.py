@@ -12,4 +12,5 @@ pytest_plugins = [
     "plugins.rollback",
     "fixtures.backups",
     "fixtures.snapshots",
+    "plugins.abort",
 ]

@@ -188,6 +188,52 @@ class Mutator:
                         "workloads Flux now manages (the hand-written runbook's step is unsafe "
                         "after adoption). A Flux-managed release is an ordinary Helm release in "
                         "storage: leave it.")
+        if args and args[0] == "install":
+            return self.reinstall_refusal(args, namespace)
+        return None
+
+    def reinstall_refusal(self, args: list[str], namespace: str) -> str | None:
+        """Why ``helm install <release>`` is refused: the release still exists in storage (the
+        hand-written runbook's "install every release again" after removing Flux). Helm refuses
+        it ("cannot re-use a name that is still in use"); forced (``--replace``, or after an
+        uninstall) it recreates every object and pod. Keep the release: ``helm upgrade`` it."""
+        names = [a for a in args[1:] if not a.startswith("-")]
+        release = names[0] if names else ""
+        rec = helm_storage.latest(self.kube, release, namespace) if release else None
+        if rec is None or rec.status == "uninstalled":
+            return None
+        return (f"refused: helm install {release} -n {namespace}: release {release} still exists "
+                f"in storage (revision {rec.revision}, {rec.status}); installing it again fails "
+                "(\"cannot re-use a name that is still in use\") or, forced, recreates its "
+                "objects and pods. It is an ordinary Helm release: keep it, `helm upgrade` it.")
+
+    def kubectl_refusal(self, args: list[str]) -> str | None:
+        """Why a ``kubectl delete`` of a HelmRelease / Kustomization is refused (the same rules
+        as :meth:`delete`), or None. Other kubectl commands are not judged here."""
+        if not args or args[0] != "delete" or len(args) < 3:
+            return None
+        kinds = {"helmrelease": (flux.HELM_API, "HelmRelease"),
+                 "helmreleases": (flux.HELM_API, "HelmRelease"),
+                 "hr": (flux.HELM_API, "HelmRelease"),
+                 "kustomization": (flux.KUSTOMIZE_API, "Kustomization"),
+                 "kustomizations": (flux.KUSTOMIZE_API, "Kustomization"),
+                 "ks": (flux.KUSTOMIZE_API, "Kustomization")}
+        target = args[1].lower()
+        kind = kinds.get(target.split(".")[0])
+        if kind is None or not self.kube.has_resource(*kind):
+            return None
+        namespace = "default"
+        for i, a in enumerate(args):
+            if a in ("-n", "--namespace") and i + 1 < len(args):
+                namespace = args[i + 1]
+            elif a.startswith("--namespace="):
+                namespace = a.split("=", 1)[1]
+        names = [a for i, a in enumerate(args[2:], 2) if not a.startswith("-")
+                 and args[i - 1] not in ("-n", "--namespace")]
+        for name in names:
+            why = self.delete_safety(kind[0], kind[1], name, namespace)
+            if why:
+                return f"refused: kubectl {' '.join(args)}: {why}"
         return None
 
     def helm(self, args: list[str], namespace: str, description: str) -> tools.Result:
@@ -205,6 +251,10 @@ class Mutator:
                         lambda: tools.run(argv, check=True))
 
     def kubectl(self, args: list[str], description: str, input: str | None = None) -> tools.Result:
+        why = self.kubectl_refusal(args)
+        if why:
+            self.journal.note(f"refused: kubectl {' '.join(args)}", why=why)
+            raise UnsafeActionRefused(why)
         argv = [str(tools.kubectl()), "--context", self.kube.context]
         if self.kube.kubeconfig:
             argv += ["--kubeconfig", self.kube.kubeconfig]
