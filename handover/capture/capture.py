@@ -216,7 +216,7 @@ def capture(out: Path | str, *, kubeconfig: str | Path | None = None, context: s
                 w.write(f"applied/{bundle.safe_name(ns or '_cluster')}/"
                         f"{bundle.safe_name(res.group + '.' + item['kind'])}."
                         f"{bundle.safe_name(meta['name'])}.json",
-                        {"id": oid, "lastApplied": last})
+                        {"id": oid, "namespace": ns, "lastApplied": last})
                 result.applied.append(oid)
 
     # -- storage, namespaces, CRDs -------------------------------------------------------------

@@ -179,7 +179,7 @@ def rebuild_chart(record: dict[str, Any], dest: Path, frozen: bool = False
     (d / "values.yaml").write_text(yaml.safe_dump(chart.get("values") or {}, sort_keys=False))
     if chart.get("schema"):
         (d / "values.schema.json").write_bytes(_b64(chart["schema"]))
-    if chart.get("lock"):
+    if chart.get("lock") and not frozen:
         (d / "Chart.lock").write_text(yaml.safe_dump(chart["lock"], sort_keys=False))
     if frozen:
         rendered = _split_sources(record.get("manifest") or "")
@@ -353,11 +353,14 @@ class _Cluster:
                           "--context", self.cluster.context, *args], input=input)
 
     def namespaced(self, obj: dict[str, Any]) -> bool | None:
-        try:
-            return self.kube.dynamic.resources.get(api_version=obj["apiVersion"],
-                                                   kind=obj["kind"]).namespaced
-        except Exception:  # noqa: BLE001 - a kind the server does not serve
-            return None
+        for attempt in range(10):
+            try:
+                return self.kube.dynamic.resources.get(api_version=obj["apiVersion"],
+                                                       kind=obj["kind"]).namespaced
+            except Exception:  # noqa: BLE001 - not served (yet: a CRD made a moment ago)
+                time.sleep(0.5)
+                self.refresh()
+        return None
 
     def exists(self, obj: dict[str, Any]) -> bool:
         m = obj["metadata"]
@@ -400,7 +403,9 @@ def replay(cluster, b: Bundle, report: ReplayReport, timeout: float = 180.0) -> 
     plan: list[tuple[int, dict[str, Any], str, str]] = []
     for entry in b.applied:
         obj = entry["lastApplied"]
-        plan.append((TIER.get(obj.get("kind"), OTHER_TIER), obj, "apply", "kubectl-applied"))
+        ns = entry.get("namespace")
+        plan.append((TIER.get(obj.get("kind"), OTHER_TIER), obj, "apply",
+                     f"kubectl-applied in {ns}" if ns else "kubectl-applied"))
     for kind, objs in b.cluster.items():
         for obj in objs:
             ann = (obj.get("metadata") or {}).get("annotations") or {}
@@ -431,17 +436,23 @@ def replay(cluster, b: Bundle, report: ReplayReport, timeout: float = 180.0) -> 
             _wait_crds(c, report)
             c.refresh()
             crds_waited = True
-        if "namespace" not in obj.get("metadata", {}) or not obj["metadata"].get("namespace"):
-            ns_scoped = c.namespaced(obj)
-            if ns_scoped and origin.startswith("release "):
+        ns_flag: list[str] = []
+        if not obj.get("metadata", {}).get("namespace") and c.namespaced(obj):
+            if origin.startswith("release "):
                 rel = next(r for r in b.releases if f"release {r.key}" == origin)
                 obj["metadata"]["namespace"] = rel.namespace
-            elif ns_scoped:
+            elif origin.startswith("kubectl-applied in "):
+                # applied with `kubectl apply -n NS`: do the same, so the last-applied
+                # annotation comes out as captured (without a namespace)
+                ns_flag = ["-n", origin.split(" in ", 1)[1]]
+            else:
                 obj["metadata"]["namespace"] = "default"
-        if c.exists(obj):
+        probe = obj if not ns_flag else {**obj, "metadata": {**obj["metadata"],
+                                                              "namespace": ns_flag[1]}}
+        if c.exists(probe):
             continue
         text = yaml.safe_dump(obj, sort_keys=False)
-        res = c.kubectl("apply" if how == "apply" else "create", "-f", "-", input=text)
+        res = c.kubectl("apply" if how == "apply" else "create", *ns_flag, "-f", "-", input=text)
         if not res.ok:
             report.problems.append(f"{_oid(obj)} ({origin}): {how} failed: "
                                    f"{res.stderr.strip()[:400]}")
