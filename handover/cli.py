@@ -6,6 +6,8 @@
     handover tools install
     handover inventory check PATH
     handover report RUN.json [--out PATH] [--alone]
+    handover capture --out DIR (--inventory PATH | --kube-context C) [--kubeconfig F] [--namespace NS ...]
+    handover rehearsal up --from-capture BUNDLE --gitops PATH [--inventory PATH] [--state-dir D]
 
 Default state dir: $HANDOVER_REHEARSAL_DIR, else ~/.local/state/flux-handover/rehearsal.
 Exit codes: 0 ok, 1 error (message on stderr), 2 invalid inventory.
@@ -34,6 +36,8 @@ def _backend_marker(state_dir: Path) -> Path:
 
 
 def cmd_rehearsal_up(a: argparse.Namespace) -> int:
+    if getattr(a, "from_capture", None):
+        return cmd_rehearsal_up_from_capture(a)
     state_dir = a.state_dir.expanduser().absolute()
     if a.backend == "kind":
         from handover.rehearsal import kind_backend
@@ -166,6 +170,63 @@ def cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_capture(a: argparse.Namespace) -> int:
+    from handover.capture.capture import capture
+    if not a.inventory and not a.kube_context:
+        raise HandoverError("capture needs --inventory PATH or --kube-context C: it never "
+                            "guesses which cluster to read")
+    res = capture(a.out, kubeconfig=a.kubeconfig, context=a.kube_context,
+                  namespaces=a.namespace or None, inventory=a.inventory)
+    print(f"bundle: {res.out} (context {res.context}, server {res.server_version})")
+    print("it holds the releases' values, which can include secrets: keep it like them")
+    for r in res.releases:
+        print(f"  release {r}")
+    print(f"  {len(res.applied)} kubectl-applied objects")
+    for n in res.not_captured:
+        print(f"  NOT captured: {n}")
+    return 0
+
+
+def cmd_rehearsal_up_from_capture(a: argparse.Namespace) -> int:
+    from handover.capture.replay import up_from_capture
+    if a.backend != "process":
+        raise HandoverError("--from-capture replays into the process backend only")
+    if not a.gitops:
+        raise HandoverError("--from-capture needs --gitops PATH (your GitOps repository)")
+    res = up_from_capture(a.state_dir.expanduser().absolute(), a.from_capture, a.gitops,
+                          inventory=a.inventory)
+    print(f"kubeconfig: {res.kubeconfig}")
+    print(f"context: {res.context}")
+    print(f"chart repository: {res.chart_repo_url}")
+    for r in res.report.releases:
+        print(f"  replayed release {r}")
+    for c in res.report.charts:
+        print(f"  chart served: {c}")
+    for n in res.report.notes:
+        print(f"  note: {n}")
+    for p in res.report.problems:
+        print(f"  PROBLEM: {p}")
+    if res.inventory_path:
+        print(f"rehearsal inventory: {res.inventory_path}")
+    print(f"report: {res.report_path}")
+    return 1 if res.report.problems else 0
+
+
+def _add_capture_parsers(sub, up) -> None:
+    up.add_argument("--from-capture", type=Path, metavar="BUNDLE",
+                    help="seed the rehearsal with a bundle written by `handover capture`")
+    up.add_argument("--gitops", type=Path, help="with --from-capture: your GitOps repository")
+    cap = sub.add_parser("capture", help="read a live cluster's Helm releases and "
+                         "kubectl-applied objects into a bundle (read-only)")
+    cap.add_argument("--out", type=Path, required=True, help="a new directory for the bundle")
+    cap.add_argument("--inventory", type=Path, help="the inventory: its context and scope")
+    cap.add_argument("--kube-context", help="the kube context to read")
+    cap.add_argument("--kubeconfig", type=Path)
+    cap.add_argument("--namespace", action="append", help="a namespace in scope (repeatable; "
+                     "default: the inventory's, else every namespace)")
+    cap.set_defaults(func=cmd_capture)
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="handover", description="flux-handover: hand a live "
                                  "cluster over from Helm CLI / kubectl to Flux, step by step")
@@ -180,6 +241,7 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--inventory", type=Path, help="seed the cluster as this inventory describes")
     up.add_argument("--backend", choices=("process", "kind"), default="process")
     up.set_defaults(func=cmd_rehearsal_up)
+    _add_capture_parsers(sub, up)
     down = reh.add_parser("down", help="stop everything the rehearsal cluster runs")
     down.add_argument("--state-dir", **sd)
     down.add_argument("--purge", action="store_true", help="also delete the state directory")

@@ -5,8 +5,10 @@
   components (the PVs) first, then its ``manifests`` components, each from its path in the
   inventory's GitOps tree;
 - Helm CLI releases: a real ``helm install`` from the rehearsal chart repository of every ``helm``
-  component, with the chart, version and ``--set`` values of ``SEED_RELEASES`` (the history of how
-  each release was installed; the GitOps tree's HelmReleases are written to match it);
+  component, with the chart, version and values (``config``) its seed file gives (``seed.yaml``
+  beside the inventory: the fields of Helm's release record a capture holds; the example's is
+  examples/homelab/seed.yaml, and the GitOps tree's HelmReleases are written to match it). A
+  cluster described by a whole capture bundle is replayed instead (``handover.capture.replay``);
 - then it waits until every workload of the inventory has all its pods Running and Ready.
 
 Idempotent: an object that exists is left as it is, a release that is deployed is not installed
@@ -19,8 +21,9 @@ state dir, with ``cluster.rehearsalStateDir`` set.
 from __future__ import annotations
 
 import io
+import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,41 +41,65 @@ REHEARSAL_INVENTORY = "migration.yaml"
 HEADER_MARK = "# Rehearsal copy of"
 
 
+SEED_FILE = "seed.yaml"
+
+
 @dataclass(frozen=True)
 class SeedRelease:
     """How one Helm CLI release was installed: ``helm install NAME CHART --version VERSION
-    --namespace NAMESPACE --set ...``. No secret is ever given here."""
+    --namespace NAMESPACE -f <config>``, read from a seed file (the fields of Helm's release
+    record that a capture holds: name, namespace, chart.metadata name/version, config). No
+    secret is ever given here."""
 
     name: str
     namespace: str
     chart: str
     version: str
-    sets: tuple[str, ...] = ()
+    config: dict[str, Any] = field(default_factory=dict)
 
 
-SEED_RELEASES: tuple[SeedRelease, ...] = (
-    SeedRelease("eg", "envoy-gateway-system", "gateway-helm", "v1.4.6",
-                ("config.envoyGateway.logging.level.default=debug",)),
-    SeedRelease("alloy", "logging", "alloy", "1.4.0",
-                ("alloy.stabilityLevel=public-preview",)),
-    SeedRelease("tempo", "logging", "tempo", "1.24.1",
-                ("tempo.retention=72h", "persistence.enabled=true", "persistence.size=10Gi",
-                 "persistence.storageClassName=-")),
-    SeedRelease("grafana", "logging", "grafana", "10.2.0",
-                ("replicas=1", r"grafana\.ini.analytics.check_for_updates=false")),
-    SeedRelease("loki", "logging", "loki", "6.21.0",
-                ("loki.auth_enabled=false", "loki.retentionPeriod=168h",
-                 "singleBinary.persistence.size=10Gi", "singleBinary.persistence.storageClass=-")),
-)
+def seed_file(inventory_path: Path | str) -> Path:
+    """The seed file that describes an inventory's cluster: ``seed.yaml`` beside the inventory
+    (beside the original one for a rehearsal copy, whose first line names it)."""
+    p = Path(inventory_path)
+    first = p.read_text().split("\n", 1)[0] if p.is_file() else ""
+    if first.startswith(HEADER_MARK):
+        original = first[len(HEADER_MARK):].strip().split(" written by", 1)[0]
+        return Path(original).parent / SEED_FILE
+    return p.parent / SEED_FILE
 
 
-def seed_release(name: str, namespace: str) -> SeedRelease:
-    for r in SEED_RELEASES:
+def load_seed(path: Path | str) -> tuple[SeedRelease, ...]:
+    """The releases of a seed file (a clear error naming the file and the entry when malformed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise HandoverError(f"no seed file {path}: the seed does not know how the inventory's "
+                            "Helm releases were installed. Write one (see examples/homelab/"
+                            "seed.yaml), or capture the cluster (`handover capture`) and use "
+                            "`handover rehearsal up --from-capture`")
+    data = yaml.safe_load(path.read_text()) or {}
+    if data.get("kind") != "Seed" or not isinstance(data.get("releases"), list):
+        raise HandoverError(f"{path}: not a seed file (kind: Seed with a releases list)")
+    out = []
+    for i, r in enumerate(data["releases"]):
+        try:
+            meta = r["chart"]["metadata"]
+            out.append(SeedRelease(str(r["name"]), str(r["namespace"]), str(meta["name"]),
+                                   str(meta["version"]), dict(r.get("config") or {})))
+        except (KeyError, TypeError) as e:
+            raise HandoverError(f"{path}: releases[{i}] lacks {e} (needs name, namespace, "
+                                "chart.metadata.name/version, config)") from e
+    return tuple(out)
+
+
+def seed_release(name: str, namespace: str, path: Path | str) -> SeedRelease:
+    releases = load_seed(path)
+    for r in releases:
         if (r.name, r.namespace) == (name, namespace):
             return r
-    known = ", ".join(f"{r.namespace}/{r.name}" for r in SEED_RELEASES)
+    known = ", ".join(f"{r.namespace}/{r.name}" for r in releases)
     raise HandoverError(f"the seed does not know how Helm release {namespace}/{name} was "
-                        f"installed (it knows {known}): add it to SEED_RELEASES in {__file__}")
+                        f"installed (it knows {known}): add it to the seed file {path}")
 
 
 @dataclass
@@ -115,13 +142,17 @@ def install_release(cluster: RehearsalCluster, kube: Kube, release: SeedRelease,
             f"Helm release {release.namespace}/{release.name} exists with status "
             f"{latest.status!r} (revision {latest.revision}): the seed installs only missing "
             f"releases. Inspect it with helm history, or start from a fresh state dir.")
+    values = Path(cluster.state_dir) / f".seed-values-{release.name}.json"
+    values.write_text(json.dumps(release.config))
+    values.chmod(0o600)
     argv = [str(tools.helm()), "install", release.name, release.chart,
             "--repo", repo_url, "--version", release.version,
-            "--namespace", release.namespace, "--create-namespace",
+            "--namespace", release.namespace, "--create-namespace", "-f", str(values),
             "--kubeconfig", str(cluster.kubeconfig), "--kube-context", cluster.context]
-    for s in release.sets:
-        argv += ["--set", s]
-    tools.run(argv, env=chart_repo.helm_env(cluster.state_dir), check=True)
+    try:
+        tools.run(argv, env=chart_repo.helm_env(cluster.state_dir), check=True)
+    finally:
+        values.unlink(missing_ok=True)
     return True
 
 
@@ -251,8 +282,12 @@ def seed(cluster: RehearsalCluster, inventory_path: Path | str, state_dir: Path 
         raise HandoverError(f"no chart repository or git remote in {state_dir}: run "
                             "handover.rehearsal.stack.up (it makes them before seeding)")
     helm_components = [c for c in inv.components if c.type == "helm"]
-    releases = {c.name: seed_release(c.release.name, c.release.namespace)
-                for c in helm_components}  # unknown releases fail here, before any change
+    if helm_components:
+        path = seed_file(inventory_path)
+        releases = {c.name: seed_release(c.release.name, c.release.namespace, path)
+                    for c in helm_components}  # unknown releases fail here, before any change
+    else:
+        releases = {}
     kube = Kube(cluster.kubeconfig, cluster.context)
 
     applied: list[str] = []

@@ -16,13 +16,14 @@ from handover import flux, helm_storage, kustomize, tools
 from handover.inventory import load
 from handover.kube import Kube
 from handover.rehearsal import chart_repo, git_remote, stack
-from handover.rehearsal.seed import seed_release
+from handover.rehearsal.seed import seed_file, seed_release
 
 from tests.rehearsal.conftest import EXAMPLE_INVENTORY
 
 pytestmark = pytest.mark.rehearsal
 
 INV = load(EXAMPLE_INVENTORY)
+SEED = seed_file(EXAMPLE_INVENTORY)
 HELM = [c for c in INV.components if c.type == "helm"]
 YAML = [c for c in INV.components if c.type in ("manifests", "storage")]
 WORKLOADS = [w for c in INV.components for w in c.workloads]
@@ -59,7 +60,7 @@ def snapshot(kube: Kube) -> dict:
 # -- Helm CLI releases ------------------------------------------------------------------------------
 @pytest.mark.parametrize("comp", HELM, ids=lambda c: c.name)
 def test_release_secret_deployed_with_chart_version_and_set_values(comp, hl_kube, seeded_stack):
-    rel = seed_release(comp.release.name, comp.release.namespace)
+    rel = seed_release(comp.release.name, comp.release.namespace, SEED)
     rec = helm_storage.latest(hl_kube, comp.release.name, comp.release.namespace)
     assert rec is not None, f"no Helm release {comp.release.namespace}/{comp.release.name}"
     assert (rec.status, rec.revision) == ("deployed", 1)
@@ -107,14 +108,14 @@ def test_grafana_admin_password_lives_only_in_the_cluster(hl_kube, seeded_stack)
 def test_grafana_upgrade_keeps_password_and_pod_template(hl_kube, seeded_stack):
     """A same-values upgrade (what the Flux adoption does) renders the existing password
     (lookup) and the pod template the release has now: no rollout."""
-    rel = seed_release("grafana", "logging")
+    rel = seed_release("grafana", "logging", SEED)
     c = seeded_stack.cluster
     argv = [str(tools.helm()), "upgrade", rel.name, rel.chart, "--repo",
             seeded_stack.chart_repo_url, "--version", rel.version, "-n", rel.namespace,
-            "--kubeconfig", str(c.kubeconfig), "--kube-context", c.context, "--dry-run=server"]
-    for s in rel.sets:
-        argv += ["--set", s]
-    out = tools.run(argv, env=chart_repo.helm_env(c.state_dir), check=True).stdout
+            "--kubeconfig", str(c.kubeconfig), "--kube-context", c.context, "--dry-run=server",
+            "-f", "-"]
+    out = tools.run(argv, input=json.dumps(rel.config), env=chart_repo.helm_env(c.state_dir),
+                    check=True).stdout
     manifest = out.split("MANIFEST:", 1)[1].split("NOTES:", 1)[0]
     rendered = [d for d in yaml.safe_load_all(manifest) if d]
     new_secret = next(d for d in rendered if d["kind"] == "Secret")

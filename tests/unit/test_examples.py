@@ -13,12 +13,14 @@ import yaml
 from handover import flux, flux_schema, kustomize, tools
 from handover.inventory import load
 from handover.rehearsal import chart_repo, git_remote
-from handover.rehearsal.seed import SEED_RELEASES, SeedRelease, seed_release
+from handover.rehearsal.seed import SeedRelease, load_seed, seed_file, seed_release
 
 HOMELAB = Path(__file__).resolve().parents[2] / "examples" / "homelab"
 CHARTS = HOMELAB / "charts"
 GITOPS = HOMELAB / "gitops"
 INV = load(HOMELAB / "migration.yaml")
+SEED = HOMELAB / "seed.yaml"
+SEED_RELEASES = load_seed(SEED)
 HELM_COMPONENTS = [c for c in INV.components if c.type == "helm"]
 
 WORKLOADS = [(c, w) for c in INV.components for w in c.workloads]
@@ -45,12 +47,11 @@ def selector_dict(selector: str) -> dict[str, str]:
 
 
 def render(release: SeedRelease) -> list[dict]:
-    """`helm template` of a seed release with its --set values (offline: lookup finds nothing)."""
+    """`helm template` of a seed release with its values (offline: lookup finds nothing)."""
     argv = ["template", release.name, str(CHARTS / release.chart), "--namespace",
-            release.namespace]
-    for s in release.sets:
-        argv += ["--set", s]
-    return [d for d in yaml.safe_load_all(helm(*argv).stdout) if d]
+            release.namespace, "-f", "-"]
+    res = tools.run([str(tools.helm()), *argv], input=json.dumps(release.config), check=True)
+    return [d for d in yaml.safe_load_all(res.stdout) if d]
 
 
 def find(objs: list[dict], kind: str, name: str) -> dict | None:
@@ -83,7 +84,7 @@ def test_every_chart_is_one_the_seed_installs():
 def test_grafana_password_is_not_in_values_and_pod_template_is_not_random():
     values = yaml.safe_load((CHARTS / "grafana" / "values.yaml").read_text())
     assert values["adminPassword"] == ""
-    rel = seed_release("grafana", "logging")
+    rel = seed_release("grafana", "logging", SEED)
     first, second = render(rel), render(rel)
     pw1 = find(first, "Secret", "grafana")["data"]["admin-password"]
     pw2 = find(second, "Secret", "grafana")["data"]["admin-password"]
@@ -105,7 +106,7 @@ def test_gateway_helm_ships_one_crd_in_crds_dir():
                          ids=[f"{c.name}-{w.name}" for c, w in WORKLOADS])
 def test_workload_selector_and_ports_match_inventory(comp, workload):
     if comp.type == "helm":
-        objs = render(seed_release(comp.release.name, comp.release.namespace))
+        objs = render(seed_release(comp.release.name, comp.release.namespace, SEED))
     else:
         objs = kustomize.build(GITOPS / comp.path)
     obj = find(objs, workload.kind, workload.name)
@@ -184,7 +185,7 @@ def test_helm_repositories_are_the_public_ones():
 @pytest.mark.parametrize("comp", HELM_COMPONENTS, ids=lambda c: c.name)
 def test_helmrelease_adopts_the_cli_release(comp):
     hr = helm_release_of(comp)
-    release = seed_release(comp.release.name, comp.release.namespace)
+    release = seed_release(comp.release.name, comp.release.namespace, SEED)
     # The TRAP: the effective name/storage namespace must be the CLI release's.
     assert flux.helm_release_name(hr) == comp.release.name
     assert flux.storage_namespace(hr) == comp.release.namespace
@@ -211,18 +212,19 @@ def values_probe(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("comp", HELM_COMPONENTS, ids=lambda c: c.name)
-def test_helmrelease_values_equal_the_seeds_set_values(comp, values_probe):
+def test_helmrelease_values_equal_the_seeds_values(comp, values_probe):
+    """What helm makes of the seed's values (rendered through a probe chart) is the HelmRelease's
+    spec.values: the adoption upgrade changes none."""
     hr = helm_release_of(comp)
-    release = seed_release(comp.release.name, comp.release.namespace)
-    argv = ["template", "probe", str(values_probe)]
-    for s in release.sets:
-        argv += ["--set", s]
-    doc = yaml.safe_load(helm(*argv).stdout)
+    release = seed_release(comp.release.name, comp.release.namespace, SEED)
+    res = tools.run([str(tools.helm()), "template", "probe", str(values_probe), "-f", "-"],
+                    input=json.dumps(release.config), check=True)
+    doc = yaml.safe_load(res.stdout)
     cli_values = json.loads(doc["data"]["values"])
-    assert hr["spec"].get("values", {}) == cli_values, (
+    assert hr["spec"].get("values", {}) == cli_values == release.config, (
         f"HelmRelease {comp.helm_release.namespace}/{comp.helm_release.name} "
-        f"spec.values {hr['spec'].get('values')} != values of `helm install --set` {cli_values}: "
-        "the adoption upgrade would change them")
+        f"spec.values {hr['spec'].get('values')} != values of the seed's `helm install -f` "
+        f"{cli_values}: the adoption upgrade would change them")
 
 
 @pytest.mark.parametrize("comp", [c for c in INV.components if c.pvs],
@@ -238,7 +240,7 @@ def test_pvs_are_retained_hostpaths_prebound_to_the_claims_that_use_them(comp):
         if comp.type == "storage":
             continue
         if comp.type == "helm":
-            objs = render(seed_release(comp.release.name, comp.release.namespace))
+            objs = render(seed_release(comp.release.name, comp.release.namespace, SEED))
             sts = next(o for o in objs if o["kind"] == "StatefulSet")
             claims = [f"{t['metadata']['name']}-{sts['metadata']['name']}-0"
                       for t in sts["spec"]["volumeClaimTemplates"]]
@@ -314,5 +316,27 @@ def test_point_helm_repositories_keeps_comments(tmp_path):
 
 def test_seed_refuses_a_release_it_does_not_know():
     from handover.errors import HandoverError
-    with pytest.raises(HandoverError, match=r"logging/promtail.*SEED_RELEASES"):
-        seed_release("promtail", "logging")
+    with pytest.raises(HandoverError, match=r"logging/promtail.*add it to the seed file .*seed.yaml"):
+        seed_release("promtail", "logging", SEED)
+
+
+def test_seed_file_is_beside_the_inventory_or_its_original(tmp_path):
+    from handover.errors import HandoverError
+    from handover.rehearsal.seed import HEADER_MARK
+    assert seed_file(HOMELAB / "migration.yaml") == SEED
+    copy = tmp_path / "migration.yaml"
+    copy.write_text(f"{HEADER_MARK} {HOMELAB / 'migration.yaml'} written by the seed:\n# x\n")
+    assert seed_file(copy) == SEED
+    with pytest.raises(HandoverError, match=r"no seed file .*/nowhere/seed.yaml.*--from-capture"):
+        load_seed(tmp_path / "nowhere" / "seed.yaml")
+    bad = tmp_path / "seed.yaml"
+    bad.write_text("apiVersion: flux-handover/v1\nkind: Seed\nreleases:\n  - {name: a}\n")
+    with pytest.raises(HandoverError, match=r"releases\[0\] lacks"):
+        load_seed(bad)
+
+
+def test_seed_py_names_no_release_of_the_homelab():
+    """The example homelab is described by data (seed.yaml): no release of it in the code."""
+    code = (Path(__file__).resolve().parents[2] / "handover/rehearsal/seed.py").read_text()
+    for r in SEED_RELEASES:
+        assert f'"{r.chart}"' not in code and f'"{r.version}"' not in code, r
