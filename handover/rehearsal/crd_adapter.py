@@ -1,0 +1,318 @@
+"""CRDs the rehearsal's v1.20 API server cannot take, adapted to what it accepts, and every
+adaptation written down as a fidelity note.
+
+What v1.20.2 gets wrong, and why (read in the vendored sources of the build, kubernetes v1.20.2):
+
+- **An empty string is read as null.** ``k8s.io/kube-openapi/pkg/validation/validate/type.go``
+  (typeValidator.Validate) treats any value equal to its type's zero value like ``null``:
+  ``reflect.DeepEqual(reflect.Zero(reflect.TypeOf(data)), reflect.ValueOf(data))``. A ``""`` the
+  apiextensions code decoded with ``encoding/json`` shares Go's zero-value storage, so it compares
+  equal, and a ``default: ""`` of a string field (the Gateway API CRDs default ``group: ""`` in
+  their references) is refused: ``...default: Invalid value: "null": in body must be of type
+  string`` (``apiextensions-apiserver/pkg/apiserver/schema/defaulting/validation.go`` validates
+  every default with that validator). Newer servers accept it. Adaptation: the field gets
+  ``nullable: true``, which that validator honours for null (and so for ""); the default stays,
+  so objects get the same ``""`` as on a live cluster. What changes: an explicit ``null`` in such
+  a field is kept instead of dropped.
+- **CEL rules are unknown.** ``x-kubernetes-validations`` (Kubernetes 1.25+) is not a field of
+  v1.20's JSONSchemaProps: the server drops it while it decodes the request, before any admission
+  webhook sees the object, so custom resources are not checked against those rules here. The
+  adapter lists them when it can still see them: in a CRD given to :func:`adapt` directly (a
+  replay of a capture, a chart's ``crds/``), or in the ``last-applied-configuration`` of a
+  ``kubectl apply``.
+
+The webhook (``python -m handover.rehearsal.crd_adapter``) is a mutating admission webhook for
+``customresourcedefinitions`` that the rehearsal cluster serves itself (``clientConfig.url
+https://127.0.0.1:<port>/adapt``, CA bundle from the rehearsal's PKI, ``failurePolicy: Fail``: a
+CRD is never stored unadapted behind the rehearsal's back). Mutating admission runs before the
+CRD's own validation, so whoever creates or updates a CRD (helm, kubectl, a replay, a controller)
+gets the adapted CRD. Each adaptation is a note ``{crd, version, field, change, reason}``, kept per
+CRD in ``<state_dir>/fidelity/crd-adaptations.json`` (not for dry-run requests), shown by
+``handover rehearsal status`` and readable by a run's report (:func:`load_notes`).
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import copy
+import json
+import os
+import ssl
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Iterator
+
+NOTES_FILE = Path("fidelity") / "crd-adaptations.json"
+WEBHOOK_NAME = "crd-adapter.rehearsal.flux-handover.io"
+CONFIG_NAME = "flux-handover-rehearsal-crd-adapter"
+PATH = "/adapt"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+CEL = "x-kubernetes-validations"
+
+EMPTY_DEFAULT_REASON = ('the v1.20 API server reads "" as null (kube-openapi typeValidator) '
+                        'and refuses default: "" of a non-nullable string')
+CEL_REASON = ("x-kubernetes-validations (CEL, Kubernetes 1.25+) is unknown to the v1.20 API "
+              "server: it drops the rules, custom resources are not checked against them")
+
+
+@dataclass(frozen=True)
+class Note:
+    """One adaptation of one CRD field."""
+    crd: str
+    version: str
+    field: str  # JSON path in the schema, e.g. properties.spec.properties.group
+    change: str
+    reason: str
+
+    def line(self) -> str:
+        return f"{self.crd} {self.version} {self.field}: {self.change} ({self.reason})"
+
+
+# -- the adaptation (pure) ----------------------------------------------------------------------
+def _walk(schema: Any, path: str) -> Iterator[tuple[str, dict]]:
+    """Every schema node below ``schema`` with its path (properties, items, additionalProperties,
+    allOf/anyOf/oneOf/not)."""
+    if not isinstance(schema, dict):
+        return
+    yield path, schema
+    for name, sub in (schema.get("properties") or {}).items():
+        yield from _walk(sub, f"{path}.properties.{name}" if path else f"properties.{name}")
+    items = schema.get("items")
+    if isinstance(items, dict):
+        yield from _walk(items, f"{path}.items")
+    elif isinstance(items, list):
+        for i, sub in enumerate(items):
+            yield from _walk(sub, f"{path}.items[{i}]")
+    ap = schema.get("additionalProperties")
+    if isinstance(ap, dict):
+        yield from _walk(ap, f"{path}.additionalProperties")
+    for key in ("allOf", "anyOf", "oneOf"):
+        for i, sub in enumerate(schema.get(key) or []):
+            yield from _walk(sub, f"{path}.{key}[{i}]")
+    if isinstance(schema.get("not"), dict):
+        yield from _walk(schema["not"], f"{path}.not")
+
+
+def _empty_strings(value: Any, schema: dict, path: str) -> Iterator[tuple[str, dict]]:
+    """(path, schema node) of every non-nullable string field that ``value`` (a default) sets
+    to "" (the default itself when it is "")."""
+    if not isinstance(schema, dict):
+        return
+    if value == "" and schema.get("type") == "string" and not schema.get("nullable"):
+        yield path, schema
+    elif isinstance(value, dict):
+        props = schema.get("properties") or {}
+        for k, v in value.items():
+            sub = props.get(k)
+            if sub is None and isinstance(schema.get("additionalProperties"), dict):
+                sub = schema["additionalProperties"]
+            if sub is not None:
+                yield from _empty_strings(v, sub, f"{path}.properties.{k}" if path
+                                          else f"properties.{k}")
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for v in value:
+            yield from _empty_strings(v, schema["items"], f"{path}.items")
+
+
+def _schemas(crd: dict) -> Iterator[tuple[str, dict]]:
+    """(version name, openAPIV3Schema) of a v1 or v1beta1 CRD."""
+    spec = crd.get("spec") or {}
+    top = (spec.get("validation") or {}).get("openAPIV3Schema")  # v1beta1
+    if isinstance(top, dict):
+        yield "*", top
+    for v in spec.get("versions") or []:
+        s = ((v.get("schema") or {}).get("openAPIV3Schema"))
+        if isinstance(s, dict):
+            yield v.get("name", "?"), s
+
+
+def adapt(crd: dict) -> tuple[dict, list[Note]]:
+    """The CRD as the v1.20 API server accepts it, and one note per adapted field. The input is
+    not changed; a CRD that needs nothing comes back equal, with no notes."""
+    out = copy.deepcopy(crd)
+    name = (out.get("metadata") or {}).get("name", "?")
+    notes: list[Note] = []
+    for version, schema in _schemas(out):
+        made_nullable: set[int] = set()
+        for path, node in list(_walk(schema, "")):
+            rules = node.get(CEL)
+            if rules is not None:
+                texts = [r.get("rule", "?") if isinstance(r, dict) else str(r)
+                         for r in (rules if isinstance(rules, list) else [rules])]
+                del node[CEL]
+                notes.append(Note(name, version, path or "(root)",
+                                  f"dropped {len(texts)} CEL rule(s): " + "; ".join(texts),
+                                  CEL_REASON))
+            if "default" in node:
+                for fpath, fnode in _empty_strings(node["default"], node, path):
+                    if id(fnode) in made_nullable:
+                        continue
+                    made_nullable.add(id(fnode))
+                    fnode["nullable"] = True
+                    where = f" (in the default of {path or '(root)'})" if fpath != path else ""
+                    notes.append(Note(name, version, fpath or "(root)",
+                                      f'nullable: true added, default "" kept{where}',
+                                      EMPTY_DEFAULT_REASON))
+    return out, notes
+
+
+def cel_rules_from_last_applied(crd: dict) -> list[Note]:
+    """The CEL rules a ``kubectl apply`` sent, read from its last-applied annotation (the server
+    dropped them from the object itself)."""
+    raw = ((crd.get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED)
+    if not raw:
+        return []
+    try:
+        original = json.loads(raw)
+    except ValueError:
+        return []
+    _, notes = adapt(original)
+    return [n for n in notes if n.change.startswith("dropped") and "CEL" in n.change]
+
+
+def json_patch(old: dict, new: dict) -> list[dict]:
+    """A JSON patch from ``old`` to ``new`` (the CRD's spec replaced when it changed)."""
+    if old.get("spec") == new.get("spec"):
+        return []
+    return [{"op": "replace", "path": "/spec", "value": new["spec"]}]
+
+
+# -- notes in the state dir ---------------------------------------------------------------------
+_notes_lock = threading.Lock()
+
+
+def notes_path(state_dir: Path | str) -> Path:
+    return Path(state_dir) / NOTES_FILE
+
+
+def record_notes(state_dir: Path | str, crd: str, notes: list[Note]) -> None:
+    """Keep the latest notes of one CRD (a CRD that needs no adaptation any more has none)."""
+    path = notes_path(state_dir)
+    with _notes_lock:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            data = {}
+        if notes:
+            data[crd] = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                         "notes": [asdict(n) for n in notes]}
+        else:
+            data.pop(crd, None)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        tmp.replace(path)
+
+
+def load_notes(state_dir: Path | str) -> list[Note]:
+    """Every adaptation the rehearsal made to the CRDs it holds, by CRD then field."""
+    try:
+        data = json.loads(notes_path(state_dir).read_text())
+    except (OSError, ValueError):
+        return []
+    return [Note(**n) for crd in sorted(data) for n in data[crd]["notes"]]
+
+
+# -- the webhook --------------------------------------------------------------------------------
+def review(request: dict, state_dir: Path | str | None) -> dict:
+    """The AdmissionReview (admission.k8s.io/v1) response to one request."""
+    req = request.get("request") or {}
+    uid = req.get("uid", "")
+    obj = req.get("object") or {}
+    resp: dict[str, Any] = {"uid": uid, "allowed": True}
+    if obj.get("kind") == "CustomResourceDefinition":
+        new, notes = adapt(obj)
+        notes += [n for n in cel_rules_from_last_applied(obj) if n not in notes]
+        patch = json_patch(obj, new)
+        if patch:
+            resp["patchType"] = "JSONPatch"
+            resp["patch"] = base64.b64encode(json.dumps(patch).encode()).decode()
+        if notes:
+            resp["warnings"] = [f"rehearsal adapted CRD: {n.field}: {n.change}"[:250]
+                                for n in notes[:10]]
+        if state_dir is not None and not req.get("dryRun") and req.get("operation") in (
+                "CREATE", "UPDATE"):
+            record_notes(state_dir, (obj.get("metadata") or {}).get("name", "?"), notes)
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": resp}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    state_dir: Path | None = None
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server API
+        if self.path.split("?")[0] != PATH:
+            self.send_error(404)
+            return
+        try:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            out = json.dumps(review(body, self.state_dir)).encode()
+        except Exception as e:  # noqa: BLE001 - answer 400, never crash the server
+            self.send_error(400, f"bad AdmissionReview: {e}")
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def do_GET(self) -> None:  # noqa: N802 - readiness
+        out = b"ok"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, fmt: str, *args: Any) -> None:
+        print(time.strftime("%Y-%m-%dT%H:%M:%SZ ", time.gmtime()) + fmt % args, flush=True)
+
+
+def webhook_configuration(port: int, ca_bundle: bytes) -> dict:
+    """The MutatingWebhookConfiguration that sends every CRD create/update to the adapter."""
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": CONFIG_NAME, "labels": {
+            "app.kubernetes.io/managed-by": "flux-handover-rehearsal"}},
+        "webhooks": [{
+            "name": WEBHOOK_NAME,
+            "clientConfig": {"url": f"https://127.0.0.1:{port}{PATH}",
+                             "caBundle": base64.b64encode(ca_bundle).decode()},
+            "rules": [{"apiGroups": ["apiextensions.k8s.io"], "apiVersions": ["*"],
+                       "operations": ["CREATE", "UPDATE"],
+                       "resources": ["customresourcedefinitions"], "scope": "*"}],
+            "matchPolicy": "Equivalent",
+            "failurePolicy": "Fail",
+            "sideEffects": "NoneOnDryRun",
+            "admissionReviewVersions": ["v1"],
+            "timeoutSeconds": 10,
+            "reinvocationPolicy": "IfNeeded",
+        }]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m handover.rehearsal.crd_adapter",
+                                 description=__doc__.split("\n\n")[0])
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--cert", required=True)
+    ap.add_argument("--key", required=True)
+    ap.add_argument("--state-dir", required=True, type=Path)
+    a = ap.parse_args(argv)
+    _Handler.state_dir = a.state_dir
+    server = ThreadingHTTPServer(("127.0.0.1", a.port), _Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(a.cert, a.key)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    print(f"crd adapter listening on https://127.0.0.1:{a.port}{PATH}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    os.umask(0o077)
+    sys.exit(main())

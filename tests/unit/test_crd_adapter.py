@@ -1,0 +1,111 @@
+"""The CRD adapter's pure part: what it changes in a CRD for the v1.20 API server, and the notes
+it writes (one per CRD field), on CRDs shaped like the Gateway API ones (tests/rehearsal/charts/
+routes-crds)."""
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import yaml
+
+from handover.rehearsal import crd_adapter
+
+CRDS = Path(__file__).resolve().parents[1] / "rehearsal" / "charts" / "routes-crds" / "crds"
+
+
+def _crd(name: str) -> dict:
+    return yaml.safe_load((CRDS / f"routes.flux-handover.io_{name}.yaml").read_text())
+
+
+def _node(schema: dict, path: str) -> dict:
+    node = schema
+    for part in path.split("."):
+        node = node[part]
+    return node
+
+
+def test_empty_string_defaults_become_nullable_and_keep_their_default():
+    crd = _crd("routes")
+    out, notes = crd_adapter.adapt(crd)
+    schema = out["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    group = _node(schema, "properties.spec.properties.rules.items.properties.backendRefs.items."
+                          "properties.group")
+    assert group["nullable"] is True and group["default"] == ""
+    # a non-empty default is left alone
+    kind = _node(schema, "properties.spec.properties.rules.items.properties.backendRefs.items."
+                         "properties.kind")
+    assert "nullable" not in kind and kind["default"] == "Service"
+    empty = [n for n in notes if n.reason == crd_adapter.EMPTY_DEFAULT_REASON]
+    assert [n.field for n in empty] == [
+        "properties.spec.properties.rules.items.properties.backendRefs.items.properties.group"]
+    assert empty[0].crd == "routes.routes.flux-handover.io" and empty[0].version == "v1"
+    assert crd["spec"] != out["spec"]  # the input is not changed in place
+    assert "nullable" not in json.dumps(crd)
+
+
+def test_cel_rules_are_dropped_and_each_listed_by_field():
+    out, notes = crd_adapter.adapt(_crd("routes"))
+    assert crd_adapter.CEL not in json.dumps(out)
+    cel = {n.field: n.change for n in notes if n.reason == crd_adapter.CEL_REASON}
+    assert set(cel) == {
+        "properties.spec.properties.parentRefs",
+        "properties.spec.properties.rules.items.properties.matches.items.properties.path",
+        "properties.spec.properties.rules.items.properties.backendRefs.items"}
+    assert "self.value.startsWith('/')" in cel[
+        "properties.spec.properties.rules.items.properties.matches.items.properties.path"]
+
+
+def test_empty_string_inside_an_object_default_is_found():
+    crd = {"metadata": {"name": "x.example.org"}, "spec": {"versions": [{"name": "v1", "schema": {
+        "openAPIV3Schema": {"type": "object", "properties": {"ref": {
+            "type": "object", "default": {"group": "", "kind": "Service"},
+            "properties": {"group": {"type": "string"}, "kind": {"type": "string"}}}}}}}]}}
+    out, notes = crd_adapter.adapt(crd)
+    ref = out["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["ref"]
+    assert ref["properties"]["group"]["nullable"] is True
+    assert "nullable" not in ref["properties"]["kind"]
+    assert [n.field for n in notes] == ["properties.ref.properties.group"]
+    assert "in the default of properties.ref" in notes[0].change
+
+
+def test_a_crd_that_needs_nothing_is_unchanged_and_has_no_notes():
+    crd = {"metadata": {"name": "plain.example.org"}, "spec": {"versions": [{"name": "v1",
+           "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+               "a": {"type": "string", "default": "x"}}}}}]}}
+    out, notes = crd_adapter.adapt(crd)
+    assert out == crd and notes == []
+    assert crd_adapter.json_patch(crd, out) == []
+
+
+def test_review_patches_records_notes_and_skips_notes_on_dry_run(tmp_path):
+    crd = _crd("routes")
+    req = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+           "request": {"uid": "u1", "operation": "CREATE", "object": crd, "dryRun": True}}
+    resp = crd_adapter.review(req, tmp_path)["response"]
+    assert resp["uid"] == "u1" and resp["allowed"] and resp["patchType"] == "JSONPatch"
+    patch = json.loads(base64.b64decode(resp["patch"]))
+    assert patch[0]["op"] == "replace" and patch[0]["path"] == "/spec"
+    assert crd_adapter.load_notes(tmp_path) == []  # a dry run leaves no note
+    req["request"]["dryRun"] = False
+    crd_adapter.review(req, tmp_path)
+    notes = crd_adapter.load_notes(tmp_path)
+    assert {n.crd for n in notes} == {"routes.routes.flux-handover.io"}
+    assert len(notes) == 4  # 1 empty-string default + 3 places with CEL rules
+    # the CRD adapted to need nothing any more: its notes go
+    fixed, _ = crd_adapter.adapt(crd)
+    req["request"]["object"] = fixed
+    crd_adapter.review(req, tmp_path)
+    assert crd_adapter.load_notes(tmp_path) == []
+
+
+def test_cel_rules_of_a_kubectl_apply_are_read_from_last_applied(tmp_path):
+    original = _crd("edges")
+    stored, _ = crd_adapter.adapt(original)  # what the server keeps: no CEL
+    stored["metadata"]["annotations"] = {crd_adapter.LAST_APPLIED: json.dumps(original)}
+    req = {"request": {"uid": "u", "operation": "CREATE", "object": stored}}
+    resp = crd_adapter.review(req, tmp_path)["response"]
+    assert "patch" not in resp
+    [note] = crd_adapter.load_notes(tmp_path)
+    assert note.field == "properties.spec.properties.controllerName"
+    assert "self == oldSelf" in note.change
