@@ -473,7 +473,8 @@ class RehearsalCluster:
                 have = None
             if have is None:
                 adm.create_mutating_webhook_configuration(want)
-            elif (have["webhooks"][0]["clientConfig"] != want["webhooks"][0]["clientConfig"]):
+            elif (have["metadata"].get("annotations") or {}).get(crd_adapter.HASH_ANNOTATION) \
+                    != want["metadata"]["annotations"][crd_adapter.HASH_ANNOTATION]:
                 want["metadata"]["resourceVersion"] = have["metadata"]["resourceVersion"]
                 adm.replace_mutating_webhook_configuration(crd_adapter.CONFIG_NAME, want)
 

@@ -17,9 +17,12 @@ What v1.20.2 gets wrong, and why (read in the vendored sources of the build, kub
 - **CEL rules are unknown.** ``x-kubernetes-validations`` (Kubernetes 1.25+) is not a field of
   v1.20's JSONSchemaProps: the server drops it while it decodes the request, before any admission
   webhook sees the object, so custom resources are not checked against those rules here. The
-  adapter lists them when it can still see them: in a CRD given to :func:`adapt` directly (a
-  replay of a capture, a chart's ``crds/``), or in the ``last-applied-configuration`` of a
-  ``kubectl apply``.
+  rules are listed wherever the original CRD text still is: the chart files of the Helm release
+  that installed the CRD (``crds/`` travels in the release Secret, which a second webhook reads
+  when Helm stores it, ``failurePolicy: Ignore``), the ``last-applied-configuration`` of a
+  ``kubectl apply``, or a CRD handed to :func:`record_source_notes` (a replay of a capture).
+  A CRD created by a controller or by a server-side apply leaves no such trace: its CEL rules
+  are then not listed.
 
 The webhook (``python -m handover.rehearsal.crd_adapter``) is a mutating admission webhook for
 ``customresourcedefinitions`` that the rehearsal cluster serves itself (``clientConfig.url
@@ -48,6 +51,9 @@ from typing import Any, Iterator
 
 NOTES_FILE = Path("fidelity") / "crd-adaptations.json"
 WEBHOOK_NAME = "crd-adapter.rehearsal.flux-handover.io"
+HELM_WEBHOOK_NAME = "helm-release-crds.rehearsal.flux-handover.io"
+OPT_OUT = "rehearsal.flux-handover.io/adapt"
+HASH_ANNOTATION = "rehearsal.flux-handover.io/webhooks-sha256"
 CONFIG_NAME = "flux-handover-rehearsal-crd-adapter"
 PATH = "/adapt"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -189,8 +195,15 @@ def notes_path(state_dir: Path | str) -> Path:
     return Path(state_dir) / NOTES_FILE
 
 
-def record_notes(state_dir: Path | str, crd: str, notes: list[Note]) -> None:
-    """Keep the latest notes of one CRD (a CRD that needs no adaptation any more has none)."""
+SECTIONS = ("admitted", "sources")
+
+
+def record_notes(state_dir: Path | str, crd: str, notes: list[Note], section: str = "admitted",
+                 source: str | None = None) -> None:
+    """Keep the latest notes of one CRD: ``admitted`` (what the webhook changed in the object it
+    admitted; a CRD that needs no adaptation any more has none) or ``sources`` (the CEL rules the
+    server dropped, read from where the original CRD text still is: a release's chart files, a
+    captured CRD)."""
     path = notes_path(state_dir)
     with _notes_lock:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -198,23 +211,68 @@ def record_notes(state_dir: Path | str, crd: str, notes: list[Note]) -> None:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             data = {}
+        part = data.setdefault(section, {})
         if notes:
-            data[crd] = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                         "notes": [asdict(n) for n in notes]}
-        else:
-            data.pop(crd, None)
+            part[crd] = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                         "source": source, "notes": [asdict(n) for n in notes]}
+        elif section == "admitted":
+            part.pop(crd, None)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
         tmp.replace(path)
 
 
 def load_notes(state_dir: Path | str) -> list[Note]:
-    """Every adaptation the rehearsal made to the CRDs it holds, by CRD then field."""
+    """Every adaptation the rehearsal made to the CRDs it holds, by CRD then field (each once)."""
     try:
         data = json.loads(notes_path(state_dir).read_text())
     except (OSError, ValueError):
         return []
-    return [Note(**n) for crd in sorted(data) for n in data[crd]["notes"]]
+    seen: set[Note] = set()
+    out: list[Note] = []
+    for section in SECTIONS:
+        for crd in sorted(data.get(section) or {}):
+            for n in data[section][crd]["notes"]:
+                note = Note(**n)
+                if note not in seen:
+                    seen.add(note)
+                    out.append(note)
+    out.sort(key=lambda n: (n.crd, n.version, n.field))
+    return out
+
+
+def record_source_notes(state_dir: Path | str, crd: dict, source: str) -> list[Note]:
+    """For whoever holds the original text of a CRD (a replay of a capture, a chart's crds/):
+    note the CEL rules the v1.20 server drops from it. Returns those notes."""
+    _, notes = adapt(crd)
+    cel = [n for n in notes if n.reason == CEL_REASON]
+    if cel:
+        record_notes(state_dir, (crd.get("metadata") or {}).get("name", "?"), cel, "sources",
+                     source)
+    return cel
+
+
+def crds_of_release_secret(secret: dict) -> list[dict]:
+    """The CRDs of a Helm release Secret's chart (``crds/`` travels in ``chart.files``; the chart's
+    subcharts in ``chart.dependencies`` are not stored by Helm 3, their crds/ are in files too)."""
+    from handover import helm_storage
+    raw = (secret.get("data") or {}).get("release")
+    if not raw:
+        return []
+    rel = helm_storage.decode_release(raw)
+    out = []
+    for f in ((rel.get("chart") or {}).get("files") or []):
+        name = f.get("name", "")
+        if not name.startswith("crds/") or not name.endswith((".yaml", ".yml", ".json")):
+            continue
+        import yaml
+        try:
+            docs = list(yaml.safe_load_all(base64.b64decode(f.get("data") or "")))
+        except (yaml.YAMLError, ValueError):
+            continue
+        out += [d for d in docs if isinstance(d, dict)
+                and d.get("kind") == "CustomResourceDefinition"]
+    return out
 
 
 # -- the webhook --------------------------------------------------------------------------------
@@ -224,7 +282,19 @@ def review(request: dict, state_dir: Path | str | None) -> dict:
     uid = req.get("uid", "")
     obj = req.get("object") or {}
     resp: dict[str, Any] = {"uid": uid, "allowed": True}
-    if obj.get("kind") == "CustomResourceDefinition":
+    if obj.get("kind") == "Secret" and obj.get("type") == "helm.sh/release.v1":
+        if state_dir is not None and not req.get("dryRun"):
+            try:
+                crds = crds_of_release_secret(obj)
+            except Exception as e:  # noqa: BLE001 - never in helm's way
+                print(f"cannot read the chart of {(obj.get('metadata') or {}).get('name')}: {e}",
+                      flush=True)
+                crds = []
+            meta = obj.get("metadata") or {}
+            for crd in crds:
+                record_source_notes(state_dir, crd, f"crds/ of Helm release secret "
+                                                    f"{meta.get('namespace')}/{meta.get('name')}")
+    elif obj.get("kind") == "CustomResourceDefinition":
         new, notes = adapt(obj)
         notes += [n for n in cel_rules_from_last_applied(obj) if n not in notes]
         patch = json_patch(obj, new)
@@ -271,7 +341,16 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def webhook_configuration(port: int, ca_bundle: bytes) -> dict:
-    """The MutatingWebhookConfiguration that sends every CRD create/update to the adapter."""
+    """The MutatingWebhookConfiguration that sends every CRD create/update to the adapter
+    (annotated with a hash of its webhooks, so ``up()`` replaces an outdated one)."""
+    import hashlib
+    conf = _webhook_configuration(port, ca_bundle)
+    digest = hashlib.sha256(json.dumps(conf["webhooks"], sort_keys=True).encode()).hexdigest()
+    conf["metadata"]["annotations"] = {HASH_ANNOTATION: digest[:16]}
+    return conf
+
+
+def _webhook_configuration(port: int, ca_bundle: bytes) -> dict:
     return {
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
         "metadata": {"name": CONFIG_NAME, "labels": {
@@ -289,6 +368,22 @@ def webhook_configuration(port: int, ca_bundle: bytes) -> dict:
             "admissionReviewVersions": ["v1"],
             "timeoutSeconds": 10,
             "reinvocationPolicy": "IfNeeded",
+            # `rehearsal.flux-handover.io/adapt: "false"` on a CRD: the raw v1.20 behaviour
+            "objectSelector": {"matchExpressions": [
+                {"key": OPT_OUT, "operator": "NotIn", "values": ["false"]}]},
+        }, {
+            # reads the CEL rules of a chart's crds/ from the release Helm stores right after
+            # installing them (the server dropped them from the CRD itself); never blocks Helm
+            "name": HELM_WEBHOOK_NAME,
+            "clientConfig": {"url": f"https://127.0.0.1:{port}{PATH}",
+                             "caBundle": base64.b64encode(ca_bundle).decode()},
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                       "resources": ["secrets"], "scope": "Namespaced"}],
+            "objectSelector": {"matchLabels": {"owner": "helm"}},
+            "failurePolicy": "Ignore",
+            "sideEffects": "NoneOnDryRun",
+            "admissionReviewVersions": ["v1"],
+            "timeoutSeconds": 5,
         }]}
 
 

@@ -109,3 +109,44 @@ def test_cel_rules_of_a_kubectl_apply_are_read_from_last_applied(tmp_path):
     [note] = crd_adapter.load_notes(tmp_path)
     assert note.field == "properties.spec.properties.controllerName"
     assert "self == oldSelf" in note.change
+
+
+def test_cel_rules_of_a_helm_chart_are_read_from_the_release_secret(tmp_path):
+    from handover import helm_storage
+    files = [{"name": f"crds/{p.name}", "data": base64.b64encode(p.read_bytes()).decode()}
+             for p in sorted(CRDS.glob("*.yaml"))]
+    files.append({"name": "README.md", "data": base64.b64encode(b"# not a CRD").decode()})
+    rel = {"name": "gw", "namespace": "gw", "version": 1, "manifest": "",
+           "chart": {"metadata": {"name": "routes-crds", "version": "0.1.0"}, "files": files}}
+    secret = {"apiVersion": "v1", "kind": "Secret", "type": "helm.sh/release.v1",
+              "metadata": {"name": "sh.helm.release.v1.gw.v1", "namespace": "gw"},
+              "data": {"release": helm_storage.encode_release(rel)}}
+    resp = crd_adapter.review({"request": {"uid": "s", "operation": "CREATE", "object": secret}},
+                              tmp_path)["response"]
+    assert resp == {"uid": "s", "allowed": True}  # never changes Helm's Secret
+    notes = crd_adapter.load_notes(tmp_path)
+    assert {(n.crd, n.field) for n in notes} == {
+        ("edges.routes.flux-handover.io", "properties.spec.properties.controllerName"),
+        ("routes.routes.flux-handover.io", "properties.spec.properties.parentRefs"),
+        ("routes.routes.flux-handover.io",
+         "properties.spec.properties.rules.items.properties.matches.items.properties.path"),
+        ("routes.routes.flux-handover.io",
+         "properties.spec.properties.rules.items.properties.backendRefs.items")}
+    assert all(n.reason == crd_adapter.CEL_REASON for n in notes)
+    # the CRD's own admission later records its empty-string default beside them
+    stored, _ = crd_adapter.adapt(_crd("routes"))
+    crd_adapter.review({"request": {"uid": "c", "operation": "CREATE",
+                                    "object": _crd("routes")}}, tmp_path)
+    assert len(crd_adapter.load_notes(tmp_path)) == 5  # the 3 CEL notes are not doubled
+
+
+def test_webhook_configuration_is_replaced_when_it_changes():
+    a = crd_adapter.webhook_configuration(1234, b"ca")
+    b = crd_adapter.webhook_configuration(1235, b"ca")
+    h = crd_adapter.HASH_ANNOTATION
+    assert a["metadata"]["annotations"][h] != b["metadata"]["annotations"][h]
+    assert a == crd_adapter.webhook_configuration(1234, b"ca")
+    crd_hook = a["webhooks"][0]
+    assert crd_hook["failurePolicy"] == "Fail" and crd_hook["sideEffects"] == "NoneOnDryRun"
+    assert crd_hook["clientConfig"]["url"] == "https://127.0.0.1:1234/adapt"
+    assert a["webhooks"][1]["failurePolicy"] == "Ignore"  # never in Helm's way
