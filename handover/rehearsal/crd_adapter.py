@@ -5,15 +5,19 @@ What v1.20.2 gets wrong, and why (read in the vendored sources of the build, kub
 
 - **An empty string is read as null.** ``k8s.io/kube-openapi/pkg/validation/validate/type.go``
   (typeValidator.Validate) treats any value equal to its type's zero value like ``null``:
-  ``reflect.DeepEqual(reflect.Zero(reflect.TypeOf(data)), reflect.ValueOf(data))``. A ``""`` the
-  apiextensions code decoded with ``encoding/json`` shares Go's zero-value storage, so it compares
-  equal, and a ``default: ""`` of a string field (the Gateway API CRDs default ``group: ""`` in
-  their references) is refused: ``...default: Invalid value: "null": in body must be of type
-  string`` (``apiextensions-apiserver/pkg/apiserver/schema/defaulting/validation.go`` validates
-  every default with that validator). Newer servers accept it. Adaptation: the field gets
-  ``nullable: true``, which that validator honours for null (and so for ""); the default stays,
-  so objects get the same ``""`` as on a live cluster. What changes: an explicit ``null`` in such
-  a field is kept instead of dropped.
+  ``reflect.DeepEqual(reflect.Zero(reflect.TypeOf(data)), reflect.ValueOf(data))``. A ``""``
+  decoded with ``encoding/json`` shares Go's zero-value storage, so it compares equal (0 and false
+  do not), and the server refuses ``default: ""`` of a string field (the Gateway API CRDs default
+  ``group: ""`` in their references: ``...default: Invalid value: "null": in body must be of
+  type string``, ``apiextensions-apiserver/pkg/apiserver/schema/defaulting/validation.go``
+  validates every default with that validator) and ``""`` in any string field of a custom
+  resource (``spec.s: Invalid value: "null"``). Newer servers accept both. Adaptation: every
+  string field that takes ``""`` on a live server (no ``minLength`` above 0, ``""`` in its
+  ``enum`` if any, a ``pattern`` matching ``""``) gets ``nullable: true``, which that validator
+  honours for null, and so for ""; defaults stay, so objects get the same ``""`` as on a live
+  cluster. What changes: an explicit ``null`` in such a field is kept instead of dropped. The
+  keys of a list-type map cannot be nullable (the server forbids it): they stay as they are, and
+  a ``default: ""`` there is dropped (noted).
 - **CEL rules are unknown.** ``x-kubernetes-validations`` (Kubernetes 1.25+) is not a field of
   v1.20's JSONSchemaProps: the server drops it while it decodes the request, before any admission
   webhook sees the object, so custom resources are not checked against those rules here. The
@@ -40,6 +44,7 @@ import base64
 import copy
 import json
 import os
+import re
 import ssl
 import sys
 import threading
@@ -59,8 +64,9 @@ PATH = "/adapt"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 CEL = "x-kubernetes-validations"
 
-EMPTY_DEFAULT_REASON = ('the v1.20 API server reads "" as null (kube-openapi typeValidator) '
-                        'and refuses default: "" of a non-nullable string')
+EMPTY_STRING_REASON = ('the v1.20 API server reads "" as null (kube-openapi typeValidator): it '
+                       'refuses "" in a non-nullable string field, and default: ""')
+EMPTY_DEFAULT_REASON = EMPTY_STRING_REASON
 CEL_REASON = ("x-kubernetes-validations (CEL, Kubernetes 1.25+) is unknown to the v1.20 API "
               "server: it drops the rules, custom resources are not checked against them")
 
@@ -103,25 +109,40 @@ def _walk(schema: Any, path: str) -> Iterator[tuple[str, dict]]:
         yield from _walk(schema["not"], f"{path}.not")
 
 
-def _empty_strings(value: Any, schema: dict, path: str) -> Iterator[tuple[str, dict]]:
-    """(path, schema node) of every non-nullable string field that ``value`` (a default) sets
-    to "" (the default itself when it is "")."""
-    if not isinstance(schema, dict):
-        return
-    if value == "" and schema.get("type") == "string" and not schema.get("nullable"):
-        yield path, schema
-    elif isinstance(value, dict):
-        props = schema.get("properties") or {}
-        for k, v in value.items():
-            sub = props.get(k)
-            if sub is None and isinstance(schema.get("additionalProperties"), dict):
-                sub = schema["additionalProperties"]
-            if sub is not None:
-                yield from _empty_strings(v, sub, f"{path}.properties.{k}" if path
-                                          else f"properties.{k}")
-    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for v in value:
-            yield from _empty_strings(v, schema["items"], f"{path}.items")
+def accepts_empty_string(node: dict) -> bool:
+    """Whether a live API server takes "" in this string field: no minLength above 0, "" among
+    its enum values if it has any, a pattern that matches "" (Python's re standing in for Go's
+    RE2; a pattern Python cannot compile counts as matching)."""
+    if node.get("type") != "string" or node.get("nullable"):
+        return False
+    if (node.get("minLength") or 0) > 0:
+        return False
+    if node.get("format") not in (None, "", "byte", "password"):
+        return False  # "" is no date-time, uuid, ipv4, ... there either
+    if "enum" in node and "" not in (node.get("enum") or []):
+        return False
+    pattern = node.get("pattern")
+    if pattern:
+        try:
+            return re.search(pattern, "") is not None
+        except re.error:
+            return True
+    return True
+
+
+def _type_meta(path: str, root: dict) -> bool:
+    """apiVersion / kind / metadata of the resource or of an embedded resource: the server
+    restricts what their schemas may say, and they are never "" in a valid object."""
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        if part == "metadata" and i > 0 and parts[i - 1] == "properties":
+            return True
+    if len(parts) >= 2 and parts[-2] == "properties" and parts[-1] in ("apiVersion", "kind"):
+        parent = root
+        for key in parts[:-2]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        return parent is root or bool((parent or {}).get("x-kubernetes-embedded-resource"))
+    return False
 
 
 def _schemas(crd: dict) -> Iterator[tuple[str, dict]]:
@@ -143,8 +164,12 @@ def adapt(crd: dict) -> tuple[dict, list[Note]]:
     name = (out.get("metadata") or {}).get("name", "?")
     notes: list[Note] = []
     for version, schema in _schemas(out):
-        made_nullable: set[int] = set()
-        for path, node in list(_walk(schema, "")):
+        nodes = list(_walk(schema, ""))
+        # the server forbids nullable on the keys of a list-type map
+        map_keys = {id(((n.get("items") or {}).get("properties") or {}).get(k))
+                    for _, n in nodes if isinstance(n.get("items"), dict)
+                    for k in n.get("x-kubernetes-list-map-keys") or []}
+        for path, node in nodes:
             rules = node.get(CEL)
             if rules is not None:
                 texts = [r.get("rule", "?") if isinstance(r, dict) else str(r)
@@ -153,16 +178,18 @@ def adapt(crd: dict) -> tuple[dict, list[Note]]:
                 notes.append(Note(name, version, path or "(root)",
                                   f"dropped {len(texts)} CEL rule(s): " + "; ".join(texts),
                                   CEL_REASON))
-            if "default" in node:
-                for fpath, fnode in _empty_strings(node["default"], node, path):
-                    if id(fnode) in made_nullable:
-                        continue
-                    made_nullable.add(id(fnode))
-                    fnode["nullable"] = True
-                    where = f" (in the default of {path or '(root)'})" if fpath != path else ""
-                    notes.append(Note(name, version, fpath or "(root)",
-                                      f'nullable: true added, default "" kept{where}',
-                                      EMPTY_DEFAULT_REASON))
+            if id(node) in map_keys:
+                if node.get("default") == "" and node.get("type") == "string":
+                    del node["default"]
+                    notes.append(Note(name, version, path, 'default "" dropped (a list-map '
+                                      'key cannot be nullable): objects lack the field here',
+                                      EMPTY_STRING_REASON))
+                continue
+            if accepts_empty_string(node) and not _type_meta(path, schema):
+                node["nullable"] = True
+                kept = ', default "" kept' if node.get("default") == "" else ""
+                notes.append(Note(name, version, path or "(root)",
+                                  f"nullable: true added{kept}", EMPTY_STRING_REASON))
     return out, notes
 
 

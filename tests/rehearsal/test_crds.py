@@ -51,20 +51,26 @@ def test_v1_20_refuses_an_empty_string_default_without_the_adapter(rehearsal_clu
                                                                    rehearsal_api):
     crd = _renamed(_crd("routes"), f"raw{uuid.uuid4().hex[:6]}.flux-handover.io")
     crd["metadata"].setdefault("labels", {})[crd_adapter.OPT_OUT] = "false"
-    r = _kubectl(rehearsal_cluster, "create", "-f", "-", input=json.dumps(crd))
+    r = _kubectl(rehearsal_cluster, "create", "--validate=false", "-f", "-",
+                 input=json.dumps(crd))
     assert not r.ok
-    assert 'default: Invalid value: "null": in body must be of type string' in r.stderr, r.stderr
-    assert "backendRefs.items.properties.group.default" in r.stderr, r.stderr
+    assert 'properties[backendRefs].items.properties[group].default: Invalid value: "null":' \
+        in r.stderr, r.stderr
+    assert "in body must be of type string" in r.stderr, r.stderr
     # ...and the same CRD without the opt-out label is taken, adapted
     del crd["metadata"]["labels"][crd_adapter.OPT_OUT]
-    r = _kubectl(rehearsal_cluster, "create", "-f", "-", input=json.dumps(crd))
+    r = _kubectl(rehearsal_cluster, "create", "--validate=false", "-f", "-",
+                 input=json.dumps(crd))
     assert r.ok, r.stderr
     ext = client.ApiextensionsV1Api(rehearsal_api)
     try:
-        stored = ext.read_custom_resource_definition(crd["metadata"]["name"])
-        group = (stored.spec.versions[0].schema.open_api_v3_schema.properties["spec"]
-                 .properties["rules"].items.properties["backendRefs"].items.properties["group"])
-        assert group.nullable is True and group.default == ""
+        stored = json.loads(ext.read_custom_resource_definition(
+            crd["metadata"]["name"], _preload_content=False).data)
+        spec = stored["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        group = (spec["properties"]["rules"]["items"]["properties"]["backendRefs"]["items"]
+                 ["properties"]["group"])
+        assert group["nullable"] is True and group["default"] == ""
+        assert crd_adapter.CEL not in json.dumps(stored)
     finally:
         ext.delete_custom_resource_definition(crd["metadata"]["name"])
 
@@ -83,10 +89,10 @@ def test_helm_install_of_gateway_shaped_crds_works_and_is_noted(rehearsal_cluste
         assert refs[0] == {"group": "", "kind": "Service", "name": "web", "port": 8080,
                            "weight": 1}
         assert refs[1]["group"] == "" and refs[1]["name"] == "web-canary"
+        # "" in a string field: refused by the unadapted v1.20 server, taken on a live one
         assert route["spec"]["parentRefs"][0] == {"group": "routes.flux-handover.io",
-                                                  "kind": "Edge", "name": "edge"}
-        assert route["spec"]["rules"][0]["matches"] == [{"path": {"type": "PathPrefix",
-                                                                  "value": "/"}}]
+                                                  "kind": "Edge", "name": "edge",
+                                                  "sectionName": ""}
         notes = eventually(lambda: (n := rehearsal_cluster.status()["fidelity_notes"]) and
                            any("edges.routes.flux-handover.io" in x for x in n) and n,
                            "fidelity notes of both CRDs")
@@ -119,7 +125,10 @@ def test_kubectl_applied_crd_gets_its_cel_rules_noted(rehearsal_cluster, rehears
     try:
         notes = [n for n in rehearsal_cluster.fidelity_notes()
                  if n.startswith(crd["metadata"]["name"])]
-        assert len(notes) == 1 and "self == oldSelf" in notes[0], notes
+        cel = [n for n in notes if "CEL" in n]
+        assert len(cel) == 1 and "controllerName: dropped 1 CEL rule(s): self == oldSelf" in \
+            cel[0], notes  # read from the last-applied configuration kubectl wrote
+        assert len(notes) == 3, notes  # + controllerName and description made nullable
     finally:
         client.ApiextensionsV1Api(rehearsal_api).delete_custom_resource_definition(
             crd["metadata"]["name"])
@@ -127,7 +136,7 @@ def test_kubectl_applied_crd_gets_its_cel_rules_noted(rehearsal_cluster, rehears
 
 def test_a_dry_run_leaves_no_note(rehearsal_cluster):
     crd = _renamed(_crd("routes"), f"d{uuid.uuid4().hex[:6]}.flux-handover.io")
-    r = _kubectl(rehearsal_cluster, "create", "--dry-run=server", "-f", "-",
+    r = _kubectl(rehearsal_cluster, "create", "--dry-run=server", "--validate=false", "-f", "-",
                  input=json.dumps(crd))
     assert r.ok, r.stderr  # the dry run is adapted too (the server would refuse it otherwise)
     assert not [n for n in rehearsal_cluster.fidelity_notes()

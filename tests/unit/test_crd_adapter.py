@@ -25,21 +25,43 @@ def _node(schema: dict, path: str) -> dict:
     return node
 
 
-def test_empty_string_defaults_become_nullable_and_keep_their_default():
+BR = "properties.spec.properties.rules.items.properties.backendRefs.items.properties."
+
+
+def _empty_notes(notes):
+    return {n.field: n.change for n in notes if n.reason == crd_adapter.EMPTY_STRING_REASON}
+
+
+def test_string_fields_that_take_empty_become_nullable_defaults_kept():
     crd = _crd("routes")
     out, notes = crd_adapter.adapt(crd)
     schema = out["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    group = _node(schema, "properties.spec.properties.rules.items.properties.backendRefs.items."
-                          "properties.group")
+    group = _node(schema, BR.replace("properties.", "properties.") + "group")
     assert group["nullable"] is True and group["default"] == ""
-    # a non-empty default is left alone
-    kind = _node(schema, "properties.spec.properties.rules.items.properties.backendRefs.items."
-                         "properties.kind")
-    assert "nullable" not in kind and kind["default"] == "Service"
-    empty = [n for n in notes if n.reason == crd_adapter.EMPTY_DEFAULT_REASON]
-    assert [n.field for n in empty] == [
-        "properties.spec.properties.rules.items.properties.backendRefs.items.properties.group"]
-    assert empty[0].crd == "routes.routes.flux-handover.io" and empty[0].version == "v1"
+    kind = _node(schema, BR + "kind")
+    assert kind["nullable"] is True and kind["default"] == "Service"
+    # fields where "" is refused on a live server too stay as they are
+    assert "nullable" not in _node(schema, BR + "name")  # minLength 1
+    assert "nullable" not in _node(schema, "properties.spec.properties.rules.items.properties."
+                                           "matches.items.properties.path.properties.type")  # enum
+    cond = "properties.status.properties.conditions.items.properties."
+    assert "nullable" not in _node(schema, cond + "lastTransitionTime")  # format date-time
+    assert "nullable" not in _node(schema, cond + "reason")  # minLength 1
+    assert "nullable" not in _node(schema, "properties.apiVersion")  # type meta: never ""
+    empty = _empty_notes(notes)
+    assert empty[BR + "group"] == 'nullable: true added, default "" kept'
+    assert empty[BR + "kind"] == "nullable: true added"
+    assert set(empty) == {
+        "properties.spec.properties.parentRefs.items.properties.group",  # pattern ^$|...
+        "properties.spec.properties.parentRefs.items.properties.kind",
+        "properties.spec.properties.parentRefs.items.properties.sectionName",
+        "properties.spec.properties.rules.items.properties.matches.items.properties.path."
+        "properties.value",
+        BR + "group", BR + "kind", BR + "namespace", cond + "message"}
+    # conditions is a list-type map keyed by type: the server forbids a nullable key
+    assert "nullable" not in _node(schema, cond + "type")
+    assert {n.crd for n in notes} == {"routes.routes.flux-handover.io"}
+    assert {n.version for n in notes} == {"v1"}
     assert crd["spec"] != out["spec"]  # the input is not changed in place
     assert "nullable" not in json.dumps(crd)
 
@@ -56,23 +78,16 @@ def test_cel_rules_are_dropped_and_each_listed_by_field():
         "properties.spec.properties.rules.items.properties.matches.items.properties.path"]
 
 
-def test_empty_string_inside_an_object_default_is_found():
-    crd = {"metadata": {"name": "x.example.org"}, "spec": {"versions": [{"name": "v1", "schema": {
-        "openAPIV3Schema": {"type": "object", "properties": {"ref": {
-            "type": "object", "default": {"group": "", "kind": "Service"},
-            "properties": {"group": {"type": "string"}, "kind": {"type": "string"}}}}}}}]}}
-    out, notes = crd_adapter.adapt(crd)
-    ref = out["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["ref"]
-    assert ref["properties"]["group"]["nullable"] is True
-    assert "nullable" not in ref["properties"]["kind"]
-    assert [n.field for n in notes] == ["properties.ref.properties.group"]
-    assert "in the default of properties.ref" in notes[0].change
-
-
 def test_a_crd_that_needs_nothing_is_unchanged_and_has_no_notes():
     crd = {"metadata": {"name": "plain.example.org"}, "spec": {"versions": [{"name": "v1",
            "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-               "a": {"type": "string", "default": "x"}}}}}]}}
+               "apiVersion": {"type": "string"}, "kind": {"type": "string"},
+               "metadata": {"type": "object"},
+               "a": {"type": "string", "minLength": 1, "default": "x"},
+               "b": {"type": "string", "pattern": "^[a-z]+$"},
+               "c": {"type": "string", "enum": ["x", "y"]},
+               "d": {"type": "string", "nullable": True},
+               "n": {"type": "integer", "default": 0}}}}}]}}
     out, notes = crd_adapter.adapt(crd)
     assert out == crd and notes == []
     assert crd_adapter.json_patch(crd, out) == []
@@ -91,7 +106,7 @@ def test_review_patches_records_notes_and_skips_notes_on_dry_run(tmp_path):
     crd_adapter.review(req, tmp_path)
     notes = crd_adapter.load_notes(tmp_path)
     assert {n.crd for n in notes} == {"routes.routes.flux-handover.io"}
-    assert len(notes) == 4  # 1 empty-string default + 3 places with CEL rules
+    assert len(notes) == 11  # 8 string fields that take "" + 3 places with CEL rules
     # the CRD adapted to need nothing any more: its notes go
     fixed, _ = crd_adapter.adapt(crd)
     req["request"]["object"] = fixed
@@ -125,7 +140,7 @@ def test_cel_rules_of_a_helm_chart_are_read_from_the_release_secret(tmp_path):
                               tmp_path)["response"]
     assert resp == {"uid": "s", "allowed": True}  # never changes Helm's Secret
     notes = crd_adapter.load_notes(tmp_path)
-    assert {(n.crd, n.field) for n in notes} == {
+    assert {(n.crd, n.field) for n in notes} == {  # the CEL rules only: the rest is admission's
         ("edges.routes.flux-handover.io", "properties.spec.properties.controllerName"),
         ("routes.routes.flux-handover.io", "properties.spec.properties.parentRefs"),
         ("routes.routes.flux-handover.io",
@@ -133,11 +148,10 @@ def test_cel_rules_of_a_helm_chart_are_read_from_the_release_secret(tmp_path):
         ("routes.routes.flux-handover.io",
          "properties.spec.properties.rules.items.properties.backendRefs.items")}
     assert all(n.reason == crd_adapter.CEL_REASON for n in notes)
-    # the CRD's own admission later records its empty-string default beside them
-    stored, _ = crd_adapter.adapt(_crd("routes"))
+    # the CRD's own admission later records its string fields beside them
     crd_adapter.review({"request": {"uid": "c", "operation": "CREATE",
                                     "object": _crd("routes")}}, tmp_path)
-    assert len(crd_adapter.load_notes(tmp_path)) == 5  # the 3 CEL notes are not doubled
+    assert len(crd_adapter.load_notes(tmp_path)) == 4 + 8  # CEL notes not doubled
 
 
 def test_webhook_configuration_is_replaced_when_it_changes():
@@ -150,3 +164,19 @@ def test_webhook_configuration_is_replaced_when_it_changes():
     assert crd_hook["failurePolicy"] == "Fail" and crd_hook["sideEffects"] == "NoneOnDryRun"
     assert crd_hook["clientConfig"]["url"] == "https://127.0.0.1:1234/adapt"
     assert a["webhooks"][1]["failurePolicy"] == "Ignore"  # never in Helm's way
+
+
+def test_an_empty_default_on_a_list_map_key_is_dropped_and_noted():
+    crd = {"metadata": {"name": "m.example.org"}, "spec": {"versions": [{"name": "v1", "schema": {
+        "openAPIV3Schema": {"type": "object", "properties": {"ports": {
+            "type": "array", "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
+            "items": {"type": "object", "required": ["port"], "properties": {
+                "name": {"type": "string", "default": ""},
+                "port": {"type": "integer"}}}}}}}}]}}
+    out, notes = crd_adapter.adapt(crd)
+    name = out["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["ports"][
+        "items"]["properties"]["name"]
+    assert name == {"type": "string"}
+    assert [(n.field, n.change[:18]) for n in notes] == [
+        ("properties.ports.items.properties.name", 'default "" dropped')]
