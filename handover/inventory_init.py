@@ -151,12 +151,74 @@ class LiveCluster:
         return None
 
 
+class BundleCluster:
+    """The same reads, from a bundle written by ``handover capture`` (``handover.capture.bundle``,
+    read and verified there): Helm releases as stored, the workloads and Services of their
+    latest manifests and of the kubectl-applied objects (their last-applied configuration),
+    PersistentVolumes and claims. Pods are not captured: a component's PVs come from its
+    workloads' claims."""
+
+    pods_captured = False
+
+    def __init__(self, path: Path):
+        try:
+            from handover.capture import bundle as capture_bundle
+        except ImportError as e:
+            raise InitError(f"--from-capture {path}: this installation has no capture bundle "
+                            f"reader (handover.capture): use --kube-context") from e
+        self.bundle = capture_bundle.read(path)  # refuses a truncated or hand-edited bundle
+        self.context = self.bundle.context
+        self._objects: list[dict] | None = None
+
+    def releases(self) -> list[helm_storage.HelmReleaseRecord]:
+        out = []
+        for r in self.bundle.releases:
+            sec = r.latest.secret
+            out.append(helm_storage.record_from_secret(
+                {"metadata": {"name": sec["name"], "namespace": sec["namespace"],
+                              "labels": sec.get("labels") or {}},
+                 "data": {"release": sec["data"]["release"]}}))
+        return out
+
+    def _all(self) -> list[dict]:
+        if self._objects is None:
+            objs: list[dict] = []
+            for rec in self.releases():
+                for doc in yaml.safe_load_all(rec.manifest or ""):
+                    if isinstance(doc, dict) and doc.get("kind"):
+                        doc.setdefault("metadata", {}).setdefault("namespace", rec.namespace)
+                        objs.append(doc)
+            for entry in self.bundle.applied:
+                obj = dict(entry.get("lastApplied") or {})
+                meta = obj.setdefault("metadata", {})
+                if entry.get("namespace"):
+                    meta.setdefault("namespace", entry["namespace"])
+                meta.setdefault("annotations", {})[LAST_APPLIED] = "(captured)"
+                objs.append(obj)
+            for kind, items in self.bundle.cluster.items():
+                objs += [dict(o, kind=o.get("kind") or kind) for o in items]
+            self._objects = objs
+        return self._objects
+
+    def list(self, api_version: str, kind: str) -> list[dict[str, Any]]:
+        return [o for o in self._all() if o.get("kind") == kind and
+                o.get("apiVersion", "v1").split("/")[0] == api_version.split("/")[0]]
+
+    def get(self, api_version: str, kind: str, name: str,
+            namespace: str | None) -> dict[str, Any] | None:
+        for o in self.list(api_version, kind):
+            m = o.get("metadata") or {}
+            if m.get("name") == name and m.get("namespace") == namespace:
+                return o
+        return None
+
+
 def _meta(o: dict) -> dict:
     return o.get("metadata") or {}
 
 
 def _selector_string(labels: dict[str, str]) -> str:
-    return ",".join(f"{k}={v}" for k, v in labels.items())
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
 def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
@@ -215,17 +277,35 @@ def _pods_of(live: LiveCluster, w: dict) -> list[dict]:
             and _matches(sel, _meta(p).get("labels") or {})]
 
 
+def _claims_of(live: Any, w: dict) -> list[str]:
+    """The claims a workload's pods mount: from the pods when the source has them, else from
+    the pod template and (StatefulSet) the claim templates' <template>-<name>-<ordinal> claims."""
+    if getattr(live, "pods_captured", True):
+        pods = _pods_of(live, w)
+        if pods:
+            return [v["persistentVolumeClaim"]["claimName"] for p in pods
+                    for v in (p.get("spec") or {}).get("volumes") or []
+                    if (v.get("persistentVolumeClaim") or {}).get("claimName")]
+    spec = w["_obj"].get("spec") or {}
+    claims = [v["persistentVolumeClaim"]["claimName"]
+              for v in ((spec.get("template") or {}).get("spec") or {}).get("volumes") or []
+              if (v.get("persistentVolumeClaim") or {}).get("claimName")]
+    for t in spec.get("volumeClaimTemplates") or []:
+        prefix = f"{_meta(t).get('name')}-{w['name']}-"
+        claims += [_meta(c)["name"] for c in live.list("v1", "PersistentVolumeClaim")
+                   if _meta(c).get("namespace") == w["namespace"]
+                   and _meta(c)["name"].startswith(prefix)
+                   and _meta(c)["name"][len(prefix):].isdigit()]
+    return claims
+
+
 def _pvs_of(live: LiveCluster, w: dict) -> list[str]:
     out = []
-    for pod in _pods_of(live, w):
-        for vol in (pod.get("spec") or {}).get("volumes") or []:
-            claim = (vol.get("persistentVolumeClaim") or {}).get("claimName")
-            if not claim:
-                continue
-            pvc = live.get("v1", "PersistentVolumeClaim", claim, w["namespace"])
-            name = ((pvc or {}).get("spec") or {}).get("volumeName")
-            if name and name not in out:
-                out.append(name)
+    for claim in _claims_of(live, w):
+        pvc = live.get("v1", "PersistentVolumeClaim", claim, w["namespace"])
+        name = ((pvc or {}).get("spec") or {}).get("volumeName")
+        if name and name not in out:
+            out.append(name)
     return out
 
 
@@ -588,20 +668,26 @@ def init(gitops: Path, out: Path, *, kube_context: str | None = None,
          kubeconfig: Path | None = None, from_capture: Path | None = None) -> tuple[Path, list]:
     """Write the draft inventory to ``out`` (validated first); returns (path, components)."""
     from handover import inventory
+    live: Any
     if from_capture is not None:
-        raise InitError(
-            f"--from-capture {from_capture}: not implemented yet: the capture bundle format "
-            f"(handover capture) is not available to inventory init in this version; use "
-            f"--kube-context against the live cluster (read-only)")
-    if not kube_context:
+        if kube_context:
+            raise InitError("give --kube-context or --from-capture, not both")
+        live = BundleCluster(Path(from_capture))
+        source = f"{gitops} and the capture {from_capture} (context {live.context})"
+    elif kube_context:
+        live = LiveCluster(kubeconfig, kube_context)
+        source = f"{gitops} and context {kube_context}"
+    else:
         raise InitError("inventory init needs --kube-context (the live cluster, read-only) or "
                         "--from-capture BUNDLE")
-    live = LiveCluster(kubeconfig, kube_context)
     data, components, top = build(gitops, live)
     if not components:
         raise InitError(f"no component found: none of the repository's HelmReleases, workloads "
-                        f"or PersistentVolumes in {gitops} matches context {kube_context}")
-    text = render(data, components, top, f"{gitops} and context {kube_context}", Path(out))
+                        f"or PersistentVolumes in {gitops} matches {source}")
+    if from_capture is not None:
+        top.insert(0, "from a capture: pods are not captured, so each component's pvs come "
+                      "from its workloads' claims")
+    text = render(data, components, top, source, Path(out))
     out = Path(out)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(text)

@@ -92,3 +92,26 @@ def test_phase1_passes_under_the_draft(rehearsal, draft, tmp_path):
     non_pass = {c.name for c in run.cases if c.outcome != "passed"}
     assert non_pass == {"test_kubernetes_version"}, explain(run)  # v1.20.2 < Flux's minimum
     assert len(run.cases) > 30
+
+
+def test_draft_from_a_capture_equals_the_draft_from_the_live_cluster(rehearsal, draft, tmp_path):
+    """`--from-capture`: the same draft from a bundle of the seeded example as from the cluster
+    itself (pods are not captured: PVs come from the workloads' claims, with the same result)."""
+    capture = pytest.importorskip(
+        "handover.capture.capture", reason="`handover capture` (handover/capture, the capture "
+        "branch) is not in this checkout")
+    cluster = rehearsal.stack.cluster
+    bundle = tmp_path / "bundle"
+    capture.capture(bundle, kubeconfig=cluster.kubeconfig, context=cluster.context)
+    out = tmp_path / "from-capture" / "migration.yaml"
+    out.parent.mkdir()
+    assert cli.main(["inventory", "init", "--gitops", str(rehearsal.clone), "--from-capture",
+                     str(bundle), "--out", str(out)]) == 0
+    got, live = load(out), load(draft)
+    assert got.cluster.context == cluster.context
+    # names, order, risk, paths, releases, workloads and selectors, pvs, health
+    for g, w in zip(got.components, live.components):
+        assert g == w, f"\nfrom the capture: {g}\nfrom the cluster: {w}"
+    assert len(got.components) == len(live.components)
+    assert got.gitops.entrypoints == live.gitops.entrypoints
+    assert "# from a capture: pods are not captured" in out.read_text()

@@ -157,9 +157,16 @@ def test_release_name_mismatch_is_a_trap_comment_not_a_silent_match(tmp_path):
     inventory.load(out)
 
 
-def test_from_capture_is_refused_clearly(tmp_path):
-    with pytest.raises(inventory_init.InitError, match="--from-capture .*not implemented"):
+def test_from_capture_of_something_that_is_no_bundle_is_refused_clearly(tmp_path):
+    from handover.errors import HandoverError
+    (tmp_path / "bundle").mkdir()
+    # with the capture reader: "not a capture bundle: no index.yaml"; without: names the option
+    with pytest.raises(HandoverError, match=r"(not a capture bundle|--from-capture .*bundle)"):
         inventory_init.init(tmp_path, tmp_path / "m.yaml", from_capture=tmp_path / "bundle")
+    with pytest.raises(inventory_init.InitError, match="not both"):
+        inventory_init.init(tmp_path, tmp_path / "m.yaml", kube_context="x",
+                            from_capture=tmp_path / "bundle")
+    assert not (tmp_path / "m.yaml").exists()
 
 
 def test_a_repo_without_flux_kustomizations_is_refused(tmp_path):
