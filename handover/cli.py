@@ -8,6 +8,8 @@
     handover report RUN.json [--out PATH] [--alone]
     handover capture --out DIR (--inventory PATH | --kube-context C) [--kubeconfig F] [--namespace NS ...]
     handover rehearsal up --from-capture BUNDLE --gitops PATH [--inventory PATH] [--state-dir D]
+    handover inventory init --gitops PATH (--kube-context C [--kubeconfig F] | --from-capture B)
+                            --out FILE
 
 Default state dir: $HANDOVER_REHEARSAL_DIR, else ~/.local/state/flux-handover/rehearsal.
 Exit codes: 0 ok, 1 error (message on stderr), 2 invalid inventory.
@@ -126,7 +128,19 @@ def cmd_rehearsal_status(a: argparse.Namespace) -> int:
         for comp, gaps in fid.items():
             print(f"  {comp:<26} " + ("proof does not cover: " + "; ".join(gaps) if gaps
                                       else "all features in use are reproduced"))
+    _print_fidelity_notes(st)
     return 0 if st["running"] else 3
+
+
+def _print_fidelity_notes(st: dict) -> None:
+    """Where the rehearsal differs from a live cluster for what it holds (never silently)."""
+    notes = st.get("fidelity_notes") or []
+    if not notes:
+        print("fidelity notes: none (no CRD needed adapting)")
+        return
+    print(f"fidelity notes ({len(notes)}; also in {st.get('fidelity_notes_file')}):")
+    for n in notes:
+        print(f"  - {n}")
 
 
 def cmd_tools_install(a: argparse.Namespace) -> int:
@@ -268,7 +282,34 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--alone", action="store_true",
                     help="only this run, not the earlier sessions of the same migration")
     rp.set_defaults(func=cmd_report)
+    _add_inventory_init(inv)
     return ap
+
+
+def _add_inventory_init(inv) -> None:
+    ini = inv.add_parser("init", help="write a draft inventory from the GitOps repo and the live "
+                         "cluster (read-only); every guess is a comment")
+    ini.add_argument("--gitops", type=Path, required=True, help="the GitOps repository checkout")
+    src = ini.add_mutually_exclusive_group(required=True)
+    src.add_argument("--kube-context", help="the live cluster's context (read-only)")
+    src.add_argument("--from-capture", type=Path, metavar="BUNDLE",
+                     help="a bundle written by `handover capture`")
+    ini.add_argument("--kubeconfig", type=Path)
+    ini.add_argument("--out", type=Path, required=True)
+    ini.add_argument("--force", action="store_true", help="overwrite --out when it exists")
+    ini.set_defaults(func=cmd_inventory_init)
+
+
+def cmd_inventory_init(a: argparse.Namespace) -> int:
+    from handover import inventory_init
+    if a.out.exists() and not a.force:
+        raise HandoverError(f"--out {a.out} exists: refusing to overwrite it (use --force)")
+    out, comps = inventory_init.init(a.gitops, a.out, kube_context=a.kube_context,
+                                     kubeconfig=a.kubeconfig, from_capture=a.from_capture)
+    print(f"{out}: draft inventory with {len(comps)} components "
+          f"({', '.join(c.name for c in comps)}); review its GUESS/WARNING/TRAP comments")
+    print(f"then: handover inventory check {out}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,11 @@ the node agent (the kubelet stand-in), all daemons whose whole state lives in on
     <state_dir>/logs/<name>.log     every component's output
     <state_dir>/run/<name>.pid      pid of every running component (run/<name>.json: argv, start time)
     <state_dir>/run/pod-responder.sock  control socket of the pod responders (in the netns)
+    <state_dir>/fidelity/crd-adaptations.json  what the CRD adapter changed in CRDs, per field
+
+The ``crd-adapter`` (``handover.rehearsal.crd_adapter``) is a mutating admission webhook the
+cluster serves itself: CRDs the v1.20 API server cannot take are adapted to what it accepts, and
+each adaptation is written down as a fidelity note (``status()["fidelity_notes"]``).
 
 ``up()`` is idempotent: what runs and is healthy is left alone, what died is started again.
 ``down()`` stops everything in reverse order and leaves no process and no listening port.
@@ -79,7 +84,8 @@ SERVICE_CIDR = "10.0.0.0/24"
 POD_NET = ipaddress.ip_network("10.64.0.0/10")  # pod networks: one /19 per cluster
 POD_PREFIX = 19  # 8190 pod addresses
 TRANSFER_NET = ipaddress.ip_network("10.41.0.0/16")  # veth pairs: one /30 per cluster
-CORE = ("etcd", "kube-apiserver", "kube-controller-manager", "pod-responder", "node-agent")
+CORE = ("etcd", "kube-apiserver", "kube-controller-manager", "pod-responder", "node-agent",
+        "crd-adapter")
 
 _children: dict[int, subprocess.Popen] = {}  # processes this Python process started (reaped here)
 
@@ -404,6 +410,7 @@ class RehearsalCluster:
         self._bootstrap_objects()
 
         env = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": self._pythonpath()}
+        self._ensure_crd_adapter(cfg, env, timeout)
         sock = self.responder_socket
         pid = self.pid("pod-responder")
         if pid is not None and not _in_netns(pid, net["netns"]):
@@ -428,6 +435,84 @@ class RehearsalCluster:
             self._spawn("node-agent", agent_argv, env=env)
         self._wait("node-agent", self._node_ready, timeout)
         return self
+
+    def _ensure_crd_adapter(self, cfg: dict, env: dict, timeout: float) -> None:
+        """Start the CRD adapter webhook (when not running) and register it with the API server
+        (idempotent: the registration is replaced when its port or CA bundle differ)."""
+        from handover.rehearsal import crd_adapter
+        ports = cfg["ports"]
+        if not ports.get("crd-adapter"):  # state dirs made before the adapter existed
+            taken = set(ports.values())
+            port = free_port()
+            while port in taken:
+                port = free_port()
+            ports["crd-adapter"] = port
+            self._save_config(cfg)
+        port = ports["crd-adapter"]
+        self._ensure_adapter_cert()
+        if self.pid("crd-adapter") is None:
+            self._check_ports_free("crd-adapter", port)
+            self._spawn("crd-adapter", [
+                sys.executable, "-m", "handover.rehearsal.crd_adapter", "--port", port,
+                "--cert", self.certs / "crd-adapter.crt", "--key", self.certs / "crd-adapter.key",
+                "--state-dir", self.state_dir], env=env)
+        self._wait("crd-adapter", lambda: self._http_ok(f"https://127.0.0.1:{port}/healthz"),
+                   timeout)
+        want = crd_adapter.webhook_configuration(port, (self.certs / "ca.crt").read_bytes())
+        from kubernetes.client.rest import ApiException
+        api, client = self._api()
+        with api:
+            adm = client.AdmissionregistrationV1Api(api)
+            try:
+                have = adm.read_mutating_webhook_configuration(
+                    crd_adapter.CONFIG_NAME, _preload_content=False)
+                have = json.loads(have.data)
+            except ApiException as e:
+                if e.status != 404:
+                    raise
+                have = None
+            if have is None:
+                adm.create_mutating_webhook_configuration(want)
+            elif (have["metadata"].get("annotations") or {}).get(crd_adapter.HASH_ANNOTATION) \
+                    != want["metadata"]["annotations"][crd_adapter.HASH_ANNOTATION]:
+                want["metadata"]["resourceVersion"] = have["metadata"]["resourceVersion"]
+                adm.replace_mutating_webhook_configuration(crd_adapter.CONFIG_NAME, want)
+
+    def _ensure_adapter_cert(self) -> None:
+        """A serving certificate for the CRD adapter (IP 127.0.0.1), signed by the cluster CA."""
+        c = self.certs
+        if (c / "crd-adapter.crt").exists() and (c / "crd-adapter.key").exists():
+            return
+        ossl = str(binaries.openssl())
+
+        def run(*args: str) -> None:
+            p = subprocess.run([ossl, *args], cwd=c, capture_output=True, text=True)
+            if p.returncode:
+                raise HandoverError(f"openssl {' '.join(args[:2])} failed: {p.stderr.strip()}")
+
+        (c / "crd-adapter.cnf").write_text(
+            "[req]\ndistinguished_name=dn\n[dn]\n[ext]\nsubjectAltName=IP:127.0.0.1\n"
+            "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "crd-adapter.key", "-out",
+            "crd-adapter.csr", "-subj", "/CN=flux-handover-rehearsal-crd-adapter", "-config",
+            "crd-adapter.cnf")
+        run("x509", "-req", "-in", "crd-adapter.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "crd-adapter.crt", "-days", "3650", "-extfile",
+            "crd-adapter.cnf", "-extensions", "ext")
+        for f in ("crd-adapter.key", "crd-adapter.crt", "crd-adapter.csr", "crd-adapter.cnf"):
+            (c / f).chmod(0o600)
+
+    @property
+    def fidelity_notes_path(self) -> Path:
+        """Where the CRD adapter keeps its notes (a run's report reads them from here)."""
+        from handover.rehearsal import crd_adapter
+        return crd_adapter.notes_path(self.state_dir)
+
+    def fidelity_notes(self) -> list[str]:
+        """Every way this rehearsal differs from a live cluster for what it holds: each CRD
+        field the adapter changed, by CRD and field."""
+        from handover.rehearsal import crd_adapter
+        return [n.line() for n in crd_adapter.load_notes(self.state_dir)]
 
     def down(self, purge: bool = False) -> None:
         """Stop everything (extra services in reverse start order, node agent, controller
@@ -461,6 +546,8 @@ class RehearsalCluster:
             out["components"][name] = {"running": pid is not None, "pid": pid,
                                        "port": ports.get(name)}
         out["running"] = all(out["components"][n]["running"] for n in CORE)
+        out["fidelity_notes"] = self.fidelity_notes()
+        out["fidelity_notes_file"] = str(self.fidelity_notes_path)
         return out
 
     # -- pieces of up() -------------------------------------------------------------------------

@@ -43,6 +43,24 @@ Faults, told through pod annotations (patch them onto a pod, e.g. with kubectl a
 
 Removing the fault annotation recovers: a crash-looping container starts again (restartCount + 1,
 new startedAt), an unready one becomes ready; responders answer 200 again.
+
+Pods that run to completion (``restartPolicy: Never`` or ``OnFailure``: every Job and CronJob pod,
+Helm hook and test pods) run for a short while, then their containers terminate as a kubelet
+reports it (kubernetes ``pkg/kubelet/kubelet_pods.go`` getPhase, ``pkg/kubelet/status/
+generate.go``): exit code 0 gives phase ``Succeeded`` (``state.terminated`` reason ``Completed``,
+Ready/ContainersReady False with reason ``PodCompleted``), so the real Job controller of the
+kube-controller-manager counts the pod and completes the Job. Told by pod annotations (in a Job's
+pod template):
+
+``rehearsal.flux-handover.io/exit-code: "<n>"``
+    the containers exit with ``n`` (default 0). Non-zero: ``restartPolicy: Never`` gives phase
+    ``Failed`` (reason ``Error``), the Job controller makes a new pod until ``backoffLimit``;
+    ``OnFailure`` restarts the containers in place (restartCount + 1 after ``--crashloop-period``
+    seconds in ``CrashLoopBackOff``), as the kubelet does.
+``rehearsal.flux-handover.io/run-seconds: "<s>"``
+    how long each run lasts (default 1; ``inf`` never finishes): a slow migration or hook.
+
+A pod in phase Succeeded or Failed is final: the agent never changes it again.
 """
 from __future__ import annotations
 
@@ -69,6 +87,10 @@ ANN_PREFIX = "rehearsal.flux-handover.io/"
 ANN_RESTART = ANN_PREFIX + "restart"
 ANN_FAULT = ANN_PREFIX + "fault"
 FAULTS = ("crashloop", "unready")
+ANN_EXIT_CODE = ANN_PREFIX + "exit-code"
+ANN_RUN_SECONDS = ANN_PREFIX + "run-seconds"
+DEFAULT_RUN_SECONDS = 1.0
+TERMINAL = ("Succeeded", "Failed")
 HOST_IP = "127.0.0.1"
 LEASE_PERIOD = 10.0
 NODE_STATUS_PERIOD = 60.0
@@ -301,6 +323,18 @@ class PodState:
     fault: str | None = None
     crash_next: float = 0.0
     restart_token: str | None = None
+    # pods that run to completion (restartPolicy Never / OnFailure)
+    completes: bool = False
+    restart_on_failure: bool = False  # OnFailure: a failed run restarts in place
+    exit_code: int = 0
+    run_seconds: float = DEFAULT_RUN_SECONDS
+    run_started: float = 0.0  # wall clock (time.time()) the current run started
+    backoff_until: float = 0.0  # OnFailure after a failed run: CrashLoopBackOff until then
+    phase: str = "Running"  # Running, Succeeded or Failed
+    finished_at: str = ""  # when the containers terminated (RFC 3339)
+
+    def finish_at(self) -> float:
+        return self.run_started + self.run_seconds
 
 
 def _container_id(uid: str, name: str, restart_count: int) -> str:
@@ -447,6 +481,8 @@ class NodeAgent:
                     self.finish_deletion(pod)
                 elif not node:
                     self.schedule(pod)
+                elif uid not in self.pods and (pod.get("status") or {}).get("phase") in TERMINAL:
+                    return  # finished before this agent started: final, as on a kubelet
                 else:
                     self.sync(pod)
             except ApiError as e:
@@ -575,6 +611,10 @@ class NodeAgent:
         st = PodState(uid=uid, key=f"{meta['namespace']}/{meta['name']}", ip=ip,
                       start_time=status.get("startTime") or now(), host_network=host_net,
                       ports=ports)
+        policy = spec.get("restartPolicy", "Always")
+        st.completes = policy in ("Never", "OnFailure")
+        st.restart_on_failure = policy == "OnFailure"
+        st.run_started = time.time()
         old = {c["name"]: c for c in status.get("containerStatuses") or []}
         t = now()
         for c in spec.get("containers", []):
@@ -586,14 +626,22 @@ class NodeAgent:
                 cs.container_id = o.get("containerID") or _container_id(uid, c["name"],
                                                                         cs.restart_count)
                 cs.last_terminated = (o.get("lastState") or {}).get("terminated")
-                if (o.get("state") or {}).get("waiting", {}).get("reason") == "CrashLoopBackOff":
+                waiting = (o.get("state") or {}).get("waiting", {}).get("reason")
+                if st.completes:  # resume the run where it was
+                    started = ((o.get("state") or {}).get("running") or {}).get("startedAt")
+                    if started:
+                        st.run_started = _epoch(started)
+                    elif waiting == "CrashLoopBackOff":
+                        st.backoff_until = time.time() + self.crashloop_period
+                elif waiting == "CrashLoopBackOff":
                     st.fault = "crashloop"
             else:
                 cs.started_at = t
                 cs.container_id = _container_id(uid, c["name"], 0)
             st.containers[c["name"]] = cs
-        if st.fault is None and any(o.get("ready") is False and (o.get("state") or {}).get(
-                "running") for o in old.values()):
+        if st.fault is None and not st.completes and any(
+                o.get("ready") is False and (o.get("state") or {}).get("running")
+                for o in old.values()):
             st.fault = "unready"
         ann = meta.get("annotations") or {}
         st.restart_token = self.tokens.get(uid, ann.get(ANN_RESTART))
@@ -629,6 +677,12 @@ class NodeAgent:
         fresh = uid not in self.pods
         st = self._state(pod)
         ann = meta.get("annotations") or {}
+        if st.completes:
+            if st.phase not in TERMINAL:
+                self._read_run(st, ann)
+            self._apply_responders(st, pod, False)
+            self._write_status(pod, st)
+            return
         fault = ann.get(ANN_FAULT)
         if fault not in FAULTS:
             if fault is not None:
@@ -666,6 +720,58 @@ class NodeAgent:
         self._apply_responders(st, pod, bounce)
         self._write_status(pod, st)
 
+    # -- pods that run to completion -------------------------------------------------------------
+    def _read_run(self, st: PodState, ann: dict) -> None:
+        """Exit code and run length from the pod's annotations (bad values: logged, default)."""
+        raw = ann.get(ANN_EXIT_CODE)
+        code = 0
+        if raw is not None:
+            try:
+                code = int(raw)
+                if not 0 <= code <= 255:
+                    raise ValueError
+            except ValueError:
+                log(f"pod {st.key}: {ANN_EXIT_CODE}={raw!r} is not an exit code 0-255; using 0")
+                code = 0
+        raw = ann.get(ANN_RUN_SECONDS)
+        secs = DEFAULT_RUN_SECONDS
+        if raw is not None:
+            try:
+                secs = float(raw)
+                if secs < 0 or secs != secs:
+                    raise ValueError
+            except ValueError:
+                log(f"pod {st.key}: {ANN_RUN_SECONDS}={raw!r} is not a number of seconds; "
+                    f"using {DEFAULT_RUN_SECONDS}")
+                secs = DEFAULT_RUN_SECONDS
+        st.exit_code, st.run_seconds = code, secs
+
+    def run_tick(self, st: PodState) -> bool:
+        """Advance a pod that runs to completion; True when its status changed."""
+        if st.phase in TERMINAL:
+            return False
+        t = time.time()
+        if st.backoff_until:
+            if t < st.backoff_until:
+                return False
+            self._start_again(st)  # the kubelet restarts an OnFailure container in place
+            st.backoff_until, st.run_started = 0.0, t
+            log(f"pod {st.key}: container restarted after a failed run")
+            return True
+        if t < st.finish_at():
+            return False
+        code = st.exit_code
+        reason = "Completed" if code == 0 else "Error"
+        if code == 0 or not st.restart_on_failure:
+            st.phase = "Succeeded" if code == 0 else "Failed"
+            st.finished_at = now()
+            log(f"pod {st.key}: containers exited {code}: {st.phase}")
+        else:
+            self._terminate(st, code, reason, "")
+            st.backoff_until = t + self.crashloop_period
+            log(f"pod {st.key}: containers exited {code}: restart after back-off")
+        return True
+
     def crash_tick(self, st: PodState) -> None:
         """One more back-off restart of a crash-looping pod."""
         t = now()
@@ -680,6 +786,12 @@ class NodeAgent:
     def _apply_responders(self, st: PodState, pod: dict, bounce: bool) -> None:
         if st.host_network or not st.ports:
             return
+        if st.completes:  # listens only while the containers run
+            if st.phase in TERMINAL or st.backoff_until:
+                self.responders.close(st.uid)
+            else:
+                self.responders.open(st.uid, st.ip, st.ports, st.key, ready=True)
+            return
         if st.fault == "crashloop" or bounce:
             self.responders.close(st.uid)
         if st.fault != "crashloop":
@@ -689,15 +801,28 @@ class NodeAgent:
         spec, old = pod["spec"], pod.get("status") or {}
         ready = st.fault is None
         running = st.fault != "crashloop"
+        phase = "Running"
+        terminated = False
+        if st.completes:
+            phase = st.phase
+            terminated = phase in TERMINAL
+            running = not terminated and not st.backoff_until
+            ready = running
         cstat = []
         for c in spec.get("containers", []):
             cs = st.containers[c["name"]]
             item = {"name": cs.name, "image": cs.image, "imageID": _image_id(cs.image),
-                    "containerID": cs.container_id if running else
+                    "containerID": cs.container_id if running or terminated else
                     (cs.last_terminated or {}).get("containerID", cs.container_id),
                     "ready": ready, "started": running, "restartCount": cs.restart_count,
                     "lastState": {"terminated": cs.last_terminated} if cs.last_terminated else {}}
-            if running:
+            if terminated:
+                item["state"] = {"terminated": {
+                    "exitCode": st.exit_code,
+                    "reason": "Completed" if st.exit_code == 0 else "Error",
+                    "startedAt": cs.started_at, "finishedAt": st.finished_at,
+                    "containerID": cs.container_id}}
+            elif running:
                 item["state"] = {"running": {"startedAt": cs.started_at}}
             else:
                 item["state"] = {"waiting": {
@@ -720,6 +845,7 @@ class NodeAgent:
         old_conds = {c["type"]: c for c in old.get("conditions") or []}
         names = ",".join(c["name"] for c in spec.get("containers", []))
         conds = []
+        succeeded = phase == "Succeeded"
         for ctype, ok in (("Initialized", True), ("Ready", ready), ("ContainersReady", ready),
                           ("PodScheduled", True)):
             c = {"type": ctype, "status": "True" if ok else "False", "lastProbeTime": None}
@@ -727,11 +853,13 @@ class NodeAgent:
             c["lastTransitionTime"] = (prev["lastTransitionTime"]
                                        if prev and prev.get("status") == c["status"]
                                        and prev.get("lastTransitionTime") else now())
-            if not ok:
+            if succeeded and ctype != "PodScheduled":  # kubelet status/generate.go
+                c["reason"] = "PodCompleted"
+            elif not ok:
                 c["reason"] = "ContainersNotReady"
                 c["message"] = f"containers with unready status: [{names.replace(',', ' ')}]"
             conds.append(c)
-        status = {"phase": "Running", "conditions": conds, "hostIP": HOST_IP, "podIP": st.ip,
+        status = {"phase": phase, "conditions": conds, "hostIP": HOST_IP, "podIP": st.ip,
                   "podIPs": [{"ip": st.ip}], "startTime": st.start_time,
                   "containerStatuses": cstat}
         if init:
@@ -757,6 +885,17 @@ class NodeAgent:
                 with self.lock:
                     t = time.monotonic()
                     for st in list(self.pods.values()):
+                        if st.completes:
+                            pod = self.latest.get(st.uid)
+                            if pod and self.run_tick(st):
+                                self._apply_responders(st, pod, False)
+                                try:
+                                    self._write_status(pod, st)
+                                except ApiError as e:
+                                    log(f"pod {st.key}: {e}")
+                                    if e.status not in (404, 409):
+                                        self.waiting.add(st.uid)
+                            continue
                         if st.fault == "crashloop" and t >= st.crash_next:
                             pod = self.latest.get(st.uid)
                             if pod:
@@ -828,6 +967,15 @@ class NodeAgent:
         threading.Thread(target=self.ticker, name="ticker", daemon=True).start()
         log(f"node agent for {self.node} running, pod network {self.net}")
         self.watch_pods()
+
+
+def _epoch(stamp: str) -> float:
+    """Seconds since the epoch of an RFC 3339 time as the API server writes it."""
+    try:
+        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return time.time()
 
 
 def _same(a, b) -> bool:
