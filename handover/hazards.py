@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from handover import (adoption, dangerous_settings, data_safety, immutable, kubectl_workloads,
+from handover import (adoption, chart_hazards, dangerous_settings, data_safety, immutable, kubectl_workloads,
                       render, schema_check)
 from handover.findings import Finding
 from handover.inventory import Component, Inventory
@@ -23,6 +23,8 @@ CHECKS: dict[str, tuple[tuple[str, ...], Check]] = {
     adoption.CHART: (("helm",), lambda k, i, c, o: adoption.check_chart_version(k, c, o)),
     adoption.VALUES: (("helm",), lambda k, i, c, o: adoption.check_values(k, c, o)),
     render.CHECK: (("helm",), render.check_rollout),
+    chart_hazards.HOOKS: (("helm",), chart_hazards.check_hooks),
+    chart_hazards.CRDS: (("helm",), chart_hazards.check_crds),
     immutable.CHECK: (("helm", "manifests"), immutable.check_immutable),
     immutable.COMMON_LABELS: (("manifests",), immutable.check_common_labels),
     data_safety.CHECK: (("helm", "manifests", "storage"),
