@@ -1,6 +1,7 @@
 """Root conftest: loads the flux-handover plugins for the runbook suites (suites/)."""
 pytest_plugins = [
     "plugins.safety",
+    "plugins.offline",
     "fixtures.gitops",
     "fixtures.hazards",
     "fixtures.flux",

@@ -84,7 +84,38 @@ def source_objects(inventory: Inventory, objects: list[dict[str, Any]]) -> list[
     return list(objects) + extra
 
 
+def _chart_ref_source(hr: dict[str, Any], sources: list[dict[str, Any]]) -> ChartSource:
+    """spec.chartRef: an OCIRepository (oci://host/path/<chart>, ref.tag or ref.semver) or a
+    HelmChart (its chart, version and HelmRepository)."""
+    ns = (hr.get("metadata") or {}).get("namespace", "default")
+    ref = (hr.get("spec") or {}).get("chartRef") or {}
+    kind, name, rns = ref.get("kind"), ref.get("name"), ref.get("namespace") or ns
+    src = kustomize.find(sources, kind or "", name or "", rns)
+    if src is None:
+        raise RenderError(f"{hr_id(hr)}: spec.chartRef {kind} {rns}/{name} is not in the GitOps "
+                          f"repo build")
+    spec = src.get("spec") or {}
+    if kind == "HelmChart":
+        fake = {"metadata": {"namespace": rns}, "spec": {"chart": {"spec": spec}}}
+        inner = chart_source(fake, sources)
+        return ChartSource(flux.helm_release_name(hr), flux.target_namespace(hr), inner.chart,
+                           inner.version, inner.repo_url, inner.oci)
+    if kind != "OCIRepository":
+        raise RenderError(f"{hr_id(hr)}: spec.chartRef kind {kind!r} is not rendered (only "
+                          f"OCIRepository and HelmChart)")
+    if spec.get("secretRef") or (spec.get("ref") or {}).get("digest"):
+        raise RenderError(f"OCIRepository {rns}/{name}: credentials or a digest ref are not "
+                          f"read by the gate")
+    url = str(spec.get("url", ""))
+    base, chart = url.rsplit("/", 1)
+    r = spec.get("ref") or {}
+    return ChartSource(flux.helm_release_name(hr), flux.target_namespace(hr), chart,
+                       r.get("tag") or r.get("semver"), base, True)
+
+
 def chart_source(hr: dict[str, Any], sources: list[dict[str, Any]]) -> ChartSource:
+    if (hr.get("spec") or {}).get("chartRef"):
+        return _chart_ref_source(hr, sources)
     spec = chart_spec(hr)
     ns = (hr.get("metadata") or {}).get("namespace", "default")
     ref = spec.get("sourceRef") or {}
