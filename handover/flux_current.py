@@ -5,8 +5,8 @@ Each rule cites its upstream source (see ../shared/docs/flux-and-helm-facts.md, 
 - take ownership (``TAKE_OWNERSHIP``): on by default since Flux 2.4; ``spec.install`` /
   ``spec.upgrade.disableTakeOwnership`` exist from Flux 2.5 (helm-controller v1.2.0). On during
   the handover, a release-name / storage-namespace mismatch fails instead of silently installing
-  a second release: recommended (warning) when missing, an error when set for a Flux that does
-  not know it (it would do nothing).
+  a second release: recommended (warning) when missing; an error when set for a Flux that does
+  not know it (it would do nothing), or set for install only (the adoption is an upgrade).
 - upgrade remediation and strategy (``REMEDIATION``): ``spec.upgrade.remediation.strategy:
   uninstall`` uninstalls the adopted release when the adoption upgrade fails (error);
   ``spec.upgrade.strategy.name: RetryOnFailure`` (Flux 2.7) never rolls back, and retries 0 (the
@@ -85,7 +85,14 @@ def check_helm_release_rules(inventory: Inventory, component: Component,
                 f"spec.{set_where[0]}.disableTakeOwnership is set but Flux {fv} does not know it "
                 f"(added in Flux 2.5, helm-controller v1.2.0): it does nothing",
                 f"remove it, or set cluster.fluxVersion to 2.5 or later in {inventory.source}"))
-    elif set_where != ["install", "upgrade"]:
+    elif set_where == ["install"]:
+        found.append(Finding(
+            TAKE_OWNERSHIP, subject,
+            "spec.install.disableTakeOwnership is set but not spec.upgrade.disableTakeOwnership: "
+            "the adoption of an existing release is an UPGRADE, so take-ownership stays on for it "
+            "(a name mismatch still installs a second release silently)",
+            "set spec.upgrade.disableTakeOwnership: true as well for the handover"))
+    elif "upgrade" not in set_where:
         found.append(Finding(
             TAKE_OWNERSHIP, subject,
             "take-ownership is on (Flux default since 2.4): a release-name or storage-namespace "
@@ -182,6 +189,7 @@ DEFAULTS: dict[str, tuple[Any, ...]] = {
     "periodSeconds": (10,), "timeoutSeconds": (1,), "scheme": ("HTTP",),
     "enableServiceLinks": (True,), "internalTrafficPolicy": ("Cluster",),
     "ipFamilyPolicy": ("SingleStack",), "minReadySeconds": (0,),
+    "finalizers": (["kubernetes"],),  # a Namespace's spec.finalizers
 }
 IGNORED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 # Fields the API server allocates or keeps when an update omits them (Service clusterIP and node
@@ -230,6 +238,9 @@ def owned_missing(fields: dict[str, Any], live: Any, git: Any, path: str = "") -
                     continue
                 if val in DEFAULTS and lv in DEFAULTS[val]:
                     continue
+                if val == "targetPort" and isinstance(live, dict) and \
+                        str(lv) == str(live.get("port")):
+                    continue  # a Service port's targetPort defaults to its port
                 if isinstance(lv, dict) and sub:
                     out.extend(owned_missing(sub, lv, {}, p))
                 else:

@@ -516,8 +516,12 @@ def check_rollout(kube, inventory: Inventory, component: Component,
         r = rendering(kube, inventory, component, objects)
         preds = predictions(kube, inventory, component, objects)
     except (RenderError, kustomize.KustomizeError) as e:
-        return found + [Finding(CHECK, hr_id(hr), f"cannot render the chart: {e}",
-                                "fix the HelmRelease's chart source so that the render works")]
+        fix = "fix the HelmRelease's chart source so that the render works"
+        if "from current release manifest" in str(e):
+            fix = ("the stored release holds an apiVersion this cluster no longer serves, so "
+                   "the adoption upgrade cannot start either: rewrite it with helm mapkubeapis "
+                   "(see the stored-apis-served check)")
+        return found + [Finding(CHECK, hr_id(hr), f"cannot render the chart: {e}", fix)]
     unstable = {(u.subject, u.path) for u in r.unstable}
     for p in preds:
         if p.outcome == RECREATED:

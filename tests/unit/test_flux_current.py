@@ -37,6 +37,10 @@ def test_take_ownership_recommended_and_checked_against_the_flux_version():
     assert checks("2.6.0", **SAFE) == {}
     f = checks("2.4.0", **SAFE)[(fc.TAKE_OWNERSHIP, "error")]
     assert "Flux 2.4.0 does not know it" in f.problem
+    f = checks("2.8.3", install={"disableTakeOwnership": True},
+               upgrade={"remediation": {"retries": 1}})[(fc.TAKE_OWNERSHIP, "error")]
+    assert "the adoption of an existing release is an UPGRADE" in f.problem
+    assert "spec.upgrade.disableTakeOwnership: true" in f.fix
 
 
 def test_remediation_uninstall_retry_on_failure_and_no_rollback():
