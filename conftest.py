@@ -3,6 +3,7 @@ pytest_plugins = [
     "plugins.safety",
     "plugins.redaction",
     "plugins.gate",
+    "plugins.offline",
     "fixtures.gitops",
     "fixtures.hazards",
     "fixtures.flux",

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Benchmark (a script, not a test): phase 1's offline part vs flux-local 3.2.0 `flux-local test`
-on the same GitOps repository, in one run; prints both times and the ratio.
+"""Benchmark (a script, not a test): phase 1's offline gate vs flux-local 3.2.0 `flux-local test`
+on the same GitOps repository, in one run, WHOLE PROCESSES against whole processes; prints both
+times and the ratio.
 
-Phase 1 offline = what needs no cluster: entry-path discovery, kustomize builds of every entry
-and component path (as kustomize-controller builds them), the Flux schema check of every Flux
-object, and the HelmRelease reference checks (sourceRef to a HelmRepository defined in the repo,
-namespaces; chart indexes are not fetched: no network in an offline run).
+Phase 1 offline = `python -m pytest suites/phase1 --offline --inventory <inventory>` (a fresh
+interpreter each run, like `flux-local test`): the kustomize builds of every entry and component
+path (ExternalArtifacts assembled, Kustomization patches / components / postBuild applied), the
+Flux schemas, HelmRelease references, chart availability where the repository answers, and the
+Flux rules that need no cluster; everything that needs the cluster is skipped.
 
 flux-local 3.2.0 (the last release that needs only kustomize, Python >= 3.11) is installed into
 its own venv under the cache dir (`pip install flux-local==3.2.0`). It calls a `kustomize` CLI
@@ -14,12 +16,13 @@ the registries this project may use, so the script gives it a shim on PATH: `bui
 `kubectl kustomize` (kustomize 5.5.0 inside the pinned kubectl), `cfg grep` is a small Python
 filter with kustomize's semantics for `path.to.field=regex` and `--invert-match`.
 
-Usage: python benchmarks/phase1_vs_flux_local.py [--repo examples/homelab/gitops]
-       [--cluster-path clusters/homelab] [--runs 3]
+Usage: python benchmarks/phase1_vs_flux_local.py [--inventory examples/homelab/migration.yaml]
+       [--runs 3]   (the repository and cluster path are the inventory's gitops.path / clusterPath)
 """
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -31,10 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from handover import entry_paths, helmrelease_refs, schema_check, tools  # noqa: E402
-from handover.chart_index import ChartIndexError  # noqa: E402
-from handover.inventory import Component, EntryPoint, GitOps, ObjectRef  # noqa: E402
-from handover.kustomize import KustomizeError  # noqa: E402
+from handover import tools  # noqa: E402
 
 FLUX_LOCAL = "flux-local==3.2.0"
 
@@ -100,85 +100,77 @@ def git_copy(repo: Path, dest: Path) -> Path:
     return dest
 
 
-class _Offline:
-    def get(self, url: str):
-        raise ChartIndexError("offline run: chart indexes not fetched")
+def phase1_offline_argv(inventory: Path, junit: Path) -> list[str]:
+    return [sys.executable, "-m", "pytest", "suites/phase1", "--offline", "--inventory",
+            str(inventory), "-q", "-p", "no:cacheprovider", f"--junitxml={junit}"]
 
 
-def phase1_offline(repo: Path, cluster_path: str, entrypoints: list[EntryPoint]) -> dict:
-    """Phase 1's offline part; returns counts so the work is visible."""
-
-    class _Inv:  # the inventory fields discovery needs
-        gitops = GitOps(path=repo, branch="main", cluster_path=cluster_path,
-                        entrypoints=tuple(entrypoints))
-        components: tuple = ()
-    paths, problems = entry_paths.discover(_Inv)  # type: ignore[arg-type]
-    objects, errors = [], []
-    for p in paths:
-        try:
-            objects.extend(entry_paths.build(repo, p.path))
-        except KustomizeError as e:
-            errors.append(f"{p.path}: {e.stderr.splitlines()[0] if e.stderr else e}")
-    findings = schema_check.check_objects(objects)
-    hrs = [o for o in objects if o.get("kind") == "HelmRelease"]
-    nss = {(o.get("metadata") or {}).get("name") for o in objects if o.get("kind") == "Namespace"}
-    for hr in {(o["metadata"].get("namespace", "default"), o["metadata"]["name"]): o
-               for o in hrs}.values():
-        m = hr["metadata"]
-        comp = Component(name=m["name"], type="helm", risk="low", path=".",
-                         helm_release=ObjectRef(m["name"], m.get("namespace", "default")))
-        findings += helmrelease_refs.check_helmrelease(comp, [hr], objects, nss, "flux-system",
-                                                       _Offline()).findings  # type: ignore
-    return {"paths": len(paths), "objects": len(objects), "build_errors": errors,
-            "findings": len(findings) + len(problems)}
-
-
-def entrypoints_in(repo: Path, cluster_path: str) -> list[EntryPoint]:
+def inventory_for(src: Path, repo: Path, tmp: Path) -> Path:
+    """A copy of the inventory pointing at the repository copy (backups in tmp)."""
     import yaml
-    out = []
-    for f in sorted((repo / cluster_path).glob("*.y*ml")):
-        for d in yaml.safe_load_all(f.read_text()):
-            if isinstance(d, dict) and d.get("kind") == "Kustomization" and \
-                    str(d.get("apiVersion", "")).startswith("kustomize.toolkit.fluxcd.io/"):
-                out.append(EntryPoint(str(f.relative_to(repo)), d["metadata"]["name"]))
+    doc = yaml.safe_load(src.read_text())
+    doc["gitops"]["path"] = str(repo)
+    doc.setdefault("backups", {})["path"] = str(tmp / "backups")
+    out = tmp / "inventory.yaml"
+    out.write_text(yaml.safe_dump(doc, sort_keys=False))
     return out
 
 
+def junit_summary(junit: Path) -> dict:
+    import xml.etree.ElementTree as ET
+    cases = list(ET.parse(junit).getroot().iter("testcase"))
+    failed = [c for c in cases if c.find("failure") is not None or c.find("error") is not None]
+    skipped = [c for c in cases if c.find("skipped") is not None]
+    return {"cases": len(cases), "failed": len(failed), "skipped": len(skipped),
+            "passed": len(cases) - len(failed) - len(skipped)}
+
+
 def main() -> int:
+    import yaml
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repo", default=str(ROOT / "examples/homelab/gitops"))
-    ap.add_argument("--cluster-path", default="clusters/homelab")
+    ap.add_argument("--inventory", default=str(ROOT / "examples/homelab/migration.yaml"))
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--cache-dir", default=str(tools.cache_dir() / "flux-local-3.2.0"))
     a = ap.parse_args()
+    inv_src = Path(a.inventory).resolve()
+    doc = yaml.safe_load(inv_src.read_text())
+    src_repo = (inv_src.parent / doc["gitops"]["path"]).resolve()
+    cluster_path = doc["gitops"].get("clusterPath") or "."
     cache = Path(a.cache_dir)
     exe = ensure_flux_local(cache)
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        repo = git_copy(Path(a.repo).resolve(), Path(tmp) / "repo")
-        bindir = Path(tmp) / "bin"
+        t_dir = Path(tmp)
+        repo = git_copy(src_repo, t_dir / "repo")
+        inv = inventory_for(inv_src, repo, t_dir)
+        bindir = t_dir / "bin"
         kustomize_shim(bindir, exe.parent / "python")
-        eps = entrypoints_in(repo, a.cluster_path)
         env = {"PATH": f"{bindir}:{exe.parent}:/usr/bin:/bin", "HOME": tmp}
-        argv = [str(exe), "test", "--path", a.cluster_path]
-        p1_times, fl_times, summary, fl_out = [], [], {}, None
-        for _ in range(a.runs):
+        argv = [str(exe), "test", "--path", cluster_path]
+        p1_env = {**os.environ, "KUBECONFIG": str(t_dir / "no-kubeconfig")}
+        p1_times, fl_times, summary, fl_out, p1_out = [], [], {}, None, None
+        for i in range(a.runs):
+            junit = t_dir / f"junit-{i}.xml"
             t = time.perf_counter()
-            summary = phase1_offline(repo, a.cluster_path, eps)
+            p1_out = subprocess.run(phase1_offline_argv(inv, junit), cwd=ROOT, env=p1_env,
+                                    capture_output=True, text=True)
             p1_times.append(time.perf_counter() - t)
+            summary = junit_summary(junit) if junit.exists() else {}
             t = time.perf_counter()
             fl_out = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True)
             fl_times.append(time.perf_counter() - t)
         p1, fl = statistics.median(p1_times), statistics.median(fl_times)
-        print(f"repository: {a.repo} (cluster path {a.cluster_path}), {a.runs} run(s), medians")
-        print(f"phase1 offline : {p1:6.2f} s  ({summary['paths']} paths, {summary['objects']} "
-              f"objects built, schema + HelmRelease checks, {summary['findings']} finding(s))")
-        print(f"flux-local test: {fl:6.2f} s  (exit {fl_out.returncode}; "
+        print(f"repository: {src_repo} (cluster path {cluster_path}), {a.runs} run(s), medians, "
+              f"whole processes")
+        print(f"pytest suites/phase1 --offline: {p1:6.2f} s  (exit {p1_out.returncode}; "
+              f"{summary.get('passed')} passed, {summary.get('skipped')} skipped (need the "
+              f"cluster), {summary.get('failed')} failed)")
+        print(f"flux-local test               : {fl:6.2f} s  (exit {fl_out.returncode}; "
               f"{(fl_out.stdout.strip().splitlines() or ['no output'])[-1]})")
         print(f"ratio phase1/flux-local: {p1 / fl:.2f}")
         if fl_out.returncode != 0:
             print("flux-local output (tail):\n" + (fl_out.stdout + fl_out.stderr)[-2000:])
-        if summary["build_errors"]:
-            print("phase1 build errors:", *summary["build_errors"], sep="\n  ")
+        if p1_out.returncode != 0:
+            print("phase 1 output (tail):\n" + (p1_out.stdout + p1_out.stderr)[-2000:])
     return 0
 
 

@@ -98,11 +98,12 @@ def prune_exposures(repo: Path, ks: dict[str, Any], defined_in: str,
     m = ks.get("metadata") or {}
     kid = f"Kustomization {m.get('namespace', 'default')}/{m.get('name')}"
     spec = ks.get("spec") or {}
-    path = str(spec.get("path") or "./").removeprefix("./")
+    from handover import entry_paths
+    path = entry_paths._ks_path(ks) or "."  # @artifact/path for an ExternalArtifact source
     if (kid, path) in seen:
         return []
     seen.add((kid, path))
-    objs = kustomize.build(repo / path)
+    objs = entry_paths.build(repo, path)
     out: list[PruneExposure] = []
     if spec.get("prune"):
         for o in objs:

@@ -246,6 +246,76 @@ HELMREPOSITORY_SPEC = _obj(
 )
 
 
+# ---- source-controller api/v1 OCIRepository / HelmChart / ExternalArtifact -------------------------
+OCIREPOSITORY_SPEC = _obj(
+    ["interval", "url"],
+    url=_s(pattern=r"^oci://.*$"),
+    ref=_obj(digest=_s(), tag=_s(), semver=_s(), semverFilter=_s()),
+    layerSelector=_obj(mediaType=_s(), operation=_s(enum=["extract", "copy"])),
+    provider=_s(enum=["generic", "aws", "azure", "gcp"]),
+    secretRef=LOCAL_REF,
+    verify=_obj(["provider"], provider=_s(enum=["cosign", "notation"]), secretRef=LOCAL_REF,
+                matchOIDCIdentity=_arr(_obj(["issuer", "subject"], issuer=_s(),
+                                            subject=_s()))),
+    serviceAccountName=_s(),
+    certSecretRef=LOCAL_REF,
+    proxySecretRef=LOCAL_REF,
+    interval=_dur(),
+    timeout=_s(pattern=r"^([0-9]+(\.[0-9]+)?(ms|s|m))+$"),
+    ignore=_s(),
+    insecure=_b(),
+    suspend=_b(),
+)
+
+HELMCHART_SPEC = _obj(
+    ["chart", "interval", "sourceRef"],
+    chart=_s(),
+    version=_s(),
+    sourceRef=_obj(["kind", "name"], apiVersion=_s(),
+                   kind=_s(enum=["HelmRepository", "GitRepository", "Bucket"]), name=_s()),
+    interval=_dur(),
+    reconcileStrategy=_s(enum=["ChartVersion", "Revision"]),
+    valuesFiles=_arr(_s()),
+    ignoreMissingValuesFiles=_b(),
+    suspend=_b(),
+    verify=_obj(["provider"], provider=_s(enum=["cosign", "notation"]), secretRef=LOCAL_REF,
+                matchOIDCIdentity=_arr(_obj(["issuer", "subject"], issuer=_s(),
+                                            subject=_s()))),
+)
+
+# written by its producer (an ArtifactGenerator), rarely in Git
+EXTERNALARTIFACT_SPEC = _obj(
+    sourceRef=_obj(["kind", "name"], apiVersion=_s(), kind=_s(), name=_s(), namespace=_s()))
+
+# ---- source-watcher api/v1beta1 ArtifactGenerator (source.extensions.fluxcd.io, Flux 2.7) --------
+_ALIAS_PATH = r"^@([a-z0-9]([a-z0-9_-]*[a-z0-9])?)/(.*)$"
+ARTIFACTGENERATOR_SPEC = _obj(
+    ["sources", "artifacts"],
+    commonMetadata=COMMON_METADATA,
+    sources=_arr(_obj(["alias", "kind", "name"],
+                      alias=_s(pattern=r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$", max_length=63),
+                      name=_s(max_length=253), namespace=_s(max_length=63),
+                      kind=_s(enum=["Bucket", "GitRepository", "OCIRepository", "HelmChart",
+                                    "ExternalArtifact"]))),
+    serviceAccountName=_s(max_length=63),
+    pathPattern=_s(pattern=_ALIAS_PATH, max_length=1024),
+    namespaces=_obj(["strategy"], strategy=_s(enum=["Unmanaged", "Managed"]), prune=_b(),
+                    metadata=_json()),
+    artifacts=_arr(_obj(
+        ["name", "copy"],
+        name=_s(max_length=1024), namespace=_s(max_length=1024),
+        inputsFrom=_s(pattern=_ALIAS_PATH, max_length=1024),
+        revision=_s(pattern=r"^@([a-z0-9]([a-z0-9_-]*[a-z0-9])?)$", max_length=64),
+        originRevision=_s(pattern=r"^@([a-z0-9]([a-z0-9_-]*[a-z0-9])?)$", max_length=64),
+        copy=_arr(_obj(["from", "to"], **{
+            "from": _s(pattern=_ALIAS_PATH, max_length=1024),
+            "to": _s(pattern=r"^@artifact/.*$", max_length=1024),
+            "exclude": _arr(_s(max_length=1024)),
+            "strategy": _s(enum=["Overwrite", "Merge", "Extract"]),
+            "optional": _b()})))),
+)
+
+
 class KindInfo:
     def __init__(self, group: str, version: str, kind: str, plural: str, short: list[str],
                  spec: Schema, printer: list[dict[str, Any]]):
@@ -277,6 +347,17 @@ KINDS: dict[str, KindInfo] = {
                                "helmrepositories", ["helmrepo"], HELMREPOSITORY_SPEC,
                                [{"name": "URL", "type": "string", "jsonPath": ".spec.url"}]
                                + _READY_COLUMNS),
+    "OCIRepository": KindInfo("source.toolkit.fluxcd.io", "v1", "OCIRepository",
+                              "ocirepositories", ["ocirepo"], OCIREPOSITORY_SPEC,
+                              [{"name": "URL", "type": "string", "jsonPath": ".spec.url"}]
+                              + _READY_COLUMNS),
+    "HelmChart": KindInfo("source.toolkit.fluxcd.io", "v1", "HelmChart", "helmcharts", ["hc"],
+                          HELMCHART_SPEC, _READY_COLUMNS),
+    "ExternalArtifact": KindInfo("source.toolkit.fluxcd.io", "v1", "ExternalArtifact",
+                                 "externalartifacts", [], EXTERNALARTIFACT_SPEC, _READY_COLUMNS),
+    "ArtifactGenerator": KindInfo("source.extensions.fluxcd.io", "v1beta1", "ArtifactGenerator",
+                                  "artifactgenerators", ["ag"], ARTIFACTGENERATOR_SPEC,
+                                  _READY_COLUMNS),
 }
 
 

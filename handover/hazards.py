@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from handover import (adoption, dangerous_settings, data_safety, immutable, kubectl_workloads,
-                      render, schema_check)
+from handover import (adoption, chart_hazards, dangerous_settings, data_safety, flux_current,
+                      immutable, kubectl_workloads, render, schema_check)
 from handover.findings import Finding
 from handover.inventory import Component, Inventory
 
@@ -23,6 +23,15 @@ CHECKS: dict[str, tuple[tuple[str, ...], Check]] = {
     adoption.CHART: (("helm",), lambda k, i, c, o: adoption.check_chart_version(k, c, o)),
     adoption.VALUES: (("helm",), lambda k, i, c, o: adoption.check_values(k, c, o)),
     render.CHECK: (("helm",), render.check_rollout),
+    chart_hazards.HOOKS: (("helm",), chart_hazards.check_hooks),
+    chart_hazards.CRDS: (("helm",), chart_hazards.check_crds),
+    flux_current.TAKE_OWNERSHIP: (
+        ("helm",), lambda k, i, c, o: flux_current.check_helm_release_rules(i, c, o)),
+    flux_current.REMOVED_APIS: (("helm",), lambda k, i, c, o: flux_current.check_stored_apis(k, c)),
+    flux_current.KUBECTL_MANAGERS: (
+        ("manifests",), lambda k, i, c, o: flux_current.check_kubectl_managers(k, c, o)),
+    flux_current.SSA_IF_NOT_PRESENT: (("helm", "manifests", "storage"),
+                                      flux_current.check_ssa_if_not_present),
     immutable.CHECK: (("helm", "manifests"), immutable.check_immutable),
     immutable.COMMON_LABELS: (("manifests",), immutable.check_common_labels),
     data_safety.CHECK: (("helm", "manifests", "storage"),

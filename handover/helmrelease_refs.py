@@ -65,7 +65,7 @@ class RefResult:
 
 
 def check_helmrelease(component: Component, component_objects: list[dict[str, Any]],
-                      all_objects: list[dict[str, Any]], live_namespaces: set[str],
+                      all_objects: list[dict[str, Any]], live_namespaces: set[str] | None,
                       flux_namespace: str, cache: IndexCache,
                       failed_builds: Iterable[str] = ()) -> RefResult:
     """failed_builds: paths whose kustomize build failed; a HelmRepository missing from the
@@ -86,9 +86,11 @@ def check_helmrelease(component: Component, component_objects: list[dict[str, An
             f"add it under {component.path}, or fix components[{component.name}].helmRelease in "
             "the inventory"))
         return out
-    available_ns = live_namespaces | git_namespaces(all_objects) | {flux_namespace}
+    available_ns = (live_namespaces or set()) | git_namespaces(all_objects) | {flux_namespace}
 
     def ns_ok(ns: str, what: str) -> None:
+        if live_namespaces is None:  # --offline: live namespaces not known, not checked
+            return
         if ns not in available_ns:
             out.findings.append(Finding(
                 CHECK5, subject, f"{what} {ns!r} neither exists live nor is created by Git",
@@ -98,6 +100,9 @@ def check_helmrelease(component: Component, component_objects: list[dict[str, An
     target = (hr.get("spec") or {}).get("targetNamespace")
     if target:
         ns_ok(target, "spec.targetNamespace")
+    if (hr.get("spec") or {}).get("chartRef"):
+        _check_chart_ref(hr, subject, all_objects, out, failed_builds)
+        return out
     spec = chart_spec(hr)
     chart, constraint = spec.get("chart"), str(spec.get("version") or "*")
     kind, src_ns, src_name = source_ref(hr)
@@ -165,6 +170,75 @@ def check_helmrelease(component: Component, component_objects: list[dict[str, An
     else:
         out.notes.append(f"chart {chart} {constraint} resolves to {picked} in {src_ns}/{src_name}")
     return out
+
+
+def _check_chart_ref(hr: dict[str, Any], subject: str, all_objects: list[dict[str, Any]],
+                     out: RefResult, failed_builds: list[str]) -> None:
+    """spec.chartRef (helm-controller api/v2 CrossNamespaceSourceReference): the OCIRepository or
+    HelmChart it names is defined in Git; an OCIRepository's tag/semver resolves among the
+    registry's tags where the registry answers (else a note saying it is not verified); an
+    ExternalArtifact is named as not checked."""
+    ref = (hr.get("spec") or {}).get("chartRef") or {}
+    kind, name = ref.get("kind"), ref.get("name")
+    ns = ref.get("namespace") or _ns(hr)
+    if kind == "ExternalArtifact":
+        out.notes.append(f"spec.chartRef is ExternalArtifact {ns}/{name}: its chart is produced "
+                         f"outside Git and is not checked here")
+        return
+    src = next((o for o in all_objects if o.get("kind") == kind and _ns(o) == ns
+                and _meta(o).get("name") == name), None)
+    if src is None:
+        if failed_builds:
+            raise Incomplete(f"spec.chartRef {kind} {ns}/{name} not found in the builds that "
+                             f"succeeded; the build of {', '.join(failed_builds)} failed")
+        out.findings.append(Finding(
+            CHECK5, subject, f"spec.chartRef points to {kind} {ns}/{name}, which is not defined "
+            f"in the GitOps repo: Flux would never fetch the chart",
+            "fix spec.chartRef or add that source to Git"))
+        return
+    if kind == "HelmChart":
+        out.notes.append(f"spec.chartRef HelmChart {ns}/{name}: chart "
+                         f"{(src.get('spec') or {}).get('chart')} "
+                         f"{(src.get('spec') or {}).get('version') or '*'}")
+        return
+    spec = src.get("spec") or {}
+    url = str(spec.get("url", ""))
+    sel = spec.get("layerSelector") or {}
+    if sel and sel.get("mediaType") != "application/vnd.cncf.helm.chart.content.v1.tar+gzip":
+        out.notes.append(f"OCIRepository {ns}/{name}: layerSelector.mediaType "
+                         f"{sel.get('mediaType')!r} is not the Helm chart layer")
+    if "://" not in url or url.count("/") < 3:
+        out.findings.append(Finding(CHECK5, subject, f"OCIRepository {ns}/{name}: spec.url "
+                                    f"{url!r} names no chart", "use oci://host/path/<chart>"))
+        return
+    base, chart = url.rsplit("/", 1)
+    r = spec.get("ref") or {}
+    constraint = r.get("tag") or r.get("semver") or "latest"
+    if r.get("digest"):
+        out.notes.append(f"OCIRepository {ns}/{name}: pinned by digest {r['digest']}")
+        return
+    try:
+        tags = chart_index.oci_tags(base, chart)
+    except ChartIndexError as e:
+        out.notes.append(f"OCIRepository {ns}/{name} ({url}) {constraint}: not verified, the "
+                         f"registry did not answer ({e})")
+        return
+    if r.get("tag") or constraint == "latest":
+        if constraint not in tags:
+            out.findings.append(Finding(CHECK5, subject, f"OCIRepository {ns}/{name}: tag "
+                                        f"{constraint!r} not in {url}", "use a published tag"))
+        return
+    try:
+        picked = chart_index.resolve(constraint, tags)
+    except ValueError as e:
+        out.findings.append(Finding(CHECK5, subject, f"OCIRepository {ns}/{name}: ref.semver "
+                                    f"{constraint!r} is not valid: {e}", "fix spec.ref.semver"))
+        return
+    if picked is None:
+        out.findings.append(Finding(CHECK5, subject, f"OCIRepository {ns}/{name}: no tag of "
+                                    f"{url} matches {constraint!r}", "fix spec.ref.semver"))
+    else:
+        out.notes.append(f"OCIRepository {ns}/{name} {constraint} resolves to {picked}")
 
 
 @dataclass

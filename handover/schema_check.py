@@ -15,7 +15,10 @@ from handover.findings import Finding
 
 CHECK = "flux-schema"
 FLUX_KINDS = {"HelmRelease": flux.HELM_GROUP, "Kustomization": flux.KUSTOMIZE_GROUP,
-              "HelmRepository": flux.SOURCE_GROUP, "GitRepository": flux.SOURCE_GROUP}
+              "HelmRepository": flux.SOURCE_GROUP, "GitRepository": flux.SOURCE_GROUP,
+              "OCIRepository": flux.SOURCE_GROUP, "HelmChart": flux.SOURCE_GROUP,
+              "ExternalArtifact": flux.SOURCE_GROUP,
+              "ArtifactGenerator": "source.extensions.fluxcd.io"}
 
 
 def is_flux_object(obj: dict[str, Any]) -> bool:

@@ -30,12 +30,15 @@ class _Missing:
 
 MISSING: Any = _Missing()
 
-# Strategic-merge keys of the lists found in pod templates and workload specs
-# (k8s.io/api core/v1 and apps/v1 `patchMergeKey` tags).
+# Keys of the lists found in pod templates and workload specs, as the API server merges them
+# (k8s.io/api core/v1 and apps/v1 `patchMergeKey` / `listMapKey` tags). Ports are keyed by port
+# AND protocol (`+listMapKey=containerPort` `+listMapKey=protocol` on Container.Ports,
+# `port`+`protocol` on ServiceSpec.Ports): a container may open 53/TCP and 53/UDP.
+PORT_KEY = "port+protocol"  # MERGE_KEYS value for ports: containerPort/port + protocol
 MERGE_KEYS = {
     "containers": "name", "initContainers": "name", "ephemeralContainers": "name",
     "env": "name", "volumes": "name", "volumeMounts": "mountPath", "volumeDevices": "devicePath",
-    "ports": "containerPort", "imagePullSecrets": "name", "hostAliases": "ip",
+    "ports": PORT_KEY, "imagePullSecrets": "name", "hostAliases": "ip",
     "volumeClaimTemplates": "metadata.name", "topologySpreadConstraints": "topologyKey",
 }
 SECRET_KEY = re.compile(r"pass(word|wd)?|secret|token|credential|private|apikey|api_key|"
@@ -155,11 +158,25 @@ def _loose_equal(path: str, desired: Any, live: Any) -> bool:
 
 
 def _key_of(item: Any, key: str) -> Any:
+    if key == PORT_KEY:
+        if not isinstance(item, dict):
+            return None
+        num = item.get("containerPort", item.get("port"))
+        if num is None:
+            return None
+        field = "containerPort" if "containerPort" in item else "port"
+        # protocol defaults to TCP (API default), so an unset protocol matches a live "TCP"
+        return f"{field}={num},protocol={item.get('protocol') or 'TCP'}"
     for part in key.split("."):
         if not isinstance(item, dict):
             return None
         item = item.get(part)
     return item
+
+
+def _label(key: str, value: str) -> str:
+    """The bracket label of a keyed list item: name=loki, containerPort=53,protocol=UDP."""
+    return value if key == PORT_KEY else f"{key.split('.')[-1]}={value}"
 
 
 def _list_key(path: str) -> str | None:
@@ -197,9 +214,8 @@ def against_live(desired: Any, live: Any, path: str = "",
             out = []
             live_by = {str(_key_of(i, key)): i for i in live}
             want = [str(_key_of(i, key)) for i in desired]
-            short = key.split(".")[-1]
             for item, k in zip(desired, want):
-                p = f"{path}[{short}={k}]"
+                p = f"{path}[{_label(key, k)}]"
                 if k not in live_by:
                     out.append(Difference(p, MISSING, item))
                 else:
@@ -207,7 +223,7 @@ def against_live(desired: Any, live: Any, path: str = "",
             if strict_lists:
                 for k, item in live_by.items():
                     if k not in want:
-                        out.append(Difference(f"{path}[{short}={k}]", item, MISSING))
+                        out.append(Difference(f"{path}[{_label(key, k)}]", item, MISSING))
             return out
         if len(desired) != len(live):
             return [Difference(path, live, desired)]
@@ -244,7 +260,6 @@ def removed_fields(previous: Any, desired: Any, live: Any, path: str = "") -> li
         key = _list_key(path)
         if not key or not isinstance(desired, list):
             return []
-        short = key.split(".")[-1]
         des = {str(_key_of(i, key)): i for i in desired if isinstance(i, dict)}
         liv = {str(_key_of(i, key)): i for i in live if isinstance(i, dict)}
         out = []
@@ -252,7 +267,7 @@ def removed_fields(previous: Any, desired: Any, live: Any, path: str = "") -> li
             if not isinstance(item, dict):
                 continue
             k = str(_key_of(item, key))
-            p = f"{path}[{short}={k}]"
+            p = f"{path}[{_label(key, k)}]"
             if k in liv and k not in des:
                 out.append(Difference(p, liv[k], MISSING))
             elif k in liv:

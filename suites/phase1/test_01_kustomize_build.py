@@ -26,3 +26,5 @@ def test_kustomize_build(entry_path, entry_builds, gitops_repo):
     assert r.objects, (f"path {entry_path.path} builds to no objects: Flux would apply nothing "
                        "(an empty kustomization.yaml?)")
     print(f"{entry_path.path}: {len(r.objects)} object(s)")
+    for n in r.notes:
+        print(f"  {n}")

@@ -277,3 +277,129 @@ def test_cluster_and_repo_breaks_each_fail_their_hazard_test(rehearsal, tmp_path
     assert hpas.get(namespace="llm").to_dict()["items"] == []
     la = deploys.get(name="log-analyzer", namespace="log-analyzer").to_dict()
     assert RESTARTED_AT not in (la["spec"]["template"]["metadata"].get("annotations") or {})
+
+
+def _republish_with_hook(state_dir: Path, chart: str) -> tuple[Path, bytes]:
+    """Publish the stand-in chart again under its own version with a pre-upgrade hook Job added
+    (as real charts ship migration Jobs); returns (tgz, its original bytes) to restore."""
+    src = ROOT / "examples/homelab/charts" / chart
+    version = yaml.safe_load((src / "Chart.yaml").read_text())["version"]
+    repo_dir = state_dir / "chart-repo"
+    tgz = repo_dir / f"{chart}-{version}.tgz"
+    original = tgz.read_bytes()
+    work = state_dir / "scenario-charts" / f"{chart}-hook"
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(src, work)
+    (work / "templates" / "migrate-job.yaml").write_text(
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {{ .Release.Name }}-migrate\n"
+        "  annotations:\n    \"helm.sh/hook\": pre-upgrade\n"
+        "    \"helm.sh/hook-delete-policy\": before-hook-creation,hook-succeeded\n"
+        "spec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n"
+        "        - name: migrate\n          image: docker.io/library/busybox:1.36\n"
+        "          command: [\"true\"]\n")
+    env = {**os.environ, **chart_repo.helm_env(state_dir)}
+    tools.run([str(tools.helm()), "package", str(work), "--destination", str(repo_dir)],
+              env=env, check=True)
+    tools.run([str(tools.helm()), "repo", "index", str(repo_dir)], env=env, check=True)
+    return tgz, original
+
+
+def test_current_flux_and_chart_breaks_each_fail_their_hazard_test(rehearsal, tmp_path):
+    """The issue-11 hazards in one run (Git edits and live changes undone afterwards): a
+    pre-upgrade hook the adoption would run, a live CRD that differs from the chart's crds/,
+    remediation strategy uninstall, disableTakeOwnership for install only, a stored
+    release manifest with an apiVersion the cluster no longer serves, a field kubectl set that Git
+    lacks, and ssa: IfNotPresent on a cluster-scoped object under Flux 2.8.3. The clean variants
+    are the example itself (test_example_passes_every_hazard_check_read_only)."""
+    from handover import helm_storage
+    dyn = rehearsal.admin
+    state_dir = rehearsal.stack.state_dir
+    crds = dyn.resources.get(api_version="apiextensions.k8s.io/v1",
+                             kind="CustomResourceDefinition")
+    secrets = dyn.resources.get(api_version="v1", kind="Secret")
+    merge = "application/merge-patch+json"
+    crd_name = "envoyproxies.gateway.envoyproxy.io"
+    short = crds.get(name=crd_name).to_dict()["spec"]["names"].get("shortNames")
+    rec = helm_storage.latest(Kube(rehearsal.kubeconfig, rehearsal.stack.cluster.context),
+                              "grafana", "logging")
+    stored = secrets.get(name=rec.secret_name, namespace="logging").to_dict()["data"]["release"]
+    rel = helm_storage.decode_release(stored)
+    old_api = rel["manifest"].replace("apiVersion: apps/v1\nkind: Deployment",
+                                      "apiVersion: apps/v1beta2\nkind: Deployment", 1)
+    assert old_api != rel["manifest"], "scenario setup: grafana's manifest has no Deployment"
+    kubectl = [str(tools.kubectl()), "--kubeconfig", str(rehearsal.kubeconfig), "--context",
+               rehearsal.stack.cluster.context]
+
+    def set_short(names):
+        crds.patch(name=crd_name, content_type=merge, body={"spec": {"names": {
+            "shortNames": names}}})
+
+    def set_release(data):
+        secrets.patch(name=rec.secret_name, namespace="logging", content_type=merge,
+                      body={"data": {"release": data}})
+
+    def kubectl_env(arg):
+        tools.run([*kubectl, "-n", "log-analyzer", "set", "env", "deployment/log-analyzer", arg],
+                  check=True)
+
+    def edit(clone: Path) -> None:
+        logging = clone / "infrastructure/logging"
+        # remediation strategy uninstall on an adoption
+        edit_yaml(logging / "tempo/helmrelease.yaml", lambda d: d["spec"].update(
+            upgrade={"remediation": {"retries": 1, "strategy": "uninstall"}}))
+        # disableTakeOwnership for install only: the adoption is an upgrade
+        edit_yaml(logging / "loki/helmrelease.yaml", lambda d: d["spec"].update(
+            install={"disableTakeOwnership": True}))
+        # ssa: IfNotPresent on the (cluster-scoped, live) Namespace llm
+        edit_yaml(clone / "workloads/llama-cpp/namespace.yaml", lambda d: d["metadata"].update(
+            annotations={"kustomize.toolkit.fluxcd.io/ssa": "IfNotPresent"}))
+
+    inv = rehearsal.repo_variant(tmp_path / "repo", edit, "issue 11 hazards")
+    edit_yaml(inv, lambda d: d["cluster"].update(fluxVersion="2.8.3"))
+    with ExitStack() as undo:
+        tgz, original = _republish_with_hook(state_dir, "alloy")
+
+        def restore_chart():
+            tgz.write_bytes(original)
+            env = {**os.environ, **chart_repo.helm_env(state_dir)}
+            tools.run([str(tools.helm()), "repo", "index", str(state_dir / "chart-repo")],
+                      env=env, check=True)
+        undo.callback(restore_chart)
+        set_short(["eproxy", "ep"])
+        undo.callback(set_short, short)
+        set_release(helm_storage.encode_release({**rel, "manifest": old_api}))
+        undo.callback(set_release, stored)
+        kubectl_env("DEBUG=1")
+        undo.callback(kubectl_env, "DEBUG-")
+        run = rehearsal.run(tmp_path / "run", inv, HAZARDS)
+    assert_failures(run, {
+        "test_upgrade_hooks[alloy]": [
+            "HelmRelease logging/alloy", "RUNS 1 chart hook(s)",
+            "Job alloy-migrate (pre-upgrade; weight 0; delete policy before-hook-creation, "
+            "hook-succeeded)", "spec.upgrade.disableHooks: true"],
+        "test_chart_crds_match_live[envoy-gateway]": [
+            f"CustomResourceDefinition {crd_name}", "spec.names.shortNames",
+            "never upgrades CRDs"],
+        "test_helmrelease_flux_rules[tempo]": [
+            "HelmRelease logging/tempo", "spec.upgrade.remediation.strategy: uninstall",
+            "UNINSTALLS the adopted release"],
+        "test_helmrelease_flux_rules[loki]": [
+            "HelmRelease logging/loki", "spec.install.disableTakeOwnership is set",
+            "the adoption of an existing release is an UPGRADE"],
+        "test_stored_apis_served[grafana]": [
+            "Helm release logging/grafana", "apps/v1beta2 Deployment", "mapkubeapis"],
+        # the same stored manifest stops the server-side render too: three honest consequences
+        "test_adopted_in_place[grafana]": [
+            "cannot render the chart", "from current release manifest", "mapkubeapis"],
+        "test_upgrade_hooks[grafana]": ["cannot render the chart"],
+        "test_immutable_fields_unchanged[grafana]": ["cannot build the desired workloads"],
+        "test_kubectl_fields_in_git[log-analyzer]": [
+            "Deployment log-analyzer/log-analyzer", "env[name=DEBUG]", "kubectl-set",
+            "pods roll"],
+        "test_ssa_if_not_present[llama-cpp]": [
+            "Namespace llm", "IfNotPresent", "kustomize-controller#1647"],
+    })
+    # every live change was undone
+    assert crds.get(name=crd_name).to_dict()["spec"]["names"].get("shortNames") == short
+    assert secrets.get(name=rec.secret_name, namespace="logging").to_dict()["data"][
+        "release"] == stored

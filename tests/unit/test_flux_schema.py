@@ -101,3 +101,51 @@ def test_crd_schema_is_structural_with_status_subresource():
         if "items" in node:
             walk(node["items"])
     walk(schema)
+
+
+# --- the newer source kinds (OCIRepository, HelmChart, ExternalArtifact, ArtifactGenerator) ------
+
+OCI = {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
+       "metadata": {"name": "gateway-helm", "namespace": "envoy-gateway-system"},
+       "spec": {"interval": "24h", "url": "oci://registry.example.test/charts/gateway-helm",
+                "layerSelector": {"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+                                  "operation": "copy"},
+                "ref": {"semver": ">= 1.8.0"}}}
+GENERATOR = {"apiVersion": "source.extensions.fluxcd.io/v1beta1", "kind": "ArtifactGenerator",
+             "metadata": {"name": "flux-system", "namespace": "flux-system"},
+             "spec": {"sources": [{"alias": "repo", "kind": "GitRepository",
+                                   "name": "flux-system"}],
+                      "artifacts": [{"name": "apps", "originRevision": "@repo", "copy": [
+                          {"from": "@repo/apps/base/**", "to": "@artifact/base/"}]}]}}
+CHART = {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmChart",
+         "metadata": {"name": "podinfo", "namespace": "flux-system"},
+         "spec": {"chart": "podinfo", "interval": "10m", "version": "6.x",
+                  "sourceRef": {"kind": "HelmRepository", "name": "podinfo"}}}
+EXTERNAL = {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "ExternalArtifact",
+            "metadata": {"name": "apps", "namespace": "flux-system"},
+            "spec": {"sourceRef": {"apiVersion": "source.extensions.fluxcd.io/v1beta1",
+                                   "kind": "ArtifactGenerator", "name": "flux-system"}}}
+
+
+def test_newer_source_kinds_validate():
+    from handover import flux_schema, schema_check
+    for obj in (OCI, GENERATOR, CHART, EXTERNAL):
+        assert flux_schema.validate(obj) == [], obj["kind"]
+        assert schema_check.is_flux_object(obj)
+
+
+def test_newer_source_kinds_name_misspelt_fields():
+    import copy
+
+    from handover import flux_schema
+    bad = copy.deepcopy(OCI)
+    bad["spec"]["layerSelector"]["operaton"] = "copy"
+    assert flux_schema.validate(bad) == [
+        "spec.layerSelector.operaton: unknown field (did you mean operation?)"]
+    gen = copy.deepcopy(GENERATOR)
+    gen["spec"]["artifacts"][0]["copy"][0]["to"] = "base/"
+    [p] = flux_schema.validate(gen)
+    assert p.startswith("spec.artifacts[0].copy[0].to")
+    ch = copy.deepcopy(CHART)
+    del ch["spec"]["sourceRef"]
+    assert any("spec.sourceRef" in p for p in flux_schema.validate(ch))

@@ -117,3 +117,91 @@ def test_render_error_is_a_finding(chart_repo, tmp_path):
     kube = FakeKube(release_secret("loki", "logging", config=VALUES))
     [f] = render.check_rollout(kube, inv, LOKI, objects(chart_repo, version="9.9.9"))
     assert "cannot render the chart" in f.problem and "9.9.9" in f.problem
+
+
+# --- render twice, causes, the postRenderers offer ------------------------------------------------
+
+def dep(annotations, env=None):
+    c = {"name": "app", "image": "app:1"}
+    if env:
+        c["env"] = env
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "app", "namespace": "web"},
+            "spec": {"template": {"metadata": {"annotations": annotations},
+                                  "spec": {"containers": [c]}}}}
+
+
+def secret(pw):
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "app", "namespace": "web"},
+            "data": {"password": pw}}
+
+
+def test_fields_differing_between_two_renders_are_named_with_their_place():
+    first = [dep({"checksum/secret": "aaa"}), secret("cGFzczE=")]
+    second = [dep({"checksum/secret": "bbb"}), secret("cGFzczI=")]
+    u = render.unstable_fields(first, second, "web")
+    assert [(x.subject, x.path, x.in_pod_template) for x in u] == [
+        ("Deployment web/app", 'spec.template.metadata.annotations["checksum/secret"]', True),
+        ("Secret web/app", "data.password", False)]
+    assert "pods roll on EVERY upgrade" in u[0].describe()
+    assert "no pod rolls" in u[1].describe()
+    assert render.unstable_fields(first, [dep({"checksum/secret": "aaa"}), secret("cGFzczE=")],
+                                  "web") == []
+
+
+def test_hooks_are_split_from_the_manifest_with_events_and_delete_policies():
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {
+        "name": "migrate", "annotations": {"helm.sh/hook": "pre-install,pre-upgrade",
+                                           "helm.sh/hook-delete-policy": "hook-succeeded",
+                                           "helm.sh/hook-weight": "-5"}}}
+    manifest, hooks = render.split_hooks([dep({}), job])
+    assert [o["kind"] for o in manifest] == ["Deployment"]
+    assert hooks == [render.Hook("Job", "migrate", ("pre-install", "pre-upgrade"),
+                                 ("hook-succeeded",), -5)]
+    assert "delete policy hook-succeeded" in hooks[0].describe()
+
+
+def test_checksum_only_change_offers_the_exact_post_renderers_patch():
+    live = dep({"checksum/secret": "live-sum", "checksum/config": "c1"})
+    [p] = render.predict([dep({"checksum/secret": "new-sum", "checksum/config": "c1"})], [],
+                         live_of([live]), "web")
+    assert p.outcome == render.RECREATED
+    patch = render.keep_live_patch(p)
+    assert patch["target"] == {"kind": "Deployment", "name": "app", "namespace": "web"}
+    assert yaml.safe_load(patch["patch"]) == [
+        {"op": "replace", "path": "/spec/template/metadata/annotations/checksum~1secret",
+         "value": "live-sum"}]
+    offer = yaml.safe_load(render.post_renderers_offer({}, [patch]))
+    assert offer["spec"]["postRenderers"][0]["kustomize"]["patches"] == [patch]
+    # the patch applied to the render (RFC 6902 ops, applied here by hand) gives the live
+    # template back: adopted in place
+    patched = dep({"checksum/secret": "new-sum", "checksum/config": "c1"})
+    for op in yaml.safe_load(patch["patch"]):
+        *parents, last = [x.replace("~1", "/").replace("~0", "~")
+                          for x in op["path"].split("/")[1:]]
+        node = patched
+        for k in parents:
+            node = node[k]
+        if op["op"] == "remove":
+            del node[last]
+        else:
+            node[last] = op["value"]
+    [again] = render.predict([patched], [], live_of([live]), "web")
+    assert again.outcome == render.IN_PLACE
+
+
+def test_non_annotation_change_gets_no_post_renderers_offer():
+    live = dep({}, env=[{"name": "A", "value": "1"}])
+    [p] = render.predict([dep({}, env=[{"name": "A", "value": "2"}])], [], live_of([live]),
+                         "web")
+    assert render.keep_live_patch(p) is None
+
+
+def test_cause_names_non_deterministic_and_checksum_fields():
+    live = dep({"checksum/secret": "x", "checksum/config": "c1"})
+    [p] = render.predict([dep({"checksum/secret": "y", "checksum/config": "c2"})], [],
+                         live_of([live]), "web")
+    unstable = {("Deployment web/app", 'spec.template.metadata.annotations["checksum/secret"]')}
+    texts = [render.cause(p.subject, d, unstable) for d in p.changes]
+    assert "non-deterministic" in texts[1] and "checksum/secret" in texts[1]
+    assert "computed by the chart" in texts[0] and "checksum/config" in texts[0]

@@ -44,3 +44,32 @@ def test_secret_paths_are_redacted():
     assert "hunter2" not in show("adminPassword", "hunter2")
     assert show("adminPassword", "a") != show("adminPassword", "b")
     assert show("replicas", 2) == "2"
+
+
+def _dns_container(ports):
+    return {"containers": [{"name": "dns", "image": "coredns:1.11", "ports": ports}]}
+
+
+def test_same_port_tcp_and_udp_is_no_change():
+    """A container opening 53/TCP and 53/UDP: the API server keys container ports by
+    containerPort + protocol (k8s.io/api core/v1 Container.Ports listMapKey), so an identical
+    render is no change (keyed by containerPort alone, the UDP item overwrote the TCP one and two
+    port fields were reported changed that were not)."""
+    from handover.tree_diff import against_live, removed_fields
+    ports = [{"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"},
+             {"name": "dns", "containerPort": 53, "protocol": "UDP"}]
+    live = _dns_container([dict(p) for p in ports])
+    assert against_live(_dns_container(ports), live, "spec") == []
+    assert removed_fields(_dns_container(ports), _dns_container(ports), live, "spec") == []
+    # protocol omitted in the render = TCP (the API default) matches the live TCP item
+    no_proto = [{"name": "dns-tcp", "containerPort": 53}, ports[1]]
+    assert against_live(_dns_container(no_proto), live, "spec") == []
+
+
+def test_same_port_other_protocol_is_named_with_its_key():
+    from handover.tree_diff import against_live
+    live = _dns_container([{"name": "dns", "containerPort": 53, "protocol": "UDP"}])
+    desired = _dns_container([{"name": "dns", "containerPort": 53, "protocol": "UDP"},
+                              {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"}])
+    [d] = against_live(desired, live, "spec")
+    assert d.path == "spec.containers[name=dns].ports[containerPort=53,protocol=TCP]"
