@@ -35,7 +35,7 @@ CLEAR_KEYS = frozenset({
     "serviceName", "clusterIP", "clusterIPs", "storageClassName", "accessModes", "volumeName",
     "podManagementPolicy", "kind", "apiVersion", "containerPort", "protocol", "suspend",
     "prune", "interval", "timeout", "version", "cpu", "memory", "storage", "size", "port",
-    "targetPort", "nodePort",
+    "targetPort", "nodePort", "minReadySeconds", "revisionHistoryLimit", "progressDeadlineSeconds",
 })
 SECRETISH_KEY = re.compile(r"pass(word|wd)?|secret|token|credential|private|apikey|api_key|"
                            r"cert|dsn|url|uri|conn", re.I)

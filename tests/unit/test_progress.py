@@ -86,7 +86,7 @@ def test_non_interactive_output_is_one_line_per_state_change():
     assert len(lines) == 4, lines  # start, message, new message, done
     assert lines[0].startswith("waiting Kustomization flux-system/handover-loki Ready [0 s / 60 s]")
     assert lines[1].endswith(": Reconciliation in progress")
-    assert "hunter2" not in "".join(cfg.tr.out) and "<redacted>" in lines[2]
+    assert "hunter2" not in "".join(cfg.tr.out) and "password=<sha256:" in lines[2]
     assert lines[-1].startswith("done ")
 
 
