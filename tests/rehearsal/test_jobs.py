@@ -151,3 +151,30 @@ def test_helm_install_fails_at_a_failing_hook(rehearsal_cluster, rehearsal_api, 
     assert not client.AppsV1Api(rehearsal_api).list_namespaced_deployment(ns).items
     status = _helm(rehearsal_cluster, "status", "hf", "-n", ns, "-o", "json")
     assert '"status":"failed"' in status.stdout.replace(" ", "")
+
+
+@pytest.mark.slow
+def test_cronjob_run_completes(rehearsal_api, ns, eventually):
+    """A CronJob (batch/v1beta1 on v1.20) starts a Job at the next minute; its pod runs to
+    completion, the Job completes and the CronJob controller clears it from `active`."""
+    batch = client.BatchV1Api(rehearsal_api)
+    cron = {"apiVersion": "batch/v1beta1", "kind": "CronJob", "metadata": {"name": "tick"},
+            "spec": {"schedule": "* * * * *", "successfulJobsHistoryLimit": 1,
+                     "jobTemplate": {"spec": {"backoffLimit": 0, "template": _job("x")["spec"][
+                         "template"]}}}}
+    client.CustomObjectsApi(rehearsal_api).create_namespaced_custom_object(
+        "batch", "v1beta1", ns, "cronjobs", cron)
+    job = eventually(lambda: next((j for j in batch.list_namespaced_job(ns).items
+                                   if _cond(j, "Complete")), None),
+                     "a Job of the CronJob Complete", timeout=120)
+    assert job.metadata.owner_references[0].kind == "CronJob"
+    assert job.status.succeeded == 1
+
+    def settled():
+        c = client.CustomObjectsApi(rehearsal_api).get_namespaced_custom_object(
+            "batch", "v1beta1", ns, "cronjobs", "tick")
+        st = c.get("status") or {}
+        return st.get("lastScheduleTime") and not any(
+            a["name"] == job.metadata.name for a in st.get("active") or []) and c
+    eventually(settled, "CronJob status: scheduled, the finished Job no longer active",
+               timeout=30)

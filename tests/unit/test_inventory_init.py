@@ -5,7 +5,6 @@ second-release trap, never matched silently; kubectl-applied workloads, PVs, sel
 from Service + readiness probe; order storage -> stateless helm -> workloads -> stateful."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
