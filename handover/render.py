@@ -1,9 +1,13 @@
 """Render a HelmRelease's chart the way the adoption upgrade will, and predict per workload
 whether its pods are recreated.
 
-The chart is rendered with the real helm binary (``helm template`` from the HelmRepository's URL,
-the HelmRelease's chart, version and values, ``--is-upgrade``, the live server's version), in a
-throw-away HELM_* home so nothing of the user's helm configuration is read or written.
+The chart is rendered with the real helm binary as the adoption upgrade renders it: ``helm upgrade
+<release> <chart> --version V --values <HelmRelease values> --reset-values --dry-run=server
+--output json`` against the live cluster (``lookup`` answered by the cluster, its capabilities and
+version; nothing stored: helm pkg/action/upgrade.go returns before Releases.Create), in a
+throw-away HELM_* home so nothing of the user's helm configuration is read or written. Without a
+real cluster connection (tests' fakes) it falls back to ``helm template --is-upgrade``. Each render
+is done twice: fields that differ are non-deterministic (``unstable_fields``).
 
 Prediction per workload: the Helm upgrade patches each object with a three-way merge of the old
 manifest (the CLI release's), the new render and the live object. The pods roll when that patch

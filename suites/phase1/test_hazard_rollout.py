@@ -1,6 +1,9 @@
-"""Hazard: a surprise rollout at adoption. The chart is rendered with the real helm (the
-HelmRelease's chart, version and values, from its HelmRepository) and each workload's pod template
-is compared with the live one: "adopted in place", or "pods will be recreated" naming the fields."""
+"""Hazard: a surprise rollout at adoption. The chart is rendered as the adoption upgrade will
+render it (real helm, `helm upgrade --dry-run=server` of the CLI release with the HelmRelease's
+chart, version and values: lookup, capabilities and version from the cluster; read-only), twice,
+and each workload's pod template is compared with the live one: "adopted in place", or "pods will
+be recreated" naming each field and its cause (non-deterministic, a chart-computed checksum, the
+values), with the postRenderers patch offered when only computed annotations differ."""
 import pytest
 
 from fixtures.hazards import assert_no_hazards, skip_unless_adopting
