@@ -471,9 +471,10 @@ def remove_flux(kube, mutator, inventory: Inventory) -> list[str]:
                          + "\n- ".join(acting))
     foreign = foreign_objects_in_flux_namespace(kube, inventory)
     if foreign:
-        raise AbortError(f"refusing to remove Flux: the namespace {inventory.cluster.flux_namespace}"
-                         " holds objects that are not Flux's own and would be deleted with it: "
-                         + ", ".join(foreign) + ". Move them first; nothing was removed.")
+        raise AbortError("refusing to remove Flux: the namespace "
+                         f"{inventory.cluster.flux_namespace} holds objects that are not Flux's "
+                         "own and would be deleted with it: " + ", ".join(foreign)
+                         + ". Move them first; nothing was removed.")
     if inventory.cluster.is_rehearsal:
         from handover.rehearsal import flux as standins
         from handover.rehearsal.cluster import RehearsalCluster

@@ -109,10 +109,10 @@ def test_2_freeze(component, kube, inventory, gitops, mutator, abort_state, perf
     ac = _state(abort_state, component)
     _skip_unmanaged(ac)
     st = ac.state
-    skip_unless_perform(perform, f"suspend Kustomizations "
-                                 f"{', '.join(abort.entry_kustomizations(inventory) + st.kustomizations)}"
-                                 f"{' and HelmRelease ' + st.helm_release if st.helm_release else ''}"
-                                 ", and the entry points in Git (commit, push)")
+    kss = ", ".join(abort.entry_kustomizations(inventory) + st.kustomizations)
+    hr = f" and HelmRelease {st.helm_release}" if st.helm_release else ""
+    skip_unless_perform(perform, f"suspend Kustomizations {kss}{hr}, and the entry points in "
+                                 "Git (commit, push)")
     _start_probe(kube, inventory, abort_state)
     rep = report.component(component.name, component.type, component.risk)
     if st.helm_release:
@@ -147,9 +147,9 @@ def test_3_orphan(component, kube, inventory, mutator, abort_state, perform, rep
     ac = _state(abort_state, component)
     _skip_unmanaged(ac)
     st = ac.state
-    skip_unless_perform(perform, f"orphan {component.name}: delete "
-                                 f"{'HelmRelease ' + st.helm_release if st.helm_release else 'no HelmRelease'}"
-                                 " (suspended), remove Flux owner labels")
+    hr = f"HelmRelease {st.helm_release}" if st.helm_release else "no HelmRelease"
+    skip_unless_perform(perform, f"orphan {component.name}: delete {hr} (suspended), remove "
+                                 "Flux owner labels")
     _start_probe(kube, inventory, abort_state)
     record = abort.find_backup(inventory, component.name,
                                abort_state.passed_detail(component.name, "preconditions")
