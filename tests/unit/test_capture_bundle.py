@@ -152,3 +152,20 @@ def test_a_chart_that_cannot_be_rebuilt_is_reported_by_release(tmp_path):
     assert report.problems[0].startswith("release apps/bad: its chart cbad-1.0.0 cannot be rebuilt")
     assert "escapes the chart directory" in report.problems[0]
     assert not (tmp_path / "etc").exists()
+
+
+def test_capture_cli_refuses_to_guess_the_cluster(tmp_path, capsys):
+    from handover import cli
+    assert cli.main(["capture", "--out", str(tmp_path / "b")]) == 1
+    assert "needs --inventory PATH or --kube-context C" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
+def test_capture_refuses_a_context_other_than_the_inventorys(tmp_path, capsys):
+    from handover import cli
+    from tests.rehearsal_support import EXAMPLE_INVENTORY
+    rc = cli.main(["capture", "--out", str(tmp_path / "b"), "--inventory", str(EXAMPLE_INVENTORY),
+                   "--kube-context", "someone-elses"])
+    assert rc == 1
+    assert "inventory's cluster.context is 'homelab'" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
