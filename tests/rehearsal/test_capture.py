@@ -277,6 +277,24 @@ def test_charts_replay_crd_files_lookup_and_password(charts_replay):
     assert dep["metadata"]["annotations"]["meta.helm.sh/release-name"] == "app"
 
 
+def test_charts_replay_reports_a_manifest_that_does_not_match(charts_replay):
+    """The check can fail: the same replayed cluster, verified against a bundle whose release
+    record says the chart rendered something else, names the release and the differing object."""
+    import copy
+    r, state, out, _ = charts_replay
+    b = copy.deepcopy(bundle.read(out))
+    app = next(x for x in b.releases if x.name == "app")
+    app.latest.record["manifest"] = app.latest.record["manifest"].replace(
+        "name: app-config", "name: app-config-edited")
+    report = replay.ReplayReport(bundle=str(out), context=b.context)
+    replay.verify(_cluster(state), b, {app.key: "appstack-0.3.1"}, r.chart_repo_url, report)
+    mismatch = [p for p in report.problems if p.startswith(f"release {NS}/app: the rebuilt chart")]
+    assert len(mismatch) == 1, report.problems
+    assert "ConfigMap captest/app-config-edited" in mismatch[0] or \
+        "ConfigMap app-config-edited" in mismatch[0], mismatch[0]
+    assert not [p for p in report.problems if p.startswith(f"release {NS}/lib")], report.problems
+
+
 def test_charts_replay_upgrade_from_the_rehearsal_repository(charts_replay):
     """A real upgrade of each replayed release from the chart repository, values reused (hooks
     skipped: see test_charts_replay_upgrade_runs_the_hook_job): revision N+1, the password kept

@@ -121,3 +121,51 @@ def test_split_sources():
     assert replay._split_sources(m) == [("p/templates/a.yaml", "kind: A"),
                                         ("p/charts/s/templates/b.yaml", "kind: B")]
     assert json.dumps(replay._split_sources(""))== "[]"
+
+
+def test_a_chart_that_cannot_be_rebuilt_is_reported_by_release(tmp_path):
+    """A template whose name escapes the chart directory: the release is named with the reason,
+    the other release's chart is still rebuilt (nothing dropped silently)."""
+    import base64
+    out = tmp_path / "bundle"
+    w = bundle.Writer(out)
+    for name, tname in (("good", "templates/cm.yaml"), ("bad", "../../etc/evil.yaml")):
+        rec = {"name": name, "namespace": "apps", "version": 1, "info": {"status": "deployed"},
+               "config": {}, "manifest": "",
+               "chart": {"metadata": {"name": f"c{name}", "version": "1.0.0", "apiVersion": "v2"},
+                         "values": {}, "templates": [
+                             {"name": tname, "data": base64.b64encode(
+                                 b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n"
+                             ).decode()}]}}
+        w.write(f"releases/apps/sh.helm.release.v1.{name}.v1.json",
+                {"name": f"sh.helm.release.v1.{name}.v1", "namespace": "apps",
+                 "type": helm_storage.SECRET_TYPE, "labels": {"owner": "helm"},
+                 "data": {"release": helm_storage.encode_release(rec)}})
+    w.finish(bundle.first_line("prod", "v1", "t"), {"source": {"context": "prod"},
+                                                    "scope": {}, "complete": True})
+    b = replay.validate(out)
+    report = replay.ReplayReport(bundle=str(out), context="prod")
+    charts = replay.rebuild_all(b, tmp_path / "charts", report)
+    assert charts == {"apps/good": "cgood-1.0.0"}
+    assert report.charts == ["cgood-1.0.0"]
+    assert len(report.problems) == 1
+    assert report.problems[0].startswith("release apps/bad: its chart cbad-1.0.0 cannot be rebuilt")
+    assert "escapes the chart directory" in report.problems[0]
+    assert not (tmp_path / "etc").exists()
+
+
+def test_capture_cli_refuses_to_guess_the_cluster(tmp_path, capsys):
+    from handover import cli
+    assert cli.main(["capture", "--out", str(tmp_path / "b")]) == 1
+    assert "needs --inventory PATH or --kube-context C" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
+def test_capture_refuses_a_context_other_than_the_inventorys(tmp_path, capsys):
+    from handover import cli
+    from tests.rehearsal_support import EXAMPLE_INVENTORY
+    rc = cli.main(["capture", "--out", str(tmp_path / "b"), "--inventory", str(EXAMPLE_INVENTORY),
+                   "--kube-context", "someone-elses"])
+    assert rc == 1
+    assert "inventory's cluster.context is 'homelab'" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
