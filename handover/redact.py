@@ -35,7 +35,9 @@ CLEAR_KEYS = frozenset({
     "serviceName", "clusterIP", "clusterIPs", "storageClassName", "accessModes", "volumeName",
     "podManagementPolicy", "kind", "apiVersion", "containerPort", "protocol", "suspend",
     "prune", "interval", "timeout", "version", "cpu", "memory", "storage", "size", "port",
-    "targetPort", "nodePort", "minReadySeconds", "revisionHistoryLimit", "progressDeadlineSeconds",
+    "targetPort", "nodePort", "persistentVolumeReclaimPolicy", "reclaimPolicy",
+    "deletionPolicy", "restartPolicy", "volumeMode", "minReadySeconds", "revisionHistoryLimit",
+    "progressDeadlineSeconds",
 })
 SECRETISH_KEY = re.compile(r"pass(word|wd)?|secret|token|credential|private|apikey|api_key|"
                            r"cert|dsn|url|uri|conn", re.I)
@@ -77,7 +79,7 @@ def show(path: str, value: Any, limit: int = 120) -> str:
     if clear_ok(path, value):
         text = json.dumps(value, sort_keys=True, default=str)
         return text if len(text) <= limit else text[:limit - 3] + "..."
-    register(value)
+    register_values(value, path)
     return hashed(value)
 
 
@@ -127,14 +129,14 @@ def register(value: Any) -> None:
 _PLAIN_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?|\d+(\.\d+)*")
 
 
-def register_values(values: Any) -> None:
+def register_values(values: Any, under: str = "") -> None:
     """The strings of Helm values that may be secret: under a secret-looking key, or not a plain
     lower-case name / number (``logging``, ``local-path`` and ``3`` stay readable in messages;
     ``postgres://u:p@db`` or ``Xk9#...`` do not). Secrets are registered whole (register_secret)."""
     for p, v in _leaves(values):
         if not isinstance(v, str):
             continue
-        if SECRETISH_KEY.search(p) or (len(v) >= 8 and not _PLAIN_NAME.fullmatch(v)):
+        if SECRETISH_KEY.search(f"{under}.{p}") or (len(v) >= 8 and not _PLAIN_NAME.fullmatch(v)):
             register(v)
 
 
@@ -188,8 +190,14 @@ def _json_blobs(text: str) -> str:
             i = j + 1
             continue
         out.append(text[i:j])
-        if isinstance(obj, (dict, list)) and obj:
-            register(obj)
+        hidden = [(p, v) for p, v in _leaves(obj) if not clear_ok(p, v)] \
+            if isinstance(obj, (dict, list)) and obj else []
+        if hidden:
+            # an object with any value that may be secret (a patch echo, Secret data); one of
+            # structure only (a selector printed by a diff) stays readable. Only the values that
+            # may be secret are remembered (register_values: never a plain name).
+            for p, v in hidden:
+                register_values(v, p)
             out.append(f"<json {digest(obj)}: {len(list(_leaves(obj)))} value(s)>")
         else:
             out.append(text[j:end])

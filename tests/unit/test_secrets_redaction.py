@@ -300,3 +300,30 @@ def test_scrub_keeps_a_rejected_port_number_readable():
             'between 1 and 65535')
     assert redact.scrub(text) == text
     assert CANARY not in redact.scrub(f'data[k]: Invalid value: "{CANARY}": bad')
+
+
+def test_scrub_keeps_a_json_object_of_structure_only():
+    """A selector printed by the immutable-fields diff stays readable at the sinks; an object
+    with any other value is hashed whole."""
+    text = 'spec.selector: live {"matchLabels": {"app": "a"}}, Git {"matchLabels": {"tier": "x"}}'
+    assert redact.scrub(text) == text
+    assert CANARY not in redact.scrub(json.dumps({"matchLabels": {"app": "a"}, "x": CANARY}))
+
+
+def test_scrub_never_learns_names_from_structure():
+    """A JSON object in a message registers only its possibly-secret values: a label value or a
+    reclaim policy seen in one message is not hashed in the next (scenario needles: the Deployment
+    llm/llama-cpp, `kubectl patch pv ... Retain`)."""
+    redact.scrub('spec.selector: live {"matchLabels": {"app": "llama-cpp"}}')
+    fix = ("kubectl patch pv tempo-pv -p '{\"spec\":{\"persistentVolumeReclaimPolicy\":"
+           "\"Retain\"}}' (and set persistentVolumeReclaimPolicy: Retain in Git)")
+    assert redact.scrub(fix) == fix
+    assert redact.scrub("Deployment llm/llama-cpp") == "Deployment llm/llama-cpp"
+
+
+def test_scrub_of_a_patch_echo_does_not_hide_the_object_name_later():
+    echo = json.dumps({"metadata": {"name": "log-analyzer-db"}, "data": {"password": CANARY}})
+    assert_no_canary(redact.scrub(f"error when applying patch: {echo}"), "scrubbed echo")
+    assert redact.scrub("Secret log-analyzer/log-analyzer-db") == \
+        "Secret log-analyzer/log-analyzer-db"
+    assert_no_canary(redact.scrub(f"later: {CANARY}"), "a later message")
