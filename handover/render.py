@@ -337,6 +337,9 @@ class WorkloadPrediction:
     name: str
     outcome: str  # adopted in place | pods will be recreated | will be created | will be DELETED
     changes: list[Difference] = field(default_factory=list)
+    # whether the chart's render sets metadata.namespace on the object (most charts do not: the
+    # namespace is given when helm applies it, after the post-renderers ran)
+    namespace_rendered: bool = False
 
     @property
     def subject(self) -> str:
@@ -370,7 +373,7 @@ def predict(rendered: list[dict[str, Any]], previous: list[dict[str, Any]],
             continue
         changes = template_changes(obj, live, old.get((kind, ns, name)))
         out.append(WorkloadPrediction(kind, ns, name, RECREATED if changes else IN_PLACE,
-                                      changes))
+                                      changes, bool((obj.get("metadata") or {}).get("namespace"))))
     for (kind, ns, name) in old:
         if (kind, ns, name) not in new and live_of(kind, ns, name) is not None:
             out.append(WorkloadPrediction(kind, ns, name, DELETED))
@@ -473,8 +476,15 @@ def keep_live_patch(p: WorkloadPrediction) -> dict[str, Any] | None:
             ops.append({"op": "replace", "path": _json_pointer(key), "value": d.live})
     if not ops:
         return None
-    return {"target": {"kind": p.kind, "name": p.name, "namespace": p.namespace},
-            "patch": yaml.safe_dump(ops, sort_keys=False)}
+    # The target names the namespace only when the render sets it: helm runs the post-renderer
+    # on the rendered manifest before it gives objects their namespace (helm pkg/action
+    # install.go/upgrade.go renderResources -> PostRenderer.Run, then the kube client sets the
+    # release namespace on objects without one), and a kustomize target with a namespace does
+    # not match an object that has none, so such a patch would silently apply to nothing.
+    target = {"kind": p.kind, "name": p.name}
+    if p.namespace_rendered:
+        target["namespace"] = p.namespace
+    return {"target": target, "patch": yaml.safe_dump(ops, sort_keys=False)}
 
 
 def post_renderers_offer(hr: dict[str, Any], patches: list[dict[str, Any]]) -> str:

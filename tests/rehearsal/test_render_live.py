@@ -125,8 +125,10 @@ patch = json.load(open({str(tmp / "patch.json")!r}))
 ops = yaml.safe_load(patch["patch"])
 docs = [d for d in yaml.safe_load_all(sys.stdin) if d]
 for d in docs:
+    # as kustomize selects: a target namespace does not match an object without one
     if d.get("kind") == patch["target"]["kind"] and \\
-            d["metadata"]["name"] == patch["target"]["name"]:
+            d["metadata"]["name"] == patch["target"]["name"] and \\
+            patch["target"].get("namespace") in (None, d["metadata"].get("namespace")):
         for op in ops:
             *parents, last = [x.replace("~1", "/").replace("~0", "~")
                               for x in op["path"].split("/")[1:]]
