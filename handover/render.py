@@ -179,12 +179,14 @@ class Rendering:
     hooks: list[Hook]
     mode: str  # SERVER or CLIENT
     unstable: list[Unstable] = field(default_factory=list)
+    post_rendered: bool = False  # the HelmRelease's spec.postRenderers applied to objects
 
     @property
     def how(self) -> str:
-        return ("helm upgrade --dry-run=server (lookup, capabilities and version answered by the "
-                "cluster)" if self.mode == SERVER else
-                "helm template (no cluster: every lookup returned nothing)")
+        how = ("helm upgrade --dry-run=server (lookup, capabilities and version answered by the "
+               "cluster)" if self.mode == SERVER else
+               "helm template (no cluster: every lookup returned nothing)")
+        return how + (" + the HelmRelease's spec.postRenderers" if self.post_rendered else "")
 
 
 def _hook_of(obj: dict[str, Any]) -> Hook | None:
@@ -400,7 +402,28 @@ def rendering(kube, inventory: Inventory, component: Component,
     values, problems = hr_values(kube, hr, objects)
     if problems:
         raise RenderError("; ".join(problems))
-    return render_chart(src, values, kube_version(kube), cluster_access(kube))
+    return with_post_renderers(render_chart(src, values, kube_version(kube),
+                                            cluster_access(kube)), hr)
+
+
+def with_post_renderers(r: Rendering, hr: dict[str, Any]) -> Rendering:
+    """The render as helm-controller hands it to the upgrade: its spec.postRenderers applied
+    (each kustomize post-renderer in turn, then commonMetadata: helm-controller
+    internal/postrender/build.go BuildPostRenderers, kustomize.go), by the real kustomize of
+    kubectl. The origin labels it adds go on metadata only, never on a pod template."""
+    spec = hr.get("spec") or {}
+    if not spec.get("postRenderers"):
+        return r
+    import copy
+    from handover.rehearsal.flux.postrender import post_render
+    try:
+        objs = post_render(copy.deepcopy(r.objects), {"postRenderers": spec["postRenderers"],
+                                                      "commonMetadata": spec.get(
+                                                          "commonMetadata")},
+                           str(tools.kubectl()))
+    except SystemExit as e:  # post_render's own failure (kustomize refused the patches)
+        raise RenderError(f"{hr_id(hr)}: spec.postRenderers: {e}") from None
+    return Rendering(objs, r.hooks, r.mode, r.unstable, post_rendered=True)
 
 
 def rendered_objects(kube, inventory: Inventory, component: Component,
@@ -518,10 +541,6 @@ def check_rollout(kube, inventory: Inventory, component: Component,
     if hr is None:
         return [missing_hr_finding(CHECK, component)]
     found: list[Finding] = []
-    if (hr.get("spec") or {}).get("postRenderers"):
-        found.append(Finding(CHECK, hr_id(hr), "spec.postRenderers are not applied to the "
-                             "prediction", "check the post-renderers' effect on pod templates "
-                             "by hand", severity="warning"))
     try:
         r = rendering(kube, inventory, component, objects)
         preds = predictions(kube, inventory, component, objects)

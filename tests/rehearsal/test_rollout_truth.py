@@ -222,11 +222,14 @@ def test_offered_post_renderers_patch_adopts_in_place_then_dropping_it_rolls_onc
     error = next(f for f in findings if f.subject == f"Deployment {ns}/webapp")
     assert offer in error.fix  # the finding's fix is the exact patch applied below
     patched = helm_release(ns, {}, yaml.safe_load(offer)["spec"]["postRenderers"])
+    # phase 1 on the commit that adds the patch: the post-renderers are applied to the render
+    kept, findings = gate(env, ns, patched)
+    assert {s: p.outcome for s, p in kept.items()} == {s: render.IN_PLACE for s in preds}
+    assert not [f for f in findings if f.severity == "error"]
     before = measure(env, ns)
     adopt(env, patched, 2)
     after = measure(env, ns)
-    kept = {s: render.IN_PLACE for s in preds}
-    assert {s: outcome(before[s], after[s]) for s in after} == kept
+    assert_outcome_equals_prediction(kept, before, after)
     rel = helm_storage.latest(env["kube"], "webapp", ns)
     assert (rel.revision, rel.status) == (2, "deployed")
 

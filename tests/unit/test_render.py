@@ -193,6 +193,28 @@ def test_checksum_only_change_offers_the_exact_post_renderers_patch():
     assert again.outcome == render.IN_PLACE
 
 
+def test_the_helm_releases_post_renderers_are_applied_to_the_render():
+    """Phase 1 on a HelmRelease that carries the offered patch predicts what helm-controller
+    will apply: the patch is run by the real kustomize (kubectl kustomize), so a target that
+    matches nothing would still show the rollout."""
+    live = dep({"checksum/secret": "live-sum"})
+    rendered = dep({"checksum/secret": "new-sum"})
+    del rendered["metadata"]["namespace"]
+    [p] = render.predict([rendered], [], live_of([live]), "web")
+    patch = render.keep_live_patch(p)
+    r = render.Rendering([rendered], [], render.SERVER)
+    for target, want in ((patch["target"], render.IN_PLACE),
+                         ({**patch["target"], "namespace": "web"}, render.RECREATED)):
+        hr = {"metadata": {"name": "app", "namespace": "web"}, "spec": {"postRenderers": [
+            {"kustomize": {"patches": [{**patch, "target": target}]}}]}}
+        post = render.with_post_renderers(r, hr)
+        assert post.post_rendered and "spec.postRenderers" in post.how
+        [again] = render.predict(post.objects, [], live_of([live]), "web")
+        assert again.outcome == want, target
+    assert r.objects[0]["spec"]["template"]["metadata"]["annotations"] == {
+        "checksum/secret": "new-sum"}  # the render itself (cached) is not changed
+
+
 def test_post_renderers_target_names_the_namespace_only_when_the_render_sets_it():
     live = dep({"checksum/secret": "live-sum"})
     rendered = dep({"checksum/secret": "new-sum"})
