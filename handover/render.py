@@ -555,7 +555,11 @@ def check_rollout(kube, inventory: Inventory, component: Component,
     for p in preds:
         if p.outcome == RECREATED:
             random = [d for d in p.changes if (p.subject, d.path) in unstable]
-            patch = keep_live_patch(p)
+            # Pinning a checksum is only safe when the checksummed content is the live one:
+            # with the release's own values and chart version. With other values the content
+            # changes too, and the pinned annotation would hide the restart it needs.
+            same_inputs = _values_equal(kube, component, hr, objects)
+            patch = keep_live_patch(p) if same_inputs else None
             if patch is not None:
                 fix = ("only annotations the chart computes differ: keep the live ones for the "
                        "handover with this HelmRelease patch (adoption in place):\n"
@@ -569,13 +573,17 @@ def check_rollout(kube, inventory: Inventory, component: Component,
                 fix = ("the chart generates these values anew at each render: give them in "
                        "spec.values (an existing Secret / fixed value), or plan the rollout at "
                        "every upgrade knowingly")
-            elif _values_equal(kube, component, hr, objects):
+            elif same_inputs:
                 fix = ("the HelmRelease values and chart version already equal the release's: "
                        "the change comes from the chart's render itself; plan this rollout "
                        "knowingly (or pin the fields with a spec.postRenderers patch)")
             else:
                 fix = ("make the HelmRelease values / chart version render the live pod template "
                        "(compare `helm get values`), or plan this rollout knowingly")
+                if keep_live_patch(p) is not None:
+                    fix += ("; no spec.postRenderers patch is offered: the values differ from "
+                            "the release's, so the checksummed content changes too and keeping "
+                            "the live checksum would hide the restart it needs")
             found.append(Finding(
                 CHECK, p.subject,
                 f"{RECREATED} at adoption by {hr_id(hr)} (rendered by {r.how}): the rendered "

@@ -257,3 +257,26 @@ def test_fixed_password_is_predicted_and_adopted_in_place(env):
     before = measure(env, ns)
     adopt(env, hr, 2)
     assert_outcome_equals_prediction(preds, before, measure(env, ns))
+
+
+def test_changed_values_roll_and_get_no_keep_live_offer(env):
+    """The HelmRelease's values differ from the CLI release's (another greeting: the ConfigMap
+    and its checksum change): the Deployment is predicted to roll with checksum/config among
+    the fields, and NO postRenderers patch is offered (it would pin a checksum over content that
+    really changed); the adoption rolls the Deployment, not the subchart's StatefulSet."""
+    ns = "rt-values"
+    cli_install(env, ns)
+    hr = helm_release(ns, {"config": {"greeting": "changed in Git"}})
+    preds, findings = gate(env, ns, hr)
+    dep = preds[f"Deployment {ns}/webapp"]
+    assert dep.outcome == render.RECREATED
+    assert 'spec.template.metadata.annotations["checksum/config"]' in [
+        c.path for c in dep.changes]
+    [error] = [f for f in findings if f.severity == "error"]
+    assert error.subject == f"Deployment {ns}/webapp"
+    assert "postRenderers:" not in error.fix and "no spec.postRenderers patch" in error.fix
+    before = measure(env, ns)
+    adopt(env, hr, 2)
+    assert_outcome_equals_prediction(preds, before, measure(env, ns))
+    cm = env["kube"].get("v1", "ConfigMap", "webapp-config", ns)
+    assert cm["data"]["greeting"] == "changed in Git"
