@@ -20,6 +20,7 @@ password in values (no rollout predicted, none happens).
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -94,15 +95,19 @@ def inventory(env, ns: str) -> tuple[Inventory, Component]:
     return inv, comp
 
 
-def cli_install(env, ns: str, *sets: str) -> None:
+def helm(env, *args: str):
     c = env["cluster"]
-    args = [str(tools.helm()), "install", "webapp", "webapp", "--repo", env["url"], "--version",
-            VERSION, "--namespace", ns, "--create-namespace", "--timeout", "120s",
-            "--kubeconfig", str(c.kubeconfig), "--kube-context", c.context]
+    return tools.run([str(tools.helm()), *args, "--kubeconfig", str(c.kubeconfig),
+                      "--kube-context", c.context], env=env["henv"], check=True)
+
+
+def cli_install(env, ns: str, *sets: str) -> None:
+    args = ["install", "webapp", "webapp", "--repo", env["url"], "--version", VERSION,
+            "--namespace", ns, "--create-namespace", "--timeout", "120s"]
     for s in sets:
         args += ["--set", s]
     # hooks included: helm waits for the pre-install Job (run to completion by the node agent)
-    tools.run(args, env=env["henv"], check=True)
+    helm(env, *args)
 
 
 SELECTORS = {"Deployment": "app.kubernetes.io/name=webapp,app.kubernetes.io/instance=webapp",
@@ -199,6 +204,13 @@ def test_defaults_roll_the_deployment_as_predicted(env):
     before = measure(env, ns)
     h = adopt(env, hr, 2)
     assert flux.condition(h, "Released")["reason"] == "UpgradeSucceeded"
+    # the adoption upgrade ran the chart's pre-upgrade hook (the Job completed, then deleted by
+    # its hook-succeeded policy), as the hooks finding lists it
+    assert env["kube"].list("batch/v1", "Job", ns) == []
+    status = json.loads(helm(env, "status", "webapp", "--namespace", ns, "-o", "json").stdout)
+    assert status["version"] == 2
+    assert [(x["kind"], x["name"], x["last_run"]["phase"]) for x in status["hooks"]
+            if "pre-upgrade" in x["events"]] == [("Job", "webapp-migrate", "Succeeded")]
     assert_outcome_equals_prediction(preds, before, measure(env, ns))
     # the pods now carry the checksum the prediction named
     live = env["kube"].get("apps/v1", "Deployment", "webapp", ns)
