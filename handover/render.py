@@ -183,12 +183,14 @@ class Rendering:
     hooks: list[Hook]
     mode: str  # SERVER or CLIENT
     unstable: list[Unstable] = field(default_factory=list)
+    post_rendered: bool = False  # the HelmRelease's spec.postRenderers applied to objects
 
     @property
     def how(self) -> str:
-        return ("helm upgrade --dry-run=server (lookup, capabilities and version answered by the "
-                "cluster)" if self.mode == SERVER else
-                "helm template (no cluster: every lookup returned nothing)")
+        how = ("helm upgrade --dry-run=server (lookup, capabilities and version answered by the "
+               "cluster)" if self.mode == SERVER else
+               "helm template (no cluster: every lookup returned nothing)")
+        return how + (" + the HelmRelease's spec.postRenderers" if self.post_rendered else "")
 
 
 def _hook_of(obj: dict[str, Any]) -> Hook | None:
@@ -341,6 +343,9 @@ class WorkloadPrediction:
     name: str
     outcome: str  # adopted in place | pods will be recreated | will be created | will be DELETED
     changes: list[Difference] = field(default_factory=list)
+    # whether the chart's render sets metadata.namespace on the object (most charts do not: the
+    # namespace is given when helm applies it, after the post-renderers ran)
+    namespace_rendered: bool = False
 
     @property
     def subject(self) -> str:
@@ -374,7 +379,7 @@ def predict(rendered: list[dict[str, Any]], previous: list[dict[str, Any]],
             continue
         changes = template_changes(obj, live, old.get((kind, ns, name)))
         out.append(WorkloadPrediction(kind, ns, name, RECREATED if changes else IN_PLACE,
-                                      changes))
+                                      changes, bool((obj.get("metadata") or {}).get("namespace"))))
     for (kind, ns, name) in old:
         if (kind, ns, name) not in new and live_of(kind, ns, name) is not None:
             out.append(WorkloadPrediction(kind, ns, name, DELETED))
@@ -401,7 +406,28 @@ def rendering(kube, inventory: Inventory, component: Component,
     values, problems = hr_values(kube, hr, objects)
     if problems:
         raise RenderError("; ".join(problems))
-    return render_chart(src, values, kube_version(kube), cluster_access(kube))
+    return with_post_renderers(render_chart(src, values, kube_version(kube),
+                                            cluster_access(kube)), hr)
+
+
+def with_post_renderers(r: Rendering, hr: dict[str, Any]) -> Rendering:
+    """The render as helm-controller hands it to the upgrade: its spec.postRenderers applied
+    (each kustomize post-renderer in turn, then commonMetadata: helm-controller
+    internal/postrender/build.go BuildPostRenderers, kustomize.go), by the real kustomize of
+    kubectl. The origin labels it adds go on metadata only, never on a pod template."""
+    spec = hr.get("spec") or {}
+    if not spec.get("postRenderers"):
+        return r
+    import copy
+    from handover.rehearsal.flux.postrender import post_render
+    try:
+        objs = post_render(copy.deepcopy(r.objects), {"postRenderers": spec["postRenderers"],
+                                                      "commonMetadata": spec.get(
+                                                          "commonMetadata")},
+                           str(tools.kubectl()))
+    except SystemExit as e:  # post_render's own failure (kustomize refused the patches)
+        raise RenderError(f"{hr_id(hr)}: spec.postRenderers: {e}") from None
+    return Rendering(objs, r.hooks, r.mode, r.unstable, post_rendered=True)
 
 
 def rendered_objects(kube, inventory: Inventory, component: Component,
@@ -477,8 +503,15 @@ def keep_live_patch(p: WorkloadPrediction) -> dict[str, Any] | None:
             ops.append({"op": "replace", "path": _json_pointer(key), "value": d.live})
     if not ops:
         return None
-    return {"target": {"kind": p.kind, "name": p.name, "namespace": p.namespace},
-            "patch": yaml.safe_dump(ops, sort_keys=False)}
+    # The target names the namespace only when the render sets it: helm runs the post-renderer
+    # on the rendered manifest before it gives objects their namespace (helm pkg/action
+    # install.go/upgrade.go renderResources -> PostRenderer.Run, then the kube client sets the
+    # release namespace on objects without one), and a kustomize target with a namespace does
+    # not match an object that has none, so such a patch would silently apply to nothing.
+    target = {"kind": p.kind, "name": p.name}
+    if p.namespace_rendered:
+        target["namespace"] = p.namespace
+    return {"target": target, "patch": yaml.safe_dump(ops, sort_keys=False)}
 
 
 def post_renderers_offer(hr: dict[str, Any], patches: list[dict[str, Any]]) -> str:
@@ -512,10 +545,6 @@ def check_rollout(kube, inventory: Inventory, component: Component,
     if hr is None:
         return [missing_hr_finding(CHECK, component)]
     found: list[Finding] = []
-    if (hr.get("spec") or {}).get("postRenderers"):
-        found.append(Finding(CHECK, hr_id(hr), "spec.postRenderers are not applied to the "
-                             "prediction", "check the post-renderers' effect on pod templates "
-                             "by hand", severity="warning"))
     try:
         r = rendering(kube, inventory, component, objects)
         preds = predictions(kube, inventory, component, objects)
@@ -530,7 +559,11 @@ def check_rollout(kube, inventory: Inventory, component: Component,
     for p in preds:
         if p.outcome == RECREATED:
             random = [d for d in p.changes if (p.subject, d.path) in unstable]
-            patch = keep_live_patch(p)
+            # Pinning a checksum is only safe when the checksummed content is the live one:
+            # with the release's own values and chart version. With other values the content
+            # changes too, and the pinned annotation would hide the restart it needs.
+            same_inputs = _values_equal(kube, component, hr, objects)
+            patch = keep_live_patch(p) if same_inputs else None
             if patch is not None:
                 fix = ("only annotations the chart computes differ: keep the live ones for the "
                        "handover with this HelmRelease patch (adoption in place):\n"
@@ -544,13 +577,17 @@ def check_rollout(kube, inventory: Inventory, component: Component,
                 fix = ("the chart generates these values anew at each render: give them in "
                        "spec.values (an existing Secret / fixed value), or plan the rollout at "
                        "every upgrade knowingly")
-            elif _values_equal(kube, component, hr, objects):
+            elif same_inputs:
                 fix = ("the HelmRelease values and chart version already equal the release's: "
                        "the change comes from the chart's render itself; plan this rollout "
                        "knowingly (or pin the fields with a spec.postRenderers patch)")
             else:
                 fix = ("make the HelmRelease values / chart version render the live pod template "
                        "(compare `helm get values`), or plan this rollout knowingly")
+                if keep_live_patch(p) is not None:
+                    fix += ("; no spec.postRenderers patch is offered: the values differ from "
+                            "the release's, so the checksummed content changes too and keeping "
+                            "the live checksum would hide the restart it needs")
             found.append(Finding(
                 CHECK, p.subject,
                 f"{RECREATED} at adoption by {hr_id(hr)} (rendered by {r.how}): the rendered "

@@ -163,11 +163,14 @@ def test_hooks_are_split_from_the_manifest_with_events_and_delete_policies():
 
 def test_checksum_only_change_offers_the_exact_post_renderers_patch():
     live = dep({"checksum/secret": "live-sum", "checksum/config": "c1"})
-    [p] = render.predict([dep({"checksum/secret": "new-sum", "checksum/config": "c1"})], [],
-                         live_of([live]), "web")
+    rendered = dep({"checksum/secret": "new-sum", "checksum/config": "c1"})
+    del rendered["metadata"]["namespace"]  # as most charts render it
+    [p] = render.predict([rendered], [], live_of([live]), "web")
     assert p.outcome == render.RECREATED
     patch = render.keep_live_patch(p)
-    assert patch["target"] == {"kind": "Deployment", "name": "app", "namespace": "web"}
+    # the render sets no metadata.namespace (helm gives it after the post-renderers): a target
+    # naming the namespace would match nothing (kustomize), so it names kind and name only
+    assert patch["target"] == {"kind": "Deployment", "name": "app"}
     assert yaml.safe_load(patch["patch"]) == [
         {"op": "replace", "path": "/spec/template/metadata/annotations/checksum~1secret",
          "value": "live-sum"}]
@@ -188,6 +191,37 @@ def test_checksum_only_change_offers_the_exact_post_renderers_patch():
             node[last] = op["value"]
     [again] = render.predict([patched], [], live_of([live]), "web")
     assert again.outcome == render.IN_PLACE
+
+
+def test_the_helm_releases_post_renderers_are_applied_to_the_render():
+    """Phase 1 on a HelmRelease that carries the offered patch predicts what helm-controller
+    will apply: the patch is run by the real kustomize (kubectl kustomize), so a target that
+    matches nothing would still show the rollout."""
+    live = dep({"checksum/secret": "live-sum"})
+    rendered = dep({"checksum/secret": "new-sum"})
+    del rendered["metadata"]["namespace"]
+    [p] = render.predict([rendered], [], live_of([live]), "web")
+    patch = render.keep_live_patch(p)
+    r = render.Rendering([rendered], [], render.SERVER)
+    for target, want in ((patch["target"], render.IN_PLACE),
+                         ({**patch["target"], "namespace": "web"}, render.RECREATED)):
+        hr = {"metadata": {"name": "app", "namespace": "web"}, "spec": {"postRenderers": [
+            {"kustomize": {"patches": [{**patch, "target": target}]}}]}}
+        post = render.with_post_renderers(r, hr)
+        assert post.post_rendered and "spec.postRenderers" in post.how
+        [again] = render.predict(post.objects, [], live_of([live]), "web")
+        assert again.outcome == want, target
+    assert r.objects[0]["spec"]["template"]["metadata"]["annotations"] == {
+        "checksum/secret": "new-sum"}  # the render itself (cached) is not changed
+
+
+def test_post_renderers_target_names_the_namespace_only_when_the_render_sets_it():
+    live = dep({"checksum/secret": "live-sum"})
+    rendered = dep({"checksum/secret": "new-sum"})
+    assert rendered["metadata"]["namespace"] == "web"  # the chart templates it
+    [p] = render.predict([rendered], [], live_of([live]), "web")
+    assert render.keep_live_patch(p)["target"] == {"kind": "Deployment", "name": "app",
+                                                   "namespace": "web"}
 
 
 def test_non_annotation_change_gets_no_post_renderers_offer():
