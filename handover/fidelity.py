@@ -161,10 +161,10 @@ FEATURES: tuple[Feature, ...] = (
             "kustomize-controller internal/decryptor",
             "no keys in the rehearsal: Ready=False UnemulatedFeature",
             _set("spec.decryption")),
-    Feature("ks-force", "Kustomization", "force: true (recreate on immutable-field errors)",
-            NOT_REPRODUCED, "fluxcd/pkg ssa ResourceManager.ApplyAllStaged (force)",
-            "upstream deletes and re-applies on any 409/422 of the dry-run; the stand-in only on a "
-            "422 naming 'immutable'", _eq("spec.force", True)),
+    Feature("ks-force", "Kustomization", "force: true (delete and re-apply on any 409/422, "
+            "the object stays deleted when the re-apply fails)", EMULATED,
+            "fluxcd/pkg ssa/errors IsImmutableError, ssa ResourceManager.ApplyAllStaged",
+            "the stand-in reacts to the apply error itself, not to a separate dry-run"),
     Feature("ks-name-affixes", "Kustomization", "namePrefix / nameSuffix", NOT_REPRODUCED,
             "kustomize-controller internal/generator (edits the user's kustomization in place)",
             "the stand-in wraps the directory: a prefix also set in the directory's own "
@@ -206,6 +206,16 @@ GENERAL_GAPS: tuple[str, ...] = (
     "No notification-controller, image automation, Bucket, OCIRepository, HelmChart objects; "
     "events, metrics, leader election, rate limiting are not reproduced.",
     "The rehearsal API server is Kubernetes v1.20.2; current Flux needs >= 1.33.",
+    "HelmRelease: a changed release namespace or chart name is not a reinstall "
+    "(`verify.go` ReleaseTargetChanged: only the release name / storage namespace are checked); "
+    "deleting a HelmRelease with an empty history uninstalls by the computed name; a missing "
+    "chart version reads `ArtifactFailed` (upstream `SourceNotReady` on the HelmChart first); "
+    "the upgrade CRD policy follows the Helm CLI (CRDs never upgraded) where upstream's code "
+    "default is Create.",
+    "dependsOn waits for Ready only (no revision check of the dependency); GitRepository "
+    "`ref.name` revisions are formatted as branches; `.sourceignore` files are not applied to "
+    "artifacts; `targetPath` values are set as strings (no helm strvals typing).",
+    "Helm 4 (Flux >= 2.8) is not available to the stand-in: it always drives Helm 3.17.",
     "The rehearsal's GitOps copy points every HelmRepository at the rehearsal's own HTTP chart "
     "repository (charts written for the rehearsal, `type: oci` dropped): chart sources, "
     "registries and auth are not exercised; the fidelity verdict reads the user's own GitOps "

@@ -325,3 +325,32 @@ def test_sops_decryption_is_refused_by_name(env):
     assert "decryption (SOPS)" in flux.condition(ks, "Ready")["message"]
     assert env["kube"].get("v1", "ConfigMap", "enc", "default") is None
     assert sha
+
+
+def test_force_recreates_on_any_invalid_and_leaves_it_deleted_when_reapply_fails(env):
+    """Source: fluxcd/pkg ssa/errors IsImmutableError (any 409 Conflict / 422 Invalid counts as immutable) and ssa ResourceManager ApplyAllStaged with force (delete, then apply: a failing re-apply leaves the object deleted)."""
+    ns = namespace(env, "k-force")
+
+    def dep(selector: str, template: str) -> str:
+        return deployment("forced", ns).replace(
+            "selector: {matchLabels: {app: forced}}",
+            f"selector: {{matchLabels: {{app: {selector}}}}}").replace(
+            "labels: {app: forced}", f"labels: {{app: {template}}}")
+
+    sha = push(env, {"apps/force/deploy.yaml": dep("forced", "forced")}, "force 1")
+    env["api"].apply(ks_obj("force", "./apps/force", force=True), "test")
+    wait_for(lambda: applied(env, "force", sha), what="applied")
+    uid = env["kube"].get("apps/v1", "Deployment", "forced", ns)["metadata"]["uid"]
+    # an immutable selector change: deleted and re-created
+    sha = push(env, {"apps/force/deploy.yaml": dep("forced2", "forced2")}, "force 2")
+    wait_for(lambda: applied(env, "force", sha), what="recreated")
+    new = env["kube"].get("apps/v1", "Deployment", "forced", ns)
+    assert new["metadata"]["uid"] != uid
+    assert new["spec"]["selector"]["matchLabels"] == {"app": "forced2"}
+    # an invalid object (selector does not match the template: 422): upstream takes it for
+    # immutable too, deletes the live object, the re-apply fails: the Deployment is gone
+    push(env, {"apps/force/deploy.yaml": dep("forced3", "other")}, "force 3")
+    ks = wait_for(lambda: (k := get_ks(env, "force")) and (flux.condition(k, "Ready") or {}).get(
+        "status") == "False" and k, what="Ready False")
+    assert "forced" in flux.condition(ks, "Ready")["message"]
+    assert env["kube"].get("apps/v1", "Deployment", "forced", ns) is None

@@ -14,8 +14,9 @@ Behaviour, each from the upstream source:
   Update entry are merged into the controller's Apply entry (PatchReplaceFieldsManagers), unless
   kustomize.toolkit.fluxcd.io/ssa: Merge; server-side apply with field manager
   kustomize-controller and force (ownership conflicts are always forced); CRDs and Namespaces first
-  (staged); immutable-field errors recreate the object only with spec.force or the
-  kustomize.toolkit.fluxcd.io/force: enabled marker; container/service ports get protocol TCP
+  (staged); with spec.force or the kustomize.toolkit.fluxcd.io/force: enabled marker, any
+  409/422 of the apply (fluxcd/pkg ssa/errors IsImmutableError) deletes and re-applies the object
+  (it stays deleted when the re-apply fails); container/service ports get protocol TCP
   (normalize, also needed for SSA on Kubernetes < 1.21);
 - inventory (api/v1/inventory_types.go, fluxcd/pkg ssa ObjMetadata): status.inventory.entries[]
   ``{id: <namespace>_<name>_<group>_<kind>, v: <version>}``;
@@ -33,6 +34,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -55,6 +57,9 @@ STAGE_FIRST = {"CustomResourceDefinition", "Namespace"}
 # Managed-field entries taken over before applying (kustomization_controller.go apply()).
 TAKEOVER = [("kubectl", "Apply"), ("kubectl", "Update"), ("before-first-apply", "Update"),
             (flux.KUSTOMIZE_FIELD_MANAGER, "Update")]
+
+
+IMMUTABLE_MESSAGE = re.compile(r"is\simmutable|immutable\sfield")
 
 
 class BuildError(Exception):
@@ -433,7 +438,9 @@ class KustomizeController:
             self.api.apply(obj, flux.KUSTOMIZE_FIELD_MANAGER, force=True)
         except ApiException as e:
             text = _api_message(e)
-            immutable = e.status == 422 and ("immutable" in text or "Forbidden" in text)
+            # fluxcd/pkg ssa/errors IsImmutableError: any Conflict (409) or Invalid (422), or a
+            # message matching "is immutable" / "immutable field" (CEL, webhooks)
+            immutable = e.status in (409, 422) or bool(IMMUTABLE_MESSAGE.search(text))
             if immutable and (force_all or _marked(obj, FORCE_MARKER, "enabled")
                               or _marked(live, FORCE_MARKER, "enabled")):
                 log.info("recreating %s/%s (immutable field change, force)", obj["kind"],
