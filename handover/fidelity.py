@@ -165,11 +165,11 @@ FEATURES: tuple[Feature, ...] = (
             "the object stays deleted when the re-apply fails)", EMULATED,
             "fluxcd/pkg ssa/errors IsImmutableError, ssa ResourceManager.ApplyAllStaged",
             "the stand-in reacts to the apply error itself, not to a separate dry-run"),
-    Feature("ks-name-affixes", "Kustomization", "namePrefix / nameSuffix", NOT_REPRODUCED,
-            "kustomize-controller internal/generator (edits the user's kustomization in place)",
-            "the stand-in wraps the directory: a prefix also set in the directory's own "
-            "kustomization.yaml stacks instead of being replaced",
-            _any(_set("spec.namePrefix"), _set("spec.nameSuffix"))),
+    Feature("ks-build-composition", "Kustomization", "targetNamespace / namePrefix / "
+            "nameSuffix / images / patches / components composed into the directory's own "
+            "kustomization (replaced, images merged by name)", EMULATED,
+            "fluxcd/pkg kustomize/kustomize_generator.go Generator.WriteFile",
+            "built with kubectl kustomize --load-restrictor LoadRestrictionsNone"),
     Feature("ks-impersonation", "Kustomization", "kubeConfig / serviceAccountName",
             NOT_REPRODUCED, "kustomize-controller internal/controller",
             "the stand-in applies with the rehearsal's admin credentials",

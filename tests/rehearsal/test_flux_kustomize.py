@@ -354,3 +354,20 @@ def test_force_recreates_on_any_invalid_and_leaves_it_deleted_when_reapply_fails
         "status") == "False" and k, what="Ready False")
     assert "forced" in flux.condition(ks, "Ready")["message"]
     assert env["kube"].get("apps/v1", "Deployment", "forced", ns) is None
+
+
+def test_build_composes_into_the_directorys_own_kustomization(env):
+    """Source: fluxcd/pkg kustomize/kustomize_generator.go Generator.WriteFile (the directory's kustomization.yaml edited in place: namePrefix replaced, images merged by name, namespace set)."""
+    ns = namespace(env, "k-compose")
+    own = ("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+           "namePrefix: own-\nresources: [deploy.yaml]\n"
+           "images: [{name: example/app, newTag: '0.9'}, {name: example/side, newTag: '2'}]\n")
+    sha = push(env, {"apps/compose/kustomization.yaml": own,
+                     "apps/compose/deploy.yaml": deployment("web", "default")}, "compose")
+    env["api"].apply(ks_obj("compose", "./apps/compose", targetNamespace=ns, namePrefix="flux-",
+                            images=[{"name": "example/app", "newTag": "1.1"}]), "test")
+    wait_for(lambda: applied(env, "compose", sha), what="applied")
+    dep = env["kube"].get("apps/v1", "Deployment", "flux-web", ns)
+    assert dep is not None, "namePrefix must replace the directory's own prefix, not stack"
+    assert env["kube"].get("apps/v1", "Deployment", "flux-own-web", ns) is None
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "example/app:1.1"

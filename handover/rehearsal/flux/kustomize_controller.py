@@ -351,11 +351,12 @@ class KustomizeController:
         if not any((root / n).exists() for n in ("kustomization.yaml", "kustomization.yml",
                                                  "Kustomization")):
             generate_kustomization(root)
-        wrapper = src / ".flux-standin-build"
-        wrapper.mkdir()
-        kz: dict[str, Any] = {"apiVersion": "kustomize.config.k8s.io/v1beta1",
-                              "kind": "Kustomization",
-                              "resources": [os.path.relpath(root, wrapper)]}
+        # fluxcd/pkg kustomize/kustomize_generator.go Generator.WriteFile: the directory's own
+        # kustomization is edited in place: namespace / namePrefix / nameSuffix replaced,
+        # patches and components appended, images merged by name
+        kfile = next(root / n for n in ("kustomization.yaml", "kustomization.yml",
+                                        "Kustomization") if (root / n).exists())
+        kz: dict[str, Any] = yaml.safe_load(kfile.read_text()) or {}
         if spec.get("targetNamespace"):
             kz["namespace"] = spec["targetNamespace"]
         if spec.get("namePrefix"):
@@ -363,14 +364,22 @@ class KustomizeController:
         if spec.get("nameSuffix"):
             kz["nameSuffix"] = spec["nameSuffix"]
         if spec.get("patches"):
-            kz["patches"] = spec["patches"]
-        if spec.get("images"):
-            kz["images"] = spec["images"]
+            kz["patches"] = list(kz.get("patches") or []) + list(spec["patches"])
+        for img in spec.get("images") or []:
+            images = list(kz.get("images") or [])
+            idx = next((i for i, x in enumerate(images) if x.get("name") == img.get("name")),
+                       None)
+            if idx is None:
+                images.append(img)
+            else:
+                images[idx] = img
+            kz["images"] = images
         if spec.get("components"):
-            kz["components"] = [os.path.relpath((root / c).resolve(), wrapper)
-                                for c in spec["components"]]
-        (wrapper / "kustomization.yaml").write_text(yaml.safe_dump(kz))
-        res = tools.run([self.kubectl, "kustomize", str(wrapper)], timeout=120)
+            kz["components"] = list(kz.get("components") or []) + list(spec["components"])
+        kfile.write_text(yaml.safe_dump(kz, sort_keys=False))
+        # krusty with LoadRestrictionsNone, as kustomize-controller builds
+        res = tools.run([self.kubectl, "kustomize", str(root), "--load-restrictor",
+                         "LoadRestrictionsNone"], timeout=120)
         if not res.ok:
             raise BuildError(f"kustomize build failed: {res.stderr.strip()[-1500:]}")
         objs = [d for d in yaml.safe_load_all(res.stdout) if isinstance(d, dict) and d.get("kind")]
