@@ -197,9 +197,10 @@ FEATURES: tuple[Feature, ...] = (
 )
 
 GENERAL_GAPS: tuple[str, ...] = (
-    "Kustomization apply is per object and goes on after an error; upstream dry-runs each stage "
-    "and applies nothing when any object fails; a namespaced object without a namespace is put "
-    "in `default` (no upstream counterpart).",
+    "Kustomization apply: each stage is dry-run first and nothing of it is applied when one "
+    "object fails (as upstream); a failure of the apply itself after a good dry-run does not "
+    "stop the other objects of the stage; a namespaced object without a namespace is put in "
+    "`default` (no upstream counterpart).",
     "kstatus is a hand-written subset (no ProgressDeadlineExceeded).",
     "Helm snapshot digests are the stand-in's own (over name, namespace, version, status, chart, "
     "config, manifest), not upstream's digest of the release object.",

@@ -371,3 +371,17 @@ def test_build_composes_into_the_directorys_own_kustomization(env):
     assert dep is not None, "namePrefix must replace the directory's own prefix, not stack"
     assert env["kube"].get("apps/v1", "Deployment", "flux-own-web", ns) is None
     assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "example/app:1.1"
+
+
+def test_a_failing_dry_run_applies_nothing_of_the_stage(env):
+    """Source: fluxcd/pkg ssa ResourceManager.ApplyAllStaged / ApplyAll (every object of a stage is dry-run first; one failure returns before anything is applied)."""
+    ns = namespace(env, "k-dryrun")
+    bad = deployment("broken", ns).replace("labels: {app: broken}", "labels: {app: other}")
+    sha = push(env, {"apps/dryrun/cm.yaml": cm("fine", ns, {"a": "1"}),
+                     "apps/dryrun/deploy.yaml": bad}, "dry-run")
+    env["api"].apply(ks_obj("dryrun", "./apps/dryrun"), "test")
+    ks = wait_for(lambda: (k := get_ks(env, "dryrun")) and (flux.condition(k, "Ready") or {}).get(
+        "status") == "False" and k, what="Ready False")
+    assert "dry-run failed" in flux.condition(ks, "Ready")["message"]
+    assert env["kube"].get("v1", "ConfigMap", "fine", ns) is None  # nothing of the stage applied
+    assert sha

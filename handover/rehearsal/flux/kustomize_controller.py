@@ -402,6 +402,7 @@ class KustomizeController:
         first = [o for o in objects if o["kind"] in STAGE_FIRST]
         rest = [o for o in objects if o["kind"] not in STAGE_FIRST]
         for stage in (first, rest):
+            prepared: list[Obj] = []
             for obj in stage:
                 obj = normalize(copy.deepcopy(obj))
                 meta = obj["metadata"]
@@ -416,18 +417,60 @@ class KustomizeController:
                     errors.append(f"{obj['kind']}/{meta.get('name')}: {e}")
                     continue
                 entries.append(inventory_id(obj))
+                prepared.append(obj)
+            # fluxcd/pkg ssa ResourceManager.ApplyAll: every object of the stage is dry-run
+            # first; any failure (other than an immutable one on a live object under force)
+            # fails the stage before anything of it is applied
+            if errors:
+                raise ApplyError("\n".join(errors))
+            for obj in prepared:
+                err = self.dry_run_one(obj, force_all)
+                if err:
+                    errors.append(err)
+            if errors:
+                raise ApplyError("\n".join(errors))
+            for obj in prepared:
+                meta = obj["metadata"]
                 try:
                     if self.apply_one(obj, force_all):
                         applied.append(obj)
                 except ApiException as e:
                     errors.append(f"{obj['kind']}/{meta.get('namespace', '')}"
                                   f"{'/' if meta.get('namespace') else ''}{meta['name']} "
-                                  f"dry-run failed: {_api_message(e)}")
+                                  f"apply failed: {_api_message(e)}")
             if stage is first and first:
                 self._wait_crds(first)
         if errors:
             raise ApplyError("\n".join(errors))
         return applied, entries
+
+    def _skipped(self, obj: Obj, live: Obj | None) -> bool:
+        """reconcile: disabled, ssa: Ignore, or ssa: IfNotPresent on a live object."""
+        return (_marked(obj, flux.RECONCILE_ANNOTATION, "disabled")
+                or _marked(live, flux.RECONCILE_ANNOTATION, "disabled")
+                or _marked(obj, flux.SSA_ANNOTATION, "Ignore")
+                or _marked(live, flux.SSA_ANNOTATION, "Ignore")
+                or (live is not None and _marked(obj, flux.SSA_ANNOTATION, "IfNotPresent")))
+
+    def dry_run_one(self, obj: Obj, force_all: bool) -> str | None:
+        """The server-side dry-run of one object: an error line, or None."""
+        meta = obj["metadata"]
+        live = self.api.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+        if self._skipped(obj, live):
+            return None
+        try:
+            self.api.apply(obj, flux.KUSTOMIZE_FIELD_MANAGER, force=True, dry_run=True)
+        except ApiException as e:
+            text = _api_message(e)
+            immutable = e.status in (409, 422) or bool(IMMUTABLE_MESSAGE.search(text))
+            if live is not None and immutable and (
+                    force_all or _marked(obj, FORCE_MARKER, "enabled")
+                    or _marked(live, FORCE_MARKER, "enabled")):
+                return None  # apply_one deletes and re-applies it
+            return (f"{obj['kind']}/{meta.get('namespace', '')}"
+                    f"{'/' if meta.get('namespace') else ''}{meta['name']} dry-run failed: "
+                    f"{text}")
+        return None
 
     def apply_one(self, obj: Obj, force_all: bool) -> bool:
         """Apply one object; False when skipped (reconcile disabled / ssa Ignore)."""
