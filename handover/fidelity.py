@@ -161,15 +161,15 @@ FEATURES: tuple[Feature, ...] = (
             "kustomize-controller internal/decryptor",
             "no keys in the rehearsal: Ready=False UnemulatedFeature",
             _set("spec.decryption")),
-    Feature("ks-force", "Kustomization", "force: true (recreate on immutable-field errors)",
-            NOT_REPRODUCED, "fluxcd/pkg ssa ResourceManager.ApplyAllStaged (force)",
-            "upstream deletes and re-applies on any 409/422 of the dry-run; the stand-in only on a "
-            "422 naming 'immutable'", _eq("spec.force", True)),
-    Feature("ks-name-affixes", "Kustomization", "namePrefix / nameSuffix", NOT_REPRODUCED,
-            "kustomize-controller internal/generator (edits the user's kustomization in place)",
-            "the stand-in wraps the directory: a prefix also set in the directory's own "
-            "kustomization.yaml stacks instead of being replaced",
-            _any(_set("spec.namePrefix"), _set("spec.nameSuffix"))),
+    Feature("ks-force", "Kustomization", "force: true (delete and re-apply on any 409/422, "
+            "the object stays deleted when the re-apply fails)", EMULATED,
+            "fluxcd/pkg ssa/errors IsImmutableError, ssa ResourceManager.ApplyAllStaged",
+            "the stand-in reacts to the apply error itself, not to a separate dry-run"),
+    Feature("ks-build-composition", "Kustomization", "targetNamespace / namePrefix / "
+            "nameSuffix / images / patches / components composed into the directory's own "
+            "kustomization (replaced, images merged by name)", EMULATED,
+            "fluxcd/pkg kustomize/kustomize_generator.go Generator.WriteFile",
+            "built with kubectl kustomize --load-restrictor LoadRestrictionsNone"),
     Feature("ks-impersonation", "Kustomization", "kubeConfig / serviceAccountName",
             NOT_REPRODUCED, "kustomize-controller internal/controller",
             "the stand-in applies with the rehearsal's admin credentials",
@@ -197,15 +197,26 @@ FEATURES: tuple[Feature, ...] = (
 )
 
 GENERAL_GAPS: tuple[str, ...] = (
-    "Kustomization apply is per object and goes on after an error; upstream dry-runs each stage "
-    "and applies nothing when any object fails; a namespaced object without a namespace is put "
-    "in `default` (no upstream counterpart).",
+    "Kustomization apply: each stage is dry-run first and nothing of it is applied when one "
+    "object fails (as upstream); a failure of the apply itself after a good dry-run does not "
+    "stop the other objects of the stage; a namespaced object without a namespace is put in "
+    "`default` (no upstream counterpart).",
     "kstatus is a hand-written subset (no ProgressDeadlineExceeded).",
     "Helm snapshot digests are the stand-in's own (over name, namespace, version, status, chart, "
     "config, manifest), not upstream's digest of the release object.",
     "No notification-controller, image automation, Bucket, OCIRepository, HelmChart objects; "
     "events, metrics, leader election, rate limiting are not reproduced.",
     "The rehearsal API server is Kubernetes v1.20.2; current Flux needs >= 1.33.",
+    "HelmRelease: a changed release namespace or chart name is not a reinstall "
+    "(`verify.go` ReleaseTargetChanged: only the release name / storage namespace are checked); "
+    "deleting a HelmRelease with an empty history uninstalls by the computed name; a missing "
+    "chart version reads `ArtifactFailed` (upstream `SourceNotReady` on the HelmChart first); "
+    "the upgrade CRD policy follows the Helm CLI (CRDs never upgraded) where upstream's code "
+    "default is Create.",
+    "dependsOn waits for Ready only (no revision check of the dependency); GitRepository "
+    "`ref.name` revisions are formatted as branches; `.sourceignore` files are not applied to "
+    "artifacts; `targetPath` values are set as strings (no helm strvals typing).",
+    "Helm 4 (Flux >= 2.8) is not available to the stand-in: it always drives Helm 3.17.",
     "The rehearsal's GitOps copy points every HelmRepository at the rehearsal's own HTTP chart "
     "repository (charts written for the rehearsal, `type: oci` dropped): chart sources, "
     "registries and auth are not exercised; the fidelity verdict reads the user's own GitOps "

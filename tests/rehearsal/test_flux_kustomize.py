@@ -325,3 +325,63 @@ def test_sops_decryption_is_refused_by_name(env):
     assert "decryption (SOPS)" in flux.condition(ks, "Ready")["message"]
     assert env["kube"].get("v1", "ConfigMap", "enc", "default") is None
     assert sha
+
+
+def test_force_recreates_on_any_invalid_and_leaves_it_deleted_when_reapply_fails(env):
+    """Source: fluxcd/pkg ssa/errors IsImmutableError (any 409 Conflict / 422 Invalid counts as immutable) and ssa ResourceManager ApplyAllStaged with force (delete, then apply: a failing re-apply leaves the object deleted)."""
+    ns = namespace(env, "k-force")
+
+    def dep(selector: str, template: str) -> str:
+        return deployment("forced", ns).replace(
+            "selector: {matchLabels: {app: forced}}",
+            f"selector: {{matchLabels: {{app: {selector}}}}}").replace(
+            "labels: {app: forced}", f"labels: {{app: {template}}}")
+
+    sha = push(env, {"apps/force/deploy.yaml": dep("forced", "forced")}, "force 1")
+    env["api"].apply(ks_obj("force", "./apps/force", force=True), "test")
+    wait_for(lambda: applied(env, "force", sha), what="applied")
+    uid = env["kube"].get("apps/v1", "Deployment", "forced", ns)["metadata"]["uid"]
+    # an immutable selector change: deleted and re-created
+    sha = push(env, {"apps/force/deploy.yaml": dep("forced2", "forced2")}, "force 2")
+    wait_for(lambda: applied(env, "force", sha), what="recreated")
+    new = env["kube"].get("apps/v1", "Deployment", "forced", ns)
+    assert new["metadata"]["uid"] != uid
+    assert new["spec"]["selector"]["matchLabels"] == {"app": "forced2"}
+    # an invalid object (selector does not match the template: 422): upstream takes it for
+    # immutable too, deletes the live object, the re-apply fails: the Deployment is gone
+    push(env, {"apps/force/deploy.yaml": dep("forced3", "other")}, "force 3")
+    ks = wait_for(lambda: (k := get_ks(env, "force")) and (flux.condition(k, "Ready") or {}).get(
+        "status") == "False" and k, what="Ready False")
+    assert "forced" in flux.condition(ks, "Ready")["message"]
+    assert env["kube"].get("apps/v1", "Deployment", "forced", ns) is None
+
+
+def test_build_composes_into_the_directorys_own_kustomization(env):
+    """Source: fluxcd/pkg kustomize/kustomize_generator.go Generator.WriteFile (the directory's kustomization.yaml edited in place: namePrefix replaced, images merged by name, namespace set)."""
+    ns = namespace(env, "k-compose")
+    own = ("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+           "namePrefix: own-\nresources: [deploy.yaml]\n"
+           "images: [{name: example/app, newTag: '0.9'}, {name: example/side, newTag: '2'}]\n")
+    sha = push(env, {"apps/compose/kustomization.yaml": own,
+                     "apps/compose/deploy.yaml": deployment("web", "default")}, "compose")
+    env["api"].apply(ks_obj("compose", "./apps/compose", targetNamespace=ns, namePrefix="flux-",
+                            images=[{"name": "example/app", "newTag": "1.1"}]), "test")
+    wait_for(lambda: applied(env, "compose", sha), what="applied")
+    dep = env["kube"].get("apps/v1", "Deployment", "flux-web", ns)
+    assert dep is not None, "namePrefix must replace the directory's own prefix, not stack"
+    assert env["kube"].get("apps/v1", "Deployment", "flux-own-web", ns) is None
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "example/app:1.1"
+
+
+def test_a_failing_dry_run_applies_nothing_of_the_stage(env):
+    """Source: fluxcd/pkg ssa ResourceManager.ApplyAllStaged / ApplyAll (every object of a stage is dry-run first; one failure returns before anything is applied)."""
+    ns = namespace(env, "k-dryrun")
+    bad = deployment("broken", ns).replace("labels: {app: broken}", "labels: {app: other}")
+    sha = push(env, {"apps/dryrun/cm.yaml": cm("fine", ns, {"a": "1"}),
+                     "apps/dryrun/deploy.yaml": bad}, "dry-run")
+    env["api"].apply(ks_obj("dryrun", "./apps/dryrun"), "test")
+    ks = wait_for(lambda: (k := get_ks(env, "dryrun")) and (flux.condition(k, "Ready") or {}).get(
+        "status") == "False" and k, what="Ready False")
+    assert "dry-run failed" in flux.condition(ks, "Ready")["message"]
+    assert env["kube"].get("v1", "ConfigMap", "fine", ns) is None  # nothing of the stage applied
+    assert sha

@@ -81,3 +81,25 @@ def test_verdict_of_the_example_inventory_reads_the_users_tree(tmp_path):
                     "the seed:\n" + yaml.safe_dump(doc))
     v2 = fidelity.verdict(inventory.load(copy))
     assert [str(g) for g in v2["envoy-gateway"]] == [str(g) for g in v["envoy-gateway"]]
+
+
+def test_rehearsal_status_prints_the_verdict(tmp_path, capsys, monkeypatch):
+    """`handover rehearsal status` lists, per component, what the proof does not cover."""
+    from handover import cli
+    from handover.rehearsal import cluster as cluster_mod
+    src = ROOT / "examples/homelab/migration.yaml"
+    (tmp_path / "migration.yaml").write_text(
+        f"# Rehearsal copy of {src} written by the seed:\n" + src.read_text().replace(
+            "./gitops", str(src.parent / "gitops")).replace("./backups", str(tmp_path / "b")))
+    monkeypatch.setattr(cluster_mod.RehearsalCluster, "status", lambda self: {
+        "state_dir": str(tmp_path), "kubeconfig": "k", "context": "c", "components": {},
+        "running": True})
+    fid = cli._fidelity(tmp_path)
+    assert fid["envoy-gateway"] == ["HelmRepository flux-system/envoy-gateway: type: oci "
+                                    "(refused)"]
+    assert fid["loki"] == []
+    assert cli.main(["rehearsal", "status", "--state-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "envoy-gateway              proof does not cover: HelmRepository " \
+           "flux-system/envoy-gateway: type: oci (refused)" in out
+    assert "loki                       all features in use are reproduced" in out

@@ -19,10 +19,16 @@ Behaviour, each from the upstream helm-controller source:
   (newest first, digest + configDigest), lastAttemptedRevision / ConfigDigest / Generation /
   ReleaseAction, storageNamespace, helmChart, failure counters, Ready / Released / Remediated
   conditions with observedGeneration, requestedAt -> lastHandledReconcileAt, forceAt / resetAt;
-- remediation (internal/reconcile/install.go, upgrade.go, rollback_remediation.go,
-  uninstall_remediation.go): a failed install is uninstalled while installFailures <= retries
-  (default retries 0: no remediation); a failed upgrade is rolled back (strategy rollback, the
-  default) or uninstalled (strategy uninstall) while upgradeFailures <= retries;
+- the release loop (internal/reconcile/atomic_release.go Reconcile + actionForState, the
+  cleanReleaseStrategy): install / upgrade / unlock / rollback or uninstall remediation chosen from
+  the state and the active remediation (retries, remediateLastFailure, strategy), Stalled
+  RetriesExceeded / MissingRollbackTarget; only failures that wrote a release are counted
+  (install.go / upgrade.go); status.history holds only the releases written during an action, with
+  the digest of their own config (release.go observeRelease, internal/release/observation.go);
+  Ready summarized from Remediated / Released (release.go summarize);
+- chart build (source-controller): valuesFiles, reconcileStrategy Revision version metadata;
+- post-renderers (internal/postrender/build.go): kustomize patches/images, commonMetadata, origin
+  labels; refusals (handover/fidelity.py): RetryOnFailure -> Ready False UnemulatedFeature;
 - chart errors (the HelmChart of source-controller): a chart version that does not exist -> Ready
   False, reason ArtifactFailed, and no release action;
 - suspend stops reconciling; finalizer finalizers.fluxcd.io: deleting uninstalls the release unless
@@ -683,6 +689,16 @@ class HelmController:
                 return "upgrade"
             rem = next((c for c in status.get("conditions", []) if c["type"] == "Remediated"),
                        None)
+            if not any(c["type"] in ("Released", "Remediated")
+                       for c in status.get("conditions", [])):
+                # no condition to summarize (status written by an older controller): the
+                # history's newest snapshot was observed from this controller's own action
+                cur = status["history"][0]
+                action = status.get("lastAttemptedReleaseAction") or "install"
+                set_condition(status, hr, "Released", True,
+                              f"{action.capitalize()}Succeeded",
+                              f"Helm {action} succeeded for release {full_name(cur)} with chart "
+                              f"{cur['chartName']}@{cur['chartVersion']}")
             if rem and rem["status"] == "True":
                 cur = status["history"][0]
                 remove_condition(status, "Remediated")

@@ -14,8 +14,9 @@ Behaviour, each from the upstream source:
   Update entry are merged into the controller's Apply entry (PatchReplaceFieldsManagers), unless
   kustomize.toolkit.fluxcd.io/ssa: Merge; server-side apply with field manager
   kustomize-controller and force (ownership conflicts are always forced); CRDs and Namespaces first
-  (staged); immutable-field errors recreate the object only with spec.force or the
-  kustomize.toolkit.fluxcd.io/force: enabled marker; container/service ports get protocol TCP
+  (staged); with spec.force or the kustomize.toolkit.fluxcd.io/force: enabled marker, any
+  409/422 of the apply (fluxcd/pkg ssa/errors IsImmutableError) deletes and re-applies the object
+  (it stays deleted when the re-apply fails); container/service ports get protocol TCP
   (normalize, also needed for SSA on Kubernetes < 1.21);
 - inventory (api/v1/inventory_types.go, fluxcd/pkg ssa ObjMetadata): status.inventory.entries[]
   ``{id: <namespace>_<name>_<group>_<kind>, v: <version>}``;
@@ -33,6 +34,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -55,6 +57,9 @@ STAGE_FIRST = {"CustomResourceDefinition", "Namespace"}
 # Managed-field entries taken over before applying (kustomization_controller.go apply()).
 TAKEOVER = [("kubectl", "Apply"), ("kubectl", "Update"), ("before-first-apply", "Update"),
             (flux.KUSTOMIZE_FIELD_MANAGER, "Update")]
+
+
+IMMUTABLE_MESSAGE = re.compile(r"is\simmutable|immutable\sfield")
 
 
 class BuildError(Exception):
@@ -346,11 +351,12 @@ class KustomizeController:
         if not any((root / n).exists() for n in ("kustomization.yaml", "kustomization.yml",
                                                  "Kustomization")):
             generate_kustomization(root)
-        wrapper = src / ".flux-standin-build"
-        wrapper.mkdir()
-        kz: dict[str, Any] = {"apiVersion": "kustomize.config.k8s.io/v1beta1",
-                              "kind": "Kustomization",
-                              "resources": [os.path.relpath(root, wrapper)]}
+        # fluxcd/pkg kustomize/kustomize_generator.go Generator.WriteFile: the directory's own
+        # kustomization is edited in place: namespace / namePrefix / nameSuffix replaced,
+        # patches and components appended, images merged by name
+        kfile = next(root / n for n in ("kustomization.yaml", "kustomization.yml",
+                                        "Kustomization") if (root / n).exists())
+        kz: dict[str, Any] = yaml.safe_load(kfile.read_text()) or {}
         if spec.get("targetNamespace"):
             kz["namespace"] = spec["targetNamespace"]
         if spec.get("namePrefix"):
@@ -358,14 +364,22 @@ class KustomizeController:
         if spec.get("nameSuffix"):
             kz["nameSuffix"] = spec["nameSuffix"]
         if spec.get("patches"):
-            kz["patches"] = spec["patches"]
-        if spec.get("images"):
-            kz["images"] = spec["images"]
+            kz["patches"] = list(kz.get("patches") or []) + list(spec["patches"])
+        for img in spec.get("images") or []:
+            images = list(kz.get("images") or [])
+            idx = next((i for i, x in enumerate(images) if x.get("name") == img.get("name")),
+                       None)
+            if idx is None:
+                images.append(img)
+            else:
+                images[idx] = img
+            kz["images"] = images
         if spec.get("components"):
-            kz["components"] = [os.path.relpath((root / c).resolve(), wrapper)
-                                for c in spec["components"]]
-        (wrapper / "kustomization.yaml").write_text(yaml.safe_dump(kz))
-        res = tools.run([self.kubectl, "kustomize", str(wrapper)], timeout=120)
+            kz["components"] = list(kz.get("components") or []) + list(spec["components"])
+        kfile.write_text(yaml.safe_dump(kz, sort_keys=False))
+        # krusty with LoadRestrictionsNone, as kustomize-controller builds
+        res = tools.run([self.kubectl, "kustomize", str(root), "--load-restrictor",
+                         "LoadRestrictionsNone"], timeout=120)
         if not res.ok:
             raise BuildError(f"kustomize build failed: {res.stderr.strip()[-1500:]}")
         objs = [d for d in yaml.safe_load_all(res.stdout) if isinstance(d, dict) and d.get("kind")]
@@ -388,6 +402,7 @@ class KustomizeController:
         first = [o for o in objects if o["kind"] in STAGE_FIRST]
         rest = [o for o in objects if o["kind"] not in STAGE_FIRST]
         for stage in (first, rest):
+            prepared: list[Obj] = []
             for obj in stage:
                 obj = normalize(copy.deepcopy(obj))
                 meta = obj["metadata"]
@@ -402,18 +417,60 @@ class KustomizeController:
                     errors.append(f"{obj['kind']}/{meta.get('name')}: {e}")
                     continue
                 entries.append(inventory_id(obj))
+                prepared.append(obj)
+            # fluxcd/pkg ssa ResourceManager.ApplyAll: every object of the stage is dry-run
+            # first; any failure (other than an immutable one on a live object under force)
+            # fails the stage before anything of it is applied
+            if errors:
+                raise ApplyError("\n".join(errors))
+            for obj in prepared:
+                err = self.dry_run_one(obj, force_all)
+                if err:
+                    errors.append(err)
+            if errors:
+                raise ApplyError("\n".join(errors))
+            for obj in prepared:
+                meta = obj["metadata"]
                 try:
                     if self.apply_one(obj, force_all):
                         applied.append(obj)
                 except ApiException as e:
                     errors.append(f"{obj['kind']}/{meta.get('namespace', '')}"
                                   f"{'/' if meta.get('namespace') else ''}{meta['name']} "
-                                  f"dry-run failed: {_api_message(e)}")
+                                  f"apply failed: {_api_message(e)}")
             if stage is first and first:
                 self._wait_crds(first)
         if errors:
             raise ApplyError("\n".join(errors))
         return applied, entries
+
+    def _skipped(self, obj: Obj, live: Obj | None) -> bool:
+        """reconcile: disabled, ssa: Ignore, or ssa: IfNotPresent on a live object."""
+        return (_marked(obj, flux.RECONCILE_ANNOTATION, "disabled")
+                or _marked(live, flux.RECONCILE_ANNOTATION, "disabled")
+                or _marked(obj, flux.SSA_ANNOTATION, "Ignore")
+                or _marked(live, flux.SSA_ANNOTATION, "Ignore")
+                or (live is not None and _marked(obj, flux.SSA_ANNOTATION, "IfNotPresent")))
+
+    def dry_run_one(self, obj: Obj, force_all: bool) -> str | None:
+        """The server-side dry-run of one object: an error line, or None."""
+        meta = obj["metadata"]
+        live = self.api.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+        if self._skipped(obj, live):
+            return None
+        try:
+            self.api.apply(obj, flux.KUSTOMIZE_FIELD_MANAGER, force=True, dry_run=True)
+        except ApiException as e:
+            text = _api_message(e)
+            immutable = e.status in (409, 422) or bool(IMMUTABLE_MESSAGE.search(text))
+            if live is not None and immutable and (
+                    force_all or _marked(obj, FORCE_MARKER, "enabled")
+                    or _marked(live, FORCE_MARKER, "enabled")):
+                return None  # apply_one deletes and re-applies it
+            return (f"{obj['kind']}/{meta.get('namespace', '')}"
+                    f"{'/' if meta.get('namespace') else ''}{meta['name']} dry-run failed: "
+                    f"{text}")
+        return None
 
     def apply_one(self, obj: Obj, force_all: bool) -> bool:
         """Apply one object; False when skipped (reconcile disabled / ssa Ignore)."""
@@ -433,7 +490,9 @@ class KustomizeController:
             self.api.apply(obj, flux.KUSTOMIZE_FIELD_MANAGER, force=True)
         except ApiException as e:
             text = _api_message(e)
-            immutable = e.status == 422 and ("immutable" in text or "Forbidden" in text)
+            # fluxcd/pkg ssa/errors IsImmutableError: any Conflict (409) or Invalid (422), or a
+            # message matching "is immutable" / "immutable field" (CEL, webhooks)
+            immutable = e.status in (409, 422) or bool(IMMUTABLE_MESSAGE.search(text))
             if immutable and (force_all or _marked(obj, FORCE_MARKER, "enabled")
                               or _marked(live, FORCE_MARKER, "enabled")):
                 log.info("recreating %s/%s (immutable field change, force)", obj["kind"],
