@@ -475,9 +475,9 @@ def component_details(c: dict[str, Any]) -> str:
     for r in c.get("refused") or []:
         out.append(f"<li>refused runbook step <code>{E(_msg(r.get('command')))}</code>: "
                    f"{E(_msg(r.get('why')))}</li>")
-    gaps = c.get("fidelity_gaps") or c.get("fidelity gaps") or []
+    gaps = c.get("proof_gaps") or []
     if gaps:
-        out.append("<li>rehearsal fidelity gaps: <ul>" + "".join(
+        out.append("<li>rehearsal proof does not cover: <ul>" + "".join(
             f"<li>{E(_msg(g if isinstance(g, str) else json.dumps(g, default=str)))}</li>"
             for g in gaps) + "</ul></li>")
     for n in c.get("notes") or []:

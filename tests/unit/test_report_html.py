@@ -105,7 +105,7 @@ def test_privacy_canary_in_a_step_detail_shows_only_path_and_hash(parts):
 
 
 def test_fidelity_gaps_are_shown_when_present(parts):
-    parts[1]["components"][0]["fidelity_gaps"] = ["the node agent does not run containers"]
+    parts[1]["components"][0]["proof_gaps"] = ["the node agent does not run containers"]
     assert "the node agent does not run containers" in report_html.render(parts)
 
 
