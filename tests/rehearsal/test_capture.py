@@ -436,7 +436,8 @@ _VOLATILE = {"logs", "etcd", "run", "node-agent"}  # written by the running proc
 def _rehearsal_snapshot(state: Path) -> dict:
     """What a replay would change: the resourceVersion of every object the charts replay made or
     holds (release Secrets, ConfigMaps, Deployments, Services, custom objects, CRDs, Namespaces,
-    PVs), helm's list, and the sha256 of every file of the state dir but the processes' own."""
+    PVs), helm's list, and the sha256 and mtime of every file of the state dir but the processes'
+    own (a rewrite with the same content is a change too)."""
     c = _cluster(state)
     kube = Kube(c.kubeconfig, c.context)
     rv = {}
@@ -449,7 +450,7 @@ def _rehearsal_snapshot(state: Path) -> dict:
         for o in kube.list(api, kind, ns):
             m = o["metadata"]
             rv[f"{kind} {m.get('namespace', '')}/{m['name']}"] = m["resourceVersion"]
-    files = {str(f.relative_to(state)): bundle.sha256(f.read_bytes())
+    files = {str(f.relative_to(state)): (bundle.sha256(f.read_bytes()), f.stat().st_mtime_ns)
              for f in sorted(state.rglob("*"))
              if f.is_file() and f.relative_to(state).parts[0] not in _VOLATILE}
     listed = helm(c, "list", "-A", "-a", "-o", "json").stdout
@@ -475,3 +476,18 @@ def test_bad_bundle_leaves_a_running_rehearsal_as_it_was(case, charts_replay, ch
     assert after["helm"] == before["helm"]
     assert after["files"] == before["files"]
     assert after["rv"] == before["rv"]
+
+
+def test_the_running_rehearsal_snapshot_sees_a_replay(charts_replay, charts_capture):
+    """Control for the test above (the check can fail): the same bundle, unspoiled, given to the
+    same running rehearsal gets past validation and replays into it (idempotently: what exists
+    is left), and the snapshot sees that (the replay report and git record rewritten)."""
+    _, state, out, _ = charts_replay
+    before = _rehearsal_snapshot(state)
+    run = tools.run([sys.executable, "-m", "handover.cli", "rehearsal", "up", "--from-capture",
+                     str(out), "--gitops", str(EXAMPLE_GITOPS), "--state-dir", str(state)])
+    assert "cannot replay bundle" not in run.stderr, run.stderr
+    after = _rehearsal_snapshot(state)
+    changed = sorted(k for k in set(before["files"]) | set(after["files"])
+                     if before["files"].get(k) != after["files"].get(k))
+    assert replay.REPORT in changed, (changed, run.stdout[-2000:], run.stderr[-2000:])
