@@ -116,6 +116,8 @@ class MigrationReport:
     checks: list[dict[str, Any]] = field(default_factory=list)
     # phase 2: per entry point, the diff counts and the objects deleted / modified
     diffs: list[dict[str, Any]] = field(default_factory=list)
+    # rehearsal only: where the rehearsal cluster differs from a live one (rehearsal_fidelity_notes)
+    fidelity_notes: list[str] = field(default_factory=list)
 
     def component(self, name: str, type: str = "", risk: str = "") -> ComponentReport:
         if name not in self.components:
@@ -127,7 +129,8 @@ class MigrationReport:
                 "perform": self.perform, "started": self.started, "finished": self.finished,
                 "components": [c.to_dict() for c in self.components.values()],
                 "journal": self.journal, "phases": sorted(set(self.phases)),
-                "checks": self.checks, "diffs": self.diffs}
+                "checks": self.checks, "diffs": self.diffs,
+                "fidelity_notes": self.fidelity_notes}
 
     def to_markdown(self) -> str:
         lines = [f"# Migration report {self.run}", "",
@@ -165,6 +168,11 @@ class MigrationReport:
                 lines.append("- rehearsal proof does not cover: " + "; ".join(c.proof_gaps))
             for n in c.notes:
                 lines.append(f"- {redact(n)}")
+        if self.fidelity_notes:
+            lines += ["", "## Rehearsal fidelity notes", "",
+                      "Where this rehearsal cluster differs from a live one (what its proof does "
+                      "not cover):"]
+            lines += [f"- {redact(n)}" for n in self.fidelity_notes]
         return "\n".join(lines) + "\n"
 
     def write(self, directory: Path, html: bool = False) -> tuple[Path, Path]:
@@ -186,3 +194,21 @@ class MigrationReport:
             finally:
                 os.close(fd)
         return md, js
+
+
+def rehearsal_fidelity_notes(state_dir: Path | str) -> list[str]:
+    """The run-level fidelity notes of a rehearsal: every CRD adaptation the rehearsal's API
+    server needed (handover.rehearsal.crd_adapter.load_notes, by CRD and field) and the notes of
+    a replay of a capture (``<state_dir>/capture-replay.json``: subcharts not stored, frozen
+    charts, volume data...), each once, in that order. Empty for a state dir with neither."""
+    from handover.rehearsal import crd_adapter
+    out = [f"CRD adapted: {n.line()}" for n in crd_adapter.load_notes(state_dir)]
+    try:
+        replay = json.loads((Path(state_dir) / "capture-replay.json").read_text())
+    except (OSError, ValueError):
+        replay = {}
+    for n in replay.get("notes") or []:
+        line = n if str(n).startswith("CRD adapted: ") else f"capture replay: {n}"
+        if line not in out:
+            out.append(line)
+    return out

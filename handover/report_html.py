@@ -577,6 +577,18 @@ def totals_section(view: dict[str, Any]) -> str:
         f'{E(_clock(max(ends) if ends else None))}</td></tr></table>')
 
 
+def fidelity_section(parts: list[dict[str, Any]]) -> str:
+    """Rehearsal only: where the rehearsal cluster differs from a live one (each note once)."""
+    notes: list[str] = []
+    for p in parts:
+        notes += [n for n in p.get("fidelity_notes") or [] if n not in notes]
+    if not notes:
+        return ""
+    return ('<h2>Rehearsal fidelity notes</h2><p class="muted">where this rehearsal cluster '
+            'differs from a live one (what its proof does not cover)</p><ul id="fidelity">' +
+            "".join(f"<li>{E(_msg(n, 600))}</li>" for n in notes) + "</ul>")
+
+
 def render(parts: list[dict[str, Any]] | dict[str, Any]) -> str:
     """The HTML page for one run (a dict) or the parts of one migration (a list, oldest first)."""
     if isinstance(parts, dict):
@@ -604,6 +616,7 @@ def render(parts: list[dict[str, Any]] | dict[str, Any]) -> str:
         component_table(view),
         phase1_section(view),
         phase2_section(view),
+        fidelity_section(parts),
         "<h2>Per component</h2>",
         *[component_details(c) for c in view["components"]],
     ]

@@ -75,6 +75,7 @@ def write_report(config: pytest.Config) -> None:
         return
     try:
         _enrich_rollbacks(config, rep)
+        _fidelity_notes(config, rep)
         try:
             config.stash[WRITTEN_KEY] = rep.write(report_dir(config), html=True)
         except OSError:
@@ -88,6 +89,18 @@ def write_report(config: pytest.Config) -> None:
             del config.stash[WRITE_ERROR_KEY]
     except OSError as e:
         config.stash[WRITE_ERROR_KEY] = f"{report_dir(config)}: {e.__class__.__name__}: {e}"
+
+
+def _fidelity_notes(config: pytest.Config, rep: MigrationReport) -> None:
+    """On the rehearsal only (the inventory names its state dir): the run-level fidelity notes."""
+    from handover.report import rehearsal_fidelity_notes
+    from plugins.safety import load_inventory
+    try:
+        state_dir = load_inventory(config).cluster.rehearsal_state_dir
+    except Exception:  # noqa: BLE001 - the report is written regardless
+        return
+    if state_dir is not None:
+        rep.fidelity_notes = rehearsal_fidelity_notes(state_dir)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -648,6 +648,28 @@ class ReplayResult:
     inventory_path: Path | None = None
 
 
+def crd_fidelity_notes(b: Bundle, state_dir: Path, report: ReplayReport) -> None:
+    """List, in the report and in the rehearsal's CRD notes (crd_adapter.load_notes), every
+    adaptation the rehearsal's CRDs carry: the admission webhook's notes for the CRDs it changed
+    during the replay, plus each CRD in the crds/ of a replayed release's chart compared with its
+    original text there (a capture of a cluster whose CRDs were adapted already, a rehearsal,
+    holds adapted CRDs that the webhook lets through unchanged: they are noted all the same)."""
+    from handover.rehearsal import crd_adapter
+    for r in b.releases:
+        try:
+            crds = crd_adapter.crds_of_release_secret(r.latest.secret)
+        except Exception as e:  # noqa: BLE001 - reported, not fatal
+            report.problems.append(f"release {r.key}: its chart's crds/ cannot be read: {e}")
+            continue
+        for crd in crds:
+            _, notes = crd_adapter.adapt(crd)
+            if notes:
+                crd_adapter.record_notes(state_dir, (crd.get("metadata") or {}).get("name", "?"),
+                                         notes, "captured",
+                                         f"crds/ of release {r.key} revision {r.latest.revision}")
+    report.notes += [f"CRD adapted: {n.line()}" for n in crd_adapter.load_notes(state_dir)]
+
+
 def up_from_capture(state_dir: Path | str, bundle_path: Path | str, gitops: Path | str,
                     inventory: Path | str | None = None, timeout: float = 180.0) -> ReplayResult:
     """Validate the bundle (and inventory), rebuild the charts, THEN start the rehearsal stack and
@@ -682,6 +704,7 @@ def up_from_capture(state_dir: Path | str, bundle_path: Path | str, gitops: Path
     remote = git_remote.ensure(state_dir, gitops, repo.url)
     replay(cluster, b, report, timeout=timeout)
     verify(cluster, b, charts, repo.url, report)
+    crd_fidelity_notes(b, state_dir, report)
     inv_path = None
     if inventory is not None:
         inv_path = write_rehearsal_inventory(Path(inventory), state_dir, cluster.context, remote)

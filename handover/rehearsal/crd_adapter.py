@@ -222,7 +222,10 @@ def notes_path(state_dir: Path | str) -> Path:
     return Path(state_dir) / NOTES_FILE
 
 
-SECTIONS = ("admitted", "sources")
+# captured: what the rehearsal's copy of a CRD installed from a replayed release's chart differs by
+# from the chart's crds/ text (a capture of a rehearsal holds CRDs that were adapted already, which
+# the webhook then lets through with no note: the original text is in the release record)
+SECTIONS = ("admitted", "sources", "captured")
 
 
 def record_notes(state_dir: Path | str, crd: str, notes: list[Note], section: str = "admitted",

@@ -43,6 +43,8 @@ CHARTS = ROOT / "tests" / "capture" / "charts"
 EXAMPLE_GITOPS = ROOT / "examples" / "homelab" / "gitops"
 PHASE1_CHECKS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "suites/phase1").glob("test_0*.py"))
 NS = "captest"
+ROUTES_CHART = ROOT / "tests" / "rehearsal" / "charts" / "routes-crds"
+ROUTES_CRDS = ["edges.routes.flux-handover.io", "routes.routes.flux-handover.io"]
 
 
 def helm(cluster, *args: str, check: bool = True) -> tools.Result:
@@ -199,14 +201,16 @@ def charts_capture(example_replay, tmp_path_factory):
     stopped, so at most two clusters run at once."""
     r, state = example_replay
     c = _cluster(state)
-    # --no-hooks: the node agent does not run Jobs to completion yet (issue 10 item 3, another
-    # helper's work): the hook is still rendered and stored in the release, which is what the
-    # capture must carry.
+    # the pre-install,pre-upgrade hook Job runs to completion on the node agent, as on a live
+    # cluster (hook-delete-policy hook-succeeded: helm deletes it; the release keeps it)
     helm(c, "install", "app", str(CHARTS / "appstack"), "-n", NS, "--create-namespace",
-         "--no-hooks", "--set", "greeting=hi")
-    helm(c, "upgrade", "app", str(CHARTS / "appstack"), "-n", NS, "--no-hooks",
-         "--reuse-values", "--set", "cache.size=3")
+         "--set", "greeting=hi", "--timeout", "120s")
+    helm(c, "upgrade", "app", str(CHARTS / "appstack"), "-n", NS,
+         "--reuse-values", "--set", "cache.size=3", "--timeout", "120s")
     helm(c, "install", "lib", str(CHARTS / "libuser"), "-n", NS, "--set", "message=captured")
+    # crds/ shaped like the Gateway API's: CEL rules and empty-string defaults (the v1.20 server
+    # takes them through the rehearsal's CRD adapter webhook)
+    helm(c, "install", "routes", str(ROUTES_CHART), "-n", NS)
     tools.run([str(tools.kubectl()), "--kubeconfig", str(c.kubeconfig), "--context", c.context,
                "apply", "-f", "-"], check=True, input=yaml.safe_dump(
         {"apiVersion": "v1", "kind": "ConfigMap",
@@ -240,7 +244,7 @@ def charts_replay(charts_capture, tmp_path_factory):
 def test_charts_replay_helm_view_equal(charts_replay):
     r, state, out, _ = charts_replay
     b = bundle.read(out)
-    assert {x.key for x in b.releases} == {f"{NS}/app", f"{NS}/lib"}
+    assert {x.key for x in b.releases} == {f"{NS}/app", f"{NS}/lib", f"{NS}/routes"}
     assert [v.revision for v in next(x for x in b.releases if x.name == "app").revisions] == [1, 2]
     for rel in b.releases:
         got = helm_view(_cluster(state), rel.name, rel.storage_namespace)
@@ -252,7 +256,7 @@ def test_charts_replay_helm_view_equal(charts_replay):
 def test_charts_replay_reports_what_helm_does_not_store(charts_replay):
     r, *_ = charts_replay
     assert r.report.problems == [], "\n".join(r.report.problems)
-    assert sorted(r.report.charts) == ["appstack-0.3.1", "libuser-1.0.0"]
+    assert sorted(r.report.charts) == ["appstack-0.3.1", "libuser-1.0.0", "routes-crds-0.1.0"]
     notes = "\n".join(r.report.notes)
     assert "appstack-0.3.1: subchart cache is not stored in the release" in notes
     assert "libuser-1.0.0: frozen" in notes and "common-lib.labels" in notes
@@ -275,6 +279,35 @@ def test_charts_replay_crd_files_lookup_and_password(charts_replay):
     assert json.loads(by_hand["metadata"]["annotations"][replay.LAST_APPLIED])["data"] == {"k": "v"}
     dep = kube.get("apps/v1", "Deployment", "app", NS)
     assert dep["metadata"]["annotations"]["meta.helm.sh/release-name"] == "app"
+
+
+def test_charts_replay_crds_with_cel_rules_and_empty_string_defaults(charts_replay):
+    """routes-crds (crds/ with CEL x-kubernetes-validations and default: ""): captured and
+    replayed, helm's views equal, the CRDs and the route object (with its "" fields) are there,
+    and every adaptation of the chart's CRDs is listed by CRD and field, in the replay report and
+    in the rehearsal's CRD notes (crd_adapter.load_notes), never silently."""
+    from handover.rehearsal import crd_adapter
+    r, state, out, _ = charts_replay
+    c = _cluster(state)
+    kube = Kube(c.kubeconfig, c.context)
+    rel = next(x for x in bundle.read(out).releases if x.name == "routes")
+    assert helm_view(c, "routes", NS) == rel.helm
+    for name in ROUTES_CRDS:
+        assert kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name), name
+    route = kube.get("routes.flux-handover.io/v1", "Route", "routes-web", NS)
+    assert route["spec"]["parentRefs"][0]["sectionName"] == ""
+    assert route["spec"]["rules"][0]["backendRefs"][1]["group"] == ""
+    # the original CRD text is in the chart's crds/: every adaptation of it is listed
+    originals = [yaml.safe_load(f.read_text()) for f in sorted((ROUTES_CHART / "crds").glob("*"))]
+    expected = {n for crd in originals for n in crd_adapter.adapt(crd)[1]}
+    cel = {n for n in expected if n.reason == crd_adapter.CEL_REASON}
+    empty = {n for n in expected if n.reason == crd_adapter.EMPTY_STRING_REASON}
+    assert len(cel) >= 3 and len(empty) >= 3, expected  # both kinds, or the proof is vacuous
+    assert expected <= set(crd_adapter.load_notes(state))
+    notes = set(r.report.notes)
+    assert {f"CRD adapted: {n.line()}" for n in expected} <= notes
+    stored = json.loads(r.report_path.read_text())["notes"]
+    assert all(f"CRD adapted: {n.line()}" in stored for n in expected)
 
 
 def test_charts_replay_reports_a_manifest_that_does_not_match(charts_replay):
@@ -314,15 +347,24 @@ def test_charts_replay_upgrade_from_the_rehearsal_repository(charts_replay):
     assert kube.get("v1", "Secret", "app-password", NS)["data"]["password"] == password
 
 
-@pytest.mark.xfail(reason="needs Job pods to run to completion on the node agent (issue 10 item "
-                   "3, the cluster-fidelity helper's work): today the pre-upgrade hook Job's pod "
-                   "never finishes, so helm upgrade times out at the hook", strict=False)
 def test_charts_replay_upgrade_runs_the_hook_job(charts_replay):
+    """A real `helm upgrade` of the replayed release WITH its pre-upgrade hook: the hook Job runs
+    to completion on the node agent (real Job controller), helm deletes it (hook-succeeded) and
+    records the new revision as deployed."""
     r, state, *_ = charts_replay
     c = _cluster(state)
+    kube = Kube(c.kubeconfig, c.context)
+    before = helm_storage.latest(kube, "app", NS)
     out = helm(c, "upgrade", "app", "appstack", "--repo", r.chart_repo_url, "--version", "0.3.1",
-               "-n", NS, "--reuse-values", "--timeout", "30s", check=False)
+               "-n", NS, "--reuse-values", "--timeout", "120s", check=False)
     assert out.ok, out.stderr
+    after = helm_storage.latest(kube, "app", NS)
+    assert (after.revision, after.status) == (before.revision + 1, "deployed")
+    rec = helm_storage.decode_release(kube.get("v1", "Secret", after.secret_name, NS)["data"]
+                                      ["release"])
+    hook = next(h for h in rec.get("hooks") or [] if h.get("name") == "app-migrate")
+    assert hook["last_run"]["phase"] == "Succeeded", hook
+    assert kube.get("batch/v1", "Job", "app-migrate", NS) is None  # hook-succeeded: deleted
 
 
 # -- 4. bad input: a clear error, and the rehearsal left as it was ----------------------------------
@@ -331,10 +373,12 @@ def _copy(src: Path, dst: Path) -> Path:
     return dst
 
 
-@pytest.mark.parametrize("case", ["other-context", "hand-edited", "truncated", "pending-upgrade",
-                                  "chart-missing"])
-def test_bad_bundle_refused_before_any_write(case, charts_capture, seeded_stack, tmp_path):
-    out, _ = charts_capture
+BAD_CASES = ["other-context", "hand-edited", "truncated", "pending-upgrade", "chart-missing"]
+
+
+def _bad_bundle(case: str, out: Path, seeded_stack, tmp_path: Path
+                ) -> tuple[Path, Path | None, str]:
+    """A copy of the charts bundle spoiled as ``case`` says: (bundle, inventory, expected error)."""
     b = _copy(out, tmp_path / "bundle")
     inventory = None
     if case == "other-context":
@@ -370,6 +414,13 @@ def test_bad_bundle_refused_before_any_write(case, charts_capture, seeded_stack,
         old = next(line for line in idx.splitlines() if str(f.relative_to(b)) in line)
         (b / bundle.INDEX).write_text(idx.replace(old, old.split(":")[0] + ": " +
                                                   bundle.sha256(raw)))
+    return b, inventory, expect
+
+
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_bad_bundle_refused_before_any_write(case, charts_capture, seeded_stack, tmp_path):
+    out, _ = charts_capture
+    b, inventory, expect = _bad_bundle(case, out, seeded_stack, tmp_path)
     state = tmp_path / "state"
     argv = ["rehearsal", "up", "--from-capture", str(b), "--gitops", str(EXAMPLE_GITOPS),
             "--state-dir", str(state)] + (["--inventory", str(inventory)] if inventory else [])
@@ -377,3 +428,66 @@ def test_bad_bundle_refused_before_any_write(case, charts_capture, seeded_stack,
     assert err.returncode == 1, err.stdout + err.stderr
     assert expect in err.stderr, err.stderr
     assert not state.exists(), "the rehearsal was touched before the input was validated"
+
+
+_VOLATILE = {"logs", "etcd", "run", "node-agent"}  # written by the running processes themselves
+
+
+def _rehearsal_snapshot(state: Path) -> dict:
+    """What a replay would change: the resourceVersion of every object the charts replay made or
+    holds (release Secrets, ConfigMaps, Deployments, Services, custom objects, CRDs, Namespaces,
+    PVs), helm's list, and the sha256 and mtime of every file of the state dir but the processes'
+    own (a rewrite with the same content is a change too)."""
+    c = _cluster(state)
+    kube = Kube(c.kubeconfig, c.context)
+    rv = {}
+    for api, kind, ns in (("v1", "Secret", NS), ("v1", "ConfigMap", NS), ("v1", "Service", NS),
+                          ("apps/v1", "Deployment", NS), ("batch/v1", "Job", NS),
+                          ("capture.flux-handover.test/v1", "Widget", NS),
+                          ("routes.flux-handover.io/v1", "Route", NS),
+                          ("apiextensions.k8s.io/v1", "CustomResourceDefinition", None),
+                          ("v1", "Namespace", None), ("v1", "PersistentVolume", None)):
+        for o in kube.list(api, kind, ns):
+            m = o["metadata"]
+            rv[f"{kind} {m.get('namespace', '')}/{m['name']}"] = m["resourceVersion"]
+    files = {str(f.relative_to(state)): (bundle.sha256(f.read_bytes()), f.stat().st_mtime_ns)
+             for f in sorted(state.rglob("*"))
+             if f.is_file() and f.relative_to(state).parts[0] not in _VOLATILE}
+    listed = helm(c, "list", "-A", "-a", "-o", "json").stdout
+    return {"rv": rv, "files": files, "helm": json.loads(listed)}
+
+
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_bad_bundle_leaves_a_running_rehearsal_as_it_was(case, charts_replay, charts_capture,
+                                                         seeded_stack, tmp_path):
+    """The same bad bundles given to `rehearsal up --from-capture` on the state dir of a RUNNING
+    rehearsal (the charts replay): refused with the error naming what is wrong, and nothing of that
+    rehearsal changed: no object's resourceVersion, no file of its state dir, helm's list."""
+    _, state, out, _ = charts_replay
+    b, inventory, expect = _bad_bundle(case, out, seeded_stack, tmp_path)
+    before = _rehearsal_snapshot(state)
+    assert len(before["rv"]) > 20 and len(before["helm"]) == 3, before  # not vacuous
+    argv = ["rehearsal", "up", "--from-capture", str(b), "--gitops", str(EXAMPLE_GITOPS),
+            "--state-dir", str(state)] + (["--inventory", str(inventory)] if inventory else [])
+    err = tools.run([sys.executable, "-m", "handover.cli", *argv])
+    assert err.returncode == 1, err.stdout + err.stderr
+    assert expect in err.stderr, err.stderr
+    after = _rehearsal_snapshot(state)
+    assert after["helm"] == before["helm"]
+    assert after["files"] == before["files"]
+    assert after["rv"] == before["rv"]
+
+
+def test_the_running_rehearsal_snapshot_sees_a_replay(charts_replay, charts_capture):
+    """Control for the test above (the check can fail): the same bundle, unspoiled, given to the
+    same running rehearsal gets past validation and replays into it (idempotently: what exists
+    is left), and the snapshot sees that (the replay report and git record rewritten)."""
+    _, state, out, _ = charts_replay
+    before = _rehearsal_snapshot(state)
+    run = tools.run([sys.executable, "-m", "handover.cli", "rehearsal", "up", "--from-capture",
+                     str(out), "--gitops", str(EXAMPLE_GITOPS), "--state-dir", str(state)])
+    assert "cannot replay bundle" not in run.stderr, run.stderr
+    after = _rehearsal_snapshot(state)
+    changed = sorted(k for k in set(before["files"]) | set(after["files"])
+                     if before["files"].get(k) != after["files"].get(k))
+    assert replay.REPORT in changed, (changed, run.stdout[-2000:], run.stderr[-2000:])
