@@ -12,7 +12,7 @@ step is journaled started, (b) right after the mutation it makes (before its out
 journaled), (c) right after it is journaled done; then run again. Phase 2: the Git-suspend step and the bootstrap step,
 killed at the same three points, each on a fresh seeded stack (a bootstrap cannot be undone
 between cells). Phase 4: the snapshot, resume-in-Git and reconcile steps, on one stack where
-envoy-gateway alone (a reduced inventory) was handed over once; after each cell the entry points
+every component was handed over once (phase 3); after each cell the entry points
 are suspended again in Git and live. Each cell must end with the
 component handed over or cleanly rolled back (never a finished component rolled back), the pod
 UIDs of a handed-over component unchanged, no Helm release pending, the journal consistent (see
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             inv_path, journal3 = hand_over_for_phase4(s, base / "work" / "p4")
             inv4 = load(inv_path)
             kube4 = Kube(kubeconfig=s.cluster.kubeconfig, context=inv4.cluster.context)
-            print(f"phase-4 stack: envoy-gateway handed over in {time.monotonic() - t4:.0f} s",
+            print(f"phase-4 stack: every component handed over in {time.monotonic() - t4:.0f} s",
                   flush=True)
             for n, cell in enumerate(cells4, 1):
                 if cell.result == "n/a":

@@ -309,10 +309,12 @@ def run_phase2_cell(state_dir: Path, work: Path, cell: Cell) -> Cell:
 
 
 # -- phase 4: resume the entry points, killed and run again ------------------------------------
-# One stack for every phase-4 cell: Flux bootstrapped (phase 2) and envoy-gateway handed over
-# (phase 3) ONCE with a reduced inventory (that one component); each cell starts from a copy of
-# that phase-3 journal, and afterwards the entry points are suspended again in Git (the suite's
-# own edit, handover/gitops.py) and live (flux-system reconciled), so cells are independent.
+# One stack for every phase-4 cell: Flux bootstrapped (phase 2) and every component handed over
+# (phase 3 --perform) ONCE; each cell starts from a copy of that phase-3 journal, and afterwards
+# the entry points are suspended again in Git (the suite's own edit, handover/gitops.py) and live
+# (flux-system reconciled), so cells are independent. (A reduced inventory of one component does
+# not do: resuming the entry points then creates the HelmReleases of the components not handed
+# over, which phase 4 rightly finds not Ready.)
 PHASE4_STEPS = ("test_snapshot_before_resume", "test_resume_in_git", "test_reconciled")
 PHASE4_MUTATIONS = {"test_resume_in_git": "git push*", "test_reconciled": "*"}
 PHASE4 = "suites/phase4"
@@ -334,14 +336,16 @@ def reduced_inventory(stack, components=(COMPONENT,)) -> Path:
     return inventory_copy(stack, Path("migration-phase4-cells.yaml"), edit)
 
 
-def hand_over_for_phase4(stack, work: Path) -> tuple[Path, Path]:
-    """Phase 3 --perform on the reduced inventory; returns (inventory, phase-3 journal)."""
+def hand_over_for_phase4(stack, work: Path, components=None) -> tuple[Path, Path]:
+    """Phase 3 --perform on every component (or only ``components``, a reduced inventory);
+    returns (inventory, phase-3 journal)."""
     from tests.scenarios.phase3_rehearsal import run_phase3
 
-    inv_path = reduced_inventory(stack)
+    inv_path = Path(stack.inventory_path) if components is None else \
+        reduced_inventory(stack, components)
     journal = work / "phase3-journal.jsonl"
     run = run_phase3(stack, work / "phase3", inventory=inv_path, journal=journal)
-    assert run.returncode == 0, f"phase 3 ({COMPONENT}) failed:\n{run.stdout[-3000:]}"
+    assert run.returncode == 0, f"phase 3 failed:\n{run.stdout[-3000:]}"
     return inv_path, journal
 
 
@@ -405,7 +409,7 @@ def resuspend(kube, inv, work: Path, timeout: float = 300) -> list[str]:
 def run_phase4_cell(stack, inv_path: Path, phase3_journal: Path, work: Path, kube, inv,
                     cell: Cell) -> Cell:
     """Kill `pytest suites/phase4 --perform` at the cell's point, run it again: it must pass with
-    the entry points resumed (Git and live, Ready), the handed-over component's pods and release
+    the entry points resumed (Git and live, Ready), every handed-over component's pods and release
     unchanged (no restart, no new revision), no Helm release pending, the journal consistent,
     and a third run a no-op (passes, no intent). Then the entry points are suspended again."""
     from handover import bootstrap
@@ -416,8 +420,8 @@ def run_phase4_cell(stack, inv_path: Path, phase3_journal: Path, work: Path, kub
     journal = work / "journal.jsonl"
     journal.write_bytes(phase3_journal.read_bytes())
     start = len(list(journal_mod.Journal(journal).entries()))
-    comp = inv.component(COMPONENT)
-    before = snapshot_mod.take(kube, comp)
+    comps = [c for c in inv.components if c.helm_release or c.workloads]
+    before = {c.name: snapshot_mod.take(kube, c) for c in comps}
     args = _phase4_args(stack, work, journal)
     argv = [sys.executable, "-m", "pytest", PHASE4, "--inventory", str(inv_path),
             "-p", "no:cacheprovider", "-q", "-p", "tests.scenarios.kill_point_plugin",
@@ -454,15 +458,18 @@ def run_phase4_cell(stack, inv_path: Path, phase3_journal: Path, work: Path, kub
         not_ready = [n for n, ks in live.items() if ks is None or not flux.is_ready(ks)]
         if not_ready:
             problems.append(f"entry points not Ready: {not_ready}")
-        if journal_mod.progress(journal_mod.Journal(journal), "phase3", COMPONENT).state != "done":
-            problems.append(f"{COMPONENT} is no longer recorded handed over in the journal")
-        hr = comp.helm_release
-        live_hr = kube.get(flux.HELM_API, "HelmRelease", hr.name, hr.namespace)
-        if live_hr is None or not flux.is_ready(live_hr):
-            problems.append(f"HelmRelease {hr.namespace}/{hr.name} gone or not Ready")
-        after = snapshot_mod.take(kube, comp)
-        problems += [f"pods/release of {COMPONENT} changed: {d}"
-                     for d in snapshot_mod.compare(before, after, release_moves=0)]
+        for c in comps:
+            if journal_mod.progress(journal_mod.Journal(journal), "phase3", c.name).state \
+                    != "done":
+                problems.append(f"{c.name} is no longer recorded handed over in the journal")
+            hr = c.helm_release
+            if hr is not None:
+                live_hr = kube.get(flux.HELM_API, "HelmRelease", hr.name, hr.namespace)
+                if live_hr is None or not flux.is_ready(live_hr):
+                    problems.append(f"HelmRelease {hr.namespace}/{hr.name} gone or not Ready")
+            problems += [f"pods/release of {c.name} changed: {d}" for d in snapshot_mod.compare(
+                before[c.name], snapshot_mod.take(kube, c),
+                release_moves=0)]
         for rel in helm_storage.list_releases(kube):
             if rel.status.startswith("pending"):
                 problems.append(f"Helm release {rel.namespace}/{rel.name} left {rel.status}")

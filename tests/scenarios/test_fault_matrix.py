@@ -9,7 +9,7 @@ temporary Kustomization removed) and run again, step 8 used to fail on a value o
 same process filled, and that failure rolled back a finished handover.
 
 Also one phase-2 cell (the Git-suspend step killed after its push) and one phase-4 cell (the resume
-killed after its push, envoy-gateway alone handed over with a reduced inventory).
+killed after its push, every component handed over first).
 """
 from __future__ import annotations
 
@@ -79,9 +79,9 @@ def test_fault_matrix_cell(env, step, point):
 def test_phase4_killed_after_the_resume_push_resumes_once(env):
     """Phase 4, killed right after the entry points' resume was pushed (before the journal wrote
     its outcome), run again: the entry points are resumed in Git and live and Ready, the
-    handed-over component's pods and release unchanged, no release pending, the journal
-    consistent, a third run a no-op. (Runs last: it hands envoy-gateway over with a reduced
-    inventory on the module's stack.)"""
+    handed-over components' pods and releases unchanged, no release pending, the journal
+    consistent, a third run a no-op. (Runs last: it hands every component over on the module's
+    stack.)"""
     inv_path, journal3 = fm.hand_over_for_phase4(env["stack"], env["work"] / "p4")
     inv = load(inv_path)
     cell = fm.run_phase4_cell(env["stack"], inv_path, journal3, env["work"] / "p4-resume-mutated",
