@@ -132,7 +132,8 @@ def _table(cells2, cells, steps, total, setup, json_path, cells4=()) -> int:
     run = [c for c in every if c.result != "n/a"]
     passed = [c for c in run if c.result == "passed"]
     print(f"\ncells: {len(run)} run, {len(passed)} passed, {len(run) - len(passed)} failed, "
-          f"{len(every) - len(run)} n/a; {total:.0f} s in all (phase-3 stack {setup:.0f} s; "
+          f"{len(every) - len(run)} n/a; {total:.0f} s in all ("
+          + (f"phase-3 stack {setup:.0f} s; " if cells else "") +
           f"{sum(c.seconds for c in run) / max(len(run), 1):.0f} s per cell)")
     if json_path:
         Path(json_path).write_text(json.dumps([asdict(c) for c in every], indent=2))
