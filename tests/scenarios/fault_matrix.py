@@ -217,12 +217,21 @@ def reset(kube, inv, comp, journal: Path, work: Path) -> list[str]:
     return []
 
 
-# -- phase 2: the bootstrap, killed and run again (a fresh seeded stack per cell) ----------------
-PHASE2_STEPS = ("test_bootstrap",)
+# -- phase 2: Git suspend and the bootstrap, killed and run again (a fresh seeded stack per cell) --
+PHASE2_STEPS = ("test_entrypoints_suspended_in_git", "test_bootstrap")
+# the mutation each phase-2 / phase-4 step's "mutated" point follows (journal action pattern): for
+# the Git steps the push (what Flux reads; the edit and the commit before it are local)
+PHASE2_MUTATIONS = {"test_entrypoints_suspended_in_git": "git push*", "test_bootstrap": "*"}
 
 
-def phase2_cells(points=POINTS) -> list[Cell]:
-    return [Cell("phase2", s, p) for s in PHASE2_STEPS for p in points]
+def phase2_cells(points=POINTS, steps=PHASE2_STEPS) -> list[Cell]:
+    return [Cell("phase2", s, p) for s in steps for p in points]
+
+
+def suite_kill_point(cell: Cell, mutations: dict[str, str]) -> str:
+    """HANDOVER_KILL_POINT for a phase-2/4 cell: the step is the test's name, parametrized by
+    entry point (``test_resume_in_git[infrastructure]``): the first one run matches."""
+    return f"{cell.phase}::{cell.step}*:{cell.point}:{mutations.get(cell.step, '*')}"
 
 
 def run_phase2_cell(state_dir: Path, work: Path, cell: Cell) -> Cell:
@@ -251,7 +260,7 @@ def run_phase2_cell(state_dir: Path, work: Path, cell: Cell) -> Cell:
         proc = subprocess.Popen(argv, cwd=ROOT, stdout=open(work / "killed.log", "w"),
                                 stderr=subprocess.STDOUT, start_new_session=True,
                                 env={**os.environ, "HANDOVER_KILL_POINT":
-                                     f"phase2::{cell.step}:{cell.point}"})
+                                     suite_kill_point(cell, PHASE2_MUTATIONS)})
         try:
             if not _wait_stopped(proc, 900):
                 cell.result, cell.problems = "FAILED", [
@@ -293,6 +302,192 @@ def run_phase2_cell(state_dir: Path, work: Path, cell: Cell) -> Cell:
         if third.returncode != 0:
             problems.append(f"a third run failed (rc {third.returncode}): {third.failed}")
         cell.end = "bootstrapped" if rerun.returncode == 0 else "not bootstrapped"
+    cell.problems = problems
+    cell.result = "FAILED" if problems else "passed"
+    cell.seconds = time.monotonic() - t0
+    return cell
+
+
+# -- phase 4: resume the entry points, killed and run again ------------------------------------
+# One stack for every phase-4 cell: Flux bootstrapped (phase 2) and every component handed over
+# (phase 3 --perform) ONCE; each cell starts from a copy of that phase-3 journal, and afterwards
+# the entry points are suspended again in Git (the suite's own edit, handover/gitops.py) and live
+# (flux-system reconciled), so cells are independent. (A reduced inventory of one component does
+# not do: resuming the entry points then creates the HelmReleases of the components not handed
+# over, which phase 4 rightly finds not Ready.)
+PHASE4_STEPS = ("test_snapshot_before_resume", "test_resume_in_git", "test_reconciled")
+PHASE4_MUTATIONS = {"test_resume_in_git": "git push*", "test_reconciled": "*"}
+PHASE4 = "suites/phase4"
+
+
+def phase4_cells(points=POINTS, steps=PHASE4_STEPS) -> list[Cell]:
+    return [Cell("phase4", s, p) if p != "mutated" or s in PHASE4_MUTATIONS else
+            Cell("phase4", s, p, "n/a", ["the step makes no mutation"])
+            for s in steps for p in points]
+
+
+def reduced_inventory(stack, components=(COMPONENT,)) -> Path:
+    """The rehearsal inventory restricted to ``components`` (beside the original, so its relative
+    paths stay valid): phase 3 hands over only these, phase 4 checks only these."""
+    from tests.scenarios.phase3_rehearsal import inventory_copy
+
+    def edit(data: dict) -> None:
+        data["components"] = [c for c in data["components"] if c["name"] in components]
+    return inventory_copy(stack, Path("migration-phase4-cells.yaml"), edit)
+
+
+def hand_over_for_phase4(stack, work: Path, components=None) -> tuple[Path, Path]:
+    """Phase 3 --perform on every component (or only ``components``, a reduced inventory);
+    returns (inventory, phase-3 journal)."""
+    from tests.scenarios.phase3_rehearsal import run_phase3
+
+    inv_path = Path(stack.inventory_path) if components is None else \
+        reduced_inventory(stack, components)
+    journal = work / "phase3-journal.jsonl"
+    run = run_phase3(stack, work / "phase3", inventory=inv_path, journal=journal)
+    assert run.returncode == 0, f"phase 3 failed:\n{run.stdout[-3000:]}"
+    return inv_path, journal
+
+
+def _phase4_args(stack, work: Path, journal: Path) -> list[str]:
+    return ["--kubeconfig", str(stack.cluster.kubeconfig), "--perform", "--report-dir",
+            str(work / "reports"), "--journal", str(journal)]
+
+
+def _open_intents(entries, killed_at: int, point: str) -> list[str]:
+    closed = {e.id for e in entries if e.kind in ("done", "failed")}
+    open_before = [e.action for e in entries[:killed_at] if e.kind == "intent"
+                   and e.id not in closed]
+    open_after = [e.action for e in entries[killed_at:] if e.kind == "intent"
+                  and e.id not in closed]
+    problems = []
+    if open_after:
+        problems.append(f"the rerun left intents without an outcome: {open_after}")
+    if len(open_before) > (1 if point == "mutated" else 0):
+        problems.append(f"intents left open by the kill: {open_before}")
+    return problems
+
+
+def entrypoints_state(kube, inv) -> tuple[list[str], list[str]]:
+    """(entry points suspended in Git at the remote head, entry points suspended or absent live)."""
+    from handover import bootstrap
+    from handover.gitops import GitOpsRepo
+
+    _, states = GitOpsRepo(inv.gitops).remote_states()
+    live = bootstrap.state(kube, inv).entrypoints
+    return ([s.name for s in states if s.suspended],
+            [n for n, ks in live.items() if ks is None or (ks.get("spec") or {}).get("suspend")])
+
+
+def resuspend(kube, inv, work: Path, timeout: float = 300) -> list[str]:
+    """Put the entry points back as phase 2 left them: suspended in Git (the suite's own edit,
+    commit and push) and live (flux-system asked to reconcile, waited for)."""
+    from datetime import datetime, timezone
+
+    from handover import bootstrap
+    from handover.gitops import GitOpsRepo
+
+    mutator = Mutator(kube, inv, journal_mod.Journal(work / "reset-journal.jsonl"), True)
+    GitOpsRepo(inv.gitops).set_entrypoints_suspended(
+        mutator, True, "fault matrix: suspend the entry points again for the next cell")
+    ns = inv.cluster.flux_namespace
+    token = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    mutator.request_reconcile(flux.SOURCE_API, "GitRepository", bootstrap.SYNC_NAME, ns, token)
+    mutator.request_reconcile(flux.KUSTOMIZE_API, "Kustomization", bootstrap.SYNC_NAME, ns, token)
+    names = [ep.name for ep in inv.gitops.entrypoints]
+    deadline = time.monotonic() + timeout
+    while True:
+        git_suspended, live_suspended = entrypoints_state(kube, inv)
+        if sorted(git_suspended) == sorted(names) and sorted(live_suspended) == sorted(names):
+            return []
+        if time.monotonic() > deadline:
+            return [f"reset: entry points suspended in Git {git_suspended}, live "
+                    f"{live_suspended}, after {timeout} s"]
+        time.sleep(1)
+
+
+def run_phase4_cell(stack, inv_path: Path, phase3_journal: Path, work: Path, kube, inv,
+                    cell: Cell) -> Cell:
+    """Kill `pytest suites/phase4 --perform` at the cell's point, run it again: it must pass with
+    the entry points resumed (Git and live, Ready), every handed-over component's pods and release
+    unchanged (no restart, no new revision), no Helm release pending, the journal consistent,
+    and a third run a no-op (passes, no intent). Then the entry points are suspended again."""
+    from handover import bootstrap
+    from tests.harness import run_suite
+
+    t0 = time.monotonic()
+    work.mkdir(parents=True, exist_ok=True)
+    journal = work / "journal.jsonl"
+    journal.write_bytes(phase3_journal.read_bytes())
+    start = len(list(journal_mod.Journal(journal).entries()))
+    comps = [c for c in inv.components if c.helm_release or c.workloads]
+    before = {c.name: snapshot_mod.take(kube, c) for c in comps}
+    args = _phase4_args(stack, work, journal)
+    argv = [sys.executable, "-m", "pytest", PHASE4, "--inventory", str(inv_path),
+            "-p", "no:cacheprovider", "-q", "-p", "tests.scenarios.kill_point_plugin",
+            f"--junitxml={work / 'killed.xml'}", *args]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=open(work / "killed.log", "w"),
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, "HANDOVER_KILL_POINT":
+                                 suite_kill_point(cell, PHASE4_MUTATIONS)})
+    problems: list[str] = []
+    try:
+        try:
+            stopped = _wait_stopped(proc, 900)
+        finally:
+            if proc.poll() is None:
+                kill_group(proc)
+        if not stopped:
+            cell.result, cell.problems = "FAILED", [
+                f"the run ended (rc {proc.returncode}) without reaching the kill point: "
+                + (work / "killed.log").read_text()[-1500:]]
+            return cell
+        entries = [e for e in journal_mod.Journal(journal).entries()][start:]
+        killed_at = len(entries)
+        rerun = run_suite([PHASE4], inv_path, work / "rerun.xml", *args, timeout=1200)
+        if rerun.returncode != 0:
+            problems.append(f"the rerun failed (rc {rerun.returncode}): {rerun.failed}: "
+                            + rerun.stdout[-1500:])
+        entries = [e for e in journal_mod.Journal(journal).entries()][start:]
+        problems += _open_intents(entries, killed_at, cell.point)
+        git_suspended, live_suspended = entrypoints_state(kube, inv)
+        if git_suspended or live_suspended:
+            problems.append(f"entry points not resumed: suspended in Git {git_suspended}, "
+                            f"live suspended or absent {live_suspended}")
+        live = bootstrap.state(kube, inv).entrypoints
+        not_ready = [n for n, ks in live.items() if ks is None or not flux.is_ready(ks)]
+        if not_ready:
+            problems.append(f"entry points not Ready: {not_ready}")
+        for c in comps:
+            if journal_mod.progress(journal_mod.Journal(journal), "phase3", c.name).state \
+                    != "done":
+                problems.append(f"{c.name} is no longer recorded handed over in the journal")
+            hr = c.helm_release
+            if hr is not None:
+                live_hr = kube.get(flux.HELM_API, "HelmRelease", hr.name, hr.namespace)
+                if live_hr is None or not flux.is_ready(live_hr):
+                    problems.append(f"HelmRelease {hr.namespace}/{hr.name} gone or not Ready")
+            problems += [f"pods/release of {c.name} changed: {d}" for d in snapshot_mod.compare(
+                before[c.name], snapshot_mod.take(kube, c),
+                release_moves=0)]
+        for rel in helm_storage.list_releases(kube):
+            if rel.status.startswith("pending"):
+                problems.append(f"Helm release {rel.namespace}/{rel.name} left {rel.status}")
+        n = len(list(journal_mod.Journal(journal).entries()))
+        third = run_suite([PHASE4], inv_path, work / "third.xml", *args, timeout=1200)
+        new = list(journal_mod.Journal(journal).entries())[n:]
+        intents = [e.action for e in new if e.kind == "intent"]
+        if third.returncode != 0 or intents:
+            problems.append(f"a third run was not a no-op (rc {third.returncode}, failed "
+                            f"{third.failed}, mutations {intents})")
+        cell.end = "resumed" if rerun.returncode == 0 and not git_suspended else "not resumed"
+    finally:
+        if proc.poll() is None:
+            kill_group(proc)
+        try:
+            problems += resuspend(kube, inv, work)
+        except Exception as e:  # the next cell would start from a wrong state: say so
+            problems.append(f"reset failed: {e.__class__.__name__}: {e}")
     cell.problems = problems
     cell.result = "FAILED" if problems else "passed"
     cell.seconds = time.monotonic() - t0

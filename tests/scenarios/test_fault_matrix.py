@@ -7,6 +7,9 @@ unchanged, no Helm release pending and a consistent journal (tests/scenarios/fau
 The first scenario is the resume case of issue 8: killed right after step 7 (handover finished,
 temporary Kustomization removed) and run again, step 8 used to fail on a value only step 6 of the
 same process filled, and that failure rolled back a finished handover.
+
+Also one phase-2 cell (the Git-suspend step killed after its push) and one phase-4 cell (the resume
+killed after its push, every component handed over first).
 """
 from __future__ import annotations
 
@@ -19,6 +22,17 @@ from tests.scenarios import fault_matrix as fm
 from tests.scenarios.phase3_rehearsal import bootstrapped_stack
 
 pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
+
+
+def test_phase2_killed_after_the_suspend_push(tmp_path):
+    """First in the module (its own seeded stack, before the module's stack is up: one
+    cluster at a time). Phase 2, killed right after step 1 pushed the entry points' suspend (its intent still
+    open), run again on a fresh seeded stack: it passes, nothing covered moved, no release
+    pending, the journal consistent, a third run passes."""
+    cell = fm.run_phase2_cell(tmp_path / "state", tmp_path / "work",
+                              fm.Cell("phase2", "test_entrypoints_suspended_in_git", "mutated"))
+    assert cell.result == "passed", "\n".join(cell.problems)
+    assert cell.end == "bootstrapped", cell.end
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +74,18 @@ def test_fault_matrix_cell(env, step, point):
     cell = run_cell(env, step, point)
     assert cell.result == "passed", "\n".join(cell.problems)
     assert cell.end == "handed over", cell.end
+
+
+def test_phase4_killed_after_the_resume_push_resumes_once(env):
+    """Phase 4, killed right after the entry points' resume was pushed (before the journal wrote
+    its outcome), run again: the entry points are resumed in Git and live and Ready, the
+    handed-over components' pods and releases unchanged, no release pending, the journal
+    consistent, a third run a no-op. (Runs last: it hands every component over on the module's
+    stack.)"""
+    inv_path, journal3 = fm.hand_over_for_phase4(env["stack"], env["work"] / "p4")
+    inv = load(inv_path)
+    cell = fm.run_phase4_cell(env["stack"], inv_path, journal3, env["work"] / "p4-resume-mutated",
+                              env["kube"], inv, fm.Cell("phase4", "test_resume_in_git", "mutated"))
+    assert cell.result == "passed", "\n".join(cell.problems)
+    assert cell.end == "resumed", cell.end
+
