@@ -193,12 +193,12 @@ def test_different_values_recreate_pods(env):
 
 
 def test_missing_chart_version_is_ready_false_without_release_change(env):
-    """Source: source-controller internal/controller/helmchart_controller.go (no chart version found) surfaced by helm-controller as ArtifactFailed."""
+    """Source: source-controller internal/controller/helmchart_controller.go (no chart version found); helm-controller internal/controller/helmrelease_controller.go reconcileRelease isSourceReady -> Ready False "SourceNotReady"."""
     ns = namespace(env, "h-missing")
     env["api"].apply(hr_obj("ghost", ns, version="9.9.9"), "test")
     hr = wait_for(lambda: ready_false(env, "ghost", ns), what="Ready False")
     c = flux.condition(hr, "Ready")
-    assert c["reason"] == "ArtifactFailed" and "9.9.9" in c["message"]
+    assert c["reason"] == "SourceNotReady" and "9.9.9" in c["message"]
     assert helm_storage.latest(env["kube"], "ghost", ns) is None
     # an existing release is not touched by a bad version either
     env["api"].apply(hr_obj("ghost", ns, version="1.0.0"), "test")
@@ -455,7 +455,7 @@ def test_values_files_missing_is_chart_error_unless_ignored(env):
     env["api"].apply(obj, "test")
     hr = wait_for(lambda: ready_false(env, "miss", ns), what="Ready False")
     c = flux.condition(hr, "Ready")
-    assert c["reason"] == "ArtifactFailed" and "nope.yaml" in c["message"]
+    assert c["reason"] == "SourceNotReady" and "nope.yaml" in c["message"]
     assert helm_storage.latest(env["kube"], "miss", ns) is None
     obj["spec"]["chart"]["spec"]["ignoreMissingValuesFiles"] = True
     env["api"].apply(obj, "test")

@@ -40,6 +40,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 import shlex
 import shutil
 import sys
@@ -59,7 +60,15 @@ MAX_HISTORY = 5  # snapshots kept in status.history (upstream default maxHistory
 
 
 class ChartError(Exception):
-    """The chart cannot be had (source not ready, version not found): no release action."""
+    """The chart cannot be had: no release action. Reason as helm-controller's
+    helmrelease_controller.go reconcileRelease: the HelmChart (the chart source) not ready
+    (version not found, pull error, values file missing, source not ready) -> ``SourceNotReady``
+    (isSourceReady); the source object cannot be had at all -> ``ArtifactFailed``."""
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason or ("SourceNotReady" if "is not ready" in message
+                                 else "ArtifactFailed")
 
 
 class ValuesError(Exception):
@@ -187,6 +196,27 @@ def summarize(hr: Obj, status: Obj) -> None:
         remove_condition(status, "Stalled")
 
 
+def release_target_changed(hr: Obj, status: Obj, chart_name: str) -> str | None:
+    """helm-controller internal/action/verify.go ReleaseTargetChanged: the reason ("storage
+    namespace", "release namespace", "release name", "chart name") when the release target
+    differs from the one recorded in status (storageNamespace, latest snapshot), else None.
+    The release namespace of a snapshot is ``releaseNamespace`` (the stand-in records it: its
+    Helm CLI stores the release in the storage namespace, so ``namespace`` is that one)."""
+    history = status.get("history") or []
+    if not status.get("storageNamespace") or not history:
+        return None
+    cur = history[0]
+    if flux.storage_namespace(hr) != status["storageNamespace"]:
+        return "storage namespace"
+    if cur.get("releaseNamespace") and flux.target_namespace(hr) != cur["releaseNamespace"]:
+        return "release namespace"
+    if flux.helm_release_name(hr) != cur.get("name"):
+        return "release name"
+    if chart_name != cur.get("chartName"):
+        return "chart name"
+    return None
+
+
 def deep_merge(base: dict, over: dict) -> dict:
     out = copy.deepcopy(base)
     for k, v in (over or {}).items():
@@ -197,9 +227,43 @@ def deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
+def strvals_typed(value: str) -> Any:
+    """Helm strvals typedVal (pkg/strvals/parser.go), as fluxcd/pkg chartutil ReplacePathValue
+    applies it to a ``targetPath`` value: ``true``/``false`` -> bool, ``null`` -> None, ``0`` and
+    integers without a leading zero -> int; a value quoted with ' or " is a string (quotes
+    trimmed, strvals.ParseIntoString)."""
+    for q in ("'", '"'):
+        if value.startswith(q) and value.endswith(q):
+            return value.strip("'\"")
+    low = value.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low == "null":
+        return None
+    if value == "0":
+        return 0
+    if value and value[0] != "0" and re.fullmatch(r"[+-]?\d+", value):
+        n = int(value)
+        if -2**63 <= n < 2**63:
+            return n
+    return value
+
+
 def set_path(values: dict, path: str, value: Any) -> None:
-    """targetPath: dot-separated path (helm strvals style, without list indexes)."""
-    parts = [p for p in path.split(".") if p]
+    """targetPath: dot-separated path (``\\.`` escapes a dot in a key), the value typed as
+    strvals does (fluxcd/pkg chartutil/values.go ReplacePathValue -> strvals.ParseInto). An
+    unquoted value with a comma is an error there (``key has no value``), and so here; list
+    indexes are not supported by the stand-in (ValuesError naming it)."""
+    if isinstance(value, str):
+        quoted = len(value) > 1 and value[0] == value[-1] and value[0] in "'\""
+        if "," in value and not quoted:
+            raise ValuesError(f"targetPath '{path}': the value contains a comma, which Helm's "
+                              "strvals parser splits (quote the value)")
+        value = strvals_typed(value)
+    parts = [p.replace("\x00", ".") for p in path.replace("\\.", "\x00").split(".") if p]
+    if any("[" in p for p in parts):
+        raise ValuesError(f"targetPath '{path}': list indexes are not emulated by the "
+                          "rehearsal stand-in")
     cur = values
     for p in parts[:-1]:
         if not isinstance(cur.get(p), dict):
@@ -535,7 +599,7 @@ class HelmController:
                 chart_ref, chart_meta = self.fetch_chart(hr, workdir)
                 values = self.compose_values(hr)
             except (ChartError, ValuesError) as e:
-                reason = "ArtifactFailed" if isinstance(e, ChartError) else "InitFailed"
+                reason = e.reason if isinstance(e, ChartError) else "ValuesError"
                 set_condition(status, hr, "Ready", False, reason, str(e))
                 status["observedGeneration"] = gen
                 self.api.patch_status(hr, status)
@@ -610,17 +674,19 @@ class HelmController:
         ns, name = hr["metadata"]["namespace"], hr["metadata"]["name"]
         spec = hr.get("spec") or {}
         history = status.get("history") or []
-        # identity change: uninstall the release made under the old name/namespace first
-        if history and status.get("storageNamespace") and (
-                history[0].get("name") != rel_name
-                or status["storageNamespace"] != storage_ns):
+        # release target changed (internal/action/verify.go ReleaseTargetChanged): uninstall
+        # the release made for the old target, clear history/failures, then install anew
+        changed = release_target_changed(hr, status, str(chart_meta.get("name")))
+        if changed:
             old = history[0]
-            log.info("HelmRelease %s/%s: release identity changed (%s/%s -> %s/%s): "
-                     "uninstalling the old release", ns, name, status["storageNamespace"],
-                     old.get("name"), storage_ns, rel_name)
+            log.info("HelmRelease %s/%s: release target configuration changed (%s): running "
+                     "uninstall for current release %s/%s", ns, name, changed,
+                     status["storageNamespace"], old.get("name"))
             self.run_helm("uninstall", old["name"], "--namespace", status["storageNamespace"],
                           "--wait", "--timeout", "5m")
             status["history"] = history = []
+            for k in ("failures", "installFailures", "upgradeFailures"):
+                status.pop(k, None)
         status["storageNamespace"] = storage_ns
         chart_version = str(chart_meta.get("version"))
         gen = hr["metadata"].get("generation")
@@ -764,7 +830,7 @@ class HelmController:
         after = self.releases(rel_name, storage_ns)
         wrote = any(v not in before or self.digest(before[v]) != self.digest(r)
                     for v, r in after.items())
-        self.observe(status, before, after, spec)
+        self.observe(status, before, after, spec, target_ns)
         cur = (status.get("history") or [None])[0]
         if res.ok and cur is not None:
             msg = (f"Helm {action} succeeded for release {target_ns}/{rel_name}.v{cur['version']}"
@@ -798,7 +864,7 @@ class HelmController:
         return out
 
     def observe(self, status: Obj, before: dict[int, dict], after: dict[int, dict],
-                spec: Obj) -> None:
+                spec: Obj, release_ns: str | None = None) -> None:
         """internal/reconcile/release.go observeRelease: only the releases written during the
         action reach status.history: a new revision becomes the newest snapshot, a rewritten
         revision already in the history (e.g. superseded) has its snapshot updated. Snapshots
@@ -810,6 +876,8 @@ class HelmController:
             if old is not None and self.digest(old) == self.digest(rel):
                 continue  # not written during the action
             snap = self.snapshot(rel)
+            if release_ns:
+                snap["releaseNamespace"] = release_ns
             idx = next((i for i, h in enumerate(hist) if h.get("name") == rel["name"]
                         and int(h.get("version", -1)) == version), None)
             if idx is not None:
@@ -852,7 +920,8 @@ class HelmController:
                 args.append("--no-hooks")
             res = self.run_helm(*args)
             ok_reason, fail_reason = "UninstallSucceeded", "UninstallFailed"
-        self.observe(status, before, self.releases(rel_name, storage_ns), spec)
+        self.observe(status, before, self.releases(rel_name, storage_ns), spec,
+                     target_ns)
         cur = (status.get("history") or [None])[0]
         if res.ok:
             msg = f"Helm {action} succeeded for release {target_ns}/{rel_name}" + (

@@ -62,6 +62,29 @@ TAKEOVER = [("kubectl", "Apply"), ("kubectl", "Update"), ("before-first-apply", 
 IMMUTABLE_MESSAGE = re.compile(r"is\simmutable|immutable\sfield")
 
 
+def dependency_error(obj: Obj, dep: Obj | None, dep_id: str, revision: str) -> str | None:
+    """kustomize-controller internal/controller/kustomization_controller.go checkDependencies:
+    the dependency must exist, be Ready for its generation (status.observedGeneration), and,
+    when it uses the same source (kind, name, namespace defaulted to each object's own), have
+    applied the source's current artifact revision."""
+    if dep is None:
+        return f"dependency '{dep_id}' not found"
+    st = dep.get("status") or {}
+    if not st.get("conditions") or \
+            dep["metadata"].get("generation") != st.get("observedGeneration") or \
+            not flux.is_ready(dep):
+        return f"dependency '{dep_id}' is not ready"
+    mine, theirs = (obj.get("spec") or {}).get("sourceRef") or {}, \
+        (dep.get("spec") or {}).get("sourceRef") or {}
+    if (mine.get("kind"), mine.get("name"),
+            mine.get("namespace") or obj["metadata"].get("namespace")) == \
+            (theirs.get("kind"), theirs.get("name"),
+             theirs.get("namespace") or dep["metadata"].get("namespace")) and \
+            st.get("lastAppliedRevision") != revision:
+        return f"dependency '{dep_id}' revision is not up to date"
+    return None
+
+
 class BuildError(Exception):
     pass
 
@@ -238,13 +261,6 @@ class KustomizeController:
         if refused:
             return fail(fidelity.UNEMULATED_REASON, fidelity.refusal_message(refused), interval)
 
-        for dep in spec.get("dependsOn") or []:
-            dns = dep.get("namespace") or ns
-            d = self.api.get(flux.KUSTOMIZE_API, "Kustomization", dep["name"], dns)
-            if d is None or not flux.is_ready(d):
-                return fail("DependencyNotReady", f"dependency '{dns}/{dep['name']}' is not "
-                            "ready", retry)
-
         src = spec.get("sourceRef") or {}
         if src.get("kind") != "GitRepository":
             return fail("ArtifactFailed", f"sourceRef kind {src.get('kind')} is not supported "
@@ -257,6 +273,14 @@ class KustomizeController:
             return fail("ArtifactFailed", f"Source artifact not found, retrying in "
                         f"{retry:.0f}s", retry)
         revision = artifact["revision"]
+        # dependsOn after the source, as kustomize-controller's reconcile (checkDependencies
+        # gets the source artifact for its revision check)
+        for dep in spec.get("dependsOn") or []:
+            dns = dep.get("namespace") or ns
+            d = self.api.get(flux.KUSTOMIZE_API, "Kustomization", dep["name"], dns)
+            why = dependency_error(ks, d, f"{dns}/{dep['name']}", revision)
+            if why:
+                return fail("DependencyNotReady", why, retry)
         status["lastAttemptedRevision"] = revision
 
         work = Path(tempfile.mkdtemp(prefix="ks-", dir=self._tmp()))

@@ -1,0 +1,96 @@
+"""Pure rules of the Flux stand-ins added for issue 14 item 9 (no cluster): targetPath typing,
+ReleaseTargetChanged, the chart-source-not-ready reason, Kustomization dependsOn revision
+check."""
+from __future__ import annotations
+
+import pytest
+
+from handover.rehearsal.flux import helm_controller as hc
+from handover.rehearsal.flux import kustomize_controller as kc
+
+
+def test_target_path_values_are_typed_as_helm_strvals():
+    """Source: fluxcd/pkg chartutil/values.go ReplacePathValue (strvals.ParseInto, quoted -> strvals.ParseIntoString); helm pkg/strvals/parser.go typedVal."""
+    v: dict = {}
+    hc.set_path(v, "a.replicas", "3")
+    hc.set_path(v, "a.enabled", "true")
+    hc.set_path(v, "a.off", "FALSE")
+    hc.set_path(v, "a.none", "null")
+    hc.set_path(v, "a.zero", "0")
+    hc.set_path(v, "a.octal", "0123")
+    hc.set_path(v, "a.quoted", '"42"')
+    hc.set_path(v, "a.single", "'true'")
+    hc.set_path(v, "a.text", "s3cret")
+    hc.set_path(v, r"ann.example\.com/key", "x")
+    assert v == {"a": {"replicas": 3, "enabled": True, "off": False, "none": None, "zero": 0,
+                       "octal": "0123", "quoted": "42", "single": "true", "text": "s3cret"},
+                 "ann": {"example.com/key": "x"}}
+    with pytest.raises(hc.ValuesError, match="comma"):
+        hc.set_path({}, "a.b", "x,y")
+    hc.set_path(v, "a.list", '"x,y"')
+    assert v["a"]["list"] == "x,y"
+    with pytest.raises(hc.ValuesError, match="list indexes"):
+        hc.set_path({}, "a[0].b", "x")
+
+
+def _hr(**spec):
+    return {"metadata": {"name": "web", "namespace": "apps"},
+            "spec": {"chart": {"spec": {"chart": "web"}}, **spec}}
+
+
+def test_release_target_changed():
+    """Source: helm-controller internal/action/verify.go ReleaseTargetChanged (storage namespace, release namespace, release name, chart name; nothing without a storage namespace or history)."""
+    status = {"storageNamespace": "apps",
+              "history": [{"name": "web", "namespace": "apps", "releaseNamespace": "apps",
+                           "chartName": "web", "version": 1}]}
+    assert hc.release_target_changed(_hr(), status, "web") is None
+    assert hc.release_target_changed(_hr(), {"history": status["history"]}, "x") is None
+    assert hc.release_target_changed(_hr(), {"storageNamespace": "apps"}, "x") is None
+    assert hc.release_target_changed(_hr(storageNamespace="other"), status, "web") == \
+        "storage namespace"
+    assert hc.release_target_changed(_hr(targetNamespace="prod", releaseName="web"), status,
+                                     "web") == "release namespace"
+    assert hc.release_target_changed(_hr(releaseName="web2"), status, "web") == "release name"
+    assert hc.release_target_changed(_hr(), status, "web-ng") == "chart name"
+
+
+def test_chart_source_not_ready_reason():
+    """Source: helm-controller internal/controller/helmrelease_controller.go reconcileRelease (isSourceReady -> "SourceNotReady"; getSource failure -> ArtifactFailed)."""
+    assert hc.ChartError("HelmChart 'a/b' is not ready: chart pull error: no chart version "
+                         "found for web-9.9.9").reason == "SourceNotReady"
+    assert hc.ChartError("spec.chartRef is not supported").reason == "ArtifactFailed"
+
+
+def _ks(name, src="flux-system", applied=None, gen=1, observed=1, ready="True", ns=None):
+    o = {"metadata": {"name": name, "namespace": "flux-system", "generation": gen},
+         "spec": {"sourceRef": {"kind": "GitRepository", "name": src}},
+         "status": {"observedGeneration": observed,
+                    "conditions": [{"type": "Ready", "status": ready,
+                                    "observedGeneration": observed}]}}
+    if ns:
+        o["spec"]["sourceRef"]["namespace"] = ns
+    if applied:
+        o["status"]["lastAppliedRevision"] = applied
+    return o
+
+
+def test_kustomization_depends_on_revision_check():
+    """Source: kustomize-controller internal/controller/kustomization_controller.go checkDependencies (Ready for its generation; same source -> lastAppliedRevision must be the artifact's revision)."""
+    me = _ks("apps")
+    rev = "main@sha1:2222"
+    assert kc.dependency_error(me, None, "flux-system/infra", rev) == \
+        "dependency 'flux-system/infra' not found"
+    assert kc.dependency_error(me, _ks("infra", applied=rev), "flux-system/infra", rev) is None
+    assert kc.dependency_error(me, _ks("infra", applied="main@sha1:1111"), "flux-system/infra",
+                               rev) == "dependency 'flux-system/infra' revision is not up to date"
+    # same source written with an explicit namespace is the same source
+    assert "not up to date" in kc.dependency_error(
+        me, _ks("infra", applied="main@sha1:1111", ns="flux-system"), "flux-system/infra", rev)
+    # another source: no revision check
+    assert kc.dependency_error(me, _ks("infra", src="other", applied="x"), "flux-system/infra",
+                               rev) is None
+    assert kc.dependency_error(me, _ks("infra", applied=rev, gen=2), "flux-system/infra",
+                               rev) == "dependency 'flux-system/infra' is not ready"
+    assert kc.dependency_error(me, _ks("infra", applied=rev, ready="False"),
+                               "flux-system/infra", rev) == \
+        "dependency 'flux-system/infra' is not ready"
