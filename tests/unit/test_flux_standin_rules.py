@@ -94,3 +94,28 @@ def test_kustomization_depends_on_revision_check():
     assert kc.dependency_error(me, _ks("infra", applied=rev, ready="False"),
                                "flux-system/infra", rev) == \
         "dependency 'flux-system/infra' is not ready"
+
+
+def test_helm4_explicit_settings_are_refused_defaults_are_a_named_gap():
+    """Source: helm-controller api/v2 InstallSpec.ServerSideApply, UpgradeSpec.ServerSideApply (enabled/disabled/auto), WaitStrategy (poller/legacy): the stand-in's Helm 3 cannot do them, so it refuses what is asked explicitly and lists Flux >= 2.8 defaults as a gap."""
+    from handover import fidelity
+    hr = {"kind": "HelmRelease", "metadata": {"name": "web", "namespace": "apps"},
+          "spec": {"chart": {"spec": {"chart": "web"}}}}
+    assert fidelity.refusals(hr) == []
+    assert fidelity.object_gaps("web", hr, "2.4.0") == []
+    assert [g.feature.key for g in fidelity.object_gaps("web", hr, "2.8.1")] == ["hr-helm4"]
+    for path, value in (("install", {"serverSideApply": True}),
+                        ("upgrade", {"serverSideApply": "enabled"}),
+                        ("rollback", {"serverSideApply": "enabled"}),
+                        ("waitStrategy", {"name": "poller"})):
+        obj = {**hr, "spec": {**hr["spec"], path: value}}
+        assert [f.key for f in fidelity.refusals(obj)] == ["hr-helm4-explicit"], path
+        assert "server-side" in fidelity.refusal_message(fidelity.refusals(obj))
+    for path, value in (("install", {"serverSideApply": False}),
+                        ("upgrade", {"serverSideApply": "disabled"}),
+                        ("waitStrategy", {"name": "legacy"})):
+        obj = {**hr, "spec": {**hr["spec"], path: value}}
+        assert fidelity.refusals(obj) == [], path
+    auto = {**hr, "spec": {**hr["spec"], "upgrade": {"serverSideApply": "auto"}}}
+    assert fidelity.refusals(auto) == []
+    assert [g.feature.key for g in fidelity.object_gaps("web", auto, "2.4.0")] == ["hr-helm4"]

@@ -28,9 +28,11 @@ Behaviour, each from the upstream helm-controller source:
   Ready summarized from Remediated / Released (release.go summarize);
 - chart build (source-controller): valuesFiles, reconcileStrategy Revision version metadata;
 - post-renderers (internal/postrender/build.go): kustomize patches/images, commonMetadata, origin
-  labels; refusals (handover/fidelity.py): RetryOnFailure -> Ready False UnemulatedFeature;
+  labels; refusals (handover/fidelity.py): RetryOnFailure, explicit server-side apply / kstatus wait ->
+  Ready False UnemulatedFeature;
 - chart errors (the HelmChart of source-controller): a chart version that does not exist -> Ready
-  False, reason ArtifactFailed, and no release action;
+  False, reason SourceNotReady, and no release action; release target changes
+  (ReleaseTargetChanged) uninstall the old release first;
 - suspend stops reconciling; finalizer finalizers.fluxcd.io: deleting uninstalls the release unless
   the object is suspended or never reconciled (status.storageNamespace empty)
   (internal/controller/helmrelease_controller.go reconcileDelete).
