@@ -530,3 +530,49 @@ def test_retry_on_failure_strategy_is_refused_by_name(env):
     c = flux.condition(hr, "Ready")
     assert c["reason"] == "UnemulatedFeature" and "RetryOnFailure" in c["message"]
     assert helm_storage.latest(env["kube"], "rt", ns) is None
+
+
+def test_chart_name_change_reinstalls_the_release(env):
+    """Source: helm-controller internal/action/verify.go ReleaseTargetChanged (chart name), internal/controller/helmrelease_controller.go reconcileRelease: the current release is uninstalled, history and failures cleared, then installed anew (revision 1, new pods)."""
+    ns = namespace(env, "h-chartname")
+    env["api"].apply(hr_obj("cn", ns), "test")
+    hr = wait_for(lambda: ready_current(env, "cn", ns), what="Ready with chart demo")
+    assert hr["status"]["history"][0]["chartName"] == "demo"
+    before = wait_for(lambda: running_pods(env, ns, "cn"), what="pods Running")
+    env["api"].apply(hr_obj("cn", ns, chart="labelled", values={}), "test")
+    hr = wait_for(lambda: (h := ready_current(env, "cn", ns))
+                  and h["status"]["history"][0]["chartName"] == "labelled" and h,
+                  what="Ready with chart labelled")
+    assert [(s["chartName"], s["version"]) for s in hr["status"]["history"]] == [("labelled", 1)]
+    rel = helm_storage.latest(env["kube"], "cn", ns)
+    assert rel.revision == 1 and rel.chart_version == "1.0.0"
+    after = wait_for(lambda: (u := running_pods(env, ns, "cn")) and u != before and u,
+                     what="pods of the reinstalled release")
+    assert after.isdisjoint(before)
+
+
+def test_release_namespace_change_reinstalls_in_the_new_namespace(env):
+    """Source: helm-controller internal/action/verify.go ReleaseTargetChanged (release namespace = GetReleaseNamespace): with a fixed releaseName and storage namespace, a new targetNamespace uninstalls the release (its objects leave the old namespace) and installs it in the new one."""
+    hr_ns = namespace(env, "h-relns")
+    a, b = namespace(env, "h-relns-a"), namespace(env, "h-relns-b")
+    env["api"].apply(hr_obj("rn", hr_ns, releaseName="fixed", targetNamespace=a), "test")
+    wait_for(lambda: ready_current(env, "rn", hr_ns), what="Ready in namespace a")
+    assert env["kube"].get("apps/v1", "Deployment", "fixed", a) is not None
+    env["api"].apply(hr_obj("rn", hr_ns, releaseName="fixed", targetNamespace=b), "test")
+    hr = wait_for(lambda: (h := ready_current(env, "rn", hr_ns))
+                  and h["status"]["history"][0].get("releaseNamespace") == b and h,
+                  what="Ready in namespace b")
+    assert [s["version"] for s in hr["status"]["history"]] == [1]
+    assert env["kube"].get("apps/v1", "Deployment", "fixed", b) is not None
+    wait_for(lambda: env["kube"].get("apps/v1", "Deployment", "fixed", a) is None,
+             what="old namespace emptied by the uninstall")
+
+
+def test_explicit_helm4_server_side_apply_is_refused_by_name(env):
+    """Source: helm-controller api/v2 InstallSpec.ServerSideApply (Helm 4): the stand-in's Helm 3 cannot apply server-side, so it refuses (handover/fidelity.py hr-helm4-explicit) instead of proving the release with client-side apply."""
+    ns = namespace(env, "h-ssa")
+    env["api"].apply(hr_obj("ssa", ns, install={"serverSideApply": True}), "test")
+    hr = wait_for(lambda: ready_false(env, "ssa", ns), what="Ready False")
+    c = flux.condition(hr, "Ready")
+    assert c["reason"] == "UnemulatedFeature" and "server-side" in c["message"]
+    assert helm_storage.latest(env["kube"], "ssa", ns) is None
