@@ -156,10 +156,15 @@ FEATURES: tuple[Feature, ...] = (
     Feature("hr-tests", "HelmRelease", "test (helm test after install/upgrade)", NOT_REPRODUCED,
             "helm-controller internal/reconcile/test.go", "tests never run",
             _eq("spec.test.enable", True)),
-    Feature("hr-crds-upgrade", "HelmRelease", "upgrade.crds Create/CreateReplace",
-            NOT_REPRODUCED, "helm-controller internal/action/crds.go",
-            "helm upgrade never applies CRDs: new CRDs of a chart upgrade are missing",
-            _eq("spec.upgrade.crds", "Create", "CreateReplace")),
+    Feature("hr-crds-upgrade", "HelmRelease", "upgrade.crds Create (the code default when "
+            "unset): new CRDs of the chart's crds/ created before the upgrade, with origin "
+            "labels; existing ones skipped", EMULATED,
+            "helm-controller internal/action/crds.go applyCRDs, crdPolicyOrDefault",
+            "tests/rehearsal/test_flux_helm.py"),
+    Feature("hr-crds-replace", "HelmRelease", "upgrade.crds CreateReplace", NOT_REPRODUCED,
+            "helm-controller internal/action/crds.go applyCRDs",
+            "existing CRDs are not updated on upgrade (only new ones created)",
+            _eq("spec.upgrade.crds", "CreateReplace")),
     Feature("hr-impersonation", "HelmRelease", "kubeConfig / serviceAccountName",
             NOT_REPRODUCED, "helm-controller internal/kube",
             "the stand-in acts with the rehearsal's admin credentials",
@@ -240,8 +245,7 @@ GENERAL_GAPS: tuple[str, ...] = (
     "events, metrics, leader election, rate limiting are not reproduced.",
     "The rehearsal API server is Kubernetes v1.20.2; current Flux needs >= 1.33.",
     "HelmRelease: deleting a HelmRelease with an empty history uninstalls by the computed "
-    "name; the upgrade CRD policy follows the Helm CLI (CRDs of crds/ never created on upgrade) "
-    "where upstream's code default is Create (a chart upgrade that adds a CRD is not proven).",
+    "name.",
     "GitRepository `ref.name` revisions are formatted as branches; `.sourceignore` files are "
     "not applied to artifacts.",
     "Helm 4 (Flux >= 2.8) is not available to the stand-in: it always drives Helm 3.17.",

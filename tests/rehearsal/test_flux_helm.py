@@ -22,6 +22,23 @@ pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
 NEEDS = "{{- if not .Values.needed }}{{ fail \"value 'needed' is required\" }}{{- end }}\n"
 
 
+GADGET_CRD = """apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: {0}.example.test
+spec:
+  group: example.test
+  names: {{kind: {0}, plural: {0}, singular: {0}x}}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}
+"""
+
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     state = tmp_path_factory.mktemp("flux-helm")
@@ -35,6 +52,9 @@ def env(tmp_path_factory):
             repo.add("labelled", "1.0.0", chart_label=True, files={
                 "values-prod.yaml": yaml.safe_dump({"greeting": "from-values-prod"})})
             repo.add("broken", "1.0.0", broken=True)
+            repo.add("crdful", "1.0.0")
+            repo.add("crdful", "1.1.0", files={"crds/gadgets.yaml": GADGET_CRD.format("gadgets"),
+                                               "crds/widgets.yaml": GADGET_CRD.format("widgets")})
             install(cluster, state / "flux")
             api = Api(str(cluster.kubeconfig), cluster.context)
             kube = Kube(cluster.kubeconfig, cluster.context)
@@ -576,3 +596,37 @@ def test_explicit_helm4_server_side_apply_is_refused_by_name(env):
     c = flux.condition(hr, "Ready")
     assert c["reason"] == "UnemulatedFeature" and "server-side" in c["message"]
     assert helm_storage.latest(env["kube"], "ssa", ns) is None
+
+
+def test_upgrade_creates_new_chart_crds_by_default_and_skip_does_not(env):
+    """Source: helm-controller internal/action/upgrade.go Upgrade -> internal/action/crds.go applyCRDs, crdPolicyOrDefault (unset -> Create: each CRD of crds/ created with origin labels, existing ones skipped; Skip: none). The Helm CLI's upgrade never creates crds/."""
+    ext = "apiextensions.k8s.io/v1"
+    crd = "CustomResourceDefinition"
+    ns = namespace(env, "h-crds")
+    env["api"].apply(hr_obj("crd", ns, chart="crdful"), "test")
+    wait_for(lambda: ready_current(env, "crd", ns), what="Ready 1.0.0")
+    # one of the two CRDs exists before the upgrade (made by someone else): skipped, untouched
+    env["api"].create(yaml.safe_load(GADGET_CRD.format("widgets")))
+    env["api"].apply(hr_obj("crd", ns, version="1.1.0", chart="crdful"), "test")
+    hr = wait_for(lambda: (h := ready_current(env, "crd", ns))
+                  and h["status"]["history"][0]["chartVersion"] == "1.1.0" and h,
+                  what="Ready 1.1.0")
+    gadgets = env["api"].get(ext, crd, "gadgets.example.test")
+    assert gadgets is not None
+    assert gadgets["metadata"]["labels"][flux.HELM_ORIGIN_NAME] == "crd"
+    assert gadgets["metadata"]["labels"][flux.HELM_ORIGIN_NAMESPACE] == ns
+    widgets = env["api"].get(ext, crd, "widgets.example.test")
+    assert flux.HELM_ORIGIN_NAME not in (widgets["metadata"].get("labels") or {})
+    assert hr["status"]["history"][0]["version"] == 2
+    # Skip: a fresh release upgraded to 1.1.0 creates no CRD
+    env["api"].delete(ext, crd, "gadgets.example.test")
+    wait_for(lambda: env["api"].get(ext, crd, "gadgets.example.test") is None,
+             what="CRD deleted")
+    ns2 = namespace(env, "h-crds-skip")
+    env["api"].apply(hr_obj("skip", ns2, chart="crdful"), "test")
+    wait_for(lambda: ready_current(env, "skip", ns2), what="Ready 1.0.0")
+    env["api"].apply(hr_obj("skip", ns2, version="1.1.0", chart="crdful",
+                            upgrade={"crds": "Skip"}), "test")
+    wait_for(lambda: (h := ready_current(env, "skip", ns2))
+             and h["status"]["history"][0]["chartVersion"] == "1.1.0", what="Ready 1.1.0")
+    assert env["api"].get(ext, crd, "gadgets.example.test") is None

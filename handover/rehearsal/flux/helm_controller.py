@@ -77,6 +77,13 @@ class ValuesError(Exception):
     pass
 
 
+class _Failed:
+    """A Helm action that failed before helm ran (e.g. the upgrade's CRD apply)."""
+
+    def __init__(self, stderr: str):
+        self.ok, self.stdout, self.stderr = False, "", stderr
+
+
 def _canonical(v: Any) -> Any:
     # Helm reads values through JSON (float64): 1.0 and 1 are the same value
     if isinstance(v, float) and v.is_integer():
@@ -826,8 +833,13 @@ class HelmController:
         status["lastAttemptedReleaseAction"] = action
         before = self.releases(rel_name, storage_ns)
         started = time.monotonic()
-        res = self._run_action(action, spec, rel_name, storage_ns, target_ns, chart_ref,
-                               values_file, ns, name)
+        crd_err = self.apply_crds(hr, spec, chart_ref, values_file.parent) \
+            if action == "upgrade" else None
+        if crd_err:
+            res = _Failed(crd_err)
+        else:
+            res = self._run_action(action, spec, rel_name, storage_ns, target_ns, chart_ref,
+                                   values_file, ns, name)
         status["lastAttemptedReleaseActionDuration"] = f"{time.monotonic() - started:.3f}s"
         after = self.releases(rel_name, storage_ns)
         wrote = any(v not in before or self.digest(before[v]) != self.digest(r)
@@ -939,6 +951,71 @@ class HelmController:
     def _timeout(spec: Obj, action: str) -> str:
         t = (spec.get(action) or {}).get("timeout") or spec.get("timeout") or "5m"
         return t
+
+    @staticmethod
+    def chart_crds(chart_ref: Path, workdir: Path) -> list[Obj]:
+        """The CustomResourceDefinitions of ``crds/`` of the chart and of its subcharts (Helm
+        chart.CRDObjects: files of each chart's crds/ directory, dependencies included)."""
+        root = chart_ref
+        if chart_ref.is_file():
+            root = workdir / "crd-scan"
+            with tarfile.open(chart_ref) as tar:
+                tar.extractall(root, filter="data")
+        # subchart archives under charts/
+        for tgz in list(root.rglob("charts/*.tgz")):
+            with tarfile.open(tgz) as tar:
+                tar.extractall(tgz.parent / (tgz.name + ".d"), filter="data")
+        out: list[Obj] = []
+        for f in sorted(root.rglob("*")):
+            if f.is_file() and f.parent.name == "crds" and \
+                    (f.parent.parent / "Chart.yaml").exists() and \
+                    f.suffix in (".yaml", ".yml", ".json"):
+                out += [d for d in yaml.safe_load_all(f.read_text())
+                        if isinstance(d, dict) and d.get("kind") == "CustomResourceDefinition"]
+        return out
+
+    def apply_crds(self, hr: Obj, spec: Obj, chart_ref: Path, workdir: Path) -> str | None:
+        """internal/action/upgrade.go Upgrade -> crds.go applyCRDs with crdPolicyOrDefault
+        (unset -> Create): before the upgrade, each CRD of the chart is created with the
+        origin labels (setOriginVisitor), an existing one is skipped; then waited for
+        (Established). Returns an error message or None. ``Skip`` does nothing;
+        ``CreateReplace`` is not emulated (fidelity hr-crds-replace)."""
+        policy = (spec.get("upgrade") or {}).get("crds") or "Create"
+        if policy != "Create":
+            return None
+        created = []
+        for crd in self.chart_crds(chart_ref, workdir):
+            crd = copy.deepcopy(crd)
+            labels = crd.setdefault("metadata", {}).setdefault("labels", {}) or {}
+            labels.update({flux.HELM_ORIGIN_NAME: hr["metadata"]["name"],
+                           flux.HELM_ORIGIN_NAMESPACE: hr["metadata"]["namespace"]})
+            crd["metadata"]["labels"] = labels
+            name = crd["metadata"].get("name")
+            if self.api.get(crd.get("apiVersion", "apiextensions.k8s.io/v1"),
+                            "CustomResourceDefinition", name) is not None:
+                log.info("CustomResourceDefinition %s is already present. Skipping.", name)
+                continue
+            try:
+                self.api.create(crd)
+            except Exception as e:  # noqa: BLE001 - reported as the upgrade's failure
+                if "AlreadyExists" in str(e) or "already exists" in str(e):
+                    continue
+                return f"failed to apply CustomResourceDefinitions: failed to create " \
+                       f"CustomResourceDefinition {name}: {e}"
+            created.append(crd)
+        deadline = time.monotonic() + 60
+        for crd in created:
+            while True:
+                cur = self.api.get(crd.get("apiVersion", "apiextensions.k8s.io/v1"),
+                                   "CustomResourceDefinition", crd["metadata"]["name"]) or {}
+                if any(c.get("type") == "Established" and c.get("status") == "True"
+                       for c in (cur.get("status") or {}).get("conditions") or []):
+                    break
+                if time.monotonic() > deadline:
+                    return "failed to apply CustomResourceDefinitions: failed to wait for " \
+                           f"CustomResourceDefinition {crd['metadata']['name']}"
+                time.sleep(0.5)
+        return None
 
     def _run_action(self, action: str, spec: Obj, rel_name: str, storage_ns: str,
                     target_ns: str, chart_ref: Path, values_file: Path, hr_ns: str,
