@@ -149,6 +149,11 @@ FEATURES: tuple[Feature, ...] = (
             "missing -> ValuesError", EMULATED,
             "helm-controller internal/controller/helmrelease_controller.go reconcileRelease "
             "isSourceReady", "no release action"),
+    Feature("hr-delete-empty-history", "HelmRelease", "deletion: uninstall the latest "
+            "snapshot's release; nothing with an empty history or before any reconcile",
+            EMULATED, "helm-controller internal/controller/helmrelease_controller.go "
+            "reconcileReleaseDeletion, internal/reconcile/uninstall.go (ErrNoLatest)",
+            "tests/unit/test_flux_standin_rules.py"),
     Feature("hr-target-path", "HelmRelease", "valuesFrom targetPath typed as Helm strvals "
             "(true/false/null/integers; quoted values strings; escaped dots)", EMULATED,
             "fluxcd/pkg chartutil/values.go ReplacePathValue, helm pkg/strvals typedVal",
@@ -244,8 +249,6 @@ GENERAL_GAPS: tuple[str, ...] = (
     "No notification-controller, image automation, Bucket, OCIRepository, HelmChart objects; "
     "events, metrics, leader election, rate limiting are not reproduced.",
     "The rehearsal API server is Kubernetes v1.20.2; current Flux needs >= 1.33.",
-    "HelmRelease: deleting a HelmRelease with an empty history uninstalls by the computed "
-    "name.",
     "GitRepository `ref.name` revisions are formatted as branches; `.sourceignore` files are "
     "not applied to artifacts.",
     "The helm-controller stand-in drives Helm 3.17 by default; Helm 4.1.4 (PyPI "

@@ -139,3 +139,13 @@ def test_standin_helm_selection(monkeypatch, tmp_path):
     fake.parent.mkdir(parents=True)
     fake.write_text("#!/bin/sh\necho v4.0.0\n")
     assert tools.helm4() is None  # not the pinned binary: refused
+
+
+def test_deletion_uninstalls_only_the_latest_snapshot():
+    """Source: helm-controller internal/controller/helmrelease_controller.go reconcileReleaseDeletion (no storage namespace -> skip), internal/reconcile/uninstall.go Uninstall.Reconcile (no latest snapshot -> ErrNoLatest, ignored: nothing uninstalled)."""
+    assert hc.uninstall_target({}) is None
+    assert hc.uninstall_target({"storageNamespace": "apps", "history": []}) is None
+    assert hc.uninstall_target({"history": [{"name": "web", "version": 2}]}) is None
+    assert hc.uninstall_target({"storageNamespace": "apps",
+                                "history": [{"name": "apps-web", "version": 2},
+                                            {"name": "apps-web", "version": 1}]}) == "apps-web"

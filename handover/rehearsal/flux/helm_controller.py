@@ -205,6 +205,17 @@ def summarize(hr: Obj, status: Obj) -> None:
         remove_condition(status, "Stalled")
 
 
+def uninstall_target(status: Obj) -> str | None:
+    """The release a deleted HelmRelease uninstalls (helm-controller internal/controller/
+    helmrelease_controller.go reconcileReleaseDeletion -> internal/reconcile/uninstall.go
+    Uninstall.Reconcile): none before any reconcile (no storage namespace) or with an empty
+    history (ErrNoLatest, ignored); else the latest snapshot's release name."""
+    history = status.get("history") or []
+    if not status.get("storageNamespace") or not history:
+        return None
+    return history[0].get("name")
+
+
 def release_target_changed(hr: Obj, status: Obj, chart_name: str) -> str | None:
     """helm-controller internal/action/verify.go ReleaseTargetChanged: the reason ("storage
     namespace", "release namespace", "release name", "chart name") when the release target
@@ -1101,9 +1112,13 @@ class HelmController:
         elif not status.get("storageNamespace"):
             log.info("HelmRelease %s/%s deleted before any reconcile: nothing to uninstall",
                      ns, name)
+        elif uninstall_target(status) is None:
+            # internal/reconcile/uninstall.go Uninstall.Reconcile: no latest snapshot ->
+            # ErrNoLatest, which reconcileReleaseDeletion ignores: the release is left
+            log.info("HelmRelease %s/%s deleted with an empty history: no release uninstalled",
+                     ns, name)
         else:
-            history = status.get("history") or []
-            rel_name = history[0]["name"] if history else flux.helm_release_name(hr)
+            rel_name = uninstall_target(status)
             rel = self.latest(rel_name, status["storageNamespace"])
             if rel is not None and rel["info"]["status"] != "uninstalled":
                 uspec = spec.get("uninstall") or {}
