@@ -243,7 +243,9 @@ GENERAL_GAPS: tuple[str, ...] = (
     "object fails (as upstream); a failure of the apply itself after a good dry-run does not "
     "stop the other objects of the stage; a namespaced object without a namespace is put in "
     "`default` (no upstream counterpart).",
-    "kstatus is a hand-written subset (no ProgressDeadlineExceeded).",
+    "kstatus is a hand-written subset (Deployments/StatefulSets/DaemonSets rolled out, PVCs "
+    "Bound, Jobs complete, Ready conditions; Failed = Deployment ProgressDeadlineExceeded or Job "
+    "Failed, which ends the wait at once as upstream's fail-fast); other kinds count as Current.",
     "Helm snapshot digests are the stand-in's own (over name, namespace, version, status, chart, "
     "config, manifest), not upstream's digest of the release object.",
     "No notification-controller, image automation, Bucket, OCIRepository, HelmChart objects; "

@@ -149,3 +149,20 @@ def test_deletion_uninstalls_only_the_latest_snapshot():
     assert hc.uninstall_target({"storageNamespace": "apps",
                                 "history": [{"name": "apps-web", "version": 2},
                                             {"name": "apps-web", "version": 1}]}) == "apps-web"
+
+
+def test_kstatus_failed_progress_deadline_and_job_failed():
+    """Source: sigs.k8s.io/cli-utils pkg/kstatus/status core.go deploymentConditions (Progressing False ProgressDeadlineExceeded -> Failed), jobConditions (Failed -> Failed); fluxcd/pkg ssa WaitForSet FailFast (kustomize-controller feature gate DisableFailFastBehavior, off)."""
+    dep = {"kind": "Deployment", "metadata": {"generation": 1}, "spec": {"replicas": 1},
+           "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1,
+                      "readyReplicas": 0, "availableReplicas": 0,
+                      "conditions": [{"type": "Progressing", "status": "True",
+                                      "reason": "ReplicaSetUpdated"}]}}
+    assert kc.kstatus_failed(dep) is None
+    dep["status"]["conditions"][0].update(status="False", reason="ProgressDeadlineExceeded")
+    assert kc.kstatus_failed(dep) == "Progress deadline exceeded"
+    job = {"kind": "Job", "metadata": {}, "status": {"conditions": [
+        {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}}
+    assert kc.kstatus_failed(job) == "Job Failed"
+    assert kc.kstatus_failed({"kind": "Job", "metadata": {}, "status": {}}) is None
+    assert kc.kstatus_failed(None) is None

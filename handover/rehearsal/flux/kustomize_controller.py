@@ -179,6 +179,24 @@ def _marked(obj: Obj | None, key: str, value: str) -> bool:
         (meta.get("labels") or {}).get(key) == value
 
 
+def kstatus_failed(obj: Obj | None) -> str | None:
+    """kstatus (sigs.k8s.io/cli-utils pkg/kstatus/status core.go) FailedStatus for the kinds the
+    migration uses: a Deployment whose Progressing condition is False with reason
+    ProgressDeadlineExceeded ("Progress deadline exceeded"), a Job with condition Failed=True
+    ("Job Failed"). None when not Failed."""
+    if obj is None:
+        return None
+    conds = (obj.get("status") or {}).get("conditions") or []
+    if obj.get("kind") == "Deployment" and any(
+            c.get("type") == "Progressing" and c.get("status") == "False"
+            and c.get("reason") == "ProgressDeadlineExceeded" for c in conds):
+        return "Progress deadline exceeded"
+    if obj.get("kind") == "Job" and any(c.get("type") == "Failed" and c.get("status") == "True"
+                                        for c in conds):
+        return "Job Failed"
+    return None
+
+
 def health(obj: Obj | None) -> tuple[bool, str]:
     """(healthy, why not) as kstatus computes "Current" for the kinds the migration uses."""
     if obj is None:
@@ -314,7 +332,7 @@ class KustomizeController:
                     checks.append((hc.get("apiVersion") or "v1", hc["kind"], hc["name"],
                                    hc.get("namespace") or ns))
             if checks:
-                unhealthy = []
+                unhealthy, failed = [], []
                 for av, kind, n, nsp in checks:
                     try:
                         live = self.api.get(av, kind, n, nsp if self.api.namespaced(av, kind)
@@ -322,8 +340,18 @@ class KustomizeController:
                     except Exception:  # noqa: BLE001
                         live = None
                     ok, why = health(live)
-                    if not ok:
+                    bad = kstatus_failed(live)
+                    if bad:
+                        failed.append(f"{kind}/{nsp + '/' if nsp else ''}{n}: {bad}")
+                    elif not ok:
                         unhealthy.append(f"{kind}/{nsp + '/' if nsp else ''}{n}: {why}")
+                if failed:
+                    # fluxcd/pkg ssa WaitForSet with FailFast (kustomize-controller default,
+                    # feature gate DisableFailFastBehavior off): a Failed object ends the wait
+                    set_condition(status, ks, "Healthy", False, "HealthCheckFailed",
+                                  "health check failed: " + "; ".join(failed[:5]))
+                    return fail("HealthCheckFailed", "health check failed: "
+                                + "; ".join(failed[:5]), retry)
                 key = (ns, name)
                 started_rev, started = self._health_started.get(key, (None, 0.0))
                 if started_rev != f"{revision}/{gen}":
