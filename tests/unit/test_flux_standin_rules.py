@@ -166,3 +166,34 @@ def test_kstatus_failed_progress_deadline_and_job_failed():
     assert kc.kstatus_failed(job) == "Job Failed"
     assert kc.kstatus_failed({"kind": "Job", "metadata": {}, "status": {}}) is None
     assert kc.kstatus_failed(None) is None
+
+
+def test_git_revision_formats(tmp_path):
+    """Source: source-controller internal/controller/gitrepository_controller.go commitReference (ref.name -> Commit.AbsoluteReference; else Commit.String), fluxcd/pkg git Commit.String / AbsoluteReference."""
+    import subprocess
+    from handover.rehearsal.flux import source
+
+    def git(*a, cwd=None):
+        return subprocess.run(["git", *a], cwd=cwd, check=True, capture_output=True,
+                              text=True).stdout.strip()
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git("init", "-q", "-b", "feature/x", cwd=repo)
+    (repo / "f").write_text("1")
+    git("add", "f", cwd=repo)
+    git("-c", "user.name=t", "-c", "user.email=t@example.test", "commit", "-qm", "c", cwd=repo)
+    sha = git("rev-parse", "HEAD", cwd=repo)
+    git("tag", "v1.0.0", cwd=repo)
+    git("update-ref", "refs/pull/1/head", sha, cwd=repo)
+    sc = source.SourceController(None, tmp_path / "state")  # type: ignore[arg-type]
+
+    def rev(ref):
+        label, got, _ = sc._fetch("ns", "r", {"url": str(repo), "ref": ref})
+        assert got == sha
+        return source.commit_revision(label, got)
+    assert rev({"branch": "feature/x"}) == f"feature/x@sha1:{sha}"
+    assert rev({"tag": "v1.0.0"}) == f"v1.0.0@sha1:{sha}"
+    assert rev({"name": "refs/pull/1/head"}) == f"refs/pull/1/head@sha1:{sha}"
+    assert rev({"name": "refs/heads/feature/x"}) == f"refs/heads/feature/x@sha1:{sha}"
+    assert rev({"commit": sha}) == f"sha1:{sha}"
+    assert rev({"commit": sha, "branch": "feature/x"}) == f"feature/x@sha1:{sha}"

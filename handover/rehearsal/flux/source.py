@@ -33,6 +33,15 @@ from handover.rehearsal.flux.runtime import (Api, Obj, handled_reconcile_request
 ARTIFACT_HOST = "http://source-controller.flux-system.svc.cluster.local."
 
 
+def commit_revision(label: str, sha: str) -> str:
+    """source-controller gitrepository_controller.go commitReference: ``ref.name`` ->
+    Commit.AbsoluteReference (the full ref, ``refs/pull/1/head@sha1:<sha>``); otherwise
+    Commit.String (``<branch>@sha1:<sha>``, ``<tag>@sha1:<sha>``, a bare commit
+    ``sha1:<sha>``). ``label`` is what _fetch returns: the full ref name for ``ref.name``, the
+    branch / tag name otherwise, '' for a bare commit."""
+    return f"{label}@sha1:{sha}" if label else f"sha1:{sha}"
+
+
 class SourceController:
     def __init__(self, api: Api, state_dir: Path,
                  on_artifact: Callable[[str, str, str], None] | None = None):
@@ -75,7 +84,7 @@ class SourceController:
         old_rev = (status.get("artifact") or {}).get("revision")
         try:
             label, sha, ref_desc = self._fetch(ns, name, spec)
-            revision = f"{label}@sha1:{sha}" if label else f"sha1:{sha}"
+            revision = commit_revision(label, sha)
             if old_rev != revision or self.artifact_file(status.get("artifact")) is None:
                 status["artifact"] = self._store_git(ns, name, sha, revision)
             remove_condition(status, "FetchFailed")
