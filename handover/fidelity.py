@@ -232,6 +232,11 @@ FEATURES: tuple[Feature, ...] = (
             _any(*(_set(f"spec.{f}") for f in ("ignore", "include", "verify",
                                                "recurseSubmodules", "sparseCheckout")),
                  _set("spec.ref.semver"))),
+    Feature("src-sourceignore", "GitRepository", ".sourceignore files in the repository",
+            REFUSED, "source-controller internal/controller/gitrepository_controller.go, "
+            "fluxcd/pkg sourceignore",
+            "found in the fetched tree (not in the spec): the GitRepository is Ready=False "
+            "UnemulatedFeature naming the files, no new artifact"),
     Feature("src-oci-helmrepo", "HelmRepository", "type: oci", REFUSED,
             "source-controller (static OCI HelmRepository)",
             "no OCI registry: the HelmRelease is Ready=False ArtifactFailed",
@@ -251,8 +256,9 @@ GENERAL_GAPS: tuple[str, ...] = (
     "No notification-controller, image automation, Bucket, OCIRepository, HelmChart objects; "
     "events, metrics, leader election, rate limiting are not reproduced.",
     "The rehearsal API server is Kubernetes v1.20.2; current Flux needs >= 1.33.",
-    "GitRepository `.sourceignore` files and source-controller's default exclusions are not "
-    "applied to artifacts (the artifact holds the whole tree). Revisions are formatted as "
+    "GitRepository: source-controller's default exclusions are not applied to artifacts (the "
+    "artifact holds the whole tree); a `.sourceignore` file in the tree is refused (Ready False "
+    "UnemulatedFeature naming it). Revisions are formatted as "
     "upstream (`ref.name` -> the full ref, `commitReference`; tests/unit/"
     "test_flux_standin_rules.py).",
     "The helm-controller stand-in drives Helm 3.17 by default; Helm 4.1.4 (PyPI "

@@ -197,3 +197,12 @@ def test_git_revision_formats(tmp_path):
     assert rev({"name": "refs/heads/feature/x"}) == f"refs/heads/feature/x@sha1:{sha}"
     assert rev({"commit": sha}) == f"sha1:{sha}"
     assert rev({"commit": sha, "branch": "feature/x"}) == f"feature/x@sha1:{sha}"
+
+
+def test_sourceignore_in_the_tree_is_refused(tmp_path):
+    """Source: source-controller internal/controller/gitrepository_controller.go (artifact excludes .sourceignore patterns, fluxcd/pkg sourceignore): not emulated, so a tree with a .sourceignore is refused by name."""
+    from handover.rehearsal.flux import source
+    assert source.sourceignore_files("a/b.yaml\n.sourceignore\napps/x/.sourceignore\n"
+                                     "apps/.sourceignore.bak\n") == [".sourceignore",
+                                                                     "apps/x/.sourceignore"]
+    assert source.sourceignore_files("kustomization.yaml\n") == []
