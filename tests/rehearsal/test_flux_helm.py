@@ -22,6 +22,23 @@ pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
 NEEDS = "{{- if not .Values.needed }}{{ fail \"value 'needed' is required\" }}{{- end }}\n"
 
 
+GADGET_CRD = """apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: {0}.example.test
+spec:
+  group: example.test
+  names: {{kind: {0}, plural: {0}, singular: {0}x}}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}
+"""
+
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     state = tmp_path_factory.mktemp("flux-helm")
@@ -35,6 +52,9 @@ def env(tmp_path_factory):
             repo.add("labelled", "1.0.0", chart_label=True, files={
                 "values-prod.yaml": yaml.safe_dump({"greeting": "from-values-prod"})})
             repo.add("broken", "1.0.0", broken=True)
+            repo.add("crdful", "1.0.0")
+            repo.add("crdful", "1.1.0", files={"crds/gadgets.yaml": GADGET_CRD.format("gadgets"),
+                                               "crds/widgets.yaml": GADGET_CRD.format("widgets")})
             install(cluster, state / "flux")
             api = Api(str(cluster.kubeconfig), cluster.context)
             kube = Kube(cluster.kubeconfig, cluster.context)
@@ -193,12 +213,12 @@ def test_different_values_recreate_pods(env):
 
 
 def test_missing_chart_version_is_ready_false_without_release_change(env):
-    """Source: source-controller internal/controller/helmchart_controller.go (no chart version found) surfaced by helm-controller as ArtifactFailed."""
+    """Source: source-controller internal/controller/helmchart_controller.go (no chart version found); helm-controller internal/controller/helmrelease_controller.go reconcileRelease isSourceReady -> Ready False "SourceNotReady"."""
     ns = namespace(env, "h-missing")
     env["api"].apply(hr_obj("ghost", ns, version="9.9.9"), "test")
     hr = wait_for(lambda: ready_false(env, "ghost", ns), what="Ready False")
     c = flux.condition(hr, "Ready")
-    assert c["reason"] == "ArtifactFailed" and "9.9.9" in c["message"]
+    assert c["reason"] == "SourceNotReady" and "9.9.9" in c["message"]
     assert helm_storage.latest(env["kube"], "ghost", ns) is None
     # an existing release is not touched by a bad version either
     env["api"].apply(hr_obj("ghost", ns, version="1.0.0"), "test")
@@ -455,7 +475,7 @@ def test_values_files_missing_is_chart_error_unless_ignored(env):
     env["api"].apply(obj, "test")
     hr = wait_for(lambda: ready_false(env, "miss", ns), what="Ready False")
     c = flux.condition(hr, "Ready")
-    assert c["reason"] == "ArtifactFailed" and "nope.yaml" in c["message"]
+    assert c["reason"] == "SourceNotReady" and "nope.yaml" in c["message"]
     assert helm_storage.latest(env["kube"], "miss", ns) is None
     obj["spec"]["chart"]["spec"]["ignoreMissingValuesFiles"] = True
     env["api"].apply(obj, "test")
@@ -530,3 +550,83 @@ def test_retry_on_failure_strategy_is_refused_by_name(env):
     c = flux.condition(hr, "Ready")
     assert c["reason"] == "UnemulatedFeature" and "RetryOnFailure" in c["message"]
     assert helm_storage.latest(env["kube"], "rt", ns) is None
+
+
+def test_chart_name_change_reinstalls_the_release(env):
+    """Source: helm-controller internal/action/verify.go ReleaseTargetChanged (chart name), internal/controller/helmrelease_controller.go reconcileRelease: the current release is uninstalled, history and failures cleared, then installed anew (revision 1, new pods)."""
+    ns = namespace(env, "h-chartname")
+    env["api"].apply(hr_obj("cn", ns), "test")
+    hr = wait_for(lambda: ready_current(env, "cn", ns), what="Ready with chart demo")
+    assert hr["status"]["history"][0]["chartName"] == "demo"
+    before = wait_for(lambda: running_pods(env, ns, "cn"), what="pods Running")
+    env["api"].apply(hr_obj("cn", ns, chart="labelled", values={}), "test")
+    hr = wait_for(lambda: (h := ready_current(env, "cn", ns))
+                  and h["status"]["history"][0]["chartName"] == "labelled" and h,
+                  what="Ready with chart labelled")
+    assert [(s["chartName"], s["version"]) for s in hr["status"]["history"]] == [("labelled", 1)]
+    rel = helm_storage.latest(env["kube"], "cn", ns)
+    assert rel.revision == 1 and rel.chart_version == "1.0.0"
+    after = wait_for(lambda: (u := running_pods(env, ns, "cn")) and u != before and u,
+                     what="pods of the reinstalled release")
+    assert after.isdisjoint(before)
+
+
+def test_release_namespace_change_reinstalls_in_the_new_namespace(env):
+    """Source: helm-controller internal/action/verify.go ReleaseTargetChanged (release namespace = GetReleaseNamespace): with a fixed releaseName and storage namespace, a new targetNamespace uninstalls the release (its objects leave the old namespace) and installs it in the new one."""
+    hr_ns = namespace(env, "h-relns")
+    a, b = namespace(env, "h-relns-a"), namespace(env, "h-relns-b")
+    env["api"].apply(hr_obj("rn", hr_ns, releaseName="fixed", targetNamespace=a), "test")
+    wait_for(lambda: ready_current(env, "rn", hr_ns), what="Ready in namespace a")
+    assert env["kube"].get("apps/v1", "Deployment", "fixed", a) is not None
+    env["api"].apply(hr_obj("rn", hr_ns, releaseName="fixed", targetNamespace=b), "test")
+    hr = wait_for(lambda: (h := ready_current(env, "rn", hr_ns))
+                  and h["status"]["history"][0].get("releaseNamespace") == b and h,
+                  what="Ready in namespace b")
+    assert [s["version"] for s in hr["status"]["history"]] == [1]
+    assert env["kube"].get("apps/v1", "Deployment", "fixed", b) is not None
+    wait_for(lambda: env["kube"].get("apps/v1", "Deployment", "fixed", a) is None,
+             what="old namespace emptied by the uninstall")
+
+
+def test_explicit_helm4_server_side_apply_is_refused_by_name(env):
+    """Source: helm-controller api/v2 InstallSpec.ServerSideApply (Helm 4): the stand-in's Helm 3 cannot apply server-side, so it refuses (handover/fidelity.py hr-helm4-explicit) instead of proving the release with client-side apply."""
+    ns = namespace(env, "h-ssa")
+    env["api"].apply(hr_obj("ssa", ns, install={"serverSideApply": True}), "test")
+    hr = wait_for(lambda: ready_false(env, "ssa", ns), what="Ready False")
+    c = flux.condition(hr, "Ready")
+    assert c["reason"] == "UnemulatedFeature" and "server-side" in c["message"]
+    assert helm_storage.latest(env["kube"], "ssa", ns) is None
+
+
+def test_upgrade_creates_new_chart_crds_by_default_and_skip_does_not(env):
+    """Source: helm-controller internal/action/upgrade.go Upgrade -> internal/action/crds.go applyCRDs, crdPolicyOrDefault (unset -> Create: each CRD of crds/ created with origin labels, existing ones skipped; Skip: none). The Helm CLI's upgrade never creates crds/."""
+    ext = "apiextensions.k8s.io/v1"
+    crd = "CustomResourceDefinition"
+    ns = namespace(env, "h-crds")
+    env["api"].apply(hr_obj("crd", ns, chart="crdful"), "test")
+    wait_for(lambda: ready_current(env, "crd", ns), what="Ready 1.0.0")
+    # one of the two CRDs exists before the upgrade (made by someone else): skipped, untouched
+    env["api"].create(yaml.safe_load(GADGET_CRD.format("widgets")))
+    env["api"].apply(hr_obj("crd", ns, version="1.1.0", chart="crdful"), "test")
+    hr = wait_for(lambda: (h := ready_current(env, "crd", ns))
+                  and h["status"]["history"][0]["chartVersion"] == "1.1.0" and h,
+                  what="Ready 1.1.0")
+    gadgets = env["api"].get(ext, crd, "gadgets.example.test")
+    assert gadgets is not None
+    assert gadgets["metadata"]["labels"][flux.HELM_ORIGIN_NAME] == "crd"
+    assert gadgets["metadata"]["labels"][flux.HELM_ORIGIN_NAMESPACE] == ns
+    widgets = env["api"].get(ext, crd, "widgets.example.test")
+    assert flux.HELM_ORIGIN_NAME not in (widgets["metadata"].get("labels") or {})
+    assert hr["status"]["history"][0]["version"] == 2
+    # Skip: a fresh release upgraded to 1.1.0 creates no CRD
+    env["api"].delete(ext, crd, "gadgets.example.test")
+    wait_for(lambda: env["api"].get(ext, crd, "gadgets.example.test") is None,
+             what="CRD deleted")
+    ns2 = namespace(env, "h-crds-skip")
+    env["api"].apply(hr_obj("skip", ns2, chart="crdful"), "test")
+    wait_for(lambda: ready_current(env, "skip", ns2), what="Ready 1.0.0")
+    env["api"].apply(hr_obj("skip", ns2, version="1.1.0", chart="crdful",
+                            upgrade={"crds": "Skip"}), "test")
+    wait_for(lambda: (h := ready_current(env, "skip", ns2))
+             and h["status"]["history"][0]["chartVersion"] == "1.1.0", what="Ready 1.1.0")
+    assert env["api"].get(ext, crd, "gadgets.example.test") is None

@@ -385,3 +385,27 @@ def test_a_failing_dry_run_applies_nothing_of_the_stage(env):
     assert "dry-run failed" in flux.condition(ks, "Ready")["message"]
     assert env["kube"].get("v1", "ConfigMap", "fine", ns) is None  # nothing of the stage applied
     assert sha
+
+
+def test_sourceignore_in_the_repository_is_refused_by_name(env, tmp_path):
+    """Source: source-controller internal/controller/gitrepository_controller.go (the artifact excludes .sourceignore patterns, fluxcd/pkg sourceignore): not emulated, so the stand-in refuses the GitRepository (handover/fidelity.py src-sourceignore) instead of serving an artifact with files the real one excludes."""
+    other = GitRemote(tmp_path / "git2")
+    try:
+        other.write({"apps/.sourceignore": "*.png\n", "apps/cm.yaml": "kind: ConfigMap\n"},
+                    "with sourceignore")
+        env["api"].apply({"apiVersion": flux.SOURCE_API, "kind": "GitRepository",
+                          "metadata": {"name": "ignored", "namespace": "flux-system"},
+                          "spec": {"interval": "1m", "url": other.url,
+                                   "ref": {"branch": "main"}}}, "test")
+
+        def refused():
+            o = env["api"].get(flux.SOURCE_API, "GitRepository", "ignored", "flux-system")
+            c = flux.condition(o or {}, "Ready")
+            return o if c and c["status"] == "False" else None
+        o = wait_for(refused, what="GitRepository Ready False")
+        c = flux.condition(o, "Ready")
+        assert c["reason"] == "UnemulatedFeature" and "apps/.sourceignore" in c["message"]
+        assert not (o.get("status") or {}).get("artifact")
+    finally:
+        env["api"].delete(flux.SOURCE_API, "GitRepository", "ignored", "flux-system")
+        other.close()

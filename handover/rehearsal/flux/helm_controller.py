@@ -28,9 +28,11 @@ Behaviour, each from the upstream helm-controller source:
   Ready summarized from Remediated / Released (release.go summarize);
 - chart build (source-controller): valuesFiles, reconcileStrategy Revision version metadata;
 - post-renderers (internal/postrender/build.go): kustomize patches/images, commonMetadata, origin
-  labels; refusals (handover/fidelity.py): RetryOnFailure -> Ready False UnemulatedFeature;
+  labels; refusals (handover/fidelity.py): RetryOnFailure, explicit server-side apply / kstatus wait ->
+  Ready False UnemulatedFeature;
 - chart errors (the HelmChart of source-controller): a chart version that does not exist -> Ready
-  False, reason ArtifactFailed, and no release action;
+  False, reason SourceNotReady, and no release action; release target changes
+  (ReleaseTargetChanged) uninstall the old release first;
 - suspend stops reconciling; finalizer finalizers.fluxcd.io: deleting uninstalls the release unless
   the object is suspended or never reconciled (status.storageNamespace empty)
   (internal/controller/helmrelease_controller.go reconcileDelete).
@@ -40,6 +42,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 import shlex
 import shutil
 import sys
@@ -59,11 +62,26 @@ MAX_HISTORY = 5  # snapshots kept in status.history (upstream default maxHistory
 
 
 class ChartError(Exception):
-    """The chart cannot be had (source not ready, version not found): no release action."""
+    """The chart cannot be had: no release action. Reason as helm-controller's
+    helmrelease_controller.go reconcileRelease: the HelmChart (the chart source) not ready
+    (version not found, pull error, values file missing, source not ready) -> ``SourceNotReady``
+    (isSourceReady); the source object cannot be had at all -> ``ArtifactFailed``."""
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason or ("SourceNotReady" if "is not ready" in message
+                                 else "ArtifactFailed")
 
 
 class ValuesError(Exception):
     pass
+
+
+class _Failed:
+    """A Helm action that failed before helm ran (e.g. the upgrade's CRD apply)."""
+
+    def __init__(self, stderr: str):
+        self.ok, self.stdout, self.stderr = False, "", stderr
 
 
 def _canonical(v: Any) -> Any:
@@ -187,6 +205,38 @@ def summarize(hr: Obj, status: Obj) -> None:
         remove_condition(status, "Stalled")
 
 
+def uninstall_target(status: Obj) -> str | None:
+    """The release a deleted HelmRelease uninstalls (helm-controller internal/controller/
+    helmrelease_controller.go reconcileReleaseDeletion -> internal/reconcile/uninstall.go
+    Uninstall.Reconcile): none before any reconcile (no storage namespace) or with an empty
+    history (ErrNoLatest, ignored); else the latest snapshot's release name."""
+    history = status.get("history") or []
+    if not status.get("storageNamespace") or not history:
+        return None
+    return history[0].get("name")
+
+
+def release_target_changed(hr: Obj, status: Obj, chart_name: str) -> str | None:
+    """helm-controller internal/action/verify.go ReleaseTargetChanged: the reason ("storage
+    namespace", "release namespace", "release name", "chart name") when the release target
+    differs from the one recorded in status (storageNamespace, latest snapshot), else None.
+    The release namespace of a snapshot is ``releaseNamespace`` (the stand-in records it: its
+    Helm CLI stores the release in the storage namespace, so ``namespace`` is that one)."""
+    history = status.get("history") or []
+    if not status.get("storageNamespace") or not history:
+        return None
+    cur = history[0]
+    if flux.storage_namespace(hr) != status["storageNamespace"]:
+        return "storage namespace"
+    if cur.get("releaseNamespace") and flux.target_namespace(hr) != cur["releaseNamespace"]:
+        return "release namespace"
+    if flux.helm_release_name(hr) != cur.get("name"):
+        return "release name"
+    if chart_name != cur.get("chartName"):
+        return "chart name"
+    return None
+
+
 def deep_merge(base: dict, over: dict) -> dict:
     out = copy.deepcopy(base)
     for k, v in (over or {}).items():
@@ -197,15 +247,59 @@ def deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
+def strvals_typed(value: str) -> Any:
+    """Helm strvals typedVal (pkg/strvals/parser.go), as fluxcd/pkg chartutil ReplacePathValue
+    applies it to a ``targetPath`` value: ``true``/``false`` -> bool, ``null`` -> None, ``0`` and
+    integers without a leading zero -> int; a value quoted with ' or " is a string (quotes
+    trimmed, strvals.ParseIntoString)."""
+    for q in ("'", '"'):
+        if value.startswith(q) and value.endswith(q):
+            return value.strip("'\"")
+    low = value.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low == "null":
+        return None
+    if value == "0":
+        return 0
+    if value and value[0] != "0" and re.fullmatch(r"[+-]?\d+", value):
+        n = int(value)
+        if -2**63 <= n < 2**63:
+            return n
+    return value
+
+
 def set_path(values: dict, path: str, value: Any) -> None:
-    """targetPath: dot-separated path (helm strvals style, without list indexes)."""
-    parts = [p for p in path.split(".") if p]
+    """targetPath: dot-separated path (``\\.`` escapes a dot in a key), the value typed as
+    strvals does (fluxcd/pkg chartutil/values.go ReplacePathValue -> strvals.ParseInto). An
+    unquoted value with a comma is an error there (``key has no value``), and so here; list
+    indexes are not supported by the stand-in (ValuesError naming it)."""
+    if isinstance(value, str):
+        quoted = len(value) > 1 and value[0] == value[-1] and value[0] in "'\""
+        if "," in value and not quoted:
+            raise ValuesError(f"targetPath '{path}': the value contains a comma, which Helm's "
+                              "strvals parser splits (quote the value)")
+        value = strvals_typed(value)
+    parts = [p.replace("\x00", ".") for p in path.replace("\\.", "\x00").split(".") if p]
+    if any("[" in p for p in parts):
+        raise ValuesError(f"targetPath '{path}': list indexes are not emulated by the "
+                          "rehearsal stand-in")
     cur = values
     for p in parts[:-1]:
         if not isinstance(cur.get(p), dict):
             cur[p] = {}
         cur = cur[p]
     cur[parts[-1]] = value
+
+
+POSTRENDER_PLUGIN = "flux-postrender"
+
+
+def helm_major(helm: str) -> int:
+    """The major version of a helm binary (``helm version --short``: v3.17.2+g..., v4.1.4+g...)."""
+    res = tools.run([helm, "version", "--short"], timeout=30)
+    m = re.match(r"v(\d+)\.", res.stdout.strip())
+    return int(m[1]) if m else 3
 
 
 class HelmController:
@@ -216,10 +310,13 @@ class HelmController:
         self.kubeconfig = kubeconfig
         self.context = context
         self.source = source
-        self.helm = str(tools.helm())
+        # tools.standin_helm: HANDOVER_STANDIN_HELM=helm4 runs the pinned Helm 4 (opt-in)
+        self.helm = str(tools.standin_helm())
+        self.helm_major = helm_major(self.helm)
         self.home = state_dir / "helm"
         self.postrenderer = state_dir / "bin" / "flux-postrender"
         self._write_postrenderer()
+        log.info("helm-controller stand-in runs %s (Helm %s)", self.helm, self.helm_major)
 
     def _write_postrenderer(self) -> None:
         self.postrenderer.parent.mkdir(parents=True, exist_ok=True)
@@ -229,6 +326,20 @@ class HelmController:
             f"PYTHONPATH={shlex.quote(str(root))}${{PYTHONPATH:+:$PYTHONPATH}} "
             f"exec {shlex.quote(sys.executable)} -m handover.rehearsal.flux.postrender \"$@\"\n")
         self.postrenderer.chmod(0o755)
+        if self.helm_major >= 4:
+            # Helm 4 takes only post-renderer plugins (type postrenderer/v1, subprocess runtime)
+            plugin = self.home / "data" / "plugins" / POSTRENDER_PLUGIN
+            plugin.mkdir(parents=True, exist_ok=True)
+            (plugin / "plugin.yaml").write_text(yaml.safe_dump({
+                "apiVersion": "v1", "type": "postrenderer/v1", "name": POSTRENDER_PLUGIN,
+                "version": "0.1.0", "runtime": "subprocess",
+                "runtimeConfig": {"platformCommand": [{"command": str(self.postrenderer)}]}},
+                sort_keys=False))
+
+    @property
+    def postrenderer_ref(self) -> str:
+        """The --post-renderer argument: the script (Helm 3) or the plugin's name (Helm 4)."""
+        return POSTRENDER_PLUGIN if self.helm_major >= 4 else str(self.postrenderer)
 
     # -- helm ------------------------------------------------------------------------------------
     def run_helm(self, *args: str, timeout: float = 600) -> tools.Result:
@@ -535,7 +646,7 @@ class HelmController:
                 chart_ref, chart_meta = self.fetch_chart(hr, workdir)
                 values = self.compose_values(hr)
             except (ChartError, ValuesError) as e:
-                reason = "ArtifactFailed" if isinstance(e, ChartError) else "InitFailed"
+                reason = e.reason if isinstance(e, ChartError) else "ValuesError"
                 set_condition(status, hr, "Ready", False, reason, str(e))
                 status["observedGeneration"] = gen
                 self.api.patch_status(hr, status)
@@ -610,17 +721,19 @@ class HelmController:
         ns, name = hr["metadata"]["namespace"], hr["metadata"]["name"]
         spec = hr.get("spec") or {}
         history = status.get("history") or []
-        # identity change: uninstall the release made under the old name/namespace first
-        if history and status.get("storageNamespace") and (
-                history[0].get("name") != rel_name
-                or status["storageNamespace"] != storage_ns):
+        # release target changed (internal/action/verify.go ReleaseTargetChanged): uninstall
+        # the release made for the old target, clear history/failures, then install anew
+        changed = release_target_changed(hr, status, str(chart_meta.get("name")))
+        if changed:
             old = history[0]
-            log.info("HelmRelease %s/%s: release identity changed (%s/%s -> %s/%s): "
-                     "uninstalling the old release", ns, name, status["storageNamespace"],
-                     old.get("name"), storage_ns, rel_name)
+            log.info("HelmRelease %s/%s: release target configuration changed (%s): running "
+                     "uninstall for current release %s/%s", ns, name, changed,
+                     status["storageNamespace"], old.get("name"))
             self.run_helm("uninstall", old["name"], "--namespace", status["storageNamespace"],
                           "--wait", "--timeout", "5m")
             status["history"] = history = []
+            for k in ("failures", "installFailures", "upgradeFailures"):
+                status.pop(k, None)
         status["storageNamespace"] = storage_ns
         chart_version = str(chart_meta.get("version"))
         gen = hr["metadata"].get("generation")
@@ -758,13 +871,18 @@ class HelmController:
         status["lastAttemptedReleaseAction"] = action
         before = self.releases(rel_name, storage_ns)
         started = time.monotonic()
-        res = self._run_action(action, spec, rel_name, storage_ns, target_ns, chart_ref,
-                               values_file, ns, name)
+        crd_err = self.apply_crds(hr, spec, chart_ref, values_file.parent) \
+            if action == "upgrade" else None
+        if crd_err:
+            res = _Failed(crd_err)
+        else:
+            res = self._run_action(action, spec, rel_name, storage_ns, target_ns, chart_ref,
+                                   values_file, ns, name)
         status["lastAttemptedReleaseActionDuration"] = f"{time.monotonic() - started:.3f}s"
         after = self.releases(rel_name, storage_ns)
         wrote = any(v not in before or self.digest(before[v]) != self.digest(r)
                     for v, r in after.items())
-        self.observe(status, before, after, spec)
+        self.observe(status, before, after, spec, target_ns)
         cur = (status.get("history") or [None])[0]
         if res.ok and cur is not None:
             msg = (f"Helm {action} succeeded for release {target_ns}/{rel_name}.v{cur['version']}"
@@ -798,7 +916,7 @@ class HelmController:
         return out
 
     def observe(self, status: Obj, before: dict[int, dict], after: dict[int, dict],
-                spec: Obj) -> None:
+                spec: Obj, release_ns: str | None = None) -> None:
         """internal/reconcile/release.go observeRelease: only the releases written during the
         action reach status.history: a new revision becomes the newest snapshot, a rewritten
         revision already in the history (e.g. superseded) has its snapshot updated. Snapshots
@@ -810,6 +928,8 @@ class HelmController:
             if old is not None and self.digest(old) == self.digest(rel):
                 continue  # not written during the action
             snap = self.snapshot(rel)
+            if release_ns:
+                snap["releaseNamespace"] = release_ns
             idx = next((i for i, h in enumerate(hist) if h.get("name") == rel["name"]
                         and int(h.get("version", -1)) == version), None)
             if idx is not None:
@@ -852,7 +972,8 @@ class HelmController:
                 args.append("--no-hooks")
             res = self.run_helm(*args)
             ok_reason, fail_reason = "UninstallSucceeded", "UninstallFailed"
-        self.observe(status, before, self.releases(rel_name, storage_ns), spec)
+        self.observe(status, before, self.releases(rel_name, storage_ns), spec,
+                     target_ns)
         cur = (status.get("history") or [None])[0]
         if res.ok:
             msg = f"Helm {action} succeeded for release {target_ns}/{rel_name}" + (
@@ -869,13 +990,78 @@ class HelmController:
         t = (spec.get(action) or {}).get("timeout") or spec.get("timeout") or "5m"
         return t
 
+    @staticmethod
+    def chart_crds(chart_ref: Path, workdir: Path) -> list[Obj]:
+        """The CustomResourceDefinitions of ``crds/`` of the chart and of its subcharts (Helm
+        chart.CRDObjects: files of each chart's crds/ directory, dependencies included)."""
+        root = chart_ref
+        if chart_ref.is_file():
+            root = workdir / "crd-scan"
+            with tarfile.open(chart_ref) as tar:
+                tar.extractall(root, filter="data")
+        # subchart archives under charts/
+        for tgz in list(root.rglob("charts/*.tgz")):
+            with tarfile.open(tgz) as tar:
+                tar.extractall(tgz.parent / (tgz.name + ".d"), filter="data")
+        out: list[Obj] = []
+        for f in sorted(root.rglob("*")):
+            if f.is_file() and f.parent.name == "crds" and \
+                    (f.parent.parent / "Chart.yaml").exists() and \
+                    f.suffix in (".yaml", ".yml", ".json"):
+                out += [d for d in yaml.safe_load_all(f.read_text())
+                        if isinstance(d, dict) and d.get("kind") == "CustomResourceDefinition"]
+        return out
+
+    def apply_crds(self, hr: Obj, spec: Obj, chart_ref: Path, workdir: Path) -> str | None:
+        """internal/action/upgrade.go Upgrade -> crds.go applyCRDs with crdPolicyOrDefault
+        (unset -> Create): before the upgrade, each CRD of the chart is created with the
+        origin labels (setOriginVisitor), an existing one is skipped; then waited for
+        (Established). Returns an error message or None. ``Skip`` does nothing;
+        ``CreateReplace`` is not emulated (fidelity hr-crds-replace)."""
+        policy = (spec.get("upgrade") or {}).get("crds") or "Create"
+        if policy != "Create":
+            return None
+        created = []
+        for crd in self.chart_crds(chart_ref, workdir):
+            crd = copy.deepcopy(crd)
+            labels = crd.setdefault("metadata", {}).setdefault("labels", {}) or {}
+            labels.update({flux.HELM_ORIGIN_NAME: hr["metadata"]["name"],
+                           flux.HELM_ORIGIN_NAMESPACE: hr["metadata"]["namespace"]})
+            crd["metadata"]["labels"] = labels
+            name = crd["metadata"].get("name")
+            if self.api.get(crd.get("apiVersion", "apiextensions.k8s.io/v1"),
+                            "CustomResourceDefinition", name) is not None:
+                log.info("CustomResourceDefinition %s is already present. Skipping.", name)
+                continue
+            try:
+                self.api.create(crd)
+            except Exception as e:  # noqa: BLE001 - reported as the upgrade's failure
+                if "AlreadyExists" in str(e) or "already exists" in str(e):
+                    continue
+                return f"failed to apply CustomResourceDefinitions: failed to create " \
+                       f"CustomResourceDefinition {name}: {e}"
+            created.append(crd)
+        deadline = time.monotonic() + 60
+        for crd in created:
+            while True:
+                cur = self.api.get(crd.get("apiVersion", "apiextensions.k8s.io/v1"),
+                                   "CustomResourceDefinition", crd["metadata"]["name"]) or {}
+                if any(c.get("type") == "Established" and c.get("status") == "True"
+                       for c in (cur.get("status") or {}).get("conditions") or []):
+                    break
+                if time.monotonic() > deadline:
+                    return "failed to apply CustomResourceDefinitions: failed to wait for " \
+                           f"CustomResourceDefinition {crd['metadata']['name']}"
+                time.sleep(0.5)
+        return None
+
     def _run_action(self, action: str, spec: Obj, rel_name: str, storage_ns: str,
                     target_ns: str, chart_ref: Path, values_file: Path, hr_ns: str,
                     hr_name: str) -> tools.Result:
         aspec = spec.get(action) or {}
         args = [action, rel_name, str(chart_ref), "--namespace", storage_ns,
                 "-f", str(values_file), "--timeout", self._timeout(spec, action),
-                "--post-renderer", str(self.postrenderer),
+                "--post-renderer", self.postrenderer_ref,
                 "--post-renderer-args", f"--name={hr_name}",
                 "--post-renderer-args", f"--namespace={hr_ns}"]
         if spec.get("postRenderers") or spec.get("commonMetadata"):
@@ -908,7 +1094,7 @@ class HelmController:
             args += ["--history-max", str(spec.get("maxHistory", MAX_HISTORY))]
             args.append("--reuse-values" if aspec.get("preserveValues") else "--reset-values")
             if aspec.get("force"):
-                args.append("--force")
+                args.append("--force-replace" if self.helm_major >= 4 else "--force")
             if aspec.get("cleanupOnFail"):
                 args.append("--cleanup-on-fail")
         return self.run_helm(*args, timeout=parse_duration(self._timeout(spec, action), 300))
@@ -926,9 +1112,13 @@ class HelmController:
         elif not status.get("storageNamespace"):
             log.info("HelmRelease %s/%s deleted before any reconcile: nothing to uninstall",
                      ns, name)
+        elif uninstall_target(status) is None:
+            # internal/reconcile/uninstall.go Uninstall.Reconcile: no latest snapshot ->
+            # ErrNoLatest, which reconcileReleaseDeletion ignores: the release is left
+            log.info("HelmRelease %s/%s deleted with an empty history: no release uninstalled",
+                     ns, name)
         else:
-            history = status.get("history") or []
-            rel_name = history[0]["name"] if history else flux.helm_release_name(hr)
+            rel_name = uninstall_target(status)
             rel = self.latest(rel_name, status["storageNamespace"])
             if rel is not None and rel["info"]["status"] != "uninstalled":
                 uspec = spec.get("uninstall") or {}

@@ -62,6 +62,29 @@ TAKEOVER = [("kubectl", "Apply"), ("kubectl", "Update"), ("before-first-apply", 
 IMMUTABLE_MESSAGE = re.compile(r"is\simmutable|immutable\sfield")
 
 
+def dependency_error(obj: Obj, dep: Obj | None, dep_id: str, revision: str) -> str | None:
+    """kustomize-controller internal/controller/kustomization_controller.go checkDependencies:
+    the dependency must exist, be Ready for its generation (status.observedGeneration), and,
+    when it uses the same source (kind, name, namespace defaulted to each object's own), have
+    applied the source's current artifact revision."""
+    if dep is None:
+        return f"dependency '{dep_id}' not found"
+    st = dep.get("status") or {}
+    if not st.get("conditions") or \
+            dep["metadata"].get("generation") != st.get("observedGeneration") or \
+            not flux.is_ready(dep):
+        return f"dependency '{dep_id}' is not ready"
+    mine, theirs = (obj.get("spec") or {}).get("sourceRef") or {}, \
+        (dep.get("spec") or {}).get("sourceRef") or {}
+    if (mine.get("kind"), mine.get("name"),
+            mine.get("namespace") or obj["metadata"].get("namespace")) == \
+            (theirs.get("kind"), theirs.get("name"),
+             theirs.get("namespace") or dep["metadata"].get("namespace")) and \
+            st.get("lastAppliedRevision") != revision:
+        return f"dependency '{dep_id}' revision is not up to date"
+    return None
+
+
 class BuildError(Exception):
     pass
 
@@ -156,6 +179,24 @@ def _marked(obj: Obj | None, key: str, value: str) -> bool:
         (meta.get("labels") or {}).get(key) == value
 
 
+def kstatus_failed(obj: Obj | None) -> str | None:
+    """kstatus (sigs.k8s.io/cli-utils pkg/kstatus/status core.go) FailedStatus for the kinds the
+    migration uses: a Deployment whose Progressing condition is False with reason
+    ProgressDeadlineExceeded ("Progress deadline exceeded"), a Job with condition Failed=True
+    ("Job Failed"). None when not Failed."""
+    if obj is None:
+        return None
+    conds = (obj.get("status") or {}).get("conditions") or []
+    if obj.get("kind") == "Deployment" and any(
+            c.get("type") == "Progressing" and c.get("status") == "False"
+            and c.get("reason") == "ProgressDeadlineExceeded" for c in conds):
+        return "Progress deadline exceeded"
+    if obj.get("kind") == "Job" and any(c.get("type") == "Failed" and c.get("status") == "True"
+                                        for c in conds):
+        return "Job Failed"
+    return None
+
+
 def health(obj: Obj | None) -> tuple[bool, str]:
     """(healthy, why not) as kstatus computes "Current" for the kinds the migration uses."""
     if obj is None:
@@ -238,13 +279,6 @@ class KustomizeController:
         if refused:
             return fail(fidelity.UNEMULATED_REASON, fidelity.refusal_message(refused), interval)
 
-        for dep in spec.get("dependsOn") or []:
-            dns = dep.get("namespace") or ns
-            d = self.api.get(flux.KUSTOMIZE_API, "Kustomization", dep["name"], dns)
-            if d is None or not flux.is_ready(d):
-                return fail("DependencyNotReady", f"dependency '{dns}/{dep['name']}' is not "
-                            "ready", retry)
-
         src = spec.get("sourceRef") or {}
         if src.get("kind") != "GitRepository":
             return fail("ArtifactFailed", f"sourceRef kind {src.get('kind')} is not supported "
@@ -257,6 +291,14 @@ class KustomizeController:
             return fail("ArtifactFailed", f"Source artifact not found, retrying in "
                         f"{retry:.0f}s", retry)
         revision = artifact["revision"]
+        # dependsOn after the source, as kustomize-controller's reconcile (checkDependencies
+        # gets the source artifact for its revision check)
+        for dep in spec.get("dependsOn") or []:
+            dns = dep.get("namespace") or ns
+            d = self.api.get(flux.KUSTOMIZE_API, "Kustomization", dep["name"], dns)
+            why = dependency_error(ks, d, f"{dns}/{dep['name']}", revision)
+            if why:
+                return fail("DependencyNotReady", why, retry)
         status["lastAttemptedRevision"] = revision
 
         work = Path(tempfile.mkdtemp(prefix="ks-", dir=self._tmp()))
@@ -290,7 +332,7 @@ class KustomizeController:
                     checks.append((hc.get("apiVersion") or "v1", hc["kind"], hc["name"],
                                    hc.get("namespace") or ns))
             if checks:
-                unhealthy = []
+                unhealthy, failed = [], []
                 for av, kind, n, nsp in checks:
                     try:
                         live = self.api.get(av, kind, n, nsp if self.api.namespaced(av, kind)
@@ -298,8 +340,18 @@ class KustomizeController:
                     except Exception:  # noqa: BLE001
                         live = None
                     ok, why = health(live)
-                    if not ok:
+                    bad = kstatus_failed(live)
+                    if bad:
+                        failed.append(f"{kind}/{nsp + '/' if nsp else ''}{n}: {bad}")
+                    elif not ok:
                         unhealthy.append(f"{kind}/{nsp + '/' if nsp else ''}{n}: {why}")
+                if failed:
+                    # fluxcd/pkg ssa WaitForSet with FailFast (kustomize-controller default,
+                    # feature gate DisableFailFastBehavior off): a Failed object ends the wait
+                    set_condition(status, ks, "Healthy", False, "HealthCheckFailed",
+                                  "health check failed: " + "; ".join(failed[:5]))
+                    return fail("HealthCheckFailed", "health check failed: "
+                                + "; ".join(failed[:5]), retry)
                 key = (ns, name)
                 started_rev, started = self._health_started.get(key, (None, 0.0))
                 if started_rev != f"{revision}/{gen}":

@@ -25,12 +25,31 @@ from typing import Callable
 
 import yaml
 
-from handover import flux
+from handover import fidelity, flux
 from handover.rehearsal.flux.runtime import (Api, Obj, handled_reconcile_request, log,
                                              now_rfc3339, parse_duration, remove_condition,
                                              set_condition)
 
 ARTIFACT_HOST = "http://source-controller.flux-system.svc.cluster.local."
+
+
+class Unemulated(Exception):
+    """A feature in use that the stand-in refuses (Ready False UnemulatedFeature)."""
+
+
+def sourceignore_files(paths: str | list[str]) -> list[str]:
+    """The ``.sourceignore`` files of a tree listing (one path a line)."""
+    lines = paths.splitlines() if isinstance(paths, str) else paths
+    return [p for p in lines if p.rsplit("/", 1)[-1] == ".sourceignore"]
+
+
+def commit_revision(label: str, sha: str) -> str:
+    """source-controller gitrepository_controller.go commitReference: ``ref.name`` ->
+    Commit.AbsoluteReference (the full ref, ``refs/pull/1/head@sha1:<sha>``); otherwise
+    Commit.String (``<branch>@sha1:<sha>``, ``<tag>@sha1:<sha>``, a bare commit
+    ``sha1:<sha>``). ``label`` is what _fetch returns: the full ref name for ``ref.name``, the
+    branch / tag name otherwise, '' for a bare commit."""
+    return f"{label}@sha1:{sha}" if label else f"sha1:{sha}"
 
 
 class SourceController:
@@ -75,7 +94,15 @@ class SourceController:
         old_rev = (status.get("artifact") or {}).get("revision")
         try:
             label, sha, ref_desc = self._fetch(ns, name, spec)
-            revision = f"{label}@sha1:{sha}" if label else f"sha1:{sha}"
+            revision = commit_revision(label, sha)
+            ignores = sourceignore_files(self._git("ls-tree", "-r", "--name-only", sha,
+                                                   cwd=self.git_cache / ns / name))
+            if ignores:
+                raise Unemulated(
+                    "the rehearsal's source-controller stand-in does not emulate "
+                    f".sourceignore ({', '.join(ignores[:5])}; source-controller "
+                    "internal/controller/gitrepository_controller.go, fluxcd/pkg sourceignore): "
+                    "the artifact would hold files the real one excludes")
             if old_rev != revision or self.artifact_file(status.get("artifact")) is None:
                 status["artifact"] = self._store_git(ns, name, sha, revision)
             remove_condition(status, "FetchFailed")
@@ -83,6 +110,9 @@ class SourceController:
                           f"stored artifact for revision '{revision}'")
             set_condition(status, obj, "Ready", True, "Succeeded",
                           f"stored artifact for revision '{revision}'")
+        except Unemulated as e:
+            set_condition(status, obj, "Ready", False, fidelity.UNEMULATED_REASON, str(e))
+            log.warning("GitRepository %s/%s: %s", ns, name, e)
         except GitError as e:
             set_condition(status, obj, "FetchFailed", True, "GitOperationFailed", str(e))
             set_condition(status, obj, "Ready", False, "GitOperationFailed", str(e))

@@ -102,6 +102,7 @@ class ChartRepo:
             assert app != DEPLOYMENT
         (src / "templates" / "app.yaml").write_text(app)
         for fname, text in (files or {}).items():
+            (src / fname).parent.mkdir(parents=True, exist_ok=True)
             (src / fname).write_text(text)
         for fname, text in (templates or {}).items():
             (src / "templates" / fname).write_text(text)
