@@ -18,12 +18,17 @@ from handover.rehearsal.flux.runtime import Api
 from handover.rehearsal.flux.testkit import ChartRepo, wait_for
 from tests.rehearsal_support import rehearsal_cluster
 
-pytestmark = pytest.mark.skipif(tools.helm4() is None,
-                                reason="Helm 4 not installed (handover tools install --helm4)")
+# scripts/setup installs Helm 4; a machine without it fails here naming what to run, unless the
+# user opted out by name (HANDOVER_SKIP_HELM4=1).
+pytestmark = pytest.mark.skipif(tools.helm4() is None and os.environ.get("HANDOVER_SKIP_HELM4") == "1",
+                                reason="HANDOVER_SKIP_HELM4=1: the Helm 4 stand-in is not tested")
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
+    if tools.helm4() is None:
+        pytest.fail("Helm 4 is not installed: run `handover tools install --helm4` (scripts/setup "
+                    "does), or set HANDOVER_SKIP_HELM4=1 to opt out of this test by name")
     state = tmp_path_factory.mktemp("flux-helm4")
     old = os.environ.get(tools.STANDIN_HELM_ENV)
     os.environ[tools.STANDIN_HELM_ENV] = "helm4"
