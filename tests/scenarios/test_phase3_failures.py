@@ -224,13 +224,22 @@ def test_chart_version_missing_rolls_back(env):
     version = yaml.safe_load(text)["spec"]["chart"]["spec"]["version"]
     edit_file(hr, f"version: {version}", "version: 9.9.9")
     sha = commit_and_push(inv.gitops.path, "scenario: chart version that does not exist")
+    accepted = ["--accept-hazard", "adoption-chart-version", "--accept-hazard", "adoption-rollout",
+                "--accept-hazard", "immutable-fields"]
     try:
-        run = run_phase3(env["stack"], work, "-k", "envoy", "--accept-hazard",
-                         "adoption-chart-version", "--accept-hazard", "adoption-rollout",
-                         "--accept-hazard", "immutable-fields", inventory=inv_copy,
-                         journal=work / "journal.jsonl")
+        # The gate's render of the adoption upgrade (hooks, chart CRDs) needs the chart: the
+        # missing version halts the chain at step 1, before any mutation.
+        early = run_phase3(env["stack"], work / "early", "-k", "envoy", *accepted,
+                           inventory=inv_copy, journal=work / "early" / "journal.jsonl")
+        # With those two findings accepted too, Flux meets the missing version at adoption.
+        run = run_phase3(env["stack"], work, "-k", "envoy", *accepted,
+                         "--accept-hazard", "adoption-hooks", "--accept-hazard", "chart-crds",
+                         inventory=inv_copy, journal=work / "journal.jsonl")
     finally:
         revert_and_push(inv.gitops.path, sha)
+    assert_halted(early, "envoy-gateway", "test_1_preconditions", [])
+    early_msg = early.message("test_1_preconditions[envoy-gateway]")
+    assert "9.9.9" in early_msg and "not found" in early_msg, early_msg
     assert_halted(run, "envoy-gateway", "test_5_ready", [])
     msg = run.message("test_5_ready[envoy-gateway]")
     assert "9.9.9" in msg, msg
