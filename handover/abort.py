@@ -295,13 +295,33 @@ def delete_own_kustomization(kube, mutator, inventory: Inventory, component: Com
     return f"Kustomization {ns}/{name}: deleted without garbage collection"
 
 
+def migration_owners(inventory: Inventory) -> frozenset[str]:
+    """Names of the Flux objects this migration makes (besides every ``handover-*``
+    Kustomization): the entry points, flux-system's sync Kustomization, the HelmReleases."""
+    names = {"flux-system"} | {ep.name for ep in inventory.gitops.entrypoints}
+    names |= {c.helm_release.name for c in inventory.components if c.helm_release is not None}
+    return frozenset(names)
+
+
+def _owned_by_migration(labels: dict[str, Any], prefix: str, owners: frozenset[str]) -> bool:
+    name = labels.get(prefix + "name")
+    return isinstance(name, str) and (name.startswith("handover-") or name in owners)
+
+
 def metadata_patch(live: dict[str, Any], backup_obj: dict[str, Any] | None,
-                   kubectl_managed: bool) -> dict[str, Any]:
+                   kubectl_managed: bool, owners: frozenset[str] = frozenset()
+                   ) -> dict[str, Any]:
     """Merge patch that takes Flux's hands off one live object: its Flux owner labels removed
-    (unless the backup from before the handover had the same label), and for kubectl-managed
-    objects the backup's last-applied-configuration put back."""
+    (unless the backup from before the handover had the same label, written by a Flux object that
+    is not this migration's: a backup of an object shared by two components, e.g. a PV of storage
+    and of Loki, taken when the earlier component's handover had already labelled it, does not
+    count as "before"), and for kubectl-managed objects the backup's last-applied-configuration
+    put back."""
     before = (backup_obj or {}).get("metadata") or {}
-    before_labels = before.get("labels") or {}
+    before_labels = dict(before.get("labels") or {})
+    for prefix in FLUX_LABEL_PREFIXES:
+        if _owned_by_migration(before_labels, prefix, owners):
+            before_labels = {k: v for k, v in before_labels.items() if not k.startswith(prefix)}
     patch: dict[str, Any] = {}
     labels = {k: None for k, v in _flux_labels(live).items() if before_labels.get(k) != v}
     if labels:
@@ -326,13 +346,14 @@ def release_labels(kube, mutator, inventory: Inventory, component: Component,
             by_key[(_group(obj["apiVersion"]), obj["kind"], m.get("namespace") or "",
                     m["name"])] = obj
     kubectl_managed = component.type != "helm"
+    owners = migration_owners(inventory)
     done = []
     for api_version, kind, ns, name in component_objects(kube, inventory, component):
         live = kube.get(api_version, kind, name, ns)
         if live is None:
             continue
         b = by_key.get((_group(api_version), kind, ns or "", name))
-        patch = metadata_patch(live, b, kubectl_managed)
+        patch = metadata_patch(live, b, kubectl_managed, owners)
         if not patch:
             continue
         what = _what(kind, name, ns)

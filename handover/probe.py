@@ -19,6 +19,7 @@ from __future__ import annotations
 import http.client
 import threading
 import time
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -200,7 +201,7 @@ class Probe:
             try:
                 addrs, why = self._resolve(h)
             except Exception as e:  # API error: the sample fails with the reason
-                addrs, why = [], f"cannot resolve endpoints: {e.__class__.__name__}"
+                addrs, why = [], f"cannot resolve endpoints: {e.__class__.__name__}{_where(e)}"
             self._addresses[key] = (now, addrs, why)
             return addrs, why
         return cached[1], cached[2]
@@ -274,6 +275,7 @@ class Probe:
             raise RuntimeError("probe already started")
         self.started = time.monotonic()
         if self.checks:
+            self.kube = _private_client(self.kube)
             self._thread = threading.Thread(target=self._run, name="availability-probe",
                                             daemon=True)
             self._thread.start()
@@ -295,3 +297,25 @@ class Probe:
                            outages=outages_from(samples, self.stopped),
                            segments=segments_from(samples),
                            clock_offset=time.time() - time.monotonic())
+
+
+def _where(e: BaseException) -> str:
+    """Where an unexpected client-side exception was raised (file:line of the innermost frame),
+    so that a failed sample can be traced without printing the exception's text."""
+    tb = e.__traceback__
+    if tb is None or getattr(e, "status", None) is not None:  # an API answer: its class says it
+        return ""
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return f" at {Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}"
+
+
+def _private_client(kube):
+    """The probe thread's own client: the kubernetes client's ApiClient and Configuration are not
+    safe to share between threads (with token auth every request runs the kubeconfig loader's
+    refresh hook, which rewrites the shared Configuration), and the runbook keeps using the
+    caller's client while the probe samples. Test doubles without a kubeconfig are kept."""
+    from handover.kube import Kube
+    if type(kube) is not Kube:
+        return kube
+    return Kube(kubeconfig=kube.kubeconfig, context=kube.context)

@@ -15,9 +15,11 @@
    every resourceVersion; the refusals are in the report;
 4. `helm upgrade` by the CLI works on the handed-back release, pods kept;
 5. `--remove-flux` removes the Flux stand-ins (CRDs gone, pods unchanged); then phase 1, phase 2
-   and phase 3 for Envoy Gateway run again from scratch and pass (phase 4 needs every component
-   handed over: the full run is too slow for this module; tests/scenarios/test_phase4.py covers
-   it on a fresh stack).
+   and phase 3 for Envoy Gateway run again from scratch and pass;
+6. phase 3 for the seven others, then phase 4 pass (phase 4 needs every inventory component handed
+   over: the entry points it resumes cover every component's path, so it is not run on a subset);
+7. the abort after phase 4 (entry points resumed): suspended again in the cluster and at the
+   remote (a pushed commit), all eight handed back in place.
 """
 from __future__ import annotations
 
@@ -293,3 +295,90 @@ def test_remove_flux_then_the_handover_runs_again(env, aborted):
     cases = {tc.get("name") for tc in ET.parse(work / "again" / "again.xml").getroot()
              .iter("testcase")}
     assert "test_8_record[envoy-gateway]" in cases
+
+
+def _phase4(env, name: str):
+    s = env["stack"]
+    return run_suite(["suites/phase4"], s.inventory_path, env["work"] / f"{name}.xml",
+                     "--kubeconfig", str(s.cluster.kubeconfig), "--perform",
+                     "--journal", str(env["journal"]),
+                     "--report-dir", str(env["work"] / "reports"), timeout=1200)
+
+
+@pytest.fixture(scope="module")
+def rehanded_over_and_resumed(env, aborted):
+    """After the abort and --remove-flux (and Envoy Gateway's handover again, the test above):
+    phase 3 for every other component, then phase 4. Phase 4 decides its scope from the
+    inventory (test_component_handed_over runs per inventory component) and resumes the entry
+    points, which cover every component's path in Git: with only part of the components handed
+    over, resuming them would let Flux take over the others all at once, so a restricted
+    inventory would only hide what phase 4 guards against. The whole homelab is handed over."""
+    s, work = env["stack"], env["work"]
+    p3 = run_phase3(s, work / "again-all", journal=env["journal"], name="again-all")
+    p4 = _phase4(env, "again-p4") if p3.returncode == 0 else None
+    return {"p3": p3, "p4": p4}
+
+
+def test_phase4_after_the_abort_and_a_new_handover(env, rehanded_over_and_resumed):
+    p3, p4 = rehanded_over_and_resumed["p3"], rehanded_over_and_resumed["p4"]
+    assert p3.returncode == 0 and p3.failed == [], p3.stdout[-4000:]
+    j = Journal(env["journal"])
+    assert [c.name for c in env["inv"].components
+            if progress(j, "phase3", c.name).state != "done"] == []
+    assert p4 is not None and p4.returncode == 0, p4.stdout[-5000:]
+    passed = set(p4.outcomes("passed"))
+    expected = {f"test_component_handed_over[{c.name}]" for c in env["inv"].components} | {
+        "test_resume_in_git[infrastructure]", "test_resume_in_git[workloads]",
+        "test_reconciled[infrastructure]", "test_reconciled[workloads]",
+        "test_every_kustomization_ready", "test_every_helmrelease_ready", "test_nothing_deleted"}
+    assert expected <= passed, sorted(expected - passed)
+    from handover.gitops import GitOpsRepo
+    _, states = GitOpsRepo(env["inv"].gitops).remote_states()
+    assert states and not any(s.suspended for s in states)
+
+
+def test_abort_after_phase4_hands_everything_back(env, rehanded_over_and_resumed):
+    """The entry points resumed (phase 4): the abort suspends them again (cluster and Git, a
+    commit pushed to the remote, as phases 2 and 4 push theirs) and hands all eight back."""
+    p4 = rehanded_over_and_resumed["p4"]
+    assert p4 is not None and p4.returncode == 0, "phase 4 did not pass: nothing to abort"
+    kube, inv = env["kube"], env["inv"]
+    from handover.gitops import GitOpsRepo
+    repo = GitOpsRepo(inv.gitops)
+    head_before, _ = repo.remote_states()
+    before = {c.name: snapshot_mod.take(kube, c) for c in inv.components}
+    run = run_abort(env, "after-phase4")
+    assert run.returncode == 0, run.stdout[-5000:]
+    # storage (three PVs) is reached last: the PVs are also Loki's, Tempo's and llama-cpp's,
+    # whose chains removed the Flux labels first, so storage is found no longer managed
+    # (rehearsal run, 2026-11-29). KNOWN GAP: its PVs' last-applied-configuration is then not
+    # restored from storage's backup, and phase 3's journal still says storage is done.
+    shared = "storage"
+    for c in inv.components:
+        outcomes = [run.by_name[f"{t}[{c.name}]"].outcome for t in CHAIN]
+        want = ["passed"] + ["skipped"] * 3 if c.name == shared else ["passed"] * 4
+        assert outcomes == want, (c.name, outcomes)
+        after = snapshot_mod.take(kube, c)
+        assert snapshot_mod.compare(before[c.name], after, release_moves=0) == [], c.name
+        assert after.total_restarts == before[c.name].total_restarts, c.name
+        if c.release is not None:
+            rel = helm_storage.latest(kube, c.release.name, c.release.namespace)
+            assert rel.status == "deployed" and rel.revision == before[c.name].release.revision
+        assert abort.labels_left(kube, inv, c) == [], c.name
+        if c.helm_release is not None:
+            assert kube.get(flux.HELM_API, "HelmRelease", c.helm_release.name,
+                            c.helm_release.namespace) is None, c.name
+    # the freeze is a commit at the remote (pushed), on top of phase 4's resume
+    head_after, states = repo.remote_states()
+    assert head_after != head_before and states and all(s.suspended for s in states)
+    for ep in inv.gitops.entrypoints:
+        live = kube.get(flux.KUSTOMIZE_API, "Kustomization", ep.name, "flux-system")
+        assert live is not None and live["spec"].get("suspend") is True, ep.name
+    # envoy-gateway and log-analyzer had been handed back once already: a new abort attempt
+    j = [e for e in Journal(env["journal"]).entries() if e.phase == "abort"]
+    for name in HANDED_OVER:
+        assert [e for e in j if e.component == name and e.kind == "step" and
+                e.step == "rollback" and "a new abort attempt" in str(e.detail)], name
+    for c in inv.components:
+        if c.name != shared:
+            assert progress(Journal(env["journal"]), "phase3", c.name).state == "rolled-back"
