@@ -68,8 +68,9 @@ def test_killed_after_step_7_resumes_without_undoing_the_handover(env):
         assert cases[name].find("skipped") is not None, f"{name} was repeated"
 
 
-@pytest.mark.parametrize("step,point", [("handover", "mutated"), ("adopted", "started"),
-                                        ("finish", "mutated"), ("record", "started")])
+# Two representative cells (a kill right after each mutation that hands over and finishes); the
+# whole matrix is benchmarks/fault_matrix.py (README, "Kill and resume").
+@pytest.mark.parametrize("step,point", [("handover", "mutated"), ("finish", "mutated")])
 def test_fault_matrix_cell(env, step, point):
     cell = run_cell(env, step, point)
     assert cell.result == "passed", "\n".join(cell.problems)
