@@ -478,17 +478,19 @@ class RehearsalCluster:
                 want["metadata"]["resourceVersion"] = have["metadata"]["resourceVersion"]
                 adm.replace_mutating_webhook_configuration(crd_adapter.CONFIG_NAME, want)
 
+    def _openssl(self, *args: str) -> None:
+        """Run openssl in the certificate directory; a failure names the command."""
+        p = subprocess.run([str(binaries.openssl()), *args], cwd=self.certs, capture_output=True,
+                           text=True)
+        if p.returncode:
+            raise HandoverError(f"openssl {' '.join(args[:2])} failed: {p.stderr.strip()}")
+
     def _ensure_adapter_cert(self) -> None:
         """A serving certificate for the CRD adapter (IP 127.0.0.1), signed by the cluster CA."""
         c = self.certs
         if (c / "crd-adapter.crt").exists() and (c / "crd-adapter.key").exists():
             return
-        ossl = str(binaries.openssl())
-
-        def run(*args: str) -> None:
-            p = subprocess.run([ossl, *args], cwd=c, capture_output=True, text=True)
-            if p.returncode:
-                raise HandoverError(f"openssl {' '.join(args[:2])} failed: {p.stderr.strip()}")
+        run = self._openssl
 
         (c / "crd-adapter.cnf").write_text(
             "[req]\ndistinguished_name=dn\n[dn]\n[ext]\nsubjectAltName=IP:127.0.0.1\n"
@@ -577,12 +579,7 @@ class RehearsalCluster:
         if (c / "tokens.csv").exists() and (c / "apiserver.crt").exists():
             self._ensure_audited_token()
             return
-        ossl = str(binaries.openssl())
-
-        def run(*args: str) -> None:
-            p = subprocess.run([ossl, *args], cwd=c, capture_output=True, text=True)
-            if p.returncode:
-                raise HandoverError(f"openssl {' '.join(args[:2])} failed: {p.stderr.strip()}")
+        run = self._openssl
 
         run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
             "-days", "3650", "-subj", "/CN=flux-handover-rehearsal-ca")
