@@ -31,7 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from handover import audit, tools  # noqa: E402
+from handover.core import audit
+from handover.core import tools
 from handover.rehearsal import chart_repo  # noqa: E402
 from handover.rehearsal.cluster import AUDITED_CONTEXT, AUDITED_USER, RehearsalCluster  # noqa: E402
 

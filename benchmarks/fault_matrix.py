@@ -35,8 +35,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from handover.inventory import load  # noqa: E402
-from handover.kube import Kube  # noqa: E402
+from handover.core.inventory import load  # noqa: E402
+from handover.core.kube import Kube  # noqa: E402
 from tests.scenarios.fault_matrix import (PHASE2_STEPS, PHASE3_STEPS, PHASE4_STEPS,  # noqa
                                           POINTS, hand_over_for_phase4, phase2_cells,
                                           phase3_cells, phase4_cells, run_phase2_cell,

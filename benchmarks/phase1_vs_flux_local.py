@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from handover import tools  # noqa: E402
+from handover.core import tools
 
 FLUX_LOCAL = "flux-local==3.2.0"
 

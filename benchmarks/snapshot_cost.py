@@ -4,7 +4,7 @@
 
 Creates pods (labelled like one workload's pods, with a container status written through the
 status subresource, so the list responses carry what a real pod list carries) in namespace
-``bench``, and for each count takes ``handover.snapshot.take`` three times. It prints, per count:
+``bench``, and for each count takes ``handover.snapshot.component.take`` three times. It prints, per count:
 the HTTP requests the snapshot made (counted at the API client, independently of the snapshot's
 own counter), the snapshot's own count, and the median seconds. The calls must not grow with the
 pod count: one list per namespace + selector. The pods carry a nodeSelector no node has, so the
@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from handover import snapshot  # noqa: E402
-from handover.inventory import Component, Workload  # noqa: E402
-from handover.kube import Kube  # noqa: E402
+from handover.snapshot import component as snapshot
+from handover.core.inventory import Component, Workload  # noqa: E402
+from handover.core.kube import Kube  # noqa: E402
 from handover.rehearsal.cluster import RehearsalCluster  # noqa: E402
 
 NS = "bench"

@@ -22,7 +22,7 @@ import os
 import sys
 from pathlib import Path
 
-from handover.errors import HandoverError
+from handover.core.errors import HandoverError
 
 
 def default_state_dir() -> Path:
@@ -99,7 +99,8 @@ def _fidelity(state_dir: Path) -> dict[str, list[str]] | None:
     inv_path = state_dir / "migration.yaml"
     if not inv_path.exists():
         return None
-    from handover import fidelity, inventory
+    from handover.rehearsal import fidelity
+    from handover.core import inventory
     return {c: [str(g) for g in gaps]
             for c, gaps in fidelity.verdict(inventory.load(inv_path)).items()}
 
@@ -144,7 +145,7 @@ def _print_fidelity_notes(st: dict) -> None:
 
 
 def cmd_tools_install(a: argparse.Namespace) -> int:
-    from handover import tools
+    from handover.core import tools
     for name, path in tools.install_pinned().items():
         print(f"{name}: {path} (sha256 verified)")
     if getattr(a, "helm4", False):
@@ -154,12 +155,12 @@ def cmd_tools_install(a: argparse.Namespace) -> int:
 
 
 def _check_inventory(path: Path) -> None:
-    from handover import inventory
+    from handover.core import inventory
     inventory.load(path)
 
 
 def cmd_inventory_check(a: argparse.Namespace) -> int:
-    from handover import inventory
+    from handover.core import inventory
     try:
         inv = inventory.load(a.path)
     except inventory.InventoryError as e:
@@ -172,7 +173,7 @@ def cmd_inventory_check(a: argparse.Namespace) -> int:
 def cmd_report(a: argparse.Namespace) -> int:
     """Rebuild <run>.html from <run>.json (and the earlier parts of the same migration found
     beside it, unless --alone)."""
-    from handover import report_html
+    from handover.report import html as report_html
     path = a.run_json
     try:
         data = report_html.load(path)
@@ -307,7 +308,7 @@ def _add_inventory_init(inv) -> None:
 
 
 def cmd_inventory_init(a: argparse.Namespace) -> int:
-    from handover import inventory_init
+    from handover.core import inventory_init
     if a.out.exists() and not a.force:
         raise HandoverError(f"--out {a.out} exists: refusing to overwrite it (use --force)")
     out, comps = inventory_init.init(a.gitops, a.out, kube_context=a.kube_context,

@@ -8,7 +8,7 @@ Two comparisons:
   patch does; resource quantities are compared by value (``0.5`` == ``500m``).
 
 A ``Difference`` prints as ``path: live <v>, Git <v>``; every value is shown as a short hash
-(handover.redact: only booleans, null and structural fields in clear), so reports never carry a
+(handover.core.redact: only booleans, null and structural fields in clear), so reports never carry a
 secret in clear whatever its key is called.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 from kubernetes.utils.quantity import parse_quantity
 
-from handover import redact
+from handover.core import redact
 
 
 class _Missing:
@@ -66,7 +66,7 @@ def is_secret_path(path: str) -> bool:
 
 
 def show(path: str, value: Any) -> str:
-    """A value for a report: its path's hash (handover.redact.show: only booleans, null and
+    """A value for a report: its path's hash (handover.core.redact.show: only booleans, null and
     structural fields such as an image or a selector in clear)."""
     if value is MISSING:
         return "(absent)"

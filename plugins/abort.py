@@ -30,9 +30,9 @@ from typing import Any
 
 import pytest
 
-from handover import journal as journal_mod
-from handover.abort import ComponentState
-from handover.report import StepResult
+from handover.core import journal as journal_mod
+from handover.chain.abort import ComponentState
+from handover.report.migration import StepResult
 
 PHASE = "abort"
 STEPS = ("preconditions", "freeze", "orphan", "prove")
@@ -48,7 +48,7 @@ class AbortComponent:
     name: str
     progress: journal_mod.Progress | None = None
     state: ComponentState | None = None  # preconditions: what Flux managed
-    before: Any = None  # handover.snapshot.Snapshot before the abort
+    before: Any = None  # handover.snapshot.component.Snapshot before the abort
     detail: dict[str, dict[str, Any]] = field(default_factory=dict)  # step -> journal detail
     resumed: bool = False
 
@@ -98,7 +98,7 @@ class AbortRun:
 
     def restore(self, component: str) -> AbortComponent:
         """A resumed chain: read the preconditions' record back from the journal."""
-        from handover import snapshot as snapshot_mod
+        from handover.snapshot import component as snapshot_mod
         ac = self.component(component)
         d = self.passed_detail(component, "preconditions")
         if ac.state is None and d.get("state"):

@@ -1,6 +1,6 @@
-"""The gate's named opt-outs (handover.gate), as a pytest plugin.
+"""The gate's named opt-outs (handover.gate.optouts), as a pytest plugin.
 
-Option: ``--skip-check NAME`` (repeatable; names in handover.gate.SKIPPABLE), merged with the
+Option: ``--skip-check NAME`` (repeatable; names in handover.gate.optouts.SKIPPABLE), merged with the
 inventory's ``gate.skipChecks``. A check that cannot run calls ``not_checked(config, NAME, why)``:
 with the opt-out in effect it is skipped as "skipped by opt-out NAME (source)"; without it, it
 FAILS naming what to configure and the opt-out. The terminal summary (the verdict) lists every
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from handover import gate
+from handover.gate import optouts as gate
 
 _SKIPPED = pytest.StashKey[list]()
 

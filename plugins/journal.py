@@ -7,7 +7,7 @@ Fixtures: ``run_id``, ``journal``, ``mutator`` (the one place that mutates: --pe
 guard, journal first), ``handover_run`` (per-run state of the phase-3 chains).
 
 Resume: the journal outlives a killed process. For every component, ``progress()`` reads where its
-chain stood (handover.journal.progress):
+chain stood (handover.core.journal.progress):
 - done: its steps are skipped ("handed over in run X"), nothing is repeated;
 - in-progress with the hand-over begun: steps that passed are not repeated; the backup and the
   snapshot taken before the hand-over are read back from the files the journal names, and the
@@ -29,8 +29,8 @@ from typing import Any
 
 import pytest
 
-from handover import journal as journal_mod
-from handover.mutation import Mutator
+from handover.core import journal as journal_mod
+from handover.core.mutation import Mutator
 
 PHASE = "phase3"
 # The chain, in order. A step's name is what the journal, the skip reasons and the report use.
@@ -48,11 +48,11 @@ class ComponentRun:
     """Live state of one component's chain in this run (not persisted: the journal is)."""
 
     name: str
-    backup: Any = None  # handover.backup.BackupRecord
-    before: Any = None  # handover.snapshot.Snapshot
+    backup: Any = None  # handover.chain.backup.BackupRecord
+    before: Any = None  # handover.snapshot.component.Snapshot
     snapshot_path: str = ""
     after: Any = None
-    probe: Any = None  # handover.probe.Probe while running
+    probe: Any = None  # handover.chain.probe.Probe while running
     probe_result: Any = None
     token: str = ""
     progress: journal_mod.Progress | None = None

@@ -1,4 +1,4 @@
-"""Progress of long waits in the terminal (handover.progress's sink, set for the session).
+"""Progress of long waits in the terminal (handover.core.progress's sink, set for the session).
 
 Interactive terminal (pytest's terminal reporter writes to a tty): one line, redrawn in place at
 most twice a second, with what is awaited, elapsed / timeout and the latest condition message;
@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from handover import progress
-from handover.report import redact
+from handover.core import progress
+from handover.report.migration import redact
 
 SINK_KEY = pytest.StashKey["TerminalProgress"]()
 REDRAW_EVERY = 0.5  # seconds between redraws of the interactive line

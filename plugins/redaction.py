@@ -1,4 +1,4 @@
-"""The last line of the redaction rule (handover.redact) for what pytest itself writes: the
+"""The last line of the redaction rule (handover.core.redact) for what pytest itself writes: the
 failure text (terminal and JUnit XML), the captured output sections, skip reasons and the JUnit
 properties (``record_property``, the rollback actions) pass through ``redact.scrub``, so a value
 that reached an exception message (a kubectl stderr, an API error) is shown by its hash.
@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from handover import redact
+from handover.core import redact
 
 
 class ScrubbedRepr:

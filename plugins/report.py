@@ -2,12 +2,12 @@
 
 Option: --report-dir (default ``reports``, relative to where pytest was started).
 
-Fixture ``migration_report``: the run's MigrationReport (handover.report). The phase-3 steps and the
+Fixture ``migration_report``: the run's MigrationReport (handover.report.migration). The phase-3 steps and the
 halt-and-rollback plugin fill it; at the end of a session in which any phase-3 step ran, it is
 written to ``<report-dir>/<run>.md`` and ``<run>.json`` (mode 0600; names and numbers only, no
 values, manifests or Secret data) and its path is printed in the terminal summary.
 
-This plugin also records what the HTML report (handover.report_html, ``<run>.html``) draws:
+This plugin also records what the HTML report (handover.report.html, ``<run>.html``) draws:
 - phases 1, 2 and 4: every check with its outcome, wall-clock start/end and its message
   (findings and fixes); phase 2's diff counts and deleted/modified objects per entry point (from
   the JUnit properties test_diff records);
@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
-from handover.report import MigrationReport, StepResult
-from handover.report_html import safe_detail
+from handover.report.migration import MigrationReport, StepResult
+from handover.report.html import safe_detail
 from plugins.journal import handover_run
 
 REPORT_KEY = pytest.StashKey[MigrationReport]()
@@ -93,7 +93,7 @@ def write_report(config: pytest.Config) -> None:
 
 def _fidelity_notes(config: pytest.Config, rep: MigrationReport) -> None:
     """On the rehearsal only (the inventory names its state dir): the run-level fidelity notes."""
-    from handover.report import rehearsal_fidelity_notes
+    from handover.report.migration import rehearsal_fidelity_notes
     from plugins.safety import load_inventory
     try:
         state_dir = load_inventory(config).cluster.rehearsal_state_dir

@@ -7,7 +7,7 @@ argument. This plugin
 - journals each step (started / passed / failed) through the journal plugin;
 - halts at the first failing step of a component: its later steps are skipped with the failed
   step's name, later components are not started, and the component's rollback
-  (handover.rollback) runs at once, when a mutating step had begun;
+  (handover.chain.rollback) runs at once, when a mutating step had begun;
 - puts every rollback action and its result into the failing test's JUnit properties
   (``rollback.<n>``), a "rollback" report section, the journal and the migration report;
 - on a resumed run, skips steps the journal says passed (plugins.journal.resume_skip_reason) and
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from handover import rollback as rollback_mod
-from handover.report import StepResult
+from handover.chain import rollback as rollback_mod
+from handover.report.migration import StepResult
 from plugins.journal import STEPS, handover_run, resume_skip_reason
 from plugins.report import migration_report
 

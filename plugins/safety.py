@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from handover import inventory as inventory_mod
-from handover.errors import HandoverError
-from handover.kube import ContextMismatch, Kube, check_context
+from handover.core import inventory as inventory_mod
+from handover.core.errors import HandoverError
+from handover.core.kube import ContextMismatch, Kube, check_context
 
 INVENTORY_KEY = pytest.StashKey[object]()
 

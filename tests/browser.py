@@ -180,7 +180,7 @@ class Page:
         self.close()
 
 
-# what every report page must show (ids and classes written by handover.report_html)
+# what every report page must show (ids and classes written by handover.report.html)
 DOM_FACTS = """JSON.stringify({
   lanes: [...document.querySelectorAll('#timeline g.lane')].map(g => g.dataset.lane),
   rows: [...document.querySelectorAll('#components tr.component-row')]

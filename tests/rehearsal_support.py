@@ -20,7 +20,7 @@ EXAMPLE_INVENTORY = ROOT / "examples" / "homelab" / "migration.yaml"
 
 def require_rehearsal() -> None:
     """Fail (or skip with HANDOVER_SKIP_REHEARSAL=1) when the rehearsal cluster cannot run."""
-    from handover.errors import HandoverError
+    from handover.core.errors import HandoverError
     from handover.rehearsal.binaries import kube_binaries
 
     try:

@@ -32,8 +32,8 @@ from typing import Any
 
 import yaml
 
-from handover import helm_storage
-from handover.errors import HandoverError
+from handover.sources import helm_storage
+from handover.core.errors import HandoverError
 
 INDEX = "index.yaml"
 FORMAT = "flux-handover/capture-v1"

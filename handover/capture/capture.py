@@ -27,10 +27,11 @@ from typing import Any
 
 import yaml
 
-from handover import helm_storage, tools
+from handover.sources import helm_storage
+from handover.core import tools
 from handover.capture import bundle
-from handover.errors import HandoverError
-from handover.kube import Kube, check_context
+from handover.core.errors import HandoverError
+from handover.core.kube import Kube, check_context
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 SKIP_KINDS = {"Event", "Lease", "EndpointSlice", "Endpoints", "Pod", "ReplicaSet",
@@ -97,7 +98,7 @@ def _chart_crd_kinds(record: dict[str, Any]) -> set[tuple[str, str]]:
 
 def scope_from_inventory(inventory_path: Path) -> tuple[str, list[str], set[str]]:
     """(context, namespaces, PV names) an inventory puts in scope."""
-    from handover.inventory import load
+    from handover.core.inventory import load
     inv = load(inventory_path)
     nss: set[str] = set()
     pvs: set[str] = set()

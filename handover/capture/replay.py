@@ -37,11 +37,12 @@ from typing import Any
 
 import yaml
 
-from handover import flux, tools
+from handover.flux import rules as flux
+from handover.core import tools
 from handover.capture import bundle as bundle_mod
 from handover.capture.bundle import Bundle, Release
-from handover.errors import HandoverError
-from handover.kube import Kube
+from handover.core.errors import HandoverError
+from handover.core.kube import Kube
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 REPORT = "capture-replay.json"
@@ -81,7 +82,7 @@ def validate(bundle_path: Path | str, inventory: Path | str | None = None) -> Bu
     b = bundle_mod.read(bundle_path)
     problems = []
     if inventory is not None:
-        from handover.inventory import load
+        from handover.core.inventory import load
         inv = load(inventory)
         if inv.cluster.context != b.context:
             problems.append(f"the bundle was captured from kube context {b.context!r} but the "
@@ -512,7 +513,7 @@ def _host_paths(b: Bundle, state_dir: Path) -> None:
 
 
 def _wait_workloads(c: _Cluster, b: Bundle, report: ReplayReport, timeout: float) -> None:
-    from handover.inventory import Workload
+    from handover.core.inventory import Workload
     from handover.rehearsal.seed import workload_pods_ready
     nss = {r.namespace for r in b.releases} | {
         (e["lastApplied"].get("metadata") or {}).get("namespace") for e in b.applied} - {None}

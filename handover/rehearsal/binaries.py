@@ -13,8 +13,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from handover import progress, tools
-from handover.errors import HandoverError, ToolNotFound
+from handover.core import progress
+from handover.core import tools
+from handover.core.errors import HandoverError, ToolNotFound
 
 KUBE_VERSION = "v1.20.2"
 KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager")

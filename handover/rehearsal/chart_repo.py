@@ -20,8 +20,8 @@ from pathlib import Path
 
 import yaml
 
-from handover import tools
-from handover.errors import HandoverError
+from handover.core import tools
+from handover.core.errors import HandoverError
 from handover.rehearsal.cluster import RehearsalCluster, free_port, port_open
 
 SERVICE = "chart-repo"

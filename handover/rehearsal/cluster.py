@@ -61,7 +61,7 @@ from typing import Callable
 
 import yaml
 
-from handover.errors import HandoverError
+from handover.core.errors import HandoverError
 from handover.rehearsal import binaries
 
 CONTEXT = "flux-handover-rehearsal"

@@ -285,7 +285,7 @@ def record_source_notes(state_dir: Path | str, crd: dict, source: str) -> list[N
 def crds_of_release_secret(secret: dict) -> list[dict]:
     """The CRDs of a Helm release Secret's chart (``crds/`` travels in ``chart.files``; the chart's
     subcharts in ``chart.dependencies`` are not stored by Helm 3, their crds/ are in files too)."""
-    from handover import helm_storage
+    from handover.sources import helm_storage
     raw = (secret.get("data") or {}).get("release")
     if not raw:
         return []

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from handover import tools
-from handover.errors import HandoverError
+from handover.core import tools
+from handover.core.errors import HandoverError
 
 AUTHOR_NAME = "flux-handover rehearsal"
 AUTHOR_EMAIL = "rehearsal@flux-handover.invalid"

@@ -20,8 +20,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from handover import tools
-from handover.errors import HandoverError
+from handover.core import tools
+from handover.core.errors import HandoverError
 from handover.rehearsal.cluster import CONTEXT
 
 CLUSTER_NAME = "flux-handover"

@@ -30,10 +30,12 @@ from typing import Any
 import yaml
 from ruamel.yaml import YAML
 
-from handover import helm_storage, kustomize, tools
-from handover.errors import HandoverError
-from handover.inventory import Component, Inventory, Workload, load
-from handover.kube import Kube
+from handover.sources import helm_storage
+from handover.sources import kustomize
+from handover.core import tools
+from handover.core.errors import HandoverError
+from handover.core.inventory import Component, Inventory, Workload, load
+from handover.core.kube import Kube
 from handover.rehearsal import chart_repo, git_remote
 from handover.rehearsal.cluster import RehearsalCluster
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from handover.inventory import load
+from handover.core.inventory import load
 from handover.rehearsal import chart_repo, git_remote
 from handover.rehearsal.cluster import RehearsalCluster
 from handover.rehearsal.seed import SeedResult, seed

@@ -13,9 +13,12 @@ import time
 import pytest
 
 from fixtures.flux import ensure_entrypoints_suspended
-from handover import abort, flux, helm_storage, preconditions
-from handover import snapshot as snapshot_mod
-from handover.probe import Probe
+from handover.chain import abort
+from handover.flux import rules as flux
+from handover.sources import helm_storage
+from handover.chain import preconditions
+from handover.snapshot import component as snapshot_mod
+from handover.chain.probe import Probe
 from plugins.safety import skip_unless_perform
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from handover.chart_index import IndexCache
+from handover.sources.chart_index import IndexCache
 
 
 def _given(config: pytest.Config, option: str) -> bool:

@@ -4,7 +4,7 @@ Entry paths: the cluster path, each path an entry-point (or nested) Flux Kustomi
 and each component's path (what its temporary Kustomization applies). A failure shows kustomize's
 own error, which names the file.
 """
-from handover.findings import Finding, report
+from handover.core.findings import Finding, report
 
 
 def test_entry_points_readable(inventory, entry_path_problems):

@@ -5,8 +5,8 @@ Nothing is persisted: every request carries dryRun=All.
 A read-only identity (every request forbidden) FAILS naming the opt-out ``server-dry-run``
 (plugins.gate); with it, the check is reported as skipped by it.
 """
-from handover import dryrun
-from handover.findings import report
+from handover.gate import dryrun
+from handover.core.findings import report
 from plugins.gate import not_checked
 
 

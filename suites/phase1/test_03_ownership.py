@@ -5,8 +5,8 @@ import warnings
 
 import pytest
 
-from handover import findings as findings_mod
-from handover import ownership
+from handover.core import findings as findings_mod
+from handover.gate import ownership
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,9 @@ server fails the gate.
 """
 import pytest
 
-from handover import flux, prerequisites
-from handover.findings import report
+from handover.flux import rules as flux
+from handover.gate import prerequisites
+from handover.core.findings import report
 
 
 def test_kubernetes_version(inventory, kube):

@@ -3,8 +3,8 @@ in the repo, namespaces consistent, and a chart version matching spec.chart.spec
 repository's index."""
 import pytest
 
-from handover import helmrelease_refs
-from handover.findings import report
+from handover.gate import helmrelease_refs
+from handover.core.findings import report
 
 
 @pytest.mark.offline_capable

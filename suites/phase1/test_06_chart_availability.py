@@ -7,8 +7,9 @@ import warnings
 
 import pytest
 
-from handover import findings as findings_mod
-from handover import helm_storage, helmrelease_refs
+from handover.core import findings as findings_mod
+from handover.sources import helm_storage
+from handover.gate import helmrelease_refs
 from plugins.gate import not_checked
 
 

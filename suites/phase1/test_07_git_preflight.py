@@ -1,7 +1,7 @@
 """Check 7: Git pre-flight on the inventory's GitOps checkout: working tree clean, on the
 inventory's branch, remote reachable, branch pushed (local head == remote head)."""
-from handover import git_preflight
-from handover.findings import report
+from handover.gate import git_preflight
+from handover.core.findings import report
 
 
 def test_working_tree_clean(inventory):

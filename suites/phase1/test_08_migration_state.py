@@ -4,7 +4,7 @@ files only, and without secrets. The gate's opt-outs in effect (plugins.gate) ar
 what the gate was told not to check."""
 import json
 
-from handover import migration_state
+from handover.gate import migration_state
 
 
 def test_migration_state(inventory, kube, report_dir, gate_opt_outs):

@@ -5,7 +5,7 @@ installs a second release over the same objects."""
 import pytest
 
 from fixtures.hazards import assert_no_hazards
-from handover import adoption
+from handover.gate.hazards import adoption
 
 
 @pytest.mark.component_types("helm")

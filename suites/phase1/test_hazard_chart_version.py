@@ -3,7 +3,7 @@ chart.metadata.version: the adoption upgrade otherwise changes the chart."""
 import pytest
 
 from fixtures.hazards import assert_no_hazards
-from handover import adoption
+from handover.gate.hazards import adoption
 
 
 @pytest.mark.component_types("helm")

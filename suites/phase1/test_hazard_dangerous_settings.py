@@ -5,7 +5,7 @@ disabled."""
 import pytest
 
 from fixtures.hazards import assert_no_hazards
-from handover import dangerous_settings
+from handover.gate.hazards import dangerous_settings
 from plugins.safety import load_inventory
 
 

@@ -2,7 +2,7 @@
 inventory names, must exist with reclaim policy Retain; StorageClasses with reclaimPolicy Delete
 behind component PVCs are reported (warning)."""
 from fixtures.hazards import assert_no_hazards
-from handover import data_safety
+from handover.gate.hazards import data_safety
 
 
 def test_volumes_retained(kube, component, component_objects):

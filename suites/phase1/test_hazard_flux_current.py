@@ -7,7 +7,7 @@ and kustomize.toolkit.fluxcd.io/ssa: IfNotPresent on adopted objects."""
 import pytest
 
 from fixtures.hazards import assert_no_hazards
-from handover import flux_current
+from handover.flux import current as flux_current
 
 
 @pytest.mark.component_types("helm")

@@ -6,7 +6,8 @@ import yaml
 
 from fixtures.gitops import _discover
 from fixtures.hazards import assert_no_hazards
-from handover import kustomize, schema_check
+from handover.sources import kustomize
+from handover.flux import schema_check
 from plugins.safety import load_inventory
 
 

@@ -5,7 +5,7 @@ crds/ (subcharts included) that differs from the live one, or is missing, is rep
 import pytest
 
 from fixtures.hazards import assert_no_hazards, skip_unless_adopting
-from handover import chart_hazards
+from handover.gate.hazards import hooks_crds as chart_hazards
 
 
 @pytest.mark.component_types("helm")

@@ -4,7 +4,7 @@ the chart render) and live; kustomize commonLabels injected into selectors."""
 import pytest
 
 from fixtures.hazards import assert_no_hazards, skip_unless_adopting
-from handover import immutable
+from handover.gate.hazards import immutable
 
 
 @pytest.mark.component_types("helm", "manifests")

@@ -4,7 +4,7 @@ spec.replicas omitted in Git beside an HPA (flux2#2514)."""
 import pytest
 
 from fixtures.hazards import assert_no_hazards
-from handover import kubectl_workloads
+from handover.gate.hazards import kubectl_workloads
 
 
 @pytest.mark.component_types("manifests")

@@ -6,7 +6,7 @@ reported as skipped by it: not checked is never reported as passed."""
 import pytest
 
 from fixtures.hazards import assert_no_hazards
-from handover import node_storage
+from handover.gate.hazards import node_storage
 from plugins.gate import not_checked
 
 

@@ -7,7 +7,7 @@ values), with the postRenderers patch offered when only computed annotations dif
 import pytest
 
 from fixtures.hazards import assert_no_hazards, skip_unless_adopting
-from handover import render
+from handover.flux import render
 
 
 @pytest.mark.component_types("helm")

@@ -4,7 +4,7 @@ value path."""
 import pytest
 
 from fixtures.hazards import assert_no_hazards
-from handover import adoption
+from handover.gate.hazards import adoption
 
 
 @pytest.mark.component_types("helm")

@@ -10,8 +10,12 @@ import json
 
 import pytest
 
-from handover import bootstrap, cluster_snapshot, flux, flux_diff, redact
-from handover.errors import HandoverError
+from handover.flux import bootstrap
+from handover.snapshot import cluster as cluster_snapshot
+from handover.flux import rules as flux
+from handover.flux import diff as flux_diff
+from handover.core import redact
+from handover.core.errors import HandoverError
 from fixtures.flux import ensure_entrypoints_suspended
 from plugins.safety import skip_unless_perform
 
@@ -133,7 +137,7 @@ def test_diff(entrypoint, kube, inventory, gitops, flux_journal, runbook, record
     """Step 4: what resuming this entry point would do, as `flux diff kustomization`: any deletion
     fails; every modification is listed per object."""
     runbook.require("test_bootstrap")
-    from handover.gitops import find_kustomization
+    from handover.sources.gitops import find_kustomization
     ks = find_kustomization(gitops.text(entrypoint), entrypoint.name, entrypoint.file)
     ks.setdefault("metadata", {}).setdefault("namespace", inventory.cluster.flux_namespace)
     live = kube.get(flux.KUSTOMIZE_API, "Kustomization", entrypoint.name,

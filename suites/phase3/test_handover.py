@@ -12,11 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from handover import adopted, fidelity, flux, helm_storage, kustomize, preconditions, takeover
-from handover import backup as backup_mod
-from handover import snapshot as snapshot_mod
-from handover.findings import report as findings_report
-from handover.probe import Probe, check_name, mode_for
+from handover.chain import adopted
+from handover.rehearsal import fidelity
+from handover.flux import rules as flux
+from handover.sources import helm_storage
+from handover.sources import kustomize
+from handover.chain import preconditions
+from handover.flux import takeover
+from handover.chain import backup as backup_mod
+from handover.snapshot import component as snapshot_mod
+from handover.core.findings import report as findings_report
+from handover.chain.probe import Probe, check_name, mode_for
 from plugins.safety import skip_unless_perform
 
 SETTLE = 1.0  # seconds the probe keeps measuring after Ready
@@ -115,7 +121,7 @@ def test_4_handover(component, kube, inventory, mutator, handover_run_state, per
 
 def probe_mode(inventory) -> str:
     """Rehearsal: connect to the endpoint addresses (pods answer on local addresses); live: the
-    API server's service proxy (handover.probe.mode_for, shared with phase 4)."""
+    API server's service proxy (handover.chain.probe.mode_for, shared with phase 4)."""
     return mode_for(inventory)
 
 

@@ -17,9 +17,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from handover import bootstrap, cluster_snapshot, flux
-from handover import journal as journal_mod
-from handover.probe import Probe, mode_for
+from handover.flux import bootstrap
+from handover.snapshot import cluster as cluster_snapshot
+from handover.flux import rules as flux
+from handover.core import journal as journal_mod
+from handover.chain.probe import Probe, mode_for
 from fixtures.flux import ensure_entrypoints_suspended
 from plugins.safety import skip_unless_perform
 

@@ -26,10 +26,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from handover import audit, helm_storage, tools
+from handover.core import audit
+from handover.sources import helm_storage
+from handover.core import tools
 from handover.capture import bundle, replay
 from handover.capture.capture import capture
-from handover.kube import Kube
+from handover.core.kube import Kube
 from handover.rehearsal import chart_repo, stack
 from handover.rehearsal.cluster import AUDITED_CONTEXT, AUDITED_USER
 

@@ -19,7 +19,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from handover.errors import HandoverError
+from handover.core.errors import HandoverError
 from handover.rehearsal import cluster as cluster_mod
 from handover.rehearsal import kind_backend
 from handover.rehearsal.cluster import CORE, RehearsalCluster, port_open

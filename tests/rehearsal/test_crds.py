@@ -18,7 +18,8 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from handover import cli, tools
+from handover import cli
+from handover.core import tools
 from handover.rehearsal import crd_adapter
 
 pytestmark = pytest.mark.rehearsal

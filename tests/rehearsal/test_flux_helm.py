@@ -9,8 +9,10 @@ import subprocess
 import pytest
 import yaml
 
-from handover import flux, helm_storage, tools
-from handover.kube import Kube
+from handover.flux import rules as flux
+from handover.sources import helm_storage
+from handover.core import tools
+from handover.core.kube import Kube
 from handover.rehearsal.flux import install
 from handover.rehearsal.flux.runtime import Api
 from handover.rehearsal.flux.testkit import ChartRepo, wait_for
@@ -543,7 +545,7 @@ def test_reconcile_strategy_revision_suffixes_the_git_commit(env, tmp_path):
 
 
 def test_retry_on_failure_strategy_is_refused_by_name(env):
-    """Source: helm-controller api/v2 Strategy (RetryOnFailure): not emulated, so the stand-in refuses it (handover/fidelity.py FEATURES hr-retry-on-failure) instead of remediating like RemediateOnFailure."""
+    """Source: helm-controller api/v2 Strategy (RetryOnFailure): not emulated, so the stand-in refuses it (handover/rehearsal/fidelity.py FEATURES hr-retry-on-failure) instead of remediating like RemediateOnFailure."""
     ns = namespace(env, "h-retry")
     env["api"].apply(hr_obj("rt", ns, upgrade={"strategy": {"name": "RetryOnFailure"}}), "test")
     hr = wait_for(lambda: ready_false(env, "rt", ns), what="Ready False")
@@ -589,7 +591,7 @@ def test_release_namespace_change_reinstalls_in_the_new_namespace(env):
 
 
 def test_explicit_helm4_server_side_apply_is_refused_by_name(env):
-    """Source: helm-controller api/v2 InstallSpec.ServerSideApply (Helm 4): the stand-in's Helm 3 cannot apply server-side, so it refuses (handover/fidelity.py hr-helm4-explicit) instead of proving the release with client-side apply."""
+    """Source: helm-controller api/v2 InstallSpec.ServerSideApply (Helm 4): the stand-in's Helm 3 cannot apply server-side, so it refuses (handover/rehearsal/fidelity.py hr-helm4-explicit) instead of proving the release with client-side apply."""
     ns = namespace(env, "h-ssa")
     env["api"].apply(hr_obj("ssa", ns, install={"serverSideApply": True}), "test")
     hr = wait_for(lambda: ready_false(env, "ssa", ns), what="Ready False")

@@ -11,8 +11,10 @@ import subprocess
 
 import pytest
 
-from handover import flux, helm_storage, tools
-from handover.kube import Kube
+from handover.flux import rules as flux
+from handover.sources import helm_storage
+from handover.core import tools
+from handover.core.kube import Kube
 from handover.rehearsal.flux import install
 from handover.rehearsal.flux.runtime import Api
 from handover.rehearsal.flux.testkit import ChartRepo, wait_for

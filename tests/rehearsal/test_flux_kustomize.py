@@ -9,8 +9,9 @@ import textwrap
 
 import pytest
 
-from handover import flux, tools
-from handover.kube import Kube
+from handover.flux import rules as flux
+from handover.core import tools
+from handover.core.kube import Kube
 from handover.rehearsal.flux import install
 from handover.rehearsal.flux.runtime import Api
 from handover.rehearsal.flux.testkit import GitRemote, wait_for
@@ -316,7 +317,7 @@ def test_post_build_substitution_in_values_and_configmaps(env):
 
 
 def test_sops_decryption_is_refused_by_name(env):
-    """Source: kustomize-controller internal/decryptor (SOPS): no keys in the rehearsal, so the stand-in refuses it (handover/fidelity.py FEATURES ks-decryption) instead of applying encrypted data."""
+    """Source: kustomize-controller internal/decryptor (SOPS): no keys in the rehearsal, so the stand-in refuses it (handover/rehearsal/fidelity.py FEATURES ks-decryption) instead of applying encrypted data."""
     sha = push(env, {"apps/sops/cm.yaml": cm("enc", "default", {"a": "ENC[AES256_GCM,data:x]"})},
                "sops")
     env["api"].apply(ks_obj("sops", "./apps/sops", decryption={"provider": "sops"}), "test")
@@ -388,7 +389,7 @@ def test_a_failing_dry_run_applies_nothing_of_the_stage(env):
 
 
 def test_sourceignore_in_the_repository_is_refused_by_name(env, tmp_path):
-    """Source: source-controller internal/controller/gitrepository_controller.go (the artifact excludes .sourceignore patterns, fluxcd/pkg sourceignore): not emulated, so the stand-in refuses the GitRepository (handover/fidelity.py src-sourceignore) instead of serving an artifact with files the real one excludes."""
+    """Source: source-controller internal/controller/gitrepository_controller.go (the artifact excludes .sourceignore patterns, fluxcd/pkg sourceignore): not emulated, so the stand-in refuses the GitRepository (handover/rehearsal/fidelity.py src-sourceignore) instead of serving an artifact with files the real one excludes."""
     other = GitRemote(tmp_path / "git2")
     try:
         other.write({"apps/.sourceignore": "*.png\n", "apps/cm.yaml": "kind: ConfigMap\n"},

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from handover import tools
+from handover.core import tools
 from handover.rehearsal.node_agent import ANN_EXIT_CODE, ANN_RUN_SECONDS
 
 pytestmark = pytest.mark.rehearsal

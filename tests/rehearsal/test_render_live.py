@@ -1,7 +1,7 @@
 """Render as the adoption upgrade will, on a real rehearsal cluster: the test chart
 tests/charts/webapp (a password kept by `lookup` and checksummed into the pod template, a
 pre-upgrade hook Job, crds/, a subchart, a library chart, a .Capabilities branch, 53/TCP+UDP)
-installed by the real helm CLI, then predicted by handover.render with `helm upgrade
+installed by the real helm CLI, then predicted by handover.flux.render with `helm upgrade
 --dry-run=server` and compared with what a real upgrade then does.
 
 - The server-side render answers `lookup` from the cluster: two renders agree (the kept password,
@@ -29,8 +29,11 @@ from pathlib import Path
 
 import pytest
 
-from handover import chart_hazards, helm_storage, render, tools
-from handover.kube import Kube
+from handover.gate.hazards import hooks_crds as chart_hazards
+from handover.sources import helm_storage
+from handover.flux import render
+from handover.core import tools
+from handover.core.kube import Kube
 from tests.rehearsal_support import rehearsal_cluster
 
 pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]

@@ -28,9 +28,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from handover import flux, helm_storage, render, tools
-from handover.inventory import Cluster, Component, GitOps, Inventory, ObjectRef
-from handover.kube import Kube
+from handover.flux import rules as flux
+from handover.sources import helm_storage
+from handover.flux import render
+from handover.core import tools
+from handover.core.inventory import Cluster, Component, GitOps, Inventory, ObjectRef
+from handover.core.kube import Kube
 from handover.rehearsal import chart_repo
 from handover.rehearsal.flux import install
 from handover.rehearsal.flux.runtime import Api

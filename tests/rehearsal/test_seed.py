@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from handover import flux, helm_storage, kustomize, tools
-from handover.inventory import load
-from handover.kube import Kube
+from handover.flux import rules as flux
+from handover.sources import helm_storage
+from handover.sources import kustomize
+from handover.core import tools
+from handover.core.inventory import load
+from handover.core.kube import Kube
 from handover.rehearsal import chart_repo, git_remote, stack
 from handover.rehearsal.seed import seed_file, seed_release
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import signal
 
-from handover.journal import Journal
+from handover.core.journal import Journal
 
 
 def pytest_configure(config) -> None:

@@ -15,7 +15,7 @@ Every cell must end with:
   interrupted stays open, no step from the hand-over on passed twice in one attempt, and a third
   run repeats nothing.
 Phase 3 cells use ONE component (envoy-gateway: a Helm release, one Deployment, a health check)
-and put it back to its pre-handover state after each cell (handover.rollback from the cell's
+and put it back to its pre-handover state after each cell (handover.chain.rollback from the cell's
 backup), so cells are independent.
 """
 from __future__ import annotations
@@ -27,12 +27,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from handover import flux, helm_storage
-from handover import backup as backup_mod
-from handover import journal as journal_mod
-from handover import snapshot as snapshot_mod
-from handover.mutation import Mutator
-from handover.rollback import Rollback
+from handover.flux import rules as flux
+from handover.sources import helm_storage
+from handover.chain import backup as backup_mod
+from handover.core import journal as journal_mod
+from handover.snapshot import component as snapshot_mod
+from handover.core.mutation import Mutator
+from handover.chain.rollback import Rollback
 from tests.harness import ROOT
 from tests.scenarios.phase3_rehearsal import PHASE3, kill_group, phase3_args, run_phase3
 
@@ -239,9 +240,9 @@ def run_phase2_cell(state_dir: Path, work: Path, cell: Cell) -> Cell:
     again: it must pass, the covered objects and pods must be exactly as before the first run
     (the harness's own snapshot, not the suite's), no Helm release pending, the journal
     consistent, and a third run must be a no-op that passes."""
-    from handover import cluster_snapshot
-    from handover.inventory import load
-    from handover.kube import Kube
+    from handover.snapshot import cluster as cluster_snapshot
+    from handover.core.inventory import load
+    from handover.core.kube import Kube
     from tests.harness import run_suite
     from tests.rehearsal_support import seeded_stack
 
@@ -311,7 +312,7 @@ def run_phase2_cell(state_dir: Path, work: Path, cell: Cell) -> Cell:
 # -- phase 4: resume the entry points, killed and run again ------------------------------------
 # One stack for every phase-4 cell: Flux bootstrapped (phase 2) and every component handed over
 # (phase 3 --perform) ONCE; each cell starts from a copy of that phase-3 journal, and afterwards
-# the entry points are suspended again in Git (the suite's own edit, handover/gitops.py) and live
+# the entry points are suspended again in Git (the suite's own edit, handover/sources/gitops.py) and live
 # (flux-system reconciled), so cells are independent. (A reduced inventory of one component does
 # not do: resuming the entry points then creates the HelmReleases of the components not handed
 # over, which phase 4 rightly finds not Ready.)
@@ -370,8 +371,8 @@ def _open_intents(entries, killed_at: int, point: str) -> list[str]:
 
 def entrypoints_state(kube, inv) -> tuple[list[str], list[str]]:
     """(entry points suspended in Git at the remote head, entry points suspended or absent live)."""
-    from handover import bootstrap
-    from handover.gitops import GitOpsRepo
+    from handover.flux import bootstrap
+    from handover.sources.gitops import GitOpsRepo
 
     _, states = GitOpsRepo(inv.gitops).remote_states()
     live = bootstrap.state(kube, inv).entrypoints
@@ -384,8 +385,8 @@ def resuspend(kube, inv, work: Path, timeout: float = 300) -> list[str]:
     commit and push) and live (flux-system asked to reconcile, waited for)."""
     from datetime import datetime, timezone
 
-    from handover import bootstrap
-    from handover.gitops import GitOpsRepo
+    from handover.flux import bootstrap
+    from handover.sources.gitops import GitOpsRepo
 
     mutator = Mutator(kube, inv, journal_mod.Journal(work / "reset-journal.jsonl"), True)
     GitOpsRepo(inv.gitops).set_entrypoints_suspended(
@@ -412,7 +413,7 @@ def run_phase4_cell(stack, inv_path: Path, phase3_journal: Path, work: Path, kub
     the entry points resumed (Git and live, Ready), every handed-over component's pods and release
     unchanged (no restart, no new revision), no Helm release pending, the journal consistent,
     and a third run a no-op (passes, no intent). Then the entry points are suspended again."""
-    from handover import bootstrap
+    from handover.flux import bootstrap
     from tests.harness import run_suite
 
     t0 = time.monotonic()

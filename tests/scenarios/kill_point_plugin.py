@@ -24,7 +24,7 @@ from fnmatch import fnmatch
 
 import pytest
 
-from handover.journal import Journal
+from handover.core.journal import Journal
 
 ENV = "HANDOVER_KILL_POINT"
 POINTS = ("started", "mutated", "done")

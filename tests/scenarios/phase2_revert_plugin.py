@@ -17,7 +17,7 @@ def pytest_runtest_setup(item):
     target = os.environ.get("HANDOVER_SCENARIO_UNSUSPEND")
     if not target or item.name != "test_bootstrap":
         return
-    from handover import gitops
+    from handover.sources import gitops
     from plugins.safety import load_inventory
     inv = load_inventory(item.config)
     url = subprocess.run(["git", "-C", str(inv.gitops.path), "remote", "get-url",

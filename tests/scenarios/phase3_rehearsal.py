@@ -19,7 +19,7 @@ from typing import Iterator
 
 import yaml
 
-from handover.journal import Journal
+from handover.core.journal import Journal
 from tests.harness import ROOT, SuiteRun, run_suite
 from tests.rehearsal_support import seeded_stack
 

@@ -29,13 +29,16 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from handover import abort, flux, helm_storage, tools
-from handover import snapshot as snapshot_mod
-from handover.errors import UnsafeActionRefused
-from handover.inventory import load
-from handover.journal import Journal, progress
-from handover.kube import Kube
-from handover.mutation import Mutator
+from handover.chain import abort
+from handover.flux import rules as flux
+from handover.sources import helm_storage
+from handover.core import tools
+from handover.snapshot import component as snapshot_mod
+from handover.core.errors import UnsafeActionRefused
+from handover.core.inventory import load
+from handover.core.journal import Journal, progress
+from handover.core.kube import Kube
+from handover.core.mutation import Mutator
 from handover.rehearsal import chart_repo
 from tests.harness import ROOT, run_suite
 from tests.scenarios.phase3_rehearsal import (bootstrapped_stack, component_report, kill_group,
@@ -215,7 +218,7 @@ def test_partial_abort_gives_the_cluster_back_in_place(env, aborted):
     for name, rvs in aborted["untouched"].items():
         assert _objects_rv(kube, inv, inv.component(name)) == rvs, name
     # the entry points are suspended in the cluster and at the remote
-    from handover.gitops import GitOpsRepo
+    from handover.sources.gitops import GitOpsRepo
     _, states = GitOpsRepo(inv.gitops).remote_states()
     assert all(s.suspended for s in states)
     for ep in inv.gitops.entrypoints:
@@ -332,7 +335,7 @@ def test_phase4_after_the_abort_and_a_new_handover(env, rehanded_over_and_resume
         "test_reconciled[infrastructure]", "test_reconciled[workloads]",
         "test_every_kustomization_ready", "test_every_helmrelease_ready", "test_nothing_deleted"}
     assert expected <= passed, sorted(expected - passed)
-    from handover.gitops import GitOpsRepo
+    from handover.sources.gitops import GitOpsRepo
     _, states = GitOpsRepo(env["inv"].gitops).remote_states()
     assert states and not any(s.suspended for s in states)
 
@@ -343,7 +346,7 @@ def test_abort_after_phase4_hands_everything_back(env, rehanded_over_and_resumed
     p4 = rehanded_over_and_resumed["p4"]
     assert p4 is not None and p4.returncode == 0, "phase 4 did not pass: nothing to abort"
     kube, inv = env["kube"], env["inv"]
-    from handover.gitops import GitOpsRepo
+    from handover.sources.gitops import GitOpsRepo
     repo = GitOpsRepo(inv.gitops)
     head_before, _ = repo.remote_states()
     before = {c.name: snapshot_mod.take(kube, c) for c in inv.components}

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import pytest
 
-from handover import journal as journal_mod
-from handover.inventory import load
-from handover.kube import Kube
+from handover.core import journal as journal_mod
+from handover.core.inventory import load
+from handover.core.kube import Kube
 from tests.scenarios import fault_matrix as fm
 from tests.scenarios.phase3_rehearsal import bootstrapped_stack
 

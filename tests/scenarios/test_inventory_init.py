@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from handover import cli
-from handover.inventory import load
-from handover.kube import Kube
+from handover.core.inventory import load
+from handover.core.kube import Kube
 from tests.scenarios.conftest import explain
 
 pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from handover import cluster_snapshot, tools
-from handover.inventory import load
-from handover.kube import Kube
+from handover.snapshot import cluster as cluster_snapshot
+from handover.core import tools
+from handover.core.inventory import load
+from handover.core.kube import Kube
 from handover.rehearsal import chart_repo
 from tests.scenarios.conftest import ROOT, explain
 
@@ -311,7 +312,7 @@ def test_current_flux_and_chart_breaks_each_fail_their_hazard_test(rehearsal, tm
     release manifest with an apiVersion the cluster no longer serves, a field kubectl set that Git
     lacks, and ssa: IfNotPresent on a cluster-scoped object under Flux 2.8.3. The clean variants
     are the example itself (test_example_passes_every_hazard_check_read_only)."""
-    from handover import helm_storage
+    from handover.sources import helm_storage
     dyn = rehearsal.admin
     state_dir = rehearsal.stack.state_dir
     crds = dyn.resources.get(api_version="apiextensions.k8s.io/v1",

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import pytest
 
-from handover import entry_paths
-from handover.inventory import load
+from handover.sources import entry_paths
+from handover.core.inventory import load
 from tests.scenarios.conftest import explain
 
 pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
@@ -137,7 +137,7 @@ def test_whole_gate_writes_nothing_per_the_api_servers_audit_log(rehearsal, tmp_
     request the API server audits: all of them are reads, or writes that carried dryRun (the
     server validated and discarded them); none is a write the server could have stored. At least
     one dry-run write is there, so the proof is not vacuous."""
-    from handover import audit
+    from handover.core import audit
     from handover.rehearsal.cluster import AUDITED_CONTEXT, AUDITED_USER
 
     cluster = rehearsal.stack.cluster

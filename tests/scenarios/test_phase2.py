@@ -48,13 +48,13 @@ def _journal(stack) -> list[dict]:
 
 
 def _kube(stack):
-    from handover.kube import Kube
+    from handover.core.kube import Kube
     return Kube(stack.cluster.kubeconfig, stack.cluster.context)
 
 
 def _head(stack) -> str:
-    from handover.gitops import GitOpsRepo
-    from handover.inventory import load
+    from handover.sources.gitops import GitOpsRepo
+    from handover.core.inventory import load
     return GitOpsRepo(load(stack.inventory_path).gitops).remote_head()
 
 
@@ -90,7 +90,7 @@ def test_phase2_passes_on_the_example(stack, work):
     # the entry points are suspended in Git with nothing else changed in their files
     import subprocess
 
-    from handover.inventory import load
+    from handover.core.inventory import load
     inv = load(stack.inventory_path)
     diff = subprocess.run(["git", "-C", str(inv.gitops.path), "diff", "HEAD~1", "--",
                            "clusters/homelab/workloads.yaml"], capture_output=True, text=True

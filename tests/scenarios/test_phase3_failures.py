@@ -31,10 +31,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from handover import flux, helm_storage, preconditions
-from handover import snapshot as snapshot_mod
-from handover.inventory import load
-from handover.kube import Kube
+from handover.flux import rules as flux
+from handover.sources import helm_storage
+from handover.chain import preconditions
+from handover.snapshot import component as snapshot_mod
+from handover.core.inventory import load
+from handover.core.kube import Kube
 from tests.browser import check_run_page
 from tests.scenarios.phase3_rehearsal import (bootstrapped_stack, commit_and_push,
                                               component_report, journal_entries, journal_steps,

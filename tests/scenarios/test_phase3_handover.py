@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import pytest
 
-from handover import flux, helm_storage
-from handover import snapshot as snapshot_mod
-from handover.errors import UnsafeActionRefused
-from handover.inventory import load
-from handover.journal import Journal
-from handover.kube import Kube
-from handover.mutation import Mutator
+from handover.flux import rules as flux
+from handover.sources import helm_storage
+from handover.snapshot import component as snapshot_mod
+from handover.core.errors import UnsafeActionRefused
+from handover.core.inventory import load
+from handover.core.journal import Journal
+from handover.core.kube import Kube
+from handover.core.mutation import Mutator
 from tests.browser import check_run_page
 from tests.scenarios.phase3_rehearsal import (bootstrapped_stack, component_report,
                                               journal_steps, report_of, run_phase3)
@@ -160,7 +161,7 @@ def test_probe_measures_a_real_outage_both_ways(env, full_run):
     server's service proxy, and recovery ends it."""
     import time
 
-    from handover.probe import Probe
+    from handover.chain.probe import Probe
     kube, c = env["kube"], env["inv"].component("log-analyzer")
     pod = snapshot_mod.take(kube, c).pods[0]
     key = "rehearsal.flux-handover.io/fault"

@@ -39,8 +39,8 @@ def _run(env, name: str, *extra: str):
 
 
 def _entry_states(env):
-    from handover.gitops import GitOpsRepo
-    from handover.inventory import load
+    from handover.sources.gitops import GitOpsRepo
+    from handover.core.inventory import load
     return GitOpsRepo(load(env["stack"].inventory_path).gitops).remote_states()
 
 

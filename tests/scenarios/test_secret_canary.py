@@ -37,9 +37,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from handover import tools
-from handover.inventory import load
-from handover.kube import Kube
+from handover.core import tools
+from handover.core.inventory import load
+from handover.core.kube import Kube
 from handover.rehearsal import chart_repo
 from handover.rehearsal.seed import wait_ready
 from tests.harness import run_suite

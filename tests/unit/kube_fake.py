@@ -1,4 +1,4 @@
-"""An in-memory stand-in for handover.kube.Kube (get/list/server_version and the Helm release
+"""An in-memory stand-in for handover.core.kube.Kube (get/list/server_version and the Helm release
 Secret listing helm_storage uses), for the offline unit tests of the hazard checks."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import copy
 from types import SimpleNamespace
 from typing import Any
 
-from handover import helm_storage
+from handover.sources import helm_storage
 
 
 def release_secret(name: str, namespace: str, revision: int = 1, chart: str = "loki",

@@ -1,4 +1,4 @@
-"""The abort's pure parts (handover/abort.py, the Mutator's refusals of the hand-written recipe's
+"""The abort's pure parts (handover/chain/abort.py, the Mutator's refusals of the hand-written recipe's
 shortcuts, plugins/abort.py's ordering and opt-in collection); the cluster behaviour is in
 tests/scenarios/test_abort.py."""
 from __future__ import annotations
@@ -10,10 +10,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from handover import abort, helm_storage, inventory
-from handover.errors import UnsafeActionRefused
-from handover.journal import Journal
-from handover.mutation import Mutator
+from handover.chain import abort
+from handover.sources import helm_storage
+from handover.core import inventory
+from handover.core.errors import UnsafeActionRefused
+from handover.core.journal import Journal
+from handover.core.mutation import Mutator
 
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = ROOT / "examples/homelab/migration.yaml"

@@ -1,7 +1,8 @@
 import pytest
 
-from handover import adoption, redact
-from handover.inventory import Component, ObjectRef
+from handover.gate.hazards import adoption
+from handover.core import redact
+from handover.core.inventory import Component, ObjectRef
 from tests.unit.kube_fake import FakeKube, release_secret
 
 LOKI = Component(name="loki", type="helm", risk="high", path="infrastructure/logging/loki",
@@ -56,7 +57,7 @@ def test_values_equal_pass_and_differences_name_paths():
     assert adoption.check_values(kube(), LOKI, [hr()]) == []
     [f] = adoption.check_values(kube(), LOKI, [hr(values={"a": 2, "b": {"c": True}})])
     assert "revision 3" in f.problem and "2 path(s)" in f.problem
-    # every value by its path and a short hash (handover.redact), booleans in clear
+    # every value by its path and a short hash (handover.core.redact), booleans in clear
     assert f"a: live {redact.hashed(1)}, Git {redact.hashed(2)}" in f.problem
     assert "b.c: live (absent), Git true" in f.problem
     assert "helm get values loki -n logging" in f.fix

@@ -1,7 +1,7 @@
-"""Reading the API server's audit log (handover/audit.py)."""
+"""Reading the API server's audit log (handover/core/audit.py)."""
 import json
 
-from handover import audit
+from handover.core import audit
 
 
 def event(verb, uri, user="u", code=200, stage="ResponseComplete"):

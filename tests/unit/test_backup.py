@@ -1,4 +1,4 @@
-"""handover.backup: 0600 files, values/manifest from the release Secret, no secret in the record,
+"""handover.chain.backup: 0600 files, values/manifest from the release Secret, no secret in the record,
 tamper and permission detection, cleaned re-appliable objects."""
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from types import SimpleNamespace as NS
 
 import yaml
 
-from handover import backup
-from handover.helm_storage import HelmReleaseRecord
-from handover.inventory import Component, ObjectRef, Workload
+from handover.chain import backup
+from handover.sources.helm_storage import HelmReleaseRecord
+from handover.core.inventory import Component, ObjectRef, Workload
 
 SECRET_VALUE = "s3cr3t-admin-password"
 

@@ -1,4 +1,4 @@
-"""Phase 2's live bootstrap paths (handover/bootstrap.py), with a stand-in `flux` executable that
+"""Phase 2's live bootstrap paths (handover/flux/bootstrap.py), with a stand-in `flux` executable that
 records how it was called: no flux CLI can be had here, so this pins the exact commands the suite
 would run on a live cluster, that the token never reaches argv or the journal, and the clear
 errors when something is missing."""
@@ -12,7 +12,8 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from handover import bootstrap, inventory
+from handover.flux import bootstrap
+from handover.core import inventory
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-token-not-real-0123456789"

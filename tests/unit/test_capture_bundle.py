@@ -8,7 +8,8 @@ import stat
 import pytest
 import yaml
 
-from handover import helm_storage, tools
+from handover.sources import helm_storage
+from handover.core import tools
 from handover.capture import bundle, replay
 
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from handover import chart_hazards, render
-from handover.inventory import Component, ObjectRef
+from handover.gate.hazards import hooks_crds as chart_hazards
+from handover.flux import render
+from handover.core.inventory import Component, ObjectRef
 from tests.unit.kube_fake import FakeKube, release_secret
 
 CHARTS = Path(__file__).resolve().parents[1] / "charts"

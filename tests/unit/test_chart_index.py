@@ -3,8 +3,8 @@ import threading
 
 import pytest
 
-from handover import chart_index
-from handover.chart_index import ChartIndexError, IndexCache
+from handover.sources import chart_index
+from handover.sources.chart_index import ChartIndexError, IndexCache
 
 
 @pytest.mark.parametrize("constraint,version,ok", [

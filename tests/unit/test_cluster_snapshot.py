@@ -1,11 +1,12 @@
-"""Phase 2's "nothing moved" snapshot (handover/cluster_snapshot.py): what counts as a change."""
+"""Phase 2's "nothing moved" snapshot (handover/snapshot/cluster.py): what counts as a change."""
 from __future__ import annotations
 
 import copy
 import json
 from pathlib import Path
 
-from handover import cluster_snapshot, inventory
+from handover.snapshot import cluster as cluster_snapshot
+from handover.core import inventory
 from tests.unit.kube_fake import FakeKube
 
 ROOT = Path(__file__).resolve().parents[2]

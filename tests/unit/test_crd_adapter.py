@@ -127,7 +127,7 @@ def test_cel_rules_of_a_kubectl_apply_are_read_from_last_applied(tmp_path):
 
 
 def test_cel_rules_of_a_helm_chart_are_read_from_the_release_secret(tmp_path):
-    from handover import helm_storage
+    from handover.sources import helm_storage
     files = [{"name": f"crds/{p.name}", "data": base64.b64encode(p.read_bytes()).decode()}
              for p in sorted(CRDS.glob("*.yaml"))]
     files.append({"name": "README.md", "data": base64.b64encode(b"# not a CRD").decode()})

@@ -1,8 +1,8 @@
 from pathlib import Path
 from types import SimpleNamespace
 
-from handover import dangerous_settings as ds
-from handover.inventory import Component, EntryPoint, ObjectRef
+from handover.gate.hazards import dangerous_settings as ds
+from handover.core.inventory import Component, EntryPoint, ObjectRef
 
 GRAFANA = Component("grafana", "helm", "low", "g", ("logging",), ObjectRef("grafana", "logging"),
                     ObjectRef("grafana", "logging"))

@@ -1,5 +1,5 @@
-from handover import data_safety
-from handover.inventory import Component, Workload
+from handover.gate.hazards import data_safety
+from handover.core.inventory import Component, Workload
 from tests.unit.kube_fake import FakeKube
 
 TEMPO = Component("tempo", "helm", "medium", "t", ("logging",),

@@ -1,4 +1,4 @@
-from handover import dryrun
+from handover.gate import dryrun
 
 
 def test_order_puts_crds_and_namespaces_first():

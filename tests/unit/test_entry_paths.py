@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from handover import entry_paths
-from handover.inventory import load
+from handover.sources import entry_paths
+from handover.core.inventory import load
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples/homelab/migration.yaml"
 

@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from handover import flux, flux_schema, kustomize, tools
-from handover.inventory import load
+from handover.flux import rules as flux
+from handover.flux import schema as flux_schema
+from handover.sources import kustomize
+from handover.core import tools
+from handover.core.inventory import load
 from handover.rehearsal import chart_repo, git_remote
 from handover.rehearsal.seed import SeedRelease, load_seed, seed_file, seed_release
 
@@ -315,13 +318,13 @@ def test_point_helm_repositories_keeps_comments(tmp_path):
 
 
 def test_seed_refuses_a_release_it_does_not_know():
-    from handover.errors import HandoverError
+    from handover.core.errors import HandoverError
     with pytest.raises(HandoverError, match=r"logging/promtail.*add it to the seed file .*seed.yaml"):
         seed_release("promtail", "logging", SEED)
 
 
 def test_seed_file_is_beside_the_inventory_or_its_original(tmp_path):
-    from handover.errors import HandoverError
+    from handover.core.errors import HandoverError
     from handover.rehearsal.seed import HEADER_MARK
     assert seed_file(HOMELAB / "migration.yaml") == SEED
     copy = tmp_path / "migration.yaml"

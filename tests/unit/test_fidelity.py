@@ -1,4 +1,4 @@
-"""The fidelity verdict (handover/fidelity.py): per component, the Flux features in use that the
+"""The fidelity verdict (handover/rehearsal/fidelity.py): per component, the Flux features in use that the
 rehearsal's stand-ins do not reproduce; the stand-ins' refusals; docs/flux-standins.md generated
 from the same table."""
 from __future__ import annotations
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from handover import fidelity, inventory
+from handover.rehearsal import fidelity
+from handover.core import inventory
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,7 +23,7 @@ def hr(**spec) -> dict:
 def test_doc_is_generated_from_the_table():
     text = (ROOT / "docs/flux-standins.md").read_text()
     assert fidelity.render_markdown() in text, (
-        "docs/flux-standins.md is stale: run python -m handover.fidelity --write-doc")
+        "docs/flux-standins.md is stale: run python -m handover.rehearsal.fidelity --write-doc")
     for f in fidelity.FEATURES:
         assert f.title in text
 

@@ -1,11 +1,11 @@
-"""handover.flux_current: current Flux / Helm 4 rules for the inventory's Flux version."""
+"""handover.flux.current: current Flux / Helm 4 rules for the inventory's Flux version."""
 from __future__ import annotations
 
 import copy
 from types import SimpleNamespace
 
-from handover import flux_current as fc
-from handover.inventory import Component, ObjectRef
+from handover.flux import current as fc
+from handover.core.inventory import Component, ObjectRef
 from tests.unit.kube_fake import FakeKube, release_secret
 
 APP = Component(name="app", type="helm", risk="low", path="app", namespaces=("web",),

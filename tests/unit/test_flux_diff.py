@@ -1,9 +1,9 @@
-"""handover.flux_diff: the classification `flux diff kustomization` makes, on plain objects
+"""handover.flux.diff: the classification `flux diff kustomization` makes, on plain objects
 (the server-side dry-run itself is exercised on the rehearsal cluster in
 tests/scenarios/test_phase2.py)."""
 from __future__ import annotations
 
-from handover import flux_diff as fd
+from handover.flux import diff as fd
 
 OWNER = {"kustomize.toolkit.fluxcd.io/name": "workloads",
          "kustomize.toolkit.fluxcd.io/namespace": "flux-system"}

@@ -1,8 +1,8 @@
 """Pure rules of the Flux stand-ins (no cluster): managed-field takeover, inventory ids, values
-composition, release digests, health, the origin-label post-renderer, and handover.flux names."""
+composition, release digests, health, the origin-label post-renderer, and handover.flux.rules names."""
 from __future__ import annotations
 
-from handover import flux
+from handover.flux import rules as flux
 from handover.rehearsal.flux import helm_controller as hc
 from handover.rehearsal.flux import kustomize_controller as kc
 from handover.rehearsal.flux import postrender

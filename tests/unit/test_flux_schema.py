@@ -1,9 +1,9 @@
-"""handover.flux_schema: the strict schema of the Flux objects (upstream API types)."""
+"""handover.flux.schema: the strict schema of the Flux objects (upstream API types)."""
 from __future__ import annotations
 
 import copy
 
-from handover import flux_schema
+from handover.flux import schema as flux_schema
 
 HR = {
     "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
@@ -128,7 +128,8 @@ EXTERNAL = {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "ExternalArtifa
 
 
 def test_newer_source_kinds_validate():
-    from handover import flux_schema, schema_check
+    from handover.flux import schema as flux_schema
+    from handover.flux import schema_check
     for obj in (OCI, GENERATOR, CHART, EXTERNAL):
         assert flux_schema.validate(obj) == [], obj["kind"]
         assert schema_check.is_flux_object(obj)
@@ -137,7 +138,7 @@ def test_newer_source_kinds_validate():
 def test_newer_source_kinds_name_misspelt_fields():
     import copy
 
-    from handover import flux_schema
+    from handover.flux import schema as flux_schema
     bad = copy.deepcopy(OCI)
     bad["spec"]["layerSelector"]["operaton"] = "copy"
     assert flux_schema.validate(bad) == [

@@ -98,7 +98,7 @@ def test_kustomization_depends_on_revision_check():
 
 def test_helm4_explicit_settings_are_refused_defaults_are_a_named_gap():
     """Source: helm-controller api/v2 InstallSpec.ServerSideApply, UpgradeSpec.ServerSideApply (enabled/disabled/auto), WaitStrategy (poller/legacy): the stand-in's Helm 3 cannot do them, so it refuses what is asked explicitly and lists Flux >= 2.8 defaults as a gap."""
-    from handover import fidelity
+    from handover.rehearsal import fidelity
     hr = {"kind": "HelmRelease", "metadata": {"name": "web", "namespace": "apps"},
           "spec": {"chart": {"spec": {"chart": "web"}}}}
     assert fidelity.refusals(hr) == []
@@ -123,8 +123,8 @@ def test_helm4_explicit_settings_are_refused_defaults_are_a_named_gap():
 
 def test_standin_helm_selection(monkeypatch, tmp_path):
     """HANDOVER_STANDIN_HELM: unset -> the suite's Helm 3; a missing path or an uninstalled helm4 -> a clear error naming the variable; helm4 only when its pinned sha256 matches."""
-    from handover import tools
-    from handover.errors import ToolNotFound
+    from handover.core import tools
+    from handover.core.errors import ToolNotFound
     monkeypatch.delenv(tools.STANDIN_HELM_ENV, raising=False)
     assert tools.standin_helm() == tools.helm()
     monkeypatch.setenv(tools.STANDIN_HELM_ENV, str(tmp_path / "nope"))

@@ -1,4 +1,4 @@
-"""The gate's named opt-outs (handover.gate, plugins.gate): a check that cannot run fails naming
+"""The gate's named opt-outs (handover.gate.optouts, plugins.gate): a check that cannot run fails naming
 what to configure and the opt-out; with the opt-out (--skip-check NAME or the inventory's
 gate.skipChecks) it is reported as skipped by it, in the terminal verdict; an unknown name is a
 usage error. And the OCI answers behind check 5 and 6: a 404 is a missing chart (an error), not
@@ -14,8 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from handover import chart_index, gate, helmrelease_refs, inventory
-from handover.chart_index import IndexCache
+from handover.sources import chart_index
+from handover.gate import optouts as gate
+from handover.gate import helmrelease_refs
+from handover.core import inventory
+from handover.sources.chart_index import IndexCache
 
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parents[2]

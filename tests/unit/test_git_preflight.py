@@ -2,7 +2,7 @@ import subprocess
 
 import pytest
 
-from handover import git_preflight
+from handover.gate import git_preflight
 
 
 def sh(*args, cwd=None):

@@ -1,4 +1,4 @@
-"""handover.gitops: entry-point suspend edits keep every other byte; commit + push through the
+"""handover.sources.gitops: entry-point suspend edits keep every other byte; commit + push through the
 Mutator; a second run is a no-op. Real git, a local bare remote."""
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from handover import gitops
-from handover.errors import UnsafeActionRefused
-from handover.inventory import EntryPoint, GitOps
-from handover.journal import Journal
-from handover.mutation import Mutator
+from handover.sources import gitops
+from handover.core.errors import UnsafeActionRefused
+from handover.core.inventory import EntryPoint, GitOps
+from handover.core.journal import Journal
+from handover.core.mutation import Mutator
 
 INFRA = """\
 # Entry point: everything under ./infrastructure

@@ -1,7 +1,7 @@
 from types import SimpleNamespace
 
-from handover import hazards
-from handover.inventory import Component, ObjectRef, Workload
+from handover.gate.hazards import registry as hazards
+from handover.core.inventory import Component, ObjectRef, Workload
 from tests.unit.kube_fake import FakeKube
 
 

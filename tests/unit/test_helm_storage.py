@@ -4,7 +4,7 @@ from __future__ import annotations
 import base64
 import json
 
-from handover import helm_storage
+from handover.sources import helm_storage
 
 
 def release(**over):

@@ -1,8 +1,8 @@
 from pathlib import Path
 from types import SimpleNamespace
 
-from handover import immutable
-from handover.inventory import Component, Workload
+from handover.gate.hazards import immutable
+from handover.core.inventory import Component, Workload
 
 
 def sts(**spec):

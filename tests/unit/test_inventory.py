@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from handover import inventory
+from handover.core import inventory
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "homelab" / "migration.yaml"

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from handover import inventory, inventory_init
-from handover.inventory_init import LiveCluster
+from handover.core import inventory
+from handover.core import inventory_init
+from handover.core.inventory_init import LiveCluster
 from tests.unit.kube_fake import FakeKube, release_secret
 
 LAST = inventory_init.LAST_APPLIED
@@ -157,7 +158,7 @@ def test_release_name_mismatch_is_a_trap_comment_not_a_silent_match(tmp_path):
 
 
 def test_from_capture_of_something_that_is_no_bundle_is_refused_clearly(tmp_path):
-    from handover.errors import HandoverError
+    from handover.core.errors import HandoverError
     (tmp_path / "bundle").mkdir()
     # with the capture reader: "not a capture bundle: no index.yaml"; without: names the option
     with pytest.raises(HandoverError, match=r"(not a capture bundle|--from-capture .*bundle)"):

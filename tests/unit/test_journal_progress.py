@@ -1,7 +1,7 @@
-"""handover.journal.progress: where a component's chain stands for a resumed run."""
+"""handover.core.journal.progress: where a component's chain stands for a resumed run."""
 from __future__ import annotations
 
-from handover.journal import Journal, progress
+from handover.core.journal import Journal, progress
 
 
 def steps(j: Journal, comp: str, *seq: tuple[str, str], run: str = "r1", **detail):

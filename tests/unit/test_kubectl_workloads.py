@@ -1,5 +1,5 @@
-from handover import kubectl_workloads as kw
-from handover.inventory import Component
+from handover.gate.hazards import kubectl_workloads as kw
+from handover.core.inventory import Component
 from tests.unit.kube_fake import FakeKube
 
 APP = Component("app", "manifests", "low", "workloads/app", ("apps",))

@@ -1,4 +1,4 @@
-from handover import migration_state
+from handover.gate import migration_state
 
 
 def test_secret_looking_values():

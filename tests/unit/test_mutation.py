@@ -1,4 +1,4 @@
-"""The Mutator's refusals (handover/mutation.py): without --perform, in another context, and the
+"""The Mutator's refusals (handover/core/mutation.py): without --perform, in another context, and the
 runbook's destructive deletions — each refused before anything is sent, with the reason
 journaled."""
 from __future__ import annotations
@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from handover import inventory
-from handover.errors import UnsafeActionRefused
-from handover.journal import Journal
-from handover.kube import ContextMismatch
-from handover.mutation import Mutator
+from handover.core import inventory
+from handover.core.errors import UnsafeActionRefused
+from handover.core.journal import Journal
+from handover.core.kube import ContextMismatch
+from handover.core.mutation import Mutator
 
 ROOT = Path(__file__).resolve().parents[2]
 KS = "kustomize.toolkit.fluxcd.io/v1"

@@ -1,4 +1,4 @@
-"""Node checks of hostPath PV data (handover/node_storage.py), through pytest-testinfra's real
+"""Node checks of hostPath PV data (handover/gate/hazards/node_storage.py), through pytest-testinfra's real
 local backend on a node root made in tmp_path."""
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from handover import inventory, node_storage
+from handover.core import inventory
+from handover.gate.hazards import node_storage
 from tests.unit.kube_fake import FakeKube
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from handover import entry_paths
-from handover.inventory import load
+from handover.sources import entry_paths
+from handover.core.inventory import load
 
 ROOT = Path(__file__).resolve().parents[2]
 INV = ROOT / "tests/repos/flux-example-layout.migration.yaml"

@@ -1,4 +1,4 @@
-from handover import ownership
+from handover.gate import ownership
 
 
 def test_classify_owners():

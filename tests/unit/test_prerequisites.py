@@ -1,5 +1,5 @@
-from handover import prerequisites
-from handover.prerequisites import ServerVersion
+from handover.gate import prerequisites
+from handover.gate.prerequisites import ServerVersion
 
 
 def test_old_server_fails_naming_minimum():

@@ -1,4 +1,4 @@
-"""handover.probe: outage windows, and a real HTTP responder that stops answering is measured."""
+"""handover.chain.probe: outage windows, and a real HTTP responder that stops answering is measured."""
 from __future__ import annotations
 
 import threading
@@ -6,8 +6,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace as NS
 
-from handover.inventory import HealthCheck
-from handover.probe import Probe, Sample, outages_from
+from handover.core.inventory import HealthCheck
+from handover.chain.probe import Probe, Sample, outages_from
 
 
 def test_outages_are_windows_of_consecutive_failures_per_check():

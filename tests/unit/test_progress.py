@@ -1,11 +1,12 @@
-"""handover.progress (the wait hook) and plugins.progress (its terminal sink): one updating line
+"""handover.core.progress (the wait hook) and plugins.progress (its terminal sink): one updating line
 on a terminal, one line per state change elsewhere, a failed wait says so, a broken sink never
 breaks a wait, and the waits phase 3 / rollback use report through it."""
 from __future__ import annotations
 
 import pytest
 
-from handover import progress, takeover
+from handover.core import progress
+from handover.flux import takeover
 from plugins.progress import TerminalProgress
 
 

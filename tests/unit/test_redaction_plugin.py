@@ -18,7 +18,7 @@ CANARY = "Zq8-canary-Lm3tXw"
 
 CHAIN = f'''
 import json, pytest
-from handover import redact
+from handover.core import redact
 
 STEPS = ["preconditions", "backup", "snapshot", "handover", "ready", "adopted", "finish",
          "record"]

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from handover import render
-from handover.inventory import Component, ObjectRef
+from handover.flux import render
+from handover.core.inventory import Component, ObjectRef
 from tests.unit.kube_fake import FakeKube, release_secret
 
 CHARTS = Path(__file__).resolve().parents[2] / "examples" / "homelab" / "charts"

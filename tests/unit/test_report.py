@@ -1,14 +1,14 @@
-"""handover.report: per-component Markdown/JSON, refusals and rollback actions, no secrets."""
+"""handover.report.migration: per-component Markdown/JSON, refusals and rollback actions, no secrets."""
 from __future__ import annotations
 
 import json
 
-from handover.redact import hashed
-from handover.report import MigrationReport, StepResult, redact
+from handover.core.redact import hashed
+from handover.report.migration import MigrationReport, StepResult, redact
 
 
 def test_redact_hides_credentials_in_messages():
-    # the one rule (handover.redact): a value by its short hash, never in clear
+    # the one rule (handover.core.redact): a value by its short hash, never in clear
     assert redact("password: hunter2 and token=abc") == \
         f"password: {hashed('hunter2')} and token={hashed('abc')}"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from handover import report_html
+from handover.report import html as report_html
 from tests.browser import Page, chromium_path, report_facts
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""handover.report_html from JSON fixtures (two sessions of one migration: the phase-1 gate and
+"""handover.report.html from JSON fixtures (two sessions of one migration: the phase-1 gate and
 phase-2 diff, then a phase-3 run in which loki halts at `ready` and is rolled back), the
 `handover report` command, and the privacy rule (names, numbers, paths, hashes; never values)."""
 from __future__ import annotations
@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from handover import cli, report_html, runbook_estimates
+from handover import cli
+from handover.report import html as report_html
+from handover.report import estimates as runbook_estimates
 
 DATA = Path(__file__).parent / "data"
 GATE, PHASE3 = DATA / "20260901-100000-aaaaaa.json", DATA / "20260901-101500-bbbbbb.json"

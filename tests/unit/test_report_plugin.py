@@ -43,7 +43,7 @@ def test_killed_and_resumed_run_is_one_timeline(suite):  # noqa: F811
     assert page.count('class="part-start"') == 2
     # without the killed run's report, the journal still gives its bars
     (suite.path / "reports" / f"{first['run']}.json").unlink()
-    from handover import report_html
+    from handover.report import html as report_html
     alone = report_html.render(report_html.parts_for(second, suite.path / "reports"))
     lane = alone.split('data-lane="envoy-gateway"')[1].split("</g>")[0]
     bars = re.findall(r'class="step-bar".*?data-step="(\w+)" data-outcome="(\w+)"', lane)
@@ -111,7 +111,7 @@ def test_a_drawing_bug_never_breaks_the_run(suite):  # noqa: F811
     says the page failed."""
     (suite.path / "conftest.py").write_text(
         (suite.path / "conftest.py").read_text() + "\n" +
-        "import handover.report_html as h\n"
+        "import handover.report.html as h\n"
         "def _boom(*a, **k):\n"
         "    raise KeyError('drawing bug')\n"
         "h.render = _boom\n")

@@ -1,11 +1,11 @@
-"""handover.rollback pure parts (order and idempotence are shown on the rehearsal cluster in
-tests/scenarios/test_phase3_failures.py) and handover.takeover's temporary Kustomization."""
+"""handover.chain.rollback pure parts (order and idempotence are shown on the rehearsal cluster in
+tests/scenarios/test_phase3_failures.py) and handover.flux.takeover's temporary Kustomization."""
 from __future__ import annotations
 
 from types import SimpleNamespace as NS
 
-from handover import takeover
-from handover.rollback import Rollback, changed_since_backup
+from handover.flux import takeover
+from handover.chain.rollback import Rollback, changed_since_backup
 
 
 def dep(replicas=1, image="app:1", **extra):

@@ -1,4 +1,4 @@
-from handover import schema_check
+from handover.flux import schema_check
 
 
 def test_misspelt_field_named_by_path():

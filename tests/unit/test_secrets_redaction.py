@@ -1,5 +1,5 @@
 """Issue 8, secrets in clear on disk: every place a value could leak shows it by its path and a
-short hash (handover/redact.py). Each test failed before the fix named in its docstring."""
+short hash (handover/core/redact.py). Each test failed before the fix named in its docstring."""
 from __future__ import annotations
 
 import base64
@@ -12,13 +12,17 @@ from types import SimpleNamespace as NS
 
 import pytest
 
-from handover import adoption, backup, flux_diff, inventory, redact
-from handover.errors import HandoverError
-from handover.helm_storage import HelmReleaseRecord
-from handover.inventory import Component, ObjectRef, Workload
-from handover.journal import Journal
-from handover.mutation import Mutator
-from handover.report import MigrationReport
+from handover.gate.hazards import adoption
+from handover.chain import backup
+from handover.flux import diff as flux_diff
+from handover.core import inventory
+from handover.core import redact
+from handover.core.errors import HandoverError
+from handover.sources.helm_storage import HelmReleaseRecord
+from handover.core.inventory import Component, ObjectRef, Workload
+from handover.core.journal import Journal
+from handover.core.mutation import Mutator
+from handover.report.migration import MigrationReport
 from tests.unit.kube_fake import FakeKube, release_secret
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -266,8 +270,8 @@ def test_backup_folders_are_0700_from_the_backups_directory_down(tmp_path, monke
 
 def test_journal_keeps_the_paths_a_resume_reads_back(tmp_path):
     """The scrubbing sink must not break resume: the backup/snapshot paths and the run id a
-    resumed run reads from the journal (handover.journal.progress) are written as they are."""
-    from handover import journal as journal_mod
+    resumed run reads from the journal (handover.core.journal.progress) are written as they are."""
+    from handover.core import journal as journal_mod
     odd = "Run-Xy9_2025q"  # a registered value that happens to be part of a path
     redact.register(odd)
     j = Journal(tmp_path / "journal.jsonl")
@@ -282,7 +286,7 @@ def test_journal_keeps_the_paths_a_resume_reads_back(tmp_path):
 def test_rollback_action_detail_scrubs_kubectl_stderr():
     """Before: a failed rollback action kept str(e)[:500] of the error, i.e. kubectl's stderr
     echoing the object it re-applied (the Secret's data), for JUnit properties and the report."""
-    from handover.rollback import Rollback
+    from handover.chain.rollback import Rollback
     rb = Rollback(kube=None, mutator=None, inventory=None, component=None, record=None)
     echo = json.dumps({"apiVersion": "v1", "kind": "Secret", "data": {"password": b64(CANARY)}})
 

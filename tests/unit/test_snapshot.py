@@ -1,12 +1,12 @@
-"""handover.snapshot: comparison semantics, JSON round trip, and one list call per namespace +
+"""handover.snapshot.component: comparison semantics, JSON round trip, and one list call per namespace +
 selector (never one call per pod)."""
 from __future__ import annotations
 
 import json
 from types import SimpleNamespace as NS
 
-from handover import snapshot as snap
-from handover.inventory import Component, ObjectRef, Workload
+from handover.snapshot import component as snap
+from handover.core.inventory import Component, ObjectRef, Workload
 
 
 def pod(name, uid, restarts=0, ready=True, ns="logging"):

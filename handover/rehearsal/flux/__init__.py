@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from handover.errors import HandoverError
+from handover.core.errors import HandoverError
 from handover.rehearsal.flux import crds
 from handover.rehearsal.flux.runtime import Api
 
@@ -209,7 +209,7 @@ def uninstall(cluster_or_kubeconfig: Any, state_dir: str | Path) -> None:
             pidfile.unlink()
     api = Api(kubeconfig, context)
     for kind in crds.KINDS:
-        from handover import flux_schema
+        from handover.flux import schema as flux_schema
         info = flux_schema.KINDS[kind]
         try:
             items = api.list(info.api_version, kind)

@@ -12,7 +12,7 @@ import signal
 import threading
 from pathlib import Path
 
-from handover import flux
+from handover.flux import rules as flux
 from handover.rehearsal.flux.helm_controller import HelmController
 from handover.rehearsal.flux.kustomize_controller import KustomizeController
 from handover.rehearsal.flux.runtime import Api, Controller

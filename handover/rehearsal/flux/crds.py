@@ -1,4 +1,4 @@
-"""The stand-in CRDs (apiextensions.k8s.io/v1), generated from handover.flux_schema.
+"""The stand-in CRDs (apiextensions.k8s.io/v1), generated from handover.flux.schema.
 
 GitRepository and HelmRepository (source.toolkit.fluxcd.io/v1), Kustomization
 (kustomize.toolkit.fluxcd.io/v1), HelmRelease (helm.toolkit.fluxcd.io/v2): spec typed, status
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from handover import flux_schema
+from handover.flux import schema as flux_schema
 
 KINDS = ("GitRepository", "HelmRepository", "Kustomization", "HelmRelease")
 

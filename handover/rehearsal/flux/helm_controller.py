@@ -1,7 +1,7 @@
 """helm-controller stand-in (HelmRelease, helm.toolkit.fluxcd.io/v2) driving the real ``helm``.
 
 Behaviour, each from the upstream helm-controller source:
-- names (api/v2/helmrelease_types.go via handover.flux): release name, storage namespace, release
+- names (api/v2/helmrelease_types.go via handover.flux.rules): release name, storage namespace, release
   (target) namespace;
 - state (internal/reconcile/state.go DetermineReleaseState): no release -> install; pending-* ->
   unlock (mark failed) first; release in storage and no status.history -> "unmanaged" -> upgrade
@@ -28,7 +28,7 @@ Behaviour, each from the upstream helm-controller source:
   Ready summarized from Remediated / Released (release.go summarize);
 - chart build (source-controller): valuesFiles, reconcileStrategy Revision version metadata;
 - post-renderers (internal/postrender/build.go): kustomize patches/images, commonMetadata, origin
-  labels; refusals (handover/fidelity.py): RetryOnFailure, explicit server-side apply / kstatus wait ->
+  labels; refusals (handover/rehearsal/fidelity.py): RetryOnFailure, explicit server-side apply / kstatus wait ->
   Ready False UnemulatedFeature;
 - chart errors (the HelmChart of source-controller): a chart version that does not exist -> Ready
   False, reason SourceNotReady, and no release action; release target changes
@@ -54,7 +54,10 @@ from typing import Any
 
 import yaml
 
-from handover import fidelity, flux, helm_storage, tools
+from handover.rehearsal import fidelity
+from handover.flux import rules as flux
+from handover.sources import helm_storage
+from handover.core import tools
 from handover.rehearsal.flux.runtime import (Api, Obj, handled_reconcile_request, log,
                                              parse_duration, remove_condition, set_condition)
 

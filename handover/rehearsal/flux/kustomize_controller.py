@@ -45,7 +45,9 @@ from typing import Any
 import yaml
 from kubernetes.dynamic.exceptions import ApiException
 
-from handover import fidelity, flux, tools
+from handover.rehearsal import fidelity
+from handover.flux import rules as flux
+from handover.core import tools
 from handover.rehearsal.flux import varsub
 from handover.rehearsal.flux.runtime import (Api, Obj, handled_reconcile_request, log,
                                              parse_duration, remove_condition, set_condition)

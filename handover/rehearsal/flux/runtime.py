@@ -3,7 +3,7 @@ by watches with a periodic resync (what controller-runtime gives the real contro
 
 This runs INSIDE the rehearsal cluster as one of its components (like the real controllers run in
 flux-system), so it writes to the API directly; the suite's own mutations still go through
-handover.mutation.
+handover.core.mutation.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from kubernetes.dynamic.exceptions import ApiException, NotFoundError, ResourceNotFoundError
 
-from handover.kube import Kube
+from handover.core.kube import Kube
 
 log = logging.getLogger("flux-standins")
 

@@ -25,7 +25,8 @@ from typing import Callable
 
 import yaml
 
-from handover import fidelity, flux
+from handover.rehearsal import fidelity
+from handover.flux import rules as flux
 from handover.rehearsal.flux.runtime import (Api, Obj, handled_reconcile_request, log,
                                              now_rfc3339, parse_duration, remove_condition,
                                              set_condition)

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import yaml
 
-from handover import tools
+from handover.core import tools
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

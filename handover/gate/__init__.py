@@ -1,0 +1,1 @@
+"""Phase 1, the preflight gate: numbered checks and opt-outs."""

@@ -1,0 +1,1 @@
+"""The migration report: plain data, Markdown, HTML, the runbook's estimates."""
