@@ -1,0 +1,39 @@
+"""Object identity, once: an object's API group, its kind/namespace/name key, its printed name.
+
+Every module that keys, compares or prints Kubernetes objects uses these, so two modules never
+disagree on what "the same object" is (the core group is "", a namespaced object's key carries
+its namespace, a cluster-scoped one's carries "").
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, NamedTuple
+
+
+def group_of(api_version: str) -> str:
+    """``apps/v1`` -> ``apps``; ``v1`` (the core group) -> ``""``."""
+    return api_version.rpartition("/")[0]
+
+
+def version_of(api_version: str) -> str:
+    """``apps/v1`` -> ``v1``; ``v1`` -> ``v1``."""
+    return api_version.rpartition("/")[2]
+
+
+class ObjectId(NamedTuple):
+    group: str
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/{self.name}" if self.namespace else self.name
+        return f"{self.kind}.{self.group}/{where}" if self.group else f"{self.kind}/{where}"
+
+
+def object_id(obj: Mapping[str, Any], default_namespace: str = "") -> ObjectId:
+    """The identity of a manifest or live object: API group (not version: the same object is
+    served at several versions), kind, namespace (``default_namespace`` when the manifest leaves
+    it out; pass "" for cluster-scoped kinds), name."""
+    meta = obj.get("metadata") or {}
+    return ObjectId(group_of(str(obj.get("apiVersion", ""))), str(obj.get("kind", "")),
+                    str(meta.get("namespace") or default_namespace), str(meta.get("name", "")))
