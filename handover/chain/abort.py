@@ -43,6 +43,7 @@ from handover.sources import helm_storage
 from handover.core import tools
 from handover.core.errors import HandoverError
 from handover.core.inventory import Component, Inventory
+from handover.core.objects import ObjectId, group_of, object_id
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 FLUX_LABEL_PREFIXES = ("kustomize.toolkit.fluxcd.io/", "helm.toolkit.fluxcd.io/")
@@ -57,10 +58,6 @@ FLUX_KINDS = {("helm.toolkit.fluxcd.io", "HelmRelease"),
 
 class AbortError(HandoverError):
     """The abort cannot go on safely; the message says what is wrong and what to do."""
-
-
-def _group(api_version: str) -> str:
-    return api_version.split("/")[0] if "/" in api_version else ""
 
 
 def _flux_labels(obj: dict[str, Any] | None) -> dict[str, str]:
@@ -109,7 +106,7 @@ def component_objects(kube, inventory: Inventory, component: Component
     refs: dict[tuple[str, str, str | None, str], None] = {}
 
     def add(api_version: str, kind: str, ns: str | None, name: str, default_ns: str) -> None:
-        if (_group(api_version), kind) in FLUX_KINDS:
+        if (group_of(api_version), kind) in FLUX_KINDS:
             return
         try:
             namespaced = kube.resource(api_version, kind).namespaced
@@ -345,8 +342,7 @@ def release_labels(kube, mutator, inventory: Inventory, component: Component,
     if record is not None:
         for obj in backup_mod.live_objects(record):
             m = obj["metadata"]
-            by_key[(_group(obj["apiVersion"]), obj["kind"], m.get("namespace") or "",
-                    m["name"])] = obj
+            by_key[object_id(obj)] = obj
     kubectl_managed = component.type != "helm"
     owners = migration_owners(inventory)
     done = []
@@ -354,7 +350,7 @@ def release_labels(kube, mutator, inventory: Inventory, component: Component,
         live = kube.get(api_version, kind, name, ns)
         if live is None:
             continue
-        b = by_key.get((_group(api_version), kind, ns or "", name))
+        b = by_key.get(ObjectId(group_of(api_version), kind, ns or "", name))
         patch = metadata_patch(live, b, kubectl_managed, owners)
         if not patch:
             continue

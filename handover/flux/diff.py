@@ -35,6 +35,7 @@ from handover.tree_diff import MISSING, Difference
 from handover.sources import kustomize
 from handover.core import redact
 from handover.core.errors import HandoverError
+from handover.core.objects import group_of
 
 CREATED, MODIFIED, OWNER_LABELS, UNCHANGED, DELETED, ERROR = (
     "created", "modified", "owner-labels", "unchanged", "deleted", "error")
@@ -98,9 +99,8 @@ class KustomizationDiff:
 
 def inventory_id(obj: dict[str, Any]) -> str:
     """kustomize-controller's inventory id: ``<namespace>_<name>_<group>_<kind>``."""
-    api = obj.get("apiVersion", "")
-    group = api.split("/")[0] if "/" in api else ""
     m = obj.get("metadata") or {}
+    group = group_of(str(obj.get("apiVersion", "")))
     return f"{m.get('namespace') or ''}_{m.get('name')}_{group}_{obj.get('kind')}"
 
 

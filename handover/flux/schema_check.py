@@ -14,6 +14,7 @@ from handover.flux import rules as flux
 from handover.flux import schema as flux_schema
 from handover.sources import kustomize
 from handover.core.findings import Finding
+from handover.core.objects import group_of
 
 CHECK = "flux-schema"
 FLUX_KINDS = {"HelmRelease": flux.HELM_GROUP, "Kustomization": flux.KUSTOMIZE_GROUP,
@@ -24,8 +25,7 @@ FLUX_KINDS = {"HelmRelease": flux.HELM_GROUP, "Kustomization": flux.KUSTOMIZE_GR
 
 
 def is_flux_object(obj: dict[str, Any]) -> bool:
-    group = str(obj.get("apiVersion", "")).split("/")[0]
-    return FLUX_KINDS.get(obj.get("kind")) == group
+    return FLUX_KINDS.get(obj.get("kind")) == group_of(str(obj.get("apiVersion", "")))
 
 
 def flux_objects(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:

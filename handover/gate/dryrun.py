@@ -36,6 +36,7 @@ from handover import tree_diff
 from handover.flux import ssa
 from handover.flux.rules import KUSTOMIZE_FIELD_MANAGER
 from handover.core.kube import Kube
+from handover.core.objects import group_of
 from handover.sources.kustomize import object_id
 
 CHECK = "server-dry-run"
@@ -57,10 +58,6 @@ class DryRunResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def group_of(api_version: str) -> str:
-    return api_version.split("/")[0] if "/" in api_version else ""
 
 
 def _rank(obj: dict[str, Any]) -> int:
