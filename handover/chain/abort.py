@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import glob
 import json
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from handover.chain import backup as backup_mod
 from handover.flux import rules as flux
 from handover.sources import helm_storage
 from handover.core import tools
+from handover.core import wait
 from handover.core.errors import HandoverError
 from handover.core.inventory import Component, Inventory
 from handover.core.objects import ObjectId, group_of, object_id
@@ -516,15 +516,17 @@ def remove_flux(kube, mutator, inventory: Inventory) -> list[str]:
         action = f"flux uninstall --silent --namespace {inventory.cluster.flux_namespace}"
         mutator.call(action, lambda: tools.run(argv, check=True, timeout=900))
     done.append(action)
-    deadline = time.monotonic() + 120
-    while True:  # CRDs go once their custom resources are gone (asynchronous)
+
+    def still_served() -> list[str]:
         kube.dynamic.resources.invalidate_cache()
         served = [k for a, k in FLUX_CR_KINDS if kube.has_resource(a, k)]
         if kube.get("v1", "Namespace", inventory.cluster.flux_namespace) is not None:
             served.append(f"namespace {inventory.cluster.flux_namespace} (terminating)")
-        if not served or time.monotonic() >= deadline:
-            break
-        time.sleep(1)
+        return served
+
+    # CRDs go once their custom resources are gone (asynchronous)
+    served = wait.until("Flux CRDs and namespace gone", still_served, timeout=120, interval=1,
+                        done=lambda s: not s, report=False)
     if served:
         raise AbortError(f"Flux removed, but {', '.join(served)} still served 120 s later: "
                          "look at `kubectl get crd | grep fluxcd` (a custom resource with a "
