@@ -58,9 +58,22 @@ QUANTITY_PARENT = re.compile(r"(^|\.)(limits|requests|capacity)$|(^|\.)sizeLimit
 
 @dataclass(frozen=True)
 class Difference:
+    """One difference, for every comparison in handover/: object trees (this module, the gate's
+    dry-run, the flux diff) and snapshots (handover.snapshot.component: ``subject`` names the pod,
+    claim or release, ``path`` the field, ``live``/``git`` the value before/after)."""
+
     path: str  # e.g. spec.template.spec.containers[name=loki].image
-    live: Any  # MISSING when absent live
-    git: Any  # MISSING when absent in Git / the render
+    live: Any  # MISSING when absent live (a snapshot: the value before)
+    git: Any  # MISSING when absent in Git / the render (a snapshot: the value after)
+    subject: str = ""  # the object the path is in, when the path does not say it
+    meaning: str = ""  # what the difference means ("same name, new pod: recreated")
+
+    def __str__(self) -> str:
+        """``[subject: ]path <live> -> <git>[ (meaning)]``, values as Python literals: for values
+        that are not secret (uids, counts, states); object trees are reported by describe()."""
+        s = f"{self.subject + ': ' if self.subject else ''}{self.path} {self.live!r} -> " \
+            f"{self.git!r}"
+        return f"{s} ({self.meaning})" if self.meaning else s
 
     def describe(self) -> str:
         return f"{self.path}: live {show(self.path, self.live)}, Git {show(self.path, self.git)}"

@@ -515,7 +515,7 @@ def crd(kind: str) -> dict[str, Any]:
     }
 
 
-# ---- Flux objects against the schema (phase 1 hazard check) ---------------------------------------
+# ---- Flux objects against the schema (phase 1 hazard check) --------------------------------------
 CHECK = "flux-schema"
 FLUX_KINDS = {"HelmRelease": flux.HELM_GROUP, "Kustomization": flux.KUSTOMIZE_GROUP,
               "HelmRepository": flux.SOURCE_GROUP, "GitRepository": flux.SOURCE_GROUP,

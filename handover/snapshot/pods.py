@@ -15,7 +15,7 @@ class PodState:
     namespace: str
     name: str
     uid: str
-    workload: str = ""  # "Deployment logging/grafana": the inventory workload whose selector matched
+    workload: str = ""  # "Deployment logging/grafana": the inventory workload selecting it
     created: str = ""  # metadata.creationTimestamp (RFC 3339)
     phase: str = ""
     ready: bool = False
