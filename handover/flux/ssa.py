@@ -1,9 +1,9 @@
 """Server-side apply as kustomize-controller does it: the one place that prepares an object the
 way Flux does, dry-runs it against the API server, and normalises the result for comparison.
 
-Used by the gate's check 2 (handover.gate.dryrun) and by the native ``flux diff``
-(handover.flux.diff); the rehearsal's kustomize-controller stand-in keeps its own port default
-(it must not import the code it emulates the peer of).
+Used by the gate's check 2 (handover.gate.dryrun), by the native ``flux diff``
+(handover.flux.diff) and by the rehearsal's kustomize-controller stand-in before it applies
+(handover.rehearsal.flux.kustomize_controller), so the three agree on what Flux sends.
 
 1. ``native_defaults`` / ``flux_defaults``: what kustomize-controller does to every object before
    applying it (fluxcd/pkg ``ssa/normalize/normalize.go``, ``UnstructuredWithScheme``; formerly
