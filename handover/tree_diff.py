@@ -31,10 +31,10 @@ class _Missing:
     def __repr__(self) -> str:
         return "(absent)"
 
-    def __copy__(self) -> "_Missing":
+    def __copy__(self) -> _Missing:
         return self
 
-    def __deepcopy__(self, memo: dict) -> "_Missing":
+    def __deepcopy__(self, memo: dict) -> _Missing:
         return self
 
 

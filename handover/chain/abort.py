@@ -338,10 +338,9 @@ def release_labels(kube, mutator, inventory: Inventory, component: Component,
     """Remove Flux owner labels from the component's live objects; kubectl-managed objects
     (components of type manifests / storage) get their last-applied-configuration back from the
     backup. Returns one line per object patched."""
-    by_key: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    by_key: dict[ObjectId, dict[str, Any]] = {}
     if record is not None:
         for obj in backup_mod.live_objects(record):
-            m = obj["metadata"]
             by_key[object_id(obj)] = obj
     kubectl_managed = component.type != "helm"
     owners = migration_owners(inventory)

@@ -112,7 +112,7 @@ class Rollback:
             lambda: helm_storage.latest(self.kube, c.release.name, c.release.namespace),
             timeout=self.verify_timeout, interval=1,
             done=lambda r: r is None or not r.status.startswith("pending"),
-            message=lambda r: f"revision {r.revision} {r.status}" if r is not None else None)
+            message=lambda r: f"revision {r.revision} {r.status}" if r is not None else "")
         want = self.record.revision
         if rel is None:
             raise RuntimeError(f"release {c.release.namespace}/{c.release.name} is gone from "

@@ -159,7 +159,7 @@ def wait_gone(kube, api_version: str, kind: str, name: str, namespace: str,
     return wait.until(f"{kind} {namespace}/{name} gone",
                       lambda: kube.get(api_version, kind, name, namespace) is None,
                       timeout=timeout, interval=0.2,
-                      message=lambda gone: None if gone else "still present (finalizers)")
+                      message=lambda gone: "" if gone else "still present (finalizers)")
 
 
 def local_head(inventory: Inventory) -> str:

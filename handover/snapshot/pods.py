@@ -32,7 +32,7 @@ class PodState:
         return sum(self.restarts.values())
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PodState":
+    def from_dict(cls, d: dict[str, Any]) -> PodState:
         """From ``dataclasses.asdict``; also reads the cluster snapshots written before the two
         pod records were one (``containers``: ``[{name, restart_count, container_id}]``)."""
         d = dict(d)

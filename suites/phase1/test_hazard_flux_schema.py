@@ -7,6 +7,7 @@ import yaml
 from fixtures.gitops import _discover
 from fixtures.hazards import assert_no_hazards
 from handover.sources import kustomize
+from handover.flux import schema as flux_schema
 from plugins.safety import load_inventory
 
 

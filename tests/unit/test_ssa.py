@@ -101,7 +101,7 @@ class _FakeResource:
     def __init__(self) -> None:
         self.calls: list[dict] = []
 
-    def server_side_apply(self, **kwargs: object) -> "_FakeResource":
+    def server_side_apply(self, **kwargs: object) -> _FakeResource:
         self.calls.append(kwargs)
         return self
 
