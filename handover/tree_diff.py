@@ -129,19 +129,24 @@ def describe_all(diffs: list[Difference], limit: int = 20) -> str:
 # --- exact comparison --------------------------------------------------------------------------
 
 def exact(live: Any, git: Any, path: str = "", *, subtrees: bool = False,
-          by_index: bool = False) -> list[Difference]:
+          by_index: bool = False, git_keys_only: bool = False) -> list[Difference]:
     """Every path where the two trees differ.
 
     A key on one side only gives one Difference per leaf below it, or with ``subtrees`` one
     Difference holding the whole subtree (what the flux diff and the gate's dry-run report). Lists
     of equal length are compared item by item; lists of different lengths are one Difference, or
     with ``by_index`` compared item by item with the extra items absent on the other side
-    (``flux diff``)."""
+    (``flux diff``). With ``git_keys_only`` the keys only ``live`` has are not compared (server
+    defaults), and a key absent live compares as null (the rollback's "changed since the
+    backup")."""
     if isinstance(live, dict) and isinstance(git, dict):
         out: list[Difference] = []
-        for k in sorted(set(live) | set(git), key=str):
+        keys = set(git) if git_keys_only else set(live) | set(git)
+        for k in sorted(keys, key=str):
             p = join(path, str(k))
-            if k not in git:
+            if git_keys_only:
+                out.extend(exact(live.get(k), git[k], p, git_keys_only=True))
+            elif k not in git:
                 out.extend([Difference(p, live[k], MISSING)] if subtrees else
                            _leaves(p, live[k], "live"))
             elif k not in live:
@@ -159,7 +164,8 @@ def exact(live: Any, git: Any, path: str = "", *, subtrees: bool = False,
             elif i >= len(git):
                 out.append(Difference(p, live[i], MISSING))
             else:
-                out.extend(exact(live[i], git[i], p, subtrees=subtrees, by_index=by_index))
+                out.extend(exact(live[i], git[i], p, subtrees=subtrees, by_index=by_index,
+                                 git_keys_only=git_keys_only))
         return out
     if _scalar_equal(live, git):
         return []

@@ -22,6 +22,7 @@ from typing import Any, Callable
 from handover.chain import backup as backup_mod
 from handover.flux import rules as flux
 from handover.sources import helm_storage
+from handover import tree_diff
 from handover.core import wait
 from handover.core import redact
 from handover.core.inventory import Component, Inventory
@@ -45,20 +46,12 @@ def _spec_of(obj: dict[str, Any]) -> Any:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
 
 
-def _drop_defaults(desired: Any, live: Any) -> Any:
-    """The live value restricted to what the desired value sets (server defaults ignored)."""
-    if isinstance(desired, dict) and isinstance(live, dict):
-        return {k: _drop_defaults(v, live.get(k)) for k, v in desired.items()}
-    if isinstance(desired, list) and isinstance(live, list) and len(desired) == len(live):
-        return [_drop_defaults(d, v) for d, v in zip(desired, live)]
-    return live
-
-
 def changed_since_backup(desired: dict[str, Any], live: dict[str, Any] | None) -> bool:
+    """Whether a field the backup sets differs live (fields only live has, server defaults, are
+    ignored; lists are compared item by item, whole when their lengths differ)."""
     if live is None:
         return True
-    want = _spec_of(desired)
-    return _drop_defaults(want, _spec_of(live)) != want
+    return bool(tree_diff.exact(_spec_of(live), _spec_of(desired), git_keys_only=True))
 
 
 class Rollback:
