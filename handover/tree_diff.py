@@ -13,6 +13,7 @@ secret in clear whatever its key is called.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -24,8 +25,17 @@ from handover.core import redact
 
 
 class _Missing:
+    """The one marker of a field absent on one side (kept by copy, so ``is MISSING`` holds in a
+    copied or ``dataclasses.asdict``-ed difference)."""
+
     def __repr__(self) -> str:
         return "(absent)"
+
+    def __copy__(self) -> _Missing:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> _Missing:
+        return self
 
 
 MISSING: Any = _Missing()
@@ -48,9 +58,22 @@ QUANTITY_PARENT = re.compile(r"(^|\.)(limits|requests|capacity)$|(^|\.)sizeLimit
 
 @dataclass(frozen=True)
 class Difference:
+    """One difference, for every comparison in handover/: object trees (this module, the gate's
+    dry-run, the flux diff) and snapshots (handover.snapshot.component: ``subject`` names the pod,
+    claim or release, ``path`` the field, ``live``/``git`` the value before/after)."""
+
     path: str  # e.g. spec.template.spec.containers[name=loki].image
-    live: Any  # MISSING when absent live
-    git: Any  # MISSING when absent in Git / the render
+    live: Any  # MISSING when absent live (a snapshot: the value before)
+    git: Any  # MISSING when absent in Git / the render (a snapshot: the value after)
+    subject: str = ""  # the object the path is in, when the path does not say it
+    meaning: str = ""  # what the difference means ("same name, new pod: recreated")
+
+    def __str__(self) -> str:
+        """``[subject: ]path <live> -> <git>[ (meaning)]``, values as Python literals: for values
+        that are not secret (uids, counts, states); object trees are reported by describe()."""
+        s = f"{self.subject + ': ' if self.subject else ''}{self.path} {self.live!r} -> " \
+            f"{self.git!r}"
+        return f"{s} ({self.meaning})" if self.meaning else s
 
     def describe(self) -> str:
         return f"{self.path}: live {show(self.path, self.live)}, Git {show(self.path, self.git)}"
@@ -58,6 +81,23 @@ class Difference:
     def to_dict(self) -> dict:
         return {"path": self.path, "live": show(self.path, self.live),
                 "git": show(self.path, self.git)}
+
+    def arrow(self, limit: int = 120) -> str:
+        """``path: <live> -> <git>`` with the values as they are held (strings unquoted): for a
+        difference whose values were already redacted (handover.flux.diff.redacted)."""
+        return f"{self.path}: {_short(self.live, limit)} -> {_short(self.git, limit)}"
+
+    def as_json(self) -> dict[str, Any]:
+        """The values as they are held, absent as null (already-redacted differences)."""
+        return {"path": self.path, "live": None if self.live is MISSING else self.live,
+                "git": None if self.git is MISSING else self.git}
+
+
+def _short(v: Any, limit: int) -> str:
+    if v is MISSING:
+        return "(absent)"
+    s = v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
+    return s if len(s) <= limit else s[:limit - 3] + "..."
 
 
 def is_secret_path(path: str) -> bool:
@@ -88,23 +128,44 @@ def describe_all(diffs: list[Difference], limit: int = 20) -> str:
 
 # --- exact comparison --------------------------------------------------------------------------
 
-def exact(live: Any, git: Any, path: str = "") -> list[Difference]:
-    """Every leaf path where the two trees differ (lists compared item by item)."""
+def exact(live: Any, git: Any, path: str = "", *, subtrees: bool = False,
+          by_index: bool = False, git_keys_only: bool = False) -> list[Difference]:
+    """Every path where the two trees differ.
+
+    A key on one side only gives one Difference per leaf below it, or with ``subtrees`` one
+    Difference holding the whole subtree (what the flux diff and the gate's dry-run report). Lists
+    of equal length are compared item by item; lists of different lengths are one Difference, or
+    with ``by_index`` compared item by item with the extra items absent on the other side
+    (``flux diff``). With ``git_keys_only`` the keys only ``live`` has are not compared (server
+    defaults), and a key absent live compares as null (the rollback's "changed since the
+    backup")."""
     if isinstance(live, dict) and isinstance(git, dict):
         out: list[Difference] = []
-        for k in sorted(set(live) | set(git), key=str):
+        keys = set(git) if git_keys_only else set(live) | set(git)
+        for k in sorted(keys, key=str):
             p = join(path, str(k))
-            if k not in git:
-                out.extend(_leaves(p, live[k], "live"))
+            if git_keys_only:
+                out.extend(exact(live.get(k), git[k], p, git_keys_only=True))
+            elif k not in git:
+                out.extend([Difference(p, live[k], MISSING)] if subtrees else
+                           _leaves(p, live[k], "live"))
             elif k not in live:
-                out.extend(_leaves(p, git[k], "git"))
+                out.extend([Difference(p, MISSING, git[k])] if subtrees else
+                           _leaves(p, git[k], "git"))
             else:
-                out.extend(exact(live[k], git[k], p))
+                out.extend(exact(live[k], git[k], p, subtrees=subtrees, by_index=by_index))
         return out
-    if isinstance(live, list) and isinstance(git, list) and len(live) == len(git):
+    if isinstance(live, list) and isinstance(git, list) and (len(live) == len(git) or by_index):
         out = []
-        for i, (a, b) in enumerate(zip(live, git)):
-            out.extend(exact(a, b, f"{path}[{i}]"))
+        for i in range(max(len(live), len(git))):
+            p = f"{path}[{i}]"
+            if i >= len(live):
+                out.append(Difference(p, MISSING, git[i]))
+            elif i >= len(git):
+                out.append(Difference(p, live[i], MISSING))
+            else:
+                out.extend(exact(live[i], git[i], p, subtrees=subtrees, by_index=by_index,
+                                 git_keys_only=git_keys_only))
         return out
     if _scalar_equal(live, git):
         return []

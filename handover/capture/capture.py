@@ -32,6 +32,7 @@ from handover.core import tools
 from handover.capture import bundle
 from handover.core.errors import HandoverError
 from handover.core.kube import Kube, check_context
+from handover.core.objects import group_of
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 SKIP_KINDS = {"Event", "Lease", "EndpointSlice", "Endpoints", "Pod", "ReplicaSet",
@@ -79,8 +80,7 @@ def _kinds_in_manifest(text: str) -> set[tuple[str, str]]:
         return out
     for d in docs:
         if isinstance(d, dict) and d.get("apiVersion") and d.get("kind"):
-            group = d["apiVersion"].rsplit("/", 1)[0] if "/" in d["apiVersion"] else ""
-            out.add((group, d["kind"]))
+            out.add((group_of(d["apiVersion"]), d["kind"]))
             if d["kind"] == "CustomResourceDefinition":
                 spec = d.get("spec") or {}
                 out.add((spec.get("group", ""), (spec.get("names") or {}).get("kind", "")))

@@ -37,6 +37,7 @@ from typing import Any
 
 import yaml
 
+from handover.core import wait
 from handover.flux import rules as flux
 from handover.core import tools
 from handover.capture import bundle as bundle_mod
@@ -486,15 +487,16 @@ def replay(cluster, b: Bundle, report: ReplayReport, timeout: float = 180.0) -> 
 
 
 def _wait_crds(c: _Cluster, report: ReplayReport, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pending = [x["metadata"]["name"] for x in
-                   c.kube.list("apiextensions.k8s.io/v1", "CustomResourceDefinition")
-                   if not any(cd.get("type") == "Established" and cd.get("status") == "True"
-                              for cd in (x.get("status") or {}).get("conditions") or [])]
-        if not pending:
-            return
-        time.sleep(0.3)
+    def pending_crds() -> list[str]:
+        return [x["metadata"]["name"] for x in
+                c.kube.list("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+                if not any(cd.get("type") == "Established" and cd.get("status") == "True"
+                           for cd in (x.get("status") or {}).get("conditions") or [])]
+
+    pending = wait.until("CRDs Established", pending_crds, timeout=timeout, interval=0.3,
+                         done=lambda p: not p, report=False)
+    if not pending:
+        return
     report.problems.append(f"CRDs not Established after {timeout:.0f}s: {pending}")
 
 
@@ -525,13 +527,10 @@ def _wait_workloads(c: _Cluster, b: Bundle, report: ReplayReport, timeout: float
                 if ml:
                     workloads.append(Workload(kind, o["metadata"]["name"], ns,
                                               ",".join(f"{k}={v}" for k, v in ml.items())))
-    deadline = time.monotonic() + timeout
-    waiting: list[str] = []
-    while time.monotonic() < deadline:
-        waiting = [m for ok, m in (workload_pods_ready(c.kube, w) for w in workloads) if not ok]
-        if not waiting:
-            return
-        time.sleep(0.5)
+    waiting = wait.until(
+        "replayed workloads Running and Ready",
+        lambda: [m for ok, m in (workload_pods_ready(c.kube, w) for w in workloads) if not ok],
+        timeout=timeout, interval=0.5, done=lambda w: not w, report=False)
     report.problems.extend(f"not Running and Ready after the replay: {m}" for m in waiting)
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import glob
 import json
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,8 +40,10 @@ from handover.chain import backup as backup_mod
 from handover.flux import rules as flux
 from handover.sources import helm_storage
 from handover.core import tools
+from handover.core import wait
 from handover.core.errors import HandoverError
 from handover.core.inventory import Component, Inventory
+from handover.core.objects import ObjectId, group_of, object_id
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 FLUX_LABEL_PREFIXES = ("kustomize.toolkit.fluxcd.io/", "helm.toolkit.fluxcd.io/")
@@ -57,10 +58,6 @@ FLUX_KINDS = {("helm.toolkit.fluxcd.io", "HelmRelease"),
 
 class AbortError(HandoverError):
     """The abort cannot go on safely; the message says what is wrong and what to do."""
-
-
-def _group(api_version: str) -> str:
-    return api_version.split("/")[0] if "/" in api_version else ""
 
 
 def _flux_labels(obj: dict[str, Any] | None) -> dict[str, str]:
@@ -109,7 +106,7 @@ def component_objects(kube, inventory: Inventory, component: Component
     refs: dict[tuple[str, str, str | None, str], None] = {}
 
     def add(api_version: str, kind: str, ns: str | None, name: str, default_ns: str) -> None:
-        if (_group(api_version), kind) in FLUX_KINDS:
+        if (group_of(api_version), kind) in FLUX_KINDS:
             return
         try:
             namespaced = kube.resource(api_version, kind).namespaced
@@ -341,12 +338,10 @@ def release_labels(kube, mutator, inventory: Inventory, component: Component,
     """Remove Flux owner labels from the component's live objects; kubectl-managed objects
     (components of type manifests / storage) get their last-applied-configuration back from the
     backup. Returns one line per object patched."""
-    by_key: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    by_key: dict[ObjectId, dict[str, Any]] = {}
     if record is not None:
         for obj in backup_mod.live_objects(record):
-            m = obj["metadata"]
-            by_key[(_group(obj["apiVersion"]), obj["kind"], m.get("namespace") or "",
-                    m["name"])] = obj
+            by_key[object_id(obj)] = obj
     kubectl_managed = component.type != "helm"
     owners = migration_owners(inventory)
     done = []
@@ -354,7 +349,7 @@ def release_labels(kube, mutator, inventory: Inventory, component: Component,
         live = kube.get(api_version, kind, name, ns)
         if live is None:
             continue
-        b = by_key.get((_group(api_version), kind, ns or "", name))
+        b = by_key.get(ObjectId(group_of(api_version), kind, ns or "", name))
         patch = metadata_patch(live, b, kubectl_managed, owners)
         if not patch:
             continue
@@ -520,15 +515,17 @@ def remove_flux(kube, mutator, inventory: Inventory) -> list[str]:
         action = f"flux uninstall --silent --namespace {inventory.cluster.flux_namespace}"
         mutator.call(action, lambda: tools.run(argv, check=True, timeout=900))
     done.append(action)
-    deadline = time.monotonic() + 120
-    while True:  # CRDs go once their custom resources are gone (asynchronous)
+
+    def still_served() -> list[str]:
         kube.dynamic.resources.invalidate_cache()
         served = [k for a, k in FLUX_CR_KINDS if kube.has_resource(a, k)]
         if kube.get("v1", "Namespace", inventory.cluster.flux_namespace) is not None:
             served.append(f"namespace {inventory.cluster.flux_namespace} (terminating)")
-        if not served or time.monotonic() >= deadline:
-            break
-        time.sleep(1)
+        return served
+
+    # CRDs go once their custom resources are gone (asynchronous)
+    served = wait.until("Flux CRDs and namespace gone", still_served, timeout=120, interval=1,
+                        done=lambda s: not s, report=False)
     if served:
         raise AbortError(f"Flux removed, but {', '.join(served)} still served 120 s later: "
                          "look at `kubectl get crd | grep fluxcd` (a custom resource with a "

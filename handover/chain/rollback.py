@@ -16,14 +16,14 @@ state first, so running a rollback twice (a resumed run) repeats nothing that is
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from handover.chain import backup as backup_mod
 from handover.flux import rules as flux
 from handover.sources import helm_storage
-from handover.core import progress
+from handover import tree_diff
+from handover.core import wait
 from handover.core import redact
 from handover.core.inventory import Component, Inventory
 from handover.flux.takeover import wait_gone
@@ -46,20 +46,12 @@ def _spec_of(obj: dict[str, Any]) -> Any:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
 
 
-def _drop_defaults(desired: Any, live: Any) -> Any:
-    """The live value restricted to what the desired value sets (server defaults ignored)."""
-    if isinstance(desired, dict) and isinstance(live, dict):
-        return {k: _drop_defaults(v, live.get(k)) for k, v in desired.items()}
-    if isinstance(desired, list) and isinstance(live, list) and len(desired) == len(live):
-        return [_drop_defaults(d, v) for d, v in zip(desired, live)]
-    return live
-
-
 def changed_since_backup(desired: dict[str, Any], live: dict[str, Any] | None) -> bool:
+    """Whether a field the backup sets differs live (fields only live has, server defaults, are
+    ignored; lists are compared item by item, whole when their lengths differ)."""
     if live is None:
         return True
-    want = _spec_of(desired)
-    return _drop_defaults(want, _spec_of(live)) != want
+    return bool(tree_diff.exact(_spec_of(live), _spec_of(desired), git_keys_only=True))
 
 
 class Rollback:
@@ -107,15 +99,13 @@ class Rollback:
         c = self.component
         if c.release is None or self.record is None or self.record.revision is None:
             return "not-needed"
-        rel = helm_storage.latest(self.kube, c.release.name, c.release.namespace)
-        deadline = time.monotonic() + self.verify_timeout
-        with progress.wait(f"rollback {c.name}: release {c.release.namespace}/"
-                           f"{c.release.name} not pending", self.verify_timeout) as w:
-            while rel is not None and rel.status.startswith("pending") and \
-                    time.monotonic() < deadline:  # an operation still running: let it end first
-                w.update(f"revision {rel.revision} {rel.status}")
-                time.sleep(1)
-                rel = helm_storage.latest(self.kube, c.release.name, c.release.namespace)
+        # an operation still running: let it end first
+        rel = wait.until(
+            f"rollback {c.name}: release {c.release.namespace}/{c.release.name} not pending",
+            lambda: helm_storage.latest(self.kube, c.release.name, c.release.namespace),
+            timeout=self.verify_timeout, interval=1,
+            done=lambda r: r is None or not r.status.startswith("pending"),
+            message=lambda r: f"revision {r.revision} {r.status}" if r is not None else "")
         want = self.record.revision
         if rel is None:
             raise RuntimeError(f"release {c.release.namespace}/{c.release.name} is gone from "
@@ -187,18 +177,9 @@ class Rollback:
         return patch
 
     def _verify_pods(self) -> str | None:
-        deadline = time.monotonic() + self.verify_timeout
-        problems: list[str] = []
-        with progress.wait(f"rollback {self.component.name}: pods Running and Ready",
-                           self.verify_timeout) as w:
-            while True:
-                problems = self.pod_problems()
-                if not problems or time.monotonic() >= deadline:
-                    break
-                w.update("; ".join(problems))
-                time.sleep(0.5)
-            if problems:
-                w.finish(False, "; ".join(problems))
+        problems = wait.until(f"rollback {self.component.name}: pods Running and Ready",
+                              self.pod_problems, timeout=self.verify_timeout, interval=0.5,
+                              done=lambda p: not p, message="; ".join)
         if problems:
             raise RuntimeError("; ".join(problems))
         n = sum(len(self.kube.core.list_namespaced_pod(w.namespace,

@@ -45,6 +45,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from handover.flux import rules as flux
 from handover.sources import helm_storage
 from handover.core.errors import HandoverError
+from handover.core.objects import group_of
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
@@ -80,7 +81,7 @@ class RepoObject:
 
     @property
     def group(self) -> str:
-        return self.obj.get("apiVersion", "").rpartition("/")[0]
+        return group_of(self.obj.get("apiVersion", ""))
 
 
 def scan_repo(root: Path) -> list[RepoObject]:
@@ -203,7 +204,7 @@ class BundleCluster:
 
     def list(self, api_version: str, kind: str) -> list[dict[str, Any]]:
         return [o for o in self._all() if o.get("kind") == kind and
-                o.get("apiVersion", "v1").split("/")[0] == api_version.split("/")[0]]
+                group_of(o.get("apiVersion", "v1")) == group_of(api_version)]
 
     def get(self, api_version: str, kind: str, name: str,
             namespace: str | None) -> dict[str, Any] | None:

@@ -25,6 +25,7 @@ from handover.core.errors import HandoverError, UnsafeActionRefused
 from handover.core.inventory import Inventory
 from handover.core.journal import Journal
 from handover.core.kube import Kube, check_context
+from handover.core.objects import group_of
 
 FIELD_MANAGER = "flux-handover"
 
@@ -117,8 +118,7 @@ class Mutator:
     def delete_safety(self, api_version: str, kind: str, name: str,
                       namespace: str | None) -> str | None:
         """Why deleting this object is refused, or None when it is safe (see DELETABLE)."""
-        group = api_version.split("/")[0] if "/" in api_version else ""
-        rule = DELETABLE.get((group, kind))
+        rule = DELETABLE.get((group_of(api_version), kind))
         what = _obj_id(kind, name, namespace)
         if rule is None:
             return (f"deleting {what} is not a step of the runbook; flux-handover deletes only "

@@ -28,13 +28,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from handover.flux import rules as flux
-from handover.core import progress
+from handover.core import wait
 from handover.core import tools
 from handover.core.errors import HandoverError
 from handover.sources.gitops import GitOpsRepo
@@ -325,25 +324,15 @@ def bootstrap(mutator, kube, inventory: Inventory, repo: GitOpsRepo) -> list[str
 def wait_ready(kube, inventory: Inventory, timeout: float | None = None,
                interval: float = 1.0) -> FluxState:
     """Wait until flux-system's GitRepository and Kustomization are Ready for their generation."""
-    deadline = time.monotonic() + (timeout or inventory.ready_timeout)
-    with progress.wait(f"Flux {inventory.cluster.flux_namespace}/flux-system Ready",
-                       timeout or inventory.ready_timeout) as w:
-        while True:
-            st = state(kube, inventory)
-            if st.ready or time.monotonic() >= deadline:
-                if not st.ready:
-                    w.finish(False, "; ".join(st.problems()))
-                return st
-            w.update("; ".join(st.problems()))
-            time.sleep(interval)
+    return wait.until(f"Flux {inventory.cluster.flux_namespace}/flux-system Ready",
+                      lambda: state(kube, inventory), timeout=timeout or inventory.ready_timeout,
+                      interval=interval, done=lambda st: st.ready,
+                      message=lambda st: "; ".join(st.problems()))
 
 
 def wait_controllers(kube, inventory: Inventory, timeout: float | None = None,
                      interval: float = 1.0) -> list[str]:
     """Wait until every controller Deployment is Available; the problems left at the timeout."""
-    deadline = time.monotonic() + (timeout or inventory.ready_timeout)
-    while True:
-        problems = controller_problems(kube, inventory)
-        if not problems or time.monotonic() >= deadline:
-            return problems
-        time.sleep(interval)
+    return wait.until("Flux controllers Available", lambda: controller_problems(kube, inventory),
+                      timeout=timeout or inventory.ready_timeout, interval=interval,
+                      done=lambda problems: not problems, report=False)

@@ -20,7 +20,6 @@ URL are not written in clear into JUnit properties or phase2-diff-*.json.
 """
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,14 +29,16 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import DynamicApiError
 
 from handover.flux import rules as flux
+from handover.flux import ssa
+from handover import tree_diff
+from handover.tree_diff import MISSING, Difference
 from handover.sources import kustomize
 from handover.core import redact
 from handover.core.errors import HandoverError
+from handover.core.objects import group_of
 
 CREATED, MODIFIED, OWNER_LABELS, UNCHANGED, DELETED, ERROR = (
     "created", "modified", "owner-labels", "unchanged", "deleted", "error")
-NOISE_METADATA = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid",
-                  "selfLink")
 UNSUPPORTED_SPEC = ("postBuild", "patches", "patchesStrategicMerge", "patchesJson6902", "images",
                     "components", "namePrefix", "nameSuffix")
 HIDDEN = "(hidden)"
@@ -47,27 +48,17 @@ class FluxDiffError(HandoverError):
     pass
 
 
-@dataclass(frozen=True)
-class FieldChange:
-    path: str  # e.g. spec.template.spec.containers[0].image
-    live: Any  # value on the cluster (None: absent)
-    git: Any  # value after applying Git (None: absent)
-
-    def __str__(self) -> str:
-        return f"{self.path}: {_short(self.live)} -> {_short(self.git)}"
-
-
 @dataclass
 class ObjectDiff:
     kustomization: str
     subject: str  # "Deployment llm/llama-cpp"
     action: str  # created | modified | owner-labels | unchanged | deleted | error
-    changes: list[FieldChange] = field(default_factory=list)
+    changes: list[Difference] = field(default_factory=list)  # values already redacted
     note: str = ""
 
     def __str__(self) -> str:
         head = f"{self.subject}: {self.action}" + (f" ({self.note})" if self.note else "")
-        return "\n".join([head] + [f"    {c}" for c in self.changes])
+        return "\n".join([head] + [f"    {c.arrow()}" for c in self.changes])
 
 
 @dataclass
@@ -95,7 +86,9 @@ class KustomizationDiff:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"name": self.name, "namespace": self.namespace, "path": self.path,
+                "objects": [{**asdict(o), "changes": [c.as_json() for c in o.changes]}
+                            for o in self.objects]}
 
     def report(self) -> str:
         counts = ", ".join(f"{n} {a}" for a, n in sorted(self.counts().items())) or "no objects"
@@ -104,18 +97,10 @@ class KustomizationDiff:
         return "\n".join(lines)
 
 
-def _short(v: Any, limit: int = 120) -> str:
-    if v is None:
-        return "(absent)"
-    s = v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
-    return s if len(s) <= limit else s[:limit - 3] + "..."
-
-
 def inventory_id(obj: dict[str, Any]) -> str:
     """kustomize-controller's inventory id: ``<namespace>_<name>_<group>_<kind>``."""
-    api = obj.get("apiVersion", "")
-    group = api.split("/")[0] if "/" in api else ""
     m = obj.get("metadata") or {}
+    group = group_of(str(obj.get("apiVersion", "")))
     return f"{m.get('namespace') or ''}_{m.get('name')}_{group}_{obj.get('kind')}"
 
 
@@ -131,58 +116,23 @@ def subject_of(kind: str, name: str, namespace: str | None) -> str:
     return f"{kind} {namespace + '/' if namespace else ''}{name}"
 
 
-def normalize(obj: dict[str, Any]) -> dict[str, Any]:
-    """An object without the fields every write changes (compared neither way)."""
-    o = copy.deepcopy(obj)
-    o.pop("status", None)
-    m = o.get("metadata") or {}
-    for k in NOISE_METADATA:
-        m.pop(k, None)
-    for k in ("labels", "annotations"):
-        if k in m and not m[k]:
-            m.pop(k)
-    return o
-
-
-def field_changes(live: Any, git: Any, path: str = "") -> list[FieldChange]:
-    """Field-level differences between two JSON values, as dotted paths (map keys with dots or
-    slashes in brackets: ``metadata.labels["app.kubernetes.io/name"]``)."""
-    if isinstance(live, dict) and isinstance(git, dict):
-        out: list[FieldChange] = []
-        for k in sorted(set(live) | set(git), key=str):
-            sub = f'{path}["{k}"]' if any(ch in str(k) for ch in "./") else \
-                (f"{path}.{k}" if path else str(k))
-            if k not in live:
-                out.append(FieldChange(sub, None, git[k]))
-            elif k not in git:
-                out.append(FieldChange(sub, live[k], None))
-            else:
-                out.extend(field_changes(live[k], git[k], sub))
-        return out
-    if isinstance(live, list) and isinstance(git, list):
-        out = []
-        for i in range(max(len(live), len(git))):
-            sub = f"{path}[{i}]"
-            if i >= len(live):
-                out.append(FieldChange(sub, None, git[i]))
-            elif i >= len(git):
-                out.append(FieldChange(sub, live[i], None))
-            else:
-                out.extend(field_changes(live[i], git[i], sub))
-        return out
-    return [] if live == git else [FieldChange(path, live, git)]
-
-
 OWNER_LABEL_KEYS = (flux.KUSTOMIZE_OWNER_NAME, flux.KUSTOMIZE_OWNER_NAMESPACE)
 
 
-def is_owner_label_change(c: FieldChange) -> bool:
+def is_owner_label_change(c: Difference) -> bool:
     """The change only adds or sets a Flux owner label (also: a labels map that appears holding
     only the owner labels)."""
     if c.path in (f'metadata.labels["{k}"]' for k in OWNER_LABEL_KEYS):
         return True
-    return c.path == "metadata.labels" and c.live is None and isinstance(c.git, dict) and \
+    return c.path == "metadata.labels" and c.live is MISSING and isinstance(c.git, dict) and \
         set(c.git) <= set(OWNER_LABEL_KEYS)
+
+
+def field_changes(live: Any, git: Any) -> list[Difference]:
+    """Field-level differences between a live object and a dry-run result, as ``flux diff``
+    lists them: a field on one side only is one change, lists are compared index by index
+    (handover.tree_diff.exact)."""
+    return tree_diff.exact(live, git, subtrees=True, by_index=True)
 
 
 def classify(live: dict[str, Any] | None, dry_run: dict[str, Any], kustomization: str,
@@ -190,12 +140,12 @@ def classify(live: dict[str, Any] | None, dry_run: dict[str, Any], kustomization
     """created / modified / owner-labels / unchanged for one built object."""
     if live is None or not (dry_run.get("metadata") or {}).get("resourceVersion"):
         return ObjectDiff(kustomization, subject, CREATED)
-    changes = field_changes(normalize(live), normalize(dry_run))
+    changes = field_changes(ssa.comparable(live), ssa.comparable(dry_run))
     if not changes:
         return ObjectDiff(kustomization, subject, UNCHANGED)
     if dry_run.get("kind") == "Secret":
-        changes = [FieldChange(c.path, HIDDEN if c.live is not None else None,
-                               HIDDEN if c.git is not None else None)
+        changes = [Difference(c.path, HIDDEN if c.live is not MISSING else MISSING,
+                              HIDDEN if c.git is not MISSING else MISSING)
                    if c.path.startswith(("data", "stringData")) else c for c in changes]
     owner_only = all(is_owner_label_change(c) for c in changes)
     changes = [redacted(c) for c in changes]
@@ -205,57 +155,14 @@ def classify(live: dict[str, Any] | None, dry_run: dict[str, Any], kustomization
     return ObjectDiff(kustomization, subject, MODIFIED, changes)
 
 
-def redacted(c: FieldChange) -> FieldChange:
+def redacted(c: Difference) -> Difference:
     """The change with its values as handover.core.redact shows them (path + hash; the values of
     HelmRelease spec.values, ConfigMap data, env... never in clear)."""
     def one(v: Any) -> Any:
-        if v is None or v == HIDDEN or redact.clear_ok(c.path, v):
+        if v is MISSING or v is None or v == HIDDEN or redact.clear_ok(c.path, v):
             return v
         return redact.show(c.path, v)
-    return FieldChange(c.path, one(c.live), one(c.git))
-
-
-POD_TEMPLATE_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
-
-
-def _pod_spec(obj: dict[str, Any]) -> dict[str, Any] | None:
-    kind, api = obj.get("kind"), obj.get("apiVersion", "")
-    if kind == "Pod" and api == "v1":
-        return obj.get("spec")
-    if kind in POD_TEMPLATE_KINDS:
-        return ((obj.get("spec") or {}).get("template") or {}).get("spec")
-    if kind == "CronJob":
-        return (((((obj.get("spec") or {}).get("jobTemplate") or {}).get("spec") or {})
-                 .get("template") or {}).get("spec"))
-    return None
-
-
-def native_defaults(obj: dict[str, Any]) -> dict[str, Any]:
-    """The normalisation kustomize-controller applies before server-side apply (fluxcd/pkg ssa
-    NormalizeUnstructured, formerly SetNativeKindsDefaults): protocol TCP on Service ports and
-    container ports without one (SSA rejects them on Kubernetes < 1.22:
-    structured-merge-diff#130, kubernetes#98576), numeric resource quantities as strings, and a
-    Secret's stringData folded into data. Changes ``obj`` in place and returns it."""
-    import base64
-    if obj.get("kind") == "Service" and obj.get("apiVersion") == "v1":
-        for port in (obj.get("spec") or {}).get("ports") or []:
-            port.setdefault("protocol", "TCP")
-    spec = _pod_spec(obj)
-    if spec:
-        for c in spec.get("containers") or []:
-            for port in c.get("ports") or []:
-                port.setdefault("protocol", "TCP")
-            for section in ("limits", "requests"):
-                res = (c.get("resources") or {}).get(section) or {}
-                for k, v in list(res.items()):
-                    if isinstance(v, (int, float)) and not isinstance(v, bool):
-                        res[k] = str(v)
-    if obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1" and obj.get("stringData"):
-        data = obj.setdefault("data", {}) or {}
-        for k, v in obj.pop("stringData").items():
-            data[k] = base64.b64encode(str(v).encode()).decode()
-        obj["data"] = data
-    return obj
+    return Difference(c.path, one(c.live), one(c.git))
 
 
 def prepare(objects: list[dict[str, Any]], ks_name: str, ks_namespace: str,
@@ -265,7 +172,7 @@ def prepare(objects: list[dict[str, Any]], ks_name: str, ks_namespace: str,
     out = []
     common = spec.get("commonMetadata") or {}
     for src in objects:
-        o = native_defaults(copy.deepcopy(src))
+        o = ssa.flux_defaults(src)
         m = o.setdefault("metadata", {})
         if spec.get("targetNamespace") and namespaced(o["apiVersion"], o["kind"]):
             m["namespace"] = spec["targetNamespace"]
@@ -344,11 +251,7 @@ def diff_kustomization(kube, repo_path: str | Path, ks: dict[str, Any],
         res = resource(obj["apiVersion"], obj["kind"])
         live = kube.get(obj["apiVersion"], obj["kind"], m["name"], m.get("namespace"))
         try:
-            kwargs: dict[str, Any] = {"body": obj, "field_manager": flux.KUSTOMIZE_FIELD_MANAGER,
-                                      "force_conflicts": True, "dry_run": "All"}
-            if ns_flag:
-                kwargs["namespace"] = m["namespace"]
-            dry = res.server_side_apply(**kwargs).to_dict()
+            dry = ssa.dry_run_apply(res, obj, m["namespace"] if ns_flag else None)
         except (DynamicApiError, ApiException) as e:
             msg = _api_message(e)
             if live is None and getattr(e, "status", None) == 404:

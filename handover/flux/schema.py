@@ -12,6 +12,13 @@ enum, pattern, additionalProperties, x-kubernetes-preserve-unknown-fields), so t
 ``validate()`` (phase 1's "Flux objects against their schemas" check: unknown fields are errors,
 as ``kubectl apply --validate=strict`` / a real API server with field validation would report them)
 and ``crd_schema()`` (the rehearsal cluster's stand-in CRDs).
+
+Checking objects against it (``check_objects``: the hazard check ``flux-schema``): an unknown or
+misspelt field (``spec.chart.spec.vesion``) passes kustomize and kubectl, and the rehearsal API
+server (v1.20) prunes unknown fields of the CRDs without a word, so a server dry-run cannot catch
+it; Flux would then reconcile with the field missing (here: the newest chart instead of the pinned
+version). Every Flux object in the build is validated, and each problem names its field path.
+Offline, read-only.
 """
 from __future__ import annotations
 
@@ -19,6 +26,11 @@ import copy
 import difflib
 import re
 from typing import Any
+
+from handover.core.findings import Finding
+from handover.core.objects import group_of
+from handover.flux import rules as flux
+from handover.sources import kustomize
 
 Schema = dict[str, Any]
 
@@ -501,3 +513,36 @@ def crd(kind: str) -> dict[str, Any]:
             }],
         },
     }
+
+
+# ---- Flux objects against the schema (phase 1 hazard check) --------------------------------------
+CHECK = "flux-schema"
+FLUX_KINDS = {"HelmRelease": flux.HELM_GROUP, "Kustomization": flux.KUSTOMIZE_GROUP,
+              "HelmRepository": flux.SOURCE_GROUP, "GitRepository": flux.SOURCE_GROUP,
+              "OCIRepository": flux.SOURCE_GROUP, "HelmChart": flux.SOURCE_GROUP,
+              "ExternalArtifact": flux.SOURCE_GROUP,
+              "ArtifactGenerator": "source.extensions.fluxcd.io"}
+
+
+def is_flux_object(obj: dict[str, Any]) -> bool:
+    return FLUX_KINDS.get(obj.get("kind")) == group_of(str(obj.get("apiVersion", "")))
+
+
+def flux_objects(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [o for o in objects if is_flux_object(o)]
+
+
+def check_object(obj: dict[str, Any]) -> list[Finding]:
+    subject = kustomize.object_id(obj)
+    return [Finding(CHECK, subject, f"{p} (Flux {obj.get('kind')} schema "
+                                    f"{obj.get('apiVersion')})",
+                    "correct the field in Git: Flux ignores unknown fields, so the setting you "
+                    "meant is not applied")
+            for p in validate(obj)]
+
+
+def check_objects(objects: list[dict[str, Any]]) -> list[Finding]:
+    out: list[Finding] = []
+    for o in flux_objects(objects):
+        out.extend(check_object(o))
+    return out

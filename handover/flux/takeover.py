@@ -16,6 +16,7 @@ from typing import Any
 
 from handover.flux import rules as flux
 from handover.core import progress
+from handover.core import wait
 from handover.core.errors import HandoverError
 from handover.core.inventory import Component, Inventory
 
@@ -102,16 +103,15 @@ def wait_ready(kube, api_version: str, kind: str, name: str, namespace: str, tim
     Ready message and the timeout."""
     res = kube.resource(api_version, kind)
     what = f"{kind} {namespace}/{name}"
-    start = time.monotonic()
-    deadline = start + timeout
+    deadline = wait.Deadline(timeout)
     with progress.wait(f"{what} Ready", timeout) as w:
         return _wait_ready_loop(kube, res, api_version, kind, name, namespace, timeout, token,
-                                what, start, deadline, w)
+                                what, deadline, w)
 
 
 def _wait_ready_loop(kube, res, api_version: str, kind: str, name: str, namespace: str,
-                     timeout: float, token: str | None, what: str, start: float,
-                     deadline: float, w: progress.Wait) -> ReadyWait:
+                     timeout: float, token: str | None, what: str, deadline: wait.Deadline,
+                     w: progress.Wait) -> ReadyWait:
     msg, gen, events = "object not found", None, 0
     while True:
         obj = kube.get(api_version, kind, name, namespace)
@@ -120,10 +120,10 @@ def _wait_ready_loop(kube, res, api_version: str, kind: str, name: str, namespac
             gen = obj["metadata"].get("generation")
             ok, msg = _ready_state(obj, token)
             if ok:
-                return ReadyWait(what, True, time.monotonic() - start, gen, msg, events)
+                return ReadyWait(what, True, deadline.elapsed(), gen, msg, events)
             rv = obj["metadata"].get("resourceVersion")
         w.update(msg)
-        left = deadline - time.monotonic()
+        left = deadline.left()
         if left <= 0:
             break
         try:
@@ -141,9 +141,9 @@ def _wait_ready_loop(kube, res, api_version: str, kind: str, name: str, namespac
                 gen = o["metadata"].get("generation")
                 ok, msg = _ready_state(o, token)
                 if ok:
-                    return ReadyWait(what, True, time.monotonic() - start, gen, msg, events)
+                    return ReadyWait(what, True, deadline.elapsed(), gen, msg, events)
                 w.update(msg)
-                if time.monotonic() >= deadline:
+                if deadline.expired:
                     break
         except Exception:  # watch expired (410) or connection dropped: re-read and watch again
             time.sleep(0.2)
@@ -156,17 +156,10 @@ def _wait_ready_loop(kube, res, api_version: str, kind: str, name: str, namespac
 def wait_gone(kube, api_version: str, kind: str, name: str, namespace: str,
               timeout: float) -> bool:
     """Wait until an object is gone (finalizers done)."""
-    deadline = time.monotonic() + timeout
-    with progress.wait(f"{kind} {namespace}/{name} gone", timeout) as w:
-        while time.monotonic() < deadline:
-            if kube.get(api_version, kind, name, namespace) is None:
-                return True
-            w.update("still present (finalizers)")
-            time.sleep(0.2)
-        gone = kube.get(api_version, kind, name, namespace) is None
-        if not gone:
-            w.finish(False, f"still present after {timeout:.0f} s")
-        return gone
+    return wait.until(f"{kind} {namespace}/{name} gone",
+                      lambda: kube.get(api_version, kind, name, namespace) is None,
+                      timeout=timeout, interval=0.2,
+                      message=lambda gone: "" if gone else "still present (finalizers)")
 
 
 def local_head(inventory: Inventory) -> str:
@@ -186,21 +179,22 @@ def sync_source(kube, mutator, inventory: Inventory, timeout: float | None = Non
     head = local_head(inventory)
     token = request_token()
     mutator.request_reconcile(flux.SOURCE_API, "GitRepository", "flux-system", ns, token)
-    deadline = time.monotonic() + (timeout or inventory.ready_timeout)
-    rev = ""
-    with progress.wait(f"GitRepository {ns}/flux-system at {head[:12]}",
-                       timeout or inventory.ready_timeout) as w:
-        while time.monotonic() < deadline:
-            repo = kube.get(flux.SOURCE_API, "GitRepository", "flux-system", ns) or {}
-            st = repo.get("status") or {}
-            rev = (st.get("artifact") or {}).get("revision", "")
-            if st.get("lastHandledReconcileAt") == token and flux.is_ready(repo):
-                if rev.endswith(head):
-                    return rev
-                break
-            w.update(f"serving {rev or 'no artifact'}")
-            time.sleep(0.3)
-        w.finish(False, f"serving {rev or 'no artifact'}")
+
+    def served() -> tuple[bool, str]:
+        """(the reconcile request is handled and the source Ready, the revision served)"""
+        repo = kube.get(flux.SOURCE_API, "GitRepository", "flux-system", ns) or {}
+        st = repo.get("status") or {}
+        return (st.get("lastHandledReconcileAt") == token and flux.is_ready(repo),
+                (st.get("artifact") or {}).get("revision", ""))
+
+    # ends once the request is handled: at the checkout's HEAD, or at another revision (refused)
+    handled, rev = wait.until(
+        f"GitRepository {ns}/flux-system at {head[:12]}", served,
+        timeout=timeout or inventory.ready_timeout, interval=0.3,
+        done=lambda s: s[0],
+        message=lambda s: f"serving {s[1] or 'no artifact'}")
+    if handled and rev.endswith(head):
+        return rev
     raise HandoverError(
         f"GitRepository {ns}/flux-system serves {rev or 'no artifact'}, but the GitOps checkout "
         f"{inventory.gitops.path} is at {head}: push the checkout (or pull the remote) so that "

@@ -32,8 +32,11 @@ from typing import Any, Iterable
 from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
 
 from handover.core.findings import Finding
+from handover import tree_diff
+from handover.flux import ssa
 from handover.flux.rules import KUSTOMIZE_FIELD_MANAGER
 from handover.core.kube import Kube
+from handover.core.objects import group_of
 from handover.sources.kustomize import object_id
 
 CHECK = "server-dry-run"
@@ -41,8 +44,6 @@ SUBSTITUTE_NAMESPACE = "default"
 FLUX_GROUP_SUFFIX = ".toolkit.fluxcd.io"
 NOT_SERVED_FLUX = ("not served before bootstrap: checked offline against the Flux schema "
                    "(flux-schema check)")
-VOLATILE_META = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp",
-                 "selfLink")
 MAX_PATHS = 8
 
 
@@ -57,10 +58,6 @@ class DryRunResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def group_of(api_version: str) -> str:
-    return api_version.split("/")[0] if "/" in api_version else ""
 
 
 def _rank(obj: dict[str, Any]) -> int:
@@ -85,69 +82,11 @@ def order(objects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(objects, key=_rank)
 
 
-POD_TEMPLATE_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
-
-
-def _pod_spec_defaults(spec: dict[str, Any]) -> None:
-    for key in ("containers", "initContainers"):
-        for c in spec.get(key) or []:
-            for port in c.get("ports") or []:
-                port.setdefault("protocol", "TCP")
-            res = c.get("resources") or {}
-            for section in ("limits", "requests"):
-                for k, v in (res.get(section) or {}).items():
-                    if isinstance(v, (int, float)) and not isinstance(v, bool):
-                        res[section][k] = str(v)
-
-
-def flux_defaults(obj: dict[str, Any]) -> dict[str, Any]:
-    """What kustomize-controller sets before applying, to work around server-side apply bugs of
-    Kubernetes < 1.22: port protocol TCP on Service ports and container ports, numeric resource
-    quantities as strings (fluxcd/pkg ssa NormalizeUnstructured, formerly SetNativeKindsDefaults).
-    Without it, a v1.20 server rejects a Service port without protocol."""
-    o = copy.deepcopy(obj)
-    kind = o.get("kind")
-    spec = o.get("spec") or {}
-    if o.get("apiVersion") == "v1" and kind == "Service":
-        for port in spec.get("ports") or []:
-            port.setdefault("protocol", "TCP")
-    elif o.get("apiVersion") == "v1" and kind == "Pod":
-        _pod_spec_defaults(spec)
-    elif kind in POD_TEMPLATE_KINDS:
-        _pod_spec_defaults(((spec.get("template") or {}).get("spec")) or {})
-    elif kind == "CronJob":
-        job = (spec.get("jobTemplate") or {}).get("spec") or {}
-        _pod_spec_defaults(((job.get("template") or {}).get("spec")) or {})
-    return o
-
-
-def normalise(obj: dict[str, Any]) -> dict[str, Any]:
-    """An object without the fields every write changes (managedFields, resourceVersion...)."""
-    o = copy.deepcopy(obj)
-    o.pop("status", None)
-    meta = o.get("metadata") or {}
-    for k in VOLATILE_META:
-        meta.pop(k, None)
-    return o
-
-
-def diff_paths(a: Any, b: Any, path: str = "") -> list[str]:
-    """Field paths where two JSON values differ (a = live, b = after apply)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        out: list[str] = []
-        for k in sorted(set(a) | set(b), key=str):
-            p = f"{path}.{k}" if path else str(k)
-            if k not in a or k not in b:
-                out.append(p)
-            else:
-                out.extend(diff_paths(a[k], b[k], p))
-        return out
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        out = []
-        for i, (x, y) in enumerate(zip(a, b)):
-            out.extend(diff_paths(x, y, f"{path}[{i}]"))
-        return out
-    return [] if a == b else [path or "(object)"]
+def changed_paths(live: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The field paths a dry-run apply changes on the live object (Flux's comparison
+    normalisation, handover.flux.ssa.comparable; one path per field set or removed whole)."""
+    return [d.path for d in
+            tree_diff.exact(ssa.comparable(live), ssa.comparable(after), subtrees=True)]
 
 
 def api_message(e: DynamicApiError) -> str:
@@ -192,7 +131,7 @@ class DryRunner:
         git_namespaces: dict[str, DryRunResult] = {}
         results = []
         for obj in ordered:
-            r = self.one(flux_defaults(obj), crds, git_namespaces)
+            r = self.one(ssa.flux_defaults(obj), crds, git_namespaces)
             if obj.get("kind") == "Namespace":
                 git_namespaces[obj["metadata"]["name"]] = r
             results.append(r)
@@ -236,14 +175,12 @@ class DryRunner:
             body = copy.deepcopy(obj)
             if namespace:
                 body.setdefault("metadata", {})["namespace"] = namespace
-            after = self.kube.dynamic.server_side_apply(
-                res, body=body, name=name, namespace=namespace, field_manager=self.field_manager,
-                dry_run="All", force_conflicts=True).to_dict()
+            after = ssa.dry_run_apply(res, body, namespace, self.field_manager)
         except DynamicApiError as e:
             return self._error(oid, e)
         if live is None:
             return DryRunResult(oid, "created")
-        paths = diff_paths(normalise(live), normalise(after))
+        paths = changed_paths(live, after)
         if not paths:
             return DryRunResult(oid, "unchanged")
         more = f" (+{len(paths) - MAX_PATHS} more)" if len(paths) > MAX_PATHS else ""

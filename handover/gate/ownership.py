@@ -29,6 +29,8 @@ from handover.sources import helm_storage
 from handover.core.findings import Finding
 from handover.core.inventory import Component, Inventory
 from handover.core.kube import Kube
+from handover.core import objects as object_ids
+from handover.core.objects import group_of
 from handover.sources.kustomize import object_id
 
 CHECK = "ownership"
@@ -101,11 +103,8 @@ def classify(oid: str, live: dict[str, Any] | None) -> Ownership:
 
 
 def key(obj: dict[str, Any], default_namespace: str | None = None) -> tuple[str, str, str, str]:
-    """(group, kind, namespace, name) of an object."""
-    av = str(obj.get("apiVersion", ""))
-    meta = obj.get("metadata") or {}
-    return (av.split("/")[0] if "/" in av else "", str(obj.get("kind")),
-            meta.get("namespace") or default_namespace or "", str(meta.get("name")))
+    """(group, kind, namespace, name) of an object (handover.core.objects.object_id)."""
+    return object_ids.object_id(obj, default_namespace or "")
 
 
 def _get_live(kube: Kube, obj: dict[str, Any], default_ns: str | None) -> tuple[bool, dict | None]:
@@ -258,7 +257,7 @@ def unclaimed(kube: Kube, namespaces: Iterable[str],
                 if (kind, meta.get("name")) in (("ConfigMap", "kube-root-ca.crt"),
                                                 ("ServiceAccount", "default")):
                     continue
-                k = (av.split("/")[0] if "/" in av else "", kind, ns, meta.get("name"))
+                k = (group_of(av), kind, ns, meta.get("name"))
                 if k in claimed:
                     continue
                 if kind == "PersistentVolumeClaim" and any(

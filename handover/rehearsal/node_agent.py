@@ -312,7 +312,11 @@ class ContainerState:
 
 
 @dataclass
-class PodState:
+class RunState:
+    """The kubelet stand-in's run state of one pod on its node (containers started, restarts,
+    faults): the state machine it reports pod status from. Not a snapshot of a pod: that is
+    handover.snapshot.pods.PodState."""
+
     uid: str
     key: str  # namespace/name
     ip: str
@@ -358,7 +362,7 @@ class NodeAgent:
         self.net = ipaddress.ip_network(pod_cidr)
         self.crashloop_period = crashloop_period
         self.lock = threading.RLock()
-        self.pods: dict[str, PodState] = {}
+        self.pods: dict[str, RunState] = {}
         self.latest: dict[str, dict] = {}  # uid -> last seen pod
         self.waiting: set[str] = set()  # uids to retry (claims not bound yet)
         self.deleting: set[str] = set()
@@ -592,7 +596,7 @@ class NodeAgent:
                 {"metadata": {"annotations": {"volume.kubernetes.io/selected-node": self.node}}},
                 content_type="application/merge-patch+json")
 
-    def _state(self, pod: dict) -> PodState:
+    def _state(self, pod: dict) -> RunState:
         meta, spec, status = pod["metadata"], pod["spec"], pod.get("status") or {}
         uid = meta["uid"]
         st = self.pods.get(uid)
@@ -608,7 +612,7 @@ class NodeAgent:
             ip = self._alloc_ip()
         ports = sorted({p["containerPort"] for c in spec.get("containers", [])
                         for p in c.get("ports") or [] if p.get("protocol", "TCP") == "TCP"})
-        st = PodState(uid=uid, key=f"{meta['namespace']}/{meta['name']}", ip=ip,
+        st = RunState(uid=uid, key=f"{meta['namespace']}/{meta['name']}", ip=ip,
                       start_time=status.get("startTime") or now(), host_network=host_net,
                       ports=ports)
         policy = spec.get("restartPolicy", "Always")
@@ -657,14 +661,14 @@ class NodeAgent:
         tmp.write_text(json.dumps(self.tokens))
         tmp.replace(self.tokens_file)
 
-    def _terminate(self, st: PodState, exit_code: int, reason: str, message: str) -> None:
+    def _terminate(self, st: RunState, exit_code: int, reason: str, message: str) -> None:
         t = now()
         for cs in st.containers.values():
             cs.last_terminated = {"exitCode": exit_code, "reason": reason, "message": message,
                                   "startedAt": cs.started_at or t, "finishedAt": t,
                                   "containerID": cs.container_id}
 
-    def _start_again(self, st: PodState) -> None:
+    def _start_again(self, st: RunState) -> None:
         t = now()
         for cs in st.containers.values():
             cs.restart_count += 1
@@ -721,7 +725,7 @@ class NodeAgent:
         self._write_status(pod, st)
 
     # -- pods that run to completion -------------------------------------------------------------
-    def _read_run(self, st: PodState, ann: dict) -> None:
+    def _read_run(self, st: RunState, ann: dict) -> None:
         """Exit code and run length from the pod's annotations (bad values: logged, default)."""
         raw = ann.get(ANN_EXIT_CODE)
         code = 0
@@ -746,7 +750,7 @@ class NodeAgent:
                 secs = DEFAULT_RUN_SECONDS
         st.exit_code, st.run_seconds = code, secs
 
-    def run_tick(self, st: PodState) -> bool:
+    def run_tick(self, st: RunState) -> bool:
         """Advance a pod that runs to completion; True when its status changed."""
         if st.phase in TERMINAL:
             return False
@@ -772,7 +776,7 @@ class NodeAgent:
             log(f"pod {st.key}: containers exited {code}: restart after back-off")
         return True
 
-    def crash_tick(self, st: PodState) -> None:
+    def crash_tick(self, st: RunState) -> None:
         """One more back-off restart of a crash-looping pod."""
         t = now()
         for cs in st.containers.values():
@@ -783,7 +787,7 @@ class NodeAgent:
                                   "containerID": _container_id(st.uid, cs.name, cs.restart_count)}
         st.crash_next = time.monotonic() + self.crashloop_period
 
-    def _apply_responders(self, st: PodState, pod: dict, bounce: bool) -> None:
+    def _apply_responders(self, st: RunState, pod: dict, bounce: bool) -> None:
         if st.host_network or not st.ports:
             return
         if st.completes:  # listens only while the containers run
@@ -797,7 +801,7 @@ class NodeAgent:
         if st.fault != "crashloop":
             self.responders.open(st.uid, st.ip, st.ports, st.key, ready=st.fault is None)
 
-    def desired_status(self, pod: dict, st: PodState) -> dict:
+    def desired_status(self, pod: dict, st: RunState) -> dict:
         spec, old = pod["spec"], pod.get("status") or {}
         ready = st.fault is None
         running = st.fault != "crashloop"
@@ -866,7 +870,7 @@ class NodeAgent:
             status["initContainerStatuses"] = init
         return status
 
-    def _write_status(self, pod: dict, st: PodState) -> None:
+    def _write_status(self, pod: dict, st: RunState) -> None:
         want = self.desired_status(pod, st)
         old = pod.get("status") or {}
         if all(_same(old.get(k), v) for k, v in want.items()):

@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from handover.core.inventory import Inventory
+from handover.snapshot import pods as pods_mod
+from handover.snapshot.pods import PodState
 
 NAMESPACED_KINDS: tuple[tuple[str, str], ...] = (
     ("apps/v1", "Deployment"),
@@ -64,27 +66,6 @@ class ObjectState:
 
 
 @dataclass(frozen=True)
-class ContainerState:
-    name: str
-    restart_count: int
-    container_id: str = ""
-
-
-@dataclass(frozen=True)
-class PodState:
-    namespace: str
-    name: str
-    uid: str
-    owner: str  # "ReplicaSet loki-abc", "StatefulSet loki", or ""
-    phase: str
-    containers: tuple[ContainerState, ...] = ()
-
-    @property
-    def key(self) -> str:
-        return f"Pod {self.namespace}/{self.name}"
-
-
-@dataclass(frozen=True)
 class Change:
     subject: str  # "Pod logging/loki-0"
     change: str  # deleted | created | recreated | changed | restarted
@@ -113,9 +94,7 @@ class ClusterSnapshot:
         return cls(context=d["context"], taken_at=d["taken_at"],
                    namespaces=tuple(d["namespaces"]),
                    objects=[ObjectState(**o) for o in d["objects"]],
-                   pods=[PodState(**{**p, "containers": tuple(ContainerState(**c)
-                                                              for c in p["containers"])})
-                         for p in d["pods"]])
+                   pods=[PodState.from_dict(p) for p in d["pods"]])
 
     def save(self, path: str | Path) -> Path:
         from handover.core import redact
@@ -161,18 +140,6 @@ def _state(obj: dict[str, Any], api_version: str, kind: str) -> ObjectState:
                        m["resourceVersion"], m.get("generation"), content_digest(obj))
 
 
-def _pod_state(pod: dict[str, Any]) -> PodState:
-    m = pod["metadata"]
-    owners = m.get("ownerReferences") or []
-    owner = f"{owners[0]['kind']} {owners[0]['name']}" if owners else ""
-    status = pod.get("status") or {}
-    containers = tuple(
-        ContainerState(cs["name"], int(cs.get("restartCount") or 0), cs.get("containerID") or "")
-        for cs in (status.get("containerStatuses") or []))
-    return PodState(m["namespace"], m["name"], m["uid"], owner, status.get("phase") or "",
-                    containers)
-
-
 def take(kube, inventory: Inventory) -> ClusterSnapshot:
     """Snapshot every object the inventory covers (read-only)."""
     namespaces = covered_namespaces(inventory)
@@ -189,7 +156,7 @@ def take(kube, inventory: Inventory) -> ClusterSnapshot:
                 snap.objects.append(_state(obj, api_version, kind))
                 if kind == "PersistentVolumeClaim":
                     claims.add((ns, obj["metadata"]["name"]))
-        snap.pods.extend(_pod_state(p) for p in kube.list("v1", "Pod", namespace=ns))
+        snap.pods.extend(pods_mod.from_pod(p) for p in kube.list("v1", "Pod", namespace=ns))
     pv_names = {pv for c in inventory.components for pv in c.pvs}
     for pv in kube.list("v1", "PersistentVolume"):
         ref = (pv.get("spec") or {}).get("claimRef") or {}
@@ -226,8 +193,8 @@ def compare(before: ClusterSnapshot, after: ClusterSnapshot,
     for key, new in b.items():
         if key not in a:
             changes.append(Change(key, "created", f"uid {new.uid}"))
-    pa = {p.key: p for p in before.pods}
-    pb = {p.key: p for p in after.pods}
+    pa = {f"Pod {p.key}": p for p in before.pods}
+    pb = {f"Pod {p.key}": p for p in after.pods}
     for key, old in pa.items():
         new = pb.get(key)
         if new is None:
@@ -237,16 +204,14 @@ def compare(before: ClusterSnapshot, after: ClusterSnapshot,
         if new.uid != old.uid:
             changes.append(Change(key, "recreated", f"pod uid {old.uid} -> {new.uid}"))
             continue
-        olds = {c.name: c for c in old.containers}
-        for c in new.containers:
-            o = olds.get(c.name)
-            if o is None:
+        for name, count in new.restarts.items():
+            if name not in old.restarts:
                 continue
-            if c.restart_count > o.restart_count or (o.container_id and c.container_id and
-                                                     c.container_id != o.container_id):
+            old_id, new_id = old.container_ids.get(name), new.container_ids.get(name)
+            if count > old.restarts[name] or (old_id and new_id and new_id != old_id):
                 changes.append(Change(key, "restarted",
-                                      f"container {c.name}: restartCount {o.restart_count} -> "
-                                      f"{c.restart_count}"))
+                                      f"container {name}: restartCount {old.restarts[name]} -> "
+                                      f"{count}"))
     for key, new in pb.items():
         if key not in pa:
             changes.append(Change(key, "created", f"pod uid {new.uid} ({new.owner or 'no owner'})"))

@@ -20,28 +20,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from handover.snapshot import pods as pods_mod
+from handover.tree_diff import Difference
+from handover.snapshot.pods import PodState
 from handover.sources import helm_storage
 from handover.core.inventory import Component
-
-
-@dataclass
-class PodState:
-    namespace: str
-    name: str
-    uid: str
-    workload: str  # "Deployment logging/grafana": the inventory workload whose selector matched
-    created: str  # metadata.creationTimestamp (RFC 3339)
-    phase: str
-    ready: bool
-    restarts: dict[str, int] = field(default_factory=dict)  # container name -> restartCount
-
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-    @property
-    def total_restarts(self) -> int:
-        return sum(self.restarts.values())
 
 
 @dataclass
@@ -89,7 +72,7 @@ class Snapshot:
     def from_dict(cls, d: dict[str, Any]) -> "Snapshot":
         rel = d.get("release")
         return cls(component=d["component"], taken_at=d["taken_at"],
-                   pods=[PodState(**p) for p in d.get("pods", [])],
+                   pods=[PodState.from_dict(p) for p in d.get("pods", [])],
                    claims=[ClaimBinding(**c) for c in d.get("claims", [])],
                    release=ReleaseState(**rel) if rel else None,
                    api_calls=d.get("api_calls", 0))
@@ -102,17 +85,11 @@ class Snapshot:
         return [p for p in self.pods if p.workload == workload]
 
 
-@dataclass(frozen=True)
-class Difference:
-    subject: str  # "Pod logging/loki-0", "PersistentVolumeClaim logging/storage-loki-0", ...
-    field: str  # uid | restarts.<container> | present | bound_to | revision | ...
-    before: Any
-    after: Any
-    meaning: str = ""
-
-    def __str__(self) -> str:
-        s = f"{self.subject}: {self.field} {self.before!r} -> {self.after!r}"
-        return f"{s} ({self.meaning})" if self.meaning else s
+def _moved(subject: str, field_: str, before: Any, after: Any, meaning: str = "") -> Difference:
+    """A snapshot difference: ``subject`` ("Pod logging/loki-0", "PersistentVolumeClaim
+    logging/storage-loki-0", "Helm release ns/name"), the field (uid | restarts.<container> |
+    present | bound_to | revision | ...), its value before and after, and what it means."""
+    return Difference(field_, before, after, subject, meaning)
 
 
 class _Counter:
@@ -124,17 +101,6 @@ class _Counter:
     def __call__(self, fn, *args, **kwargs):
         self.calls += 1
         return fn(*args, **kwargs)
-
-
-def _pod_state(pod: dict[str, Any], workload: str) -> PodState:
-    meta, st = pod["metadata"], pod.get("status") or {}
-    restarts = {cs["name"]: int(cs.get("restartCount") or 0)
-                for cs in st.get("containerStatuses") or []}
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                for c in st.get("conditions") or [])
-    return PodState(namespace=meta["namespace"], name=meta["name"], uid=meta["uid"],
-                    workload=workload, created=meta.get("creationTimestamp") or "",
-                    phase=st.get("phase") or "", ready=ready, restarts=restarts)
 
 
 def _items(fn, *args, **kwargs) -> list[dict[str, Any]]:
@@ -160,7 +126,7 @@ def take(kube, component: Component) -> Snapshot:
         for pod in pods:
             if pod["metadata"].get("deletionTimestamp"):
                 continue  # terminating: no longer serving, not the workload's pod any more
-            st = _pod_state(pod, " + ".join(names))
+            st = pods_mod.from_pod(pod, " + ".join(names))
             seen.setdefault(st.key, st)
     snap.pods = sorted(seen.values(), key=lambda p: p.key)
 
@@ -210,26 +176,26 @@ def compare(before: Snapshot, after: Snapshot, release_moves: int | None = None
     for key, b in b_pods.items():
         a = a_pods.get(key)
         if a is None:
-            diffs.append(Difference(f"Pod {key}", "present", True, False,
+            diffs.append(_moved(f"Pod {key}", "present", True, False,
                                     f"pod (uid {b.uid}) was deleted: the workload was recreated"))
             continue
         if a.uid != b.uid:
-            diffs.append(Difference(f"Pod {key}", "uid", b.uid, a.uid,
+            diffs.append(_moved(f"Pod {key}", "uid", b.uid, a.uid,
                                     "same name, new pod: recreated"))
             continue
         for c, n in sorted(b.restarts.items()):
             m = a.restarts.get(c)
             if m is None:
-                diffs.append(Difference(f"Pod {key}", f"container {c}", "present", "gone",
+                diffs.append(_moved(f"Pod {key}", f"container {c}", "present", "gone",
                                         "container no longer in the pod status"))
             elif m != n:
-                diffs.append(Difference(f"Pod {key}", f"restarts.{c}", n, m,
+                diffs.append(_moved(f"Pod {key}", f"restarts.{c}", n, m,
                                         f"container {c} restarted {m - n} time(s)"))
         if b.ready and not a.ready:
-            diffs.append(Difference(f"Pod {key}", "ready", True, False, "pod became unready"))
+            diffs.append(_moved(f"Pod {key}", "ready", True, False, "pod became unready"))
     for key, a in a_pods.items():
         if key not in b_pods:
-            diffs.append(Difference(f"Pod {key}", "present", False, True,
+            diffs.append(_moved(f"Pod {key}", "present", False, True,
                                     f"new pod (uid {a.uid}, created {a.created}): the workload "
                                     "was recreated or scaled"))
 
@@ -238,26 +204,26 @@ def compare(before: Snapshot, after: Snapshot, release_moves: int | None = None
     for key, b in b_cl.items():
         a = a_cl.get(key)
         if a is None:
-            diffs.append(Difference(key, "present", True, False, "deleted"))
+            diffs.append(_moved(key, "present", True, False, "deleted"))
             continue
         for f in ("uid", "bound_to", "phase", "reclaim_policy"):
             if getattr(a, f) != getattr(b, f):
-                diffs.append(Difference(key, f, getattr(b, f), getattr(a, f)))
+                diffs.append(_moved(key, f, getattr(b, f), getattr(a, f)))
     for key in a_cl.keys() - b_cl.keys():
-        diffs.append(Difference(key, "present", False, True, "new claim/volume"))
+        diffs.append(_moved(key, "present", False, True, "new claim/volume"))
 
     if release_moves is not None and before.release is not None:
         rb, ra = before.release, after.release
         if ra is None:
-            diffs.append(Difference(f"Helm release {rb.namespace}/{rb.name}", "present", True,
+            diffs.append(_moved(f"Helm release {rb.namespace}/{rb.name}", "present", True,
                                     False, "release gone from storage (uninstalled)"))
         else:
             if ra.revision != rb.revision + release_moves:
-                diffs.append(Difference(
+                diffs.append(_moved(
                     f"Helm release {rb.namespace}/{rb.name}", "revision", rb.revision,
                     ra.revision, f"expected exactly {rb.revision + release_moves} "
                                  f"(moved by {release_moves})"))
             if ra.status != "deployed":
-                diffs.append(Difference(f"Helm release {rb.namespace}/{rb.name}", "status",
+                diffs.append(_moved(f"Helm release {rb.namespace}/{rb.name}", "status",
                                         rb.status, ra.status))
     return diffs

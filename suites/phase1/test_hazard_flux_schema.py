@@ -7,7 +7,7 @@ import yaml
 from fixtures.gitops import _discover
 from fixtures.hazards import assert_no_hazards
 from handover.sources import kustomize
-from handover.flux import schema_check
+from handover.flux import schema as flux_schema
 from plugins.safety import load_inventory
 
 
@@ -30,14 +30,14 @@ def _files_objects(inv) -> list[dict]:
 def _flux_objects(config) -> list[dict]:
     inv = load_inventory(config)
     seen: dict[str, dict] = {}
-    for o in schema_check.flux_objects(_files_objects(inv)):
+    for o in flux_schema.flux_objects(_files_objects(inv)):
         seen.setdefault(kustomize.object_id(o), o)
     for ep in _discover(config)[0]:
         try:
             objs = kustomize.build(inv.gitops.path / ep.path)
         except kustomize.KustomizeError:
             continue  # check 1 (test_kustomize_build) reports it
-        for o in schema_check.flux_objects(objs):
+        for o in flux_schema.flux_objects(objs):
             seen.setdefault(kustomize.object_id(o), o)
     return list(seen.values())
 
@@ -49,4 +49,4 @@ def pytest_generate_tests(metafunc):
 
 
 def test_flux_schema(flux_object):
-    assert_no_hazards(schema_check.check_object(flux_object))
+    assert_no_hazards(flux_schema.check_object(flux_object))

@@ -154,7 +154,7 @@ def test_diff(entrypoint, kube, inventory, gitops, flux_journal, runbook, record
     for o in d.objects:
         if o.action in (flux_diff.MODIFIED, flux_diff.DELETED, flux_diff.ERROR):
             record_property(f"{o.action}: {o.subject}",
-                            "; ".join(str(c) for c in o.changes) or o.note)
+                            "; ".join(c.arrow() for c in o.changes) or o.note)
     print(d.report())
     problems = d.deleted + d.by_action(flux_diff.ERROR)
     assert not problems, (

@@ -249,7 +249,7 @@ def test_8_record(component, snapshots, perform, report, handover_run_state):
     rep.revision_after = now.release.revision if now.release else None
     diffs = snapshot_mod.compare(before, now, release_moves=1 if before.release else None)
     rep.pods_recreated = sorted({d.subject for d in diffs if d.subject.startswith("Pod ")
-                                 and d.field in ("uid", "present")})
+                                 and d.path in ("uid", "present")})
     assert not diffs, (f"{component.name} differs from its snapshot before the handover "
                        f"({rep.restarts} container restart(s) in total):\n"
                        + "\n".join(f"- {d}" for d in diffs))

@@ -3,6 +3,7 @@ composition, release digests, health, the origin-label post-renderer, and handov
 from __future__ import annotations
 
 from handover.flux import rules as flux
+from handover.flux import ssa
 from handover.rehearsal.flux import helm_controller as hc
 from handover.rehearsal.flux import kustomize_controller as kc
 from handover.rehearsal.flux import postrender
@@ -54,10 +55,11 @@ def test_inventory_id_format():
 
 
 def test_normalize_sets_default_port_protocol():
-    """Source: fluxcd/pkg ssa/normalize (container and service ports get protocol TCP)."""
+    """Source: fluxcd/pkg ssa/normalize (container and service ports get protocol TCP); the
+    stand-in applies handover.flux.ssa.flux_defaults (tests/unit/test_ssa.py for the rest)."""
     dep = {"kind": "Deployment", "spec": {"template": {"spec": {"containers": [
         {"name": "a", "ports": [{"containerPort": 80}]}]}}}}
-    kc.normalize(dep)
+    ssa.native_defaults(dep)
     assert dep["spec"]["template"]["spec"]["containers"][0]["ports"][0]["protocol"] == "TCP"
 
 

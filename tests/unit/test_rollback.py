@@ -27,6 +27,19 @@ def test_server_defaults_are_not_a_change_but_a_spec_edit_is():
     assert changed_since_backup(dep(), None)
 
 
+def test_changed_since_backup_compares_what_the_backup_sets_item_by_item():
+    """handover.tree_diff.exact(git_keys_only=True), as the rollback's own copy compared before:
+    live-only keys inside list items are defaults, a longer live list is a change, an explicit
+    null in the backup matches an absent live field."""
+    live = dep()
+    live["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"] = "/dev/x"
+    assert not changed_since_backup(dep(), live)
+    live["spec"]["template"]["spec"]["containers"].append({"name": "sidecar", "image": "s:1"})
+    assert changed_since_backup(dep(), live)
+    assert not changed_since_backup(dep(paused=None), dep())
+    assert changed_since_backup(dep(paused=True), dep())
+
+
 def test_metadata_patch_removes_flux_owner_labels_and_restores_last_applied():
     backup = dep()
     backup["metadata"]["annotations"] = {

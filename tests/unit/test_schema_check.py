@@ -1,4 +1,4 @@
-from handover.flux import schema_check
+from handover.flux import schema as flux_schema
 
 
 def test_misspelt_field_named_by_path():
@@ -8,14 +8,14 @@ def test_misspelt_field_named_by_path():
                                                           "sourceRef": {"kind": "HelmRepository",
                                                                         "name": "grafana"}}}}}
     other = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}}
-    assert schema_check.flux_objects([hr, other]) == [hr]
-    [f] = schema_check.check_objects([hr, other])
+    assert flux_schema.flux_objects([hr, other]) == [hr]
+    [f] = flux_schema.check_objects([hr, other])
     assert f.subject == "HelmRelease logging/loki"
     assert f.problem.startswith("spec.chart.spec.vesion: unknown field (did you mean version?)")
     hr["spec"]["chart"]["spec"]["version"] = hr["spec"]["chart"]["spec"].pop("vesion")
-    assert schema_check.check_objects([hr]) == []
+    assert flux_schema.check_objects([hr]) == []
 
 
 def test_kustomize_config_kustomization_is_not_a_flux_object():
     k = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}
-    assert schema_check.flux_objects([k]) == []
+    assert flux_schema.flux_objects([k]) == []

@@ -29,15 +29,15 @@ def test_recreated_pod_is_named_with_old_and_new_uid():
     after = base()
     after.pods = [pod("loki-0", "u2")]
     (d,) = snap.compare(base(), after)
-    assert d.subject == "Pod logging/loki-0" and d.field == "uid"
-    assert (d.before, d.after) == ("u1", "u2") and "recreated" in str(d)
+    assert d.subject == "Pod logging/loki-0" and d.path == "uid"
+    assert (d.live, d.git) == ("u1", "u2") and "recreated" in str(d)
 
 
 def test_restart_is_counted_per_container():
     after = base()
     after.pods = [pod("loki-0", "u1", restarts=2)]
     (d,) = snap.compare(base(), after)
-    assert d.field == "restarts.loki" and (d.before, d.after) == (0, 2)
+    assert d.path == "restarts.loki" and (d.live, d.git) == (0, 2)
     assert "restarted 2 time(s)" in str(d)
 
 
@@ -45,7 +45,7 @@ def test_replaced_deployment_pod_shows_as_gone_and_new():
     before = snap.Snapshot("g", 0, pods=[pod("grafana-abc", "u1")])
     after = snap.Snapshot("g", 0, pods=[pod("grafana-def", "u9")])
     diffs = snap.compare(before, after)
-    assert {(d.subject, d.field, d.after) for d in diffs} == {
+    assert {(d.subject, d.path, d.git) for d in diffs} == {
         ("Pod logging/grafana-abc", "present", False), ("Pod logging/grafana-def", "present", True)}
 
 
@@ -53,11 +53,11 @@ def test_pvc_rebinding_and_deletion():
     after = base()
     after.claims = [snap.ClaimBinding("PersistentVolumeClaim", "storage-loki-0", "logging", "c2",
                                       "pvc-new", "Bound")]
-    fields = {d.field for d in snap.compare(base(), after)}
+    fields = {d.path for d in snap.compare(base(), after)}
     assert fields == {"uid", "bound_to"}
     after.claims = []
     (d,) = snap.compare(base(), after)
-    assert d.field == "present" and "deleted" in str(d)
+    assert d.path == "present" and "deleted" in str(d)
 
 
 def test_release_must_move_by_exactly_the_expected_revisions():
@@ -66,7 +66,7 @@ def test_release_must_move_by_exactly_the_expected_revisions():
     assert snap.compare(base(), after, release_moves=1) == []
     after.release.revision = 3
     (d,) = snap.compare(base(), after, release_moves=1)
-    assert d.field == "revision" and d.after == 3
+    assert d.path == "revision" and d.git == 3
     after.release = None
     (d,) = snap.compare(base(), after, release_moves=1)
     assert "uninstalled" in str(d)
@@ -77,7 +77,7 @@ def test_unready_pod_is_a_difference():
     after = base()
     after.pods = [pod("loki-0", "u1", ready=False)]
     (d,) = snap.compare(base(), after)
-    assert d.field == "ready"
+    assert d.path == "ready"
 
 
 def test_json_round_trip():

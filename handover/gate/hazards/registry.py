@@ -17,7 +17,7 @@ from handover.flux import current as flux_current
 from handover.gate.hazards import immutable
 from handover.gate.hazards import kubectl_workloads
 from handover.flux import render
-from handover.flux import schema_check
+from handover.flux import schema as flux_schema
 from handover.core.findings import Finding
 from handover.core.inventory import Component, Inventory
 
@@ -25,7 +25,7 @@ from handover.core.inventory import Component, Inventory
 Check = Callable[[Any, Inventory, Component, list[dict[str, Any]]], list[Finding]]
 CHECKS: dict[str, tuple[tuple[str, ...], Check]] = {
     "flux-schema": (("helm", "manifests", "storage"),
-                    lambda k, i, c, o: schema_check.check_objects(o)),
+                    lambda k, i, c, o: flux_schema.check_objects(o)),
     adoption.TARGET: (("helm",), lambda k, i, c, o: adoption.check_target(k, c, o)),
     adoption.CHART: (("helm",), lambda k, i, c, o: adoption.check_chart_version(k, c, o)),
     adoption.VALUES: (("helm",), lambda k, i, c, o: adoption.check_values(k, c, o)),

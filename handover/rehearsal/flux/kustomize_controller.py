@@ -16,8 +16,10 @@ Behaviour, each from the upstream source:
   kustomize-controller and force (ownership conflicts are always forced); CRDs and Namespaces first
   (staged); with spec.force or the kustomize.toolkit.fluxcd.io/force: enabled marker, any
   409/422 of the apply (fluxcd/pkg ssa/errors IsImmutableError) deletes and re-applies the object
-  (it stays deleted when the re-apply fails); container/service ports get protocol TCP
-  (normalize, also needed for SSA on Kubernetes < 1.21);
+  (it stays deleted when the re-apply fails); every object is normalised first as upstream's
+  ssa/normalize UnstructuredWithScheme does (handover.flux.ssa.flux_defaults, shared with the
+  gate and the flux diff: ports get protocol TCP, also needed for SSA on Kubernetes < 1.22,
+  numeric quantities become strings, a Secret's stringData is folded into data);
 - inventory (api/v1/inventory_types.go, fluxcd/pkg ssa ObjMetadata): status.inventory.entries[]
   ``{id: <namespace>_<name>_<group>_<kind>, v: <version>}``;
 - prune (spec.prune): inventory objects missing from the new build are deleted when they carry
@@ -47,6 +49,7 @@ from kubernetes.dynamic.exceptions import ApiException
 
 from handover.rehearsal import fidelity
 from handover.flux import rules as flux
+from handover.flux import ssa
 from handover.core import tools
 from handover.rehearsal.flux import varsub
 from handover.rehearsal.flux.runtime import (Api, Obj, handled_reconcile_request, log,
@@ -147,30 +150,6 @@ def takeover_managed_fields(entries: list[Obj], owner: str = flux.KUSTOMIZE_FIEL
     if not edited:
         return None
     return out + [prev]
-
-
-def normalize(obj: Obj) -> Obj:
-    """Default protocol TCP on ports (fluxcd/pkg ssa/normalize)."""
-    def ports(lst):
-        for p in lst or []:
-            if isinstance(p, dict):
-                p.setdefault("protocol", "TCP")
-
-    spec = obj.get("spec") or {}
-    if obj["kind"] == "Service":
-        ports(spec.get("ports"))
-    pod = None
-    if obj["kind"] == "Pod":
-        pod = spec
-    elif obj["kind"] == "CronJob":
-        pod = (((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}).get(
-            "spec")
-    elif isinstance(spec.get("template"), dict):
-        pod = spec["template"].get("spec")
-    if isinstance(pod, dict):
-        for c in (pod.get("containers") or []) + (pod.get("initContainers") or []):
-            ports(c.get("ports"))
-    return obj
 
 
 def _marked(obj: Obj | None, key: str, value: str) -> bool:
@@ -458,7 +437,7 @@ class KustomizeController:
         for stage in (first, rest):
             prepared: list[Obj] = []
             for obj in stage:
-                obj = normalize(copy.deepcopy(obj))
+                obj = ssa.flux_defaults(obj)
                 meta = obj["metadata"]
                 labels = meta.get("labels") or {}
                 labels[flux.KUSTOMIZE_OWNER_NAME] = name
