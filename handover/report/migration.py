@@ -117,7 +117,8 @@ class MigrationReport:
     checks: list[dict[str, Any]] = field(default_factory=list)
     # phase 2: per entry point, the diff counts and the objects deleted / modified
     diffs: list[dict[str, Any]] = field(default_factory=list)
-    # rehearsal only: where the rehearsal cluster differs from a live one (handover.target: Target.fidelity_notes)
+    # rehearsal only: where the rehearsal cluster differs from a live one
+    # (handover.target: Target.fidelity_notes)
     fidelity_notes: list[str] = field(default_factory=list)
 
     def component(self, name: str, type: str = "", risk: str = "") -> ComponentReport:
