@@ -92,15 +92,14 @@ def write_report(config: pytest.Config) -> None:
 
 
 def _fidelity_notes(config: pytest.Config, rep: MigrationReport) -> None:
-    """On the rehearsal only (the inventory names its state dir): the run-level fidelity notes."""
-    from handover.report.migration import rehearsal_fidelity_notes
+    """The target's run-level fidelity notes (a rehearsal's; none on a live cluster)."""
+    from handover import target as targets
     from plugins.safety import load_inventory
     try:
-        state_dir = load_inventory(config).cluster.rehearsal_state_dir
+        target = targets.of(load_inventory(config))
     except Exception:  # noqa: BLE001 - the report is written regardless
         return
-    if state_dir is not None:
-        rep.fidelity_notes = rehearsal_fidelity_notes(state_dir)
+    rep.fidelity_notes = target.fidelity_notes()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

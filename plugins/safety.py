@@ -109,6 +109,13 @@ def inventory(pytestconfig: pytest.Config) -> inventory_mod.Inventory:
 
 
 @pytest.fixture(scope="session")
+def target(inventory: inventory_mod.Inventory):
+    """Where the runbook runs (handover.target: Live | Rehearsal), chosen once per session."""
+    from handover import target as targets
+    return targets.of(inventory)
+
+
+@pytest.fixture(scope="session")
 def perform(pytestconfig: pytest.Config) -> bool:
     return bool(pytestconfig.getoption("--perform"))
 

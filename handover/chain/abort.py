@@ -36,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from handover import target as targets
 from handover.chain import backup as backup_mod
 from handover.flux import rules as flux
 from handover.sources import helm_storage
@@ -474,6 +475,24 @@ def foreign_objects_in_flux_namespace(kube, inventory: Inventory) -> list[str]:
     return out
 
 
+def flux_uninstall(kube, mutator, inventory: Inventory) -> str:
+    """A live cluster's Flux removal: ``flux uninstall --silent`` (which removes the custom
+    resources' finalizers before the CRDs, so nothing is pruned), through the mutator."""
+    from handover.flux.bootstrap import flux_cli
+    cli = flux_cli()
+    if cli is None:
+        raise AbortError("the flux CLI is not installed (not on PATH, HANDOVER_FLUX unset): "
+                         "it is needed to remove Flux (`flux uninstall`); nothing was "
+                         "removed. Everything is suspended and orphaned: Flux can stay.")
+    argv = [str(cli), "uninstall", "--silent", "--namespace",
+            inventory.cluster.flux_namespace, "--context", kube.context]
+    if kube.kubeconfig:
+        argv += ["--kubeconfig", str(kube.kubeconfig)]
+    action = f"flux uninstall --silent --namespace {inventory.cluster.flux_namespace}"
+    mutator.call(action, lambda: tools.run(argv, check=True, timeout=900))
+    return action
+
+
 def remove_flux(kube, mutator, inventory: Inventory) -> list[str]:
     """Remove the Flux controllers and CRDs. Refused (AbortError, nothing removed) while a Flux
     object has a finalizer that would act, or when the Flux namespace holds objects that are not
@@ -493,27 +512,7 @@ def remove_flux(kube, mutator, inventory: Inventory) -> list[str]:
                          f"{inventory.cluster.flux_namespace} holds objects that are not Flux's "
                          "own and would be deleted with it: " + ", ".join(foreign)
                          + ". Move them first; nothing was removed.")
-    if inventory.cluster.is_rehearsal:
-        from handover.rehearsal import flux as standins
-        from handover.rehearsal.cluster import RehearsalCluster
-        state_dir = Path(inventory.cluster.rehearsal_state_dir)
-        action = (f"uninstall the Flux stand-ins (controllers, CRDs, namespace "
-                  f"{inventory.cluster.flux_namespace}) of {state_dir}")
-        mutator.call(action, lambda: standins.uninstall(RehearsalCluster(state_dir),
-                                                        state_dir / "flux"))
-    else:
-        from handover.flux.bootstrap import flux_cli
-        cli = flux_cli()
-        if cli is None:
-            raise AbortError("the flux CLI is not installed (not on PATH, HANDOVER_FLUX unset): "
-                             "it is needed to remove Flux (`flux uninstall`); nothing was "
-                             "removed. Everything is suspended and orphaned: Flux can stay.")
-        argv = [str(cli), "uninstall", "--silent", "--namespace",
-                inventory.cluster.flux_namespace, "--context", kube.context]
-        if kube.kubeconfig:
-            argv += ["--kubeconfig", str(kube.kubeconfig)]
-        action = f"flux uninstall --silent --namespace {inventory.cluster.flux_namespace}"
-        mutator.call(action, lambda: tools.run(argv, check=True, timeout=900))
+    action = targets.of(inventory).remove_flux(kube, mutator, inventory)
     done.append(action)
 
     def still_served() -> list[str]:

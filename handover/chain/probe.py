@@ -23,14 +23,17 @@ from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from handover import target as targets
+from handover.core import wait
 from handover.core.inventory import HealthCheck
 
 
 def mode_for(inventory) -> str:
     """The probe mode for the inventory's cluster: the rehearsal's pods answer on addresses local
     to this machine (``endpoints``); on a live cluster pod IPs are usually unreachable from a
-    workstation, so the probe goes through the API server's service proxy (``proxy``)."""
-    return "endpoints" if inventory.cluster.is_rehearsal else "proxy"
+    workstation, so the probe goes through the API server's service proxy (``proxy``). Decided by
+    the inventory's target (handover.target)."""
+    return targets.of(inventory).probe_mode
 
 
 @dataclass
@@ -319,3 +322,24 @@ def _private_client(kube):
     if type(kube) is not Kube:
         return kube
     return Kube(kubeconfig=kube.kubeconfig, context=kube.context)
+
+
+def for_inventory(kube, checks: list[HealthCheck] | tuple[HealthCheck, ...], inventory,
+                  **options: Any) -> Probe:
+    """A Probe that reaches the Services the way the inventory's target needs (handover.target:
+    the mode, and the rehearsal's pod fallback). ``options`` are Probe's (interval, timeout)."""
+    t = targets.of(inventory)
+    return Probe(kube, checks, mode=t.probe_mode, pod_fallback=t.pod_fallback, **options)
+
+
+def wait_answering(kube, checks: list[HealthCheck] | tuple[HealthCheck, ...], inventory,
+                   within: float = 30.0, interval: float = 1.0,
+                   **options: Any) -> list[Sample]:
+    """One sample per check, repeated every ``interval`` seconds until every check answers or
+    ``within`` seconds have passed: the last samples (a check that does not answer has ok=False
+    and its error in ``detail``). For a "does it answer now" step, not a downtime measurement."""
+    probe = for_inventory(kube, checks, inventory, **options)
+    names = ", ".join(check_name(h) for h in checks)
+    return wait.until(f"{names} answering", probe.sample_once, timeout=within,
+                      interval=interval, done=lambda samples: all(s.ok for s in samples),
+                      report=False)

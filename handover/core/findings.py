@@ -6,6 +6,7 @@ one component by calling the same functions.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Iterable
 
@@ -32,3 +33,22 @@ def errors(findings: Iterable[Finding]) -> list[Finding]:
 def report(findings: Iterable[Finding]) -> str:
     fs = list(findings)
     return f"{len(fs)} finding(s):\n" + "\n".join(str(f) for f in fs)
+
+
+class FindingWarning(UserWarning):
+    """A finding of severity warning: shown (pytest lists it under warnings), never failing."""
+
+
+def gate(findings: Iterable[Finding], detail: str = "") -> str | None:
+    """A gate check's verdict on its findings: each warning is printed and emitted as a
+    :class:`FindingWarning`; the errors' report (``detail`` appended after a blank line, e.g. an
+    ownership table) when there are any, else None (the check passes)."""
+    fs = list(findings)
+    for f in fs:
+        if f.severity != "error":
+            print(f"warning: {f}")
+            warnings.warn(FindingWarning(str(f)), stacklevel=2)
+    errs = errors(fs)
+    if not errs:
+        return None
+    return report(errs) + (f"\n\n{detail}" if detail else "")

@@ -113,6 +113,7 @@ class Cluster:
     flux_namespace: str = "flux-system"
     # Set only in the rehearsal copy of an inventory (written by `handover rehearsal up`): the
     # rehearsal cluster's state directory, where Flux is played by the stand-in controllers.
+    # Read by handover.target.of only (it picks the Target; nothing else branches on it).
     rehearsal_state_dir: Path | None = None
     nodes: tuple[NodeAccess, ...] = ()
     # `flux bootstrap/install --components-extra` (e.g. the image automation controllers)
@@ -126,10 +127,6 @@ class Cluster:
             if n.name == "*":
                 return n
         return None
-
-    @property
-    def is_rehearsal(self) -> bool:
-        return self.rehearsal_state_dir is not None
 
 
 @dataclass(frozen=True)

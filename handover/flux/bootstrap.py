@@ -1,8 +1,8 @@
 """Flux bootstrap of the inventory's cluster, and its state.
 
-Three ways, chosen by :func:`plan`:
+Three ways, chosen by :func:`plan` through the inventory's :class:`handover.target.Target`:
 
-- rehearsal (``inventory.cluster.is_rehearsal``): the Flux stand-ins are installed
+- rehearsal (``handover.target.Rehearsal.bootstrap``): the Flux stand-ins are installed
   (``handover.rehearsal.flux.install``: flux-system, the CRDs, the controllers), then the
   ``flux-system`` GitRepository (url: the GitOps checkout's remote, ``gitops.branch``) and the
   ``flux-system`` Kustomization (path: ``gitops.clusterPath``, prune) are server-side applied;
@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from handover import target as targets
 from handover.flux import rules as flux
 from handover.core import wait
 from handover.core import tools
@@ -187,19 +188,13 @@ def _kube_args(kube) -> list[str]:
 
 def plan(inventory: Inventory, repo: GitOpsRepo, kube=None) -> BootstrapPlan:
     """How this cluster would be bootstrapped, or a BootstrapError naming what is missing."""
+    return targets.of(inventory).bootstrap_plan(inventory, repo)
+
+
+def live_plan(inventory: Inventory, repo: GitOpsRepo) -> BootstrapPlan:
+    """A live cluster's plan: the flux CLI (bootstrap github with a token, else install)."""
     ns = inventory.cluster.flux_namespace
     cpath = inventory.gitops.cluster_path
-    if inventory.cluster.is_rehearsal:
-        url = repo.remote_url()
-        return BootstrapPlan("rehearsal", [
-            f"install the Flux stand-ins (namespace {ns}, CRDs, controllers"
-            + "".join(f", {c}" for c in inventory.cluster.flux_components_extra) + ") of "
-            f"{inventory.cluster.rehearsal_state_dir}",
-            f"serve the GitOps remote {url} over HTTP on 127.0.0.1 (GitRepository URLs must be "
-            "http(s)/ssh)",
-            f"apply GitRepository {ns}/{SYNC_NAME} (url: that HTTP URL, branch "
-            f"{inventory.gitops.branch})",
-            f"apply Kustomization {ns}/{SYNC_NAME} (path ./{cpath}, prune: true)"])
     cli = flux_cli()
     if cli is None:
         raise BootstrapError(
@@ -248,23 +243,13 @@ def state(kube, inventory: Inventory) -> FluxState:
 def _controllers_running(kube, inventory: Inventory) -> bool:
     if controller_problems(kube, inventory):
         return False
-    if not inventory.cluster.is_rehearsal:
-        return True
-    from handover.rehearsal import flux as standins
-    from handover.rehearsal import git_remote
-    from handover.rehearsal.cluster import RehearsalCluster
-    cluster = RehearsalCluster(inventory.cluster.rehearsal_state_dir)
-    return cluster.service_running(standins.SERVICE) and \
-        cluster.service_running(git_remote.HTTP_SERVICE)
+    return targets.of(inventory).flux_processes_running(inventory)
 
 
 def sync_url(inventory: Inventory, repo: GitOpsRepo) -> str | None:
     """The URL flux-system's GitRepository clones: the rehearsal remote's HTTP URL (None until it
     is served), else gitops.url, else the checkout's remote URL."""
-    if inventory.cluster.is_rehearsal:
-        from handover.rehearsal import git_remote
-        return git_remote.http_url(inventory.cluster.rehearsal_state_dir)
-    return inventory.gitops.url or repo.remote_url()
+    return targets.of(inventory).sync_url(inventory, repo)
 
 
 def already_bootstrapped(kube, inventory: Inventory, repo: GitOpsRepo) -> bool:
@@ -273,7 +258,8 @@ def already_bootstrapped(kube, inventory: Inventory, repo: GitOpsRepo) -> bool:
     if not (st.git_repository and st.kustomization and _controllers_running(kube, inventory)):
         return False
     gspec, kspec = st.git_repository.get("spec") or {}, st.kustomization.get("spec") or {}
-    if inventory.cluster.is_rehearsal and gspec.get("url") != sync_url(inventory, repo):
+    want_url = targets.of(inventory).expected_sync_url(inventory, repo)
+    if want_url is not None and gspec.get("url") != want_url:
         return False
     return (gspec.get("ref") or {}).get("branch") == inventory.gitops.branch and \
         str(kspec.get("path", "")).strip("./") == inventory.gitops.cluster_path.strip("./")
@@ -283,25 +269,18 @@ def bootstrap(mutator, kube, inventory: Inventory, repo: GitOpsRepo) -> list[str
     """Bootstrap Flux (no-op when already bootstrapped). Returns what was done."""
     if already_bootstrapped(kube, inventory, repo):
         return []
-    p = plan(inventory, repo, kube)
+    done = targets.of(inventory).bootstrap(plan(inventory, repo, kube), mutator, kube,
+                                           inventory, repo)
+    kube.dynamic.resources.invalidate_cache()
+    return done
+
+
+def live_bootstrap(p: BootstrapPlan, mutator, kube, inventory: Inventory,
+                   repo: GitOpsRepo) -> list[str]:
+    """Run a live plan (:func:`live_plan`) with the flux CLI, through the mutator."""
     ns = inventory.cluster.flux_namespace
     done: list[str] = []
-    if p.mode == "rehearsal":
-        from handover.rehearsal import flux as standins
-        from handover.rehearsal.cluster import RehearsalCluster
-        state_dir = Path(inventory.cluster.rehearsal_state_dir)
-        cluster = RehearsalCluster(state_dir)
-        from handover.rehearsal import git_remote
-        mutator.call(p.actions[0], lambda: standins.install(
-            cluster, state_dir / "flux", inventory.cluster.flux_components_extra))
-        kube.dynamic.resources.invalidate_cache()  # the CRDs are new: rediscover
-        done.append(p.actions[0])
-        url = mutator.call(p.actions[1], lambda: git_remote.serve_http(cluster))
-        done.append(p.actions[1])
-        for obj in sync_manifests(inventory, url):
-            mutator.apply(obj)
-            done.append(f"applied {obj['kind']} {ns}/{SYNC_NAME}")
-    elif p.mode == "flux-bootstrap-github":
+    if p.mode == "flux-bootstrap-github":
         owner, name = _github(inventory.gitops.url)  # type: ignore[misc]
         argv = [str(flux_cli()), "bootstrap", "github", "--owner", owner, "--repository", name,
                 "--branch", inventory.gitops.branch, "--path", inventory.gitops.cluster_path,
@@ -317,7 +296,6 @@ def bootstrap(mutator, kube, inventory: Inventory, repo: GitOpsRepo) -> list[str
         fs_dir = repo.path / inventory.gitops.cluster_path / "flux-system"
         mutator.kubectl(["apply", "-k", str(fs_dir)], "the repository's flux-system manifests")
         done += p.actions
-    kube.dynamic.resources.invalidate_cache()
     return done
 
 

@@ -422,7 +422,7 @@ def with_post_renderers(r: Rendering, hr: dict[str, Any]) -> Rendering:
     if not spec.get("postRenderers"):
         return r
     import copy
-    from handover.rehearsal.flux.postrender import post_render
+    from handover.flux.postrender import post_render
     try:
         objs = post_render(copy.deepcopy(r.objects), {"postRenderers": spec["postRenderers"],
                                                       "commonMetadata": spec.get(

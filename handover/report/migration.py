@@ -72,7 +72,8 @@ class ComponentReport:
     rollback: list[dict[str, str]] = field(default_factory=list)
     refused: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    # rehearsal only: features in use that the Flux stand-ins do not reproduce (handover.rehearsal.fidelity)
+    # rehearsal only: features in use that the Flux stand-ins do not reproduce
+    # (handover.target: Target.proof_gaps)
     proof_gaps: list[str] = field(default_factory=list)
     # for the HTML timeline (handover.report.html): wall-clock times
     probe_segments: dict[str, list[list]] = field(default_factory=dict)  # check -> [[t0, t1, ok]]
@@ -116,7 +117,8 @@ class MigrationReport:
     checks: list[dict[str, Any]] = field(default_factory=list)
     # phase 2: per entry point, the diff counts and the objects deleted / modified
     diffs: list[dict[str, Any]] = field(default_factory=list)
-    # rehearsal only: where the rehearsal cluster differs from a live one (rehearsal_fidelity_notes)
+    # rehearsal only: where the rehearsal cluster differs from a live one
+    # (handover.target: Target.fidelity_notes)
     fidelity_notes: list[str] = field(default_factory=list)
 
     def component(self, name: str, type: str = "", risk: str = "") -> ComponentReport:
@@ -194,21 +196,3 @@ class MigrationReport:
             finally:
                 os.close(fd)
         return md, js
-
-
-def rehearsal_fidelity_notes(state_dir: Path | str) -> list[str]:
-    """The run-level fidelity notes of a rehearsal: every CRD adaptation the rehearsal's API
-    server needed (handover.rehearsal.crd_adapter.load_notes, by CRD and field) and the notes of
-    a replay of a capture (``<state_dir>/capture-replay.json``: subcharts not stored, frozen
-    charts, volume data...), each once, in that order. Empty for a state dir with neither."""
-    from handover.rehearsal import crd_adapter
-    out = [f"CRD adapted: {n.line()}" for n in crd_adapter.load_notes(state_dir)]
-    try:
-        replay = json.loads((Path(state_dir) / "capture-replay.json").read_text())
-    except (OSError, ValueError):
-        replay = {}
-    for n in replay.get("notes") or []:
-        line = n if str(n).startswith("CRD adapted: ") else f"capture replay: {n}"
-        if line not in out:
-            out.append(line)
-    return out

@@ -18,12 +18,8 @@ from handover.flux import rules as flux
 from handover.sources import helm_storage
 from handover.chain import preconditions
 from handover.snapshot import component as snapshot_mod
-from handover.chain.probe import Probe
+from handover.chain import probe as probe_mod
 from plugins.safety import skip_unless_perform
-
-
-def _probe_mode(inventory) -> str:
-    return "endpoints" if inventory.cluster.is_rehearsal else "proxy"
 
 
 def _state(abort_state, component):
@@ -99,8 +95,7 @@ def _start_probe(kube, inventory, abort_state) -> None:
         return
     checks = [h for c in inventory.components if c.name in abort_state.selected
               for h in c.health]
-    abort_state.probe = Probe(kube, checks, mode=_probe_mode(inventory),
-                              pod_fallback=inventory.cluster.is_rehearsal).start()
+    abort_state.probe = probe_mod.for_inventory(kube, checks, inventory).start()
 
 
 @pytest.mark.abort_step("freeze")
@@ -223,14 +218,7 @@ def test_4_prove(component, kube, inventory, mutator, abort_state, handover_run_
         else:
             rep.refused.append({"command": f"helm install {r.name} -n {r.namespace}", "why": why})
     if component.health:
-        probe = Probe(kube, component.health, mode=_probe_mode(inventory),
-                      pod_fallback=inventory.cluster.is_rehearsal)
-        deadline = time.monotonic() + 30
-        while True:
-            samples = probe.sample_once()
-            if all(s.ok for s in samples) or time.monotonic() >= deadline:
-                break
-            time.sleep(1)
+        samples = probe_mod.wait_answering(kube, component.health, inventory, within=30)
         problems += [f"{s.check} does not answer: {s.detail}" for s in samples if not s.ok]
     if abort_state.probe is not None:
         # the probe runs from the first mutation of this run on, over every selected component:

@@ -1,11 +1,9 @@
 """Check 3: who owns every object live today (a Helm release, kubectl client-side apply, other
 field managers, or nobody), conflicts with the handover, and objects in the handed-over
 namespaces that belong to nothing in the inventory (reported as warnings)."""
-import warnings
-
 import pytest
 
-from handover.core import findings as findings_mod
+from fixtures.hazards import assert_no_hazards
 from handover.gate import ownership
 
 
@@ -20,11 +18,7 @@ def test_ownership(component, inventory, kube, entry_builds):
                         for c in inventory.components if c.release}
     result = ownership.check_component(kube, component, objects, claimed_releases)
     print(result.table())
-    for f in result.findings:
-        if f.severity == "warning":
-            warnings.warn(str(f), stacklevel=1)
-    errs = findings_mod.errors(result.findings)
-    assert not errs, findings_mod.report(errs) + "\n\n" + result.table()
+    assert_no_hazards(result.findings, result.table())
 
 
 def _namespaces(inventory):
@@ -46,9 +40,4 @@ def test_objects_outside_inventory(handed_namespace, kube, claimed):
     print(f"namespace {handed_namespace}: {len(items)} object(s) outside the inventory")
     for o in items:
         print(f"  {o}")
-    found = ownership.unclaimed_findings(items)
-    for f in found:
-        if f.severity == "warning":
-            warnings.warn(str(f), stacklevel=1)
-    errs = findings_mod.errors(found)
-    assert not errs, findings_mod.report(errs)
+    assert_no_hazards(ownership.unclaimed_findings(items))

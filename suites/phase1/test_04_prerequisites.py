@@ -9,23 +9,17 @@ server fails the gate.
 """
 import pytest
 
-from handover.flux import rules as flux
 from handover.gate import prerequisites
 from handover.core.findings import report
 
 
-def test_kubernetes_version(inventory, kube):
+def test_kubernetes_version(inventory, kube, target):
     major, minor, git_version = kube.server_version()
     version = prerequisites.ServerVersion(major, minor, git_version)
-    found = prerequisites.server_version_findings(
-        version, inventory.cluster.flux_version, inventory.cluster.name,
-        rehearsal=inventory.cluster.is_rehearsal)
-    if found and inventory.cluster.is_rehearsal:
-        need = flux.min_kubernetes(inventory.cluster.flux_version)
-        pytest.xfail(f"rehearsal cluster {inventory.cluster.name!r}: the rehearsal API server is "
-                     f"{git_version}, below Flux {inventory.cluster.flux_version}'s minimum "
-                     f"{need[0]}.{need[1]} (expected failure on the rehearsal only; "
-                     f"{report(found)})")
+    found = target.server_version_findings(version, inventory)
+    expected_failure = target.version_bar_xfail(found, version, inventory)
+    if expected_failure:
+        pytest.xfail(expected_failure)
     assert not found, report(found)
     print(f"server {git_version} >= minimum for Flux {inventory.cluster.flux_version}")
 

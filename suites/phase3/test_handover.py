@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from handover.chain import adopted
-from handover.rehearsal import fidelity
+from handover import target as targets
 from handover.flux import rules as flux
 from handover.sources import helm_storage
 from handover.sources import kustomize
@@ -22,7 +22,8 @@ from handover.flux import takeover
 from handover.chain import backup as backup_mod
 from handover.snapshot import component as snapshot_mod
 from handover.core.findings import report as findings_report
-from handover.chain.probe import Probe, check_name, mode_for
+from handover.chain import probe as probe_mod
+from handover.chain.probe import check_name
 from plugins.safety import skip_unless_perform
 
 SETTLE = 1.0  # seconds the probe keeps measuring after Ready
@@ -114,15 +115,8 @@ def test_4_handover(component, kube, inventory, mutator, handover_run_state, per
                              f"with Kustomization {takeover.SOURCES_KUSTOMIZATION}, then it was "
                              "removed without pruning")
     cr = handover_run_state.component(component.name)
-    cr.probe = Probe(kube, component.health, mode=probe_mode(inventory),
-                     pod_fallback=inventory.cluster.is_rehearsal).start()
+    cr.probe = probe_mod.for_inventory(kube, component.health, inventory).start()
     cr.token = takeover.hand_over(mutator, ks)
-
-
-def probe_mode(inventory) -> str:
-    """Rehearsal: connect to the endpoint addresses (pods answer on local addresses); live: the
-    API server's service proxy (handover.chain.probe.mode_for, shared with phase 4)."""
-    return mode_for(inventory)
 
 
 @pytest.mark.handover_step("ready")
@@ -133,8 +127,7 @@ def test_5_ready(component, kube, inventory, handover_run_state, perform, report
     cr = handover_run_state.component(component.name)
     rep = report.component(component.name, component.type, component.risk)
     if cr.probe is None:  # resumed run: measure from now on
-        cr.probe = Probe(kube, component.health, mode=probe_mode(inventory),
-                         pod_fallback=inventory.cluster.is_rehearsal).start()
+        cr.probe = probe_mod.for_inventory(kube, component.health, inventory).start()
         rep.notes.append("resumed: the probe measured from the resume on, not during the "
                          "interruption")
     timeout = takeover.ready_timeout(inventory, component)
@@ -168,13 +161,12 @@ def test_6_adopted_not_recreated(component, kube, inventory, snapshots, perform,
     after = snapshots.take(component)
     handover_run_state.component(component.name).after = after
     rep = report.component(component.name, component.type, component.risk)
-    if inventory.cluster.is_rehearsal:
-        # what "adopted in place on the rehearsal" does not prove for the real cluster
-        gaps = fidelity.gaps_for(inventory, component)
-        rep.proof_gaps = [str(g) for g in gaps]
-        if gaps:
-            rep.notes.append(fidelity.summary(gaps))
-            print(f"{component.name}: {fidelity.summary(gaps)}")
+    # what "adopted in place" on this target does not prove for the real cluster (rehearsal)
+    gaps = targets.of(inventory).proof_gaps(inventory, component)
+    rep.proof_gaps = gaps.items
+    if gaps.summary:
+        rep.notes.append(gaps.summary)
+        print(f"{component.name}: {gaps.summary}")
     rep.pods, rep.restarts_before = len(before.pods), before.total_restarts
     rep.revision_before = before.release.revision if before.release else None
     rep.restarts_after = after.total_restarts

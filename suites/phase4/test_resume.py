@@ -12,16 +12,14 @@ Ordered steps; each performs (only with --perform) and asserts its outcome:
 """
 from __future__ import annotations
 
-import time
-from datetime import datetime, timezone
-
 import pytest
 
 from handover.flux import bootstrap
 from handover.snapshot import cluster as cluster_snapshot
 from handover.flux import rules as flux
-from handover.core import journal as journal_mod
-from handover.chain.probe import Probe, mode_for
+from handover.flux import resume
+from handover.flux import takeover
+from handover.chain import probe as probe_mod
 from fixtures.flux import ensure_entrypoints_suspended
 from plugins.safety import skip_unless_perform
 
@@ -30,15 +28,9 @@ PRECONDITIONS = ("test_component_handed_over", "test_no_temporary_kustomizations
                  "test_snapshot_before_resume")
 
 
-def _phase3_state(journal, component: str) -> str:
-    if hasattr(journal_mod, "progress"):
-        return journal_mod.progress(journal, "phase3", component).state
-    return "done" if journal.step_status("phase3", component, "record") == "passed" else "fresh"
-
-
 def test_component_handed_over(component, kube, inventory, flux_journal, phase_name):
     """Step 1: phase 3 finished this component (journal), and Flux runs it (live)."""
-    state = _phase3_state(flux_journal, component.name)
+    state = resume.handed_over_state(flux_journal, component.name)
     assert state == "done", (
         f"component {component.name} is not handed over: phase 3's journal "
         f"({flux_journal.path}) says {state!r}. Resuming the entry points now would let "
@@ -63,9 +55,7 @@ def test_no_temporary_kustomizations(kube, inventory, phase_name):
     """Step 1: no `handover-*` Kustomization left from phase 3."""
     if not kube.has_resource(flux.KUSTOMIZE_API, "Kustomization"):
         pytest.fail("Flux is not installed on this cluster: run phase 2 first", pytrace=False)
-    left = [f"{k['metadata']['namespace']}/{k['metadata']['name']}"
-            for k in kube.list(flux.KUSTOMIZE_API, "Kustomization")
-            if k["metadata"]["name"].startswith("handover-")]
+    left = resume.temporary_kustomizations(kube)
     assert not left, (f"temporary Kustomizations still exist: {', '.join(left)}; phase 3 "
                       "removes each one (orphaning its objects) when the component is finished")
 
@@ -96,55 +86,32 @@ def test_resume_in_git(entrypoint, gitops, flux_mutator, perform, runbook, phase
                                  f"{gitops.remote}/{gitops.branch} {rhead[:12]}")
 
 
-def _wait(predicate, timeout: float, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
-
-
 def test_reconciled(entrypoint, kube, inventory, gitops, flux_mutator, perform, runbook,
                     phase_name):
     """Step 3: flux-system applies the resumed entry point; it reconciles and is Ready for its
     generation."""
     runbook.require("test_resume_in_git")
     ns = inventory.cluster.flux_namespace
-    live = kube.get(flux.KUSTOMIZE_API, "Kustomization", entrypoint.name, ns)
     rhead, states = gitops.remote_states()
     still = [s for s in states if s.name == entrypoint.name and s.suspended]
     assert not still, (f"{entrypoint.file} is still suspended at {gitops.remote}/{gitops.branch} "
                        f"{rhead[:12]}: step 2 did not resume it; nothing to reconcile")
-    fs = kube.get(flux.KUSTOMIZE_API, "Kustomization", bootstrap.SYNC_NAME, ns) or {}
-    synced = ((fs.get("status") or {}).get("lastAppliedRevision") or "").endswith(rhead)
-    if not (synced and live and not live["spec"].get("suspend") and flux.is_ready(live)):
-        token = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if not resume.reconciled(kube, inventory, entrypoint.name, rhead):
+        token = takeover.request_token()
         skip_unless_perform(perform, f"request a reconcile ({flux.RECONCILE_REQUESTED_AT}="
                                      f"<now>) of GitRepository and Kustomization {ns}/flux-system, "
                                      f"then of Kustomization {ns}/{entrypoint.name}")
-        if not synced:
-            flux_mutator.request_reconcile(flux.SOURCE_API, "GitRepository",
-                                           bootstrap.SYNC_NAME, ns, token)
-            flux_mutator.request_reconcile(flux.KUSTOMIZE_API, "Kustomization",
-                                           bootstrap.SYNC_NAME, ns, token)
-
-        def applied():
-            k = kube.get(flux.KUSTOMIZE_API, "Kustomization", bootstrap.SYNC_NAME, ns) or {}
-            e = kube.get(flux.KUSTOMIZE_API, "Kustomization", entrypoint.name, ns)
-            ok = ((k.get("status") or {}).get("lastAppliedRevision") or "").endswith(rhead)
-            return e if ok and e and not (e.get("spec") or {}).get("suspend") else None
-        live = _wait(applied, inventory.ready_timeout)
-        assert live, (f"Kustomization {ns}/flux-system did not apply {rhead[:12]} (with "
-                      f"{entrypoint.name} resumed) within {inventory.ready_timeout}s: "
-                      f"flux get kustomizations -n {ns}")
+        if not resume.flux_system_applied(kube, inventory, rhead):
+            resume.request_sync(flux_mutator, inventory, token)
+        applied = resume.wait_applied(kube, inventory, entrypoint.name, rhead,
+                                      inventory.ready_timeout)
+        assert applied, (f"Kustomization {ns}/flux-system did not apply {rhead[:12]} (with "
+                         f"{entrypoint.name} resumed) within {inventory.ready_timeout}s: "
+                         f"flux get kustomizations -n {ns}")
         flux_mutator.request_reconcile(flux.KUSTOMIZE_API, "Kustomization", entrypoint.name, ns,
                                        token)
-        live = _wait(lambda: (lambda e: e if e and flux.is_ready(e) and (e.get("status") or {})
-                              .get("lastHandledReconcileAt") == token else None)(
-            kube.get(flux.KUSTOMIZE_API, "Kustomization", entrypoint.name, ns)),
-            inventory.ready_timeout) or kube.get(flux.KUSTOMIZE_API, "Kustomization",
-                                                 entrypoint.name, ns)
+        resume.wait_reconciled(kube, inventory, entrypoint.name, token, inventory.ready_timeout)
+    live = resume.entrypoint(kube, inventory, entrypoint.name)
     c = flux.condition(live or {}, "Ready") or {}
     assert live and flux.is_ready(live), (
         f"Kustomization {ns}/{entrypoint.name} is not Ready for generation "
@@ -154,22 +121,10 @@ def test_reconciled(entrypoint, kube, inventory, gitops, flux_mutator, perform, 
     assert not live["spec"].get("suspend"), f"Kustomization {ns}/{entrypoint.name} is suspended"
 
 
-def _not_ready(kube, api_version: str, kind: str) -> list[str]:
-    out = []
-    for o in kube.list(api_version, kind):
-        if not flux.is_ready(o) or (o.get("spec") or {}).get("suspend"):
-            c = flux.condition(o, "Ready") or {}
-            why = "suspended" if (o.get("spec") or {}).get("suspend") else \
-                f"{c.get('reason', 'no Ready condition')}: {c.get('message', '')}"
-            out.append(f"{kind} {o['metadata']['namespace']}/{o['metadata']['name']} "
-                       f"(generation {o['metadata'].get('generation')}): {why}")
-    return out
-
-
 def test_every_kustomization_ready(kube, runbook, phase_name):
     """Step 4: every Kustomization in the cluster Ready for its generation and not suspended."""
     runbook.require("test_reconciled")
-    bad = _not_ready(kube, flux.KUSTOMIZE_API, "Kustomization")
+    bad = resume.not_ready(kube, flux.KUSTOMIZE_API, "Kustomization")
     assert not bad, "Kustomizations not Ready:\n  " + "\n  ".join(bad)
 
 
@@ -178,7 +133,7 @@ def test_every_helmrelease_ready(kube, runbook, phase_name):
     runbook.require("test_reconciled")
     if not kube.has_resource(flux.HELM_API, "HelmRelease"):
         pytest.fail("HelmRelease is not served: Flux is not installed", pytrace=False)
-    bad = _not_ready(kube, flux.HELM_API, "HelmRelease")
+    bad = resume.not_ready(kube, flux.HELM_API, "HelmRelease")
     assert not bad, "HelmReleases not Ready:\n  " + "\n  ".join(bad)
 
 
@@ -203,13 +158,6 @@ def test_health(health_check, kube, inventory, runbook, phase_name):
     in phase 3; rehearsal: Endpoints resolved, each address connected)."""
     runbook.require("test_reconciled")
     component, h = health_check
-    probe = Probe(kube, [h], mode=mode_for(inventory), timeout=2.0,
-                  pod_fallback=inventory.cluster.is_rehearsal)
-    deadline = time.monotonic() + 30
-    while True:
-        sample = probe.sample_once()[0]
-        if sample.ok or time.monotonic() >= deadline:
-            break
-        time.sleep(1)
+    sample = probe_mod.wait_answering(kube, [h], inventory, within=30, timeout=2.0)[0]
     assert sample.ok, (f"{component}: Service {h.namespace}/{h.service}:{h.port}{h.path} does "
                        f"not answer {h.expect}: {sample.detail}")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from handover import target as targets
 from handover.flux import rules as flux
 from handover.sources import helm_storage
 from handover.sources import kustomize
@@ -203,7 +204,8 @@ def test_rehearsal_inventory_points_at_the_state_dir(seeded_stack):
     inv = load(seeded_stack.inventory_path)
     state = seeded_stack.state_dir
     assert inv.cluster.context == seeded_stack.cluster.context == "flux-handover-rehearsal"
-    assert inv.cluster.is_rehearsal and inv.cluster.rehearsal_state_dir == state
+    assert isinstance(targets.of(inv), targets.Rehearsal) and \
+        inv.cluster.rehearsal_state_dir == state
     assert inv.gitops.path == seeded_stack.gitops_clone
     assert inv.gitops.url == seeded_stack.git_remote_url
     assert inv.backups.is_relative_to(state)

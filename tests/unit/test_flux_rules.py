@@ -6,7 +6,7 @@ from handover.flux import rules as flux
 from handover.flux import ssa
 from handover.rehearsal.flux import helm_controller as hc
 from handover.rehearsal.flux import kustomize_controller as kc
-from handover.rehearsal.flux import postrender
+from handover.flux import postrender
 
 
 def _entry(manager, op, fields, sub=None):

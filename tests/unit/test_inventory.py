@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from handover import target as targets
 from handover.core import inventory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +40,7 @@ def test_example_is_valid_and_ordered():
     assert loki.kustomization_name == "handover-loki"
     assert inv.gitops.path == (EXAMPLE.parent / "gitops").resolve()
     assert inv.backups == (EXAMPLE.parent / "backups").resolve()
-    assert inv.cluster.context == "homelab" and not inv.cluster.is_rehearsal
+    assert inv.cluster.context == "homelab" and isinstance(targets.of(inv), targets.Live)
     assert [e.name for e in inv.gitops.entrypoints] == ["infrastructure", "workloads"]
 
 
@@ -135,7 +136,8 @@ def test_relative_paths_resolve_against_the_file(doc, tmp_path):
     assert inv.gitops.path == (tmp_path / "sub" / "gitops").resolve()
     doc["cluster"]["rehearsalStateDir"] = "."
     inv = inventory.parse(doc, tmp_path / "migration.yaml")
-    assert inv.cluster.is_rehearsal and inv.cluster.rehearsal_state_dir == tmp_path.resolve()
+    assert isinstance(targets.of(inv), targets.Rehearsal) and \
+        inv.cluster.rehearsal_state_dir == tmp_path.resolve()
 
 
 def test_node_access_by_name_then_wildcard(doc, tmp_path):

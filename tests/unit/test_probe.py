@@ -89,7 +89,9 @@ def test_refused_connection_is_an_outage():
 
 
 def _phase4_probe_mode(monkeypatch, is_rehearsal: bool) -> list[str]:
-    """The mode phase 4's health step gives the Probe (its Probe replaced by a recorder)."""
+    """The mode phase 4's health step gives the Probe (the library's Probe, which the step's
+    handover.chain.probe.wait_answering builds, replaced by a recorder)."""
+    import handover.chain.probe as probe_mod
     import suites.phase4.test_resume as phase4
     modes: list[str] = []
 
@@ -101,8 +103,8 @@ def _phase4_probe_mode(monkeypatch, is_rehearsal: bool) -> list[str]:
         def sample_once(self):
             return [Sample("c", 0.0, True)]
 
-    monkeypatch.setattr(phase4, "Probe", Recorder)
-    inv = NS(cluster=NS(is_rehearsal=is_rehearsal))
+    monkeypatch.setattr(probe_mod, "Probe", Recorder)
+    inv = NS(cluster=NS(rehearsal_state_dir="/rehearsal-state" if is_rehearsal else None))
     phase4.test_health(("web", HealthCheck("web", "ns", 80)), kube=None, inventory=inv,
                        runbook=NS(require=lambda *a: None), phase_name="phase4")
     return modes

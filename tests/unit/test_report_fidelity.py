@@ -8,7 +8,8 @@ from types import SimpleNamespace
 
 from handover.report import html as report_html
 from handover.rehearsal import crd_adapter
-from handover.report.migration import MigrationReport, rehearsal_fidelity_notes
+from handover.report.migration import MigrationReport
+from handover.target import rehearsal_fidelity_notes
 from plugins import report as report_plugin
 
 CRD = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",

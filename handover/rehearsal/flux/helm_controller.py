@@ -327,7 +327,7 @@ class HelmController:
         self.postrenderer.write_text(
             "#!/bin/sh\n"
             f"PYTHONPATH={shlex.quote(str(root))}${{PYTHONPATH:+:$PYTHONPATH}} "
-            f"exec {shlex.quote(sys.executable)} -m handover.rehearsal.flux.postrender \"$@\"\n")
+            f"exec {shlex.quote(sys.executable)} -m handover.flux.postrender \"$@\"\n")
         self.postrenderer.chmod(0o755)
         if self.helm_major >= 4:
             # Helm 4 takes only post-renderer plugins (type postrenderer/v1, subprocess runtime)

@@ -1,6 +1,7 @@
-"""The helm post-renderer of the helm-controller stand-in (helm --post-renderer runs it as a
-small executable script written into the state dir; it reads the rendered manifest on stdin and
-writes the result on stdout).
+"""helm-controller's post-rendering, shared Flux behaviour: phase 1's render predictions
+(handover.flux.render.with_post_renderers) call :func:`post_render`, and the helm-controller
+stand-in's helm --post-renderer runs this module as a small executable script written into the
+state dir (it reads the rendered manifest on stdin and writes the result on stdout).
 
 - Origin labels ``helm.toolkit.fluxcd.io/name`` and ``helm.toolkit.fluxcd.io/namespace`` on
   ``metadata.labels`` of every rendered object, not on pod templates or selectors (so they cause no
@@ -18,7 +19,7 @@ writes the result on stdout).
   ``kubectl kustomize``), then ``commonMetadata`` labels/annotations (common_renderer.go), then the
   origin labels.
 
-    python -m handover.rehearsal.flux.postrender --name N --namespace NS [--release-namespace RN
+    python -m handover.flux.postrender --name N --namespace NS [--release-namespace RN
         --storage-namespace SN] [--spec FILE] < manifest.yaml
 """
 from __future__ import annotations
