@@ -103,10 +103,10 @@ def validate(bundle_path: Path | str | Bundle, inventory: Path | str | None = No
     for r in b.releases:
         st = r.latest.status
         if not r.latest.stored:
-            if len(r.revisions) != 1 or st != "deployed":
+            if [v.revision for v in r.revisions] != [1] or st != "deployed":
                 problems.append(f"release {r.key} ({r.latest.path}): a seed release is made by "
-                                "`helm install`: one revision, status deployed (it has "
-                                f"{len(r.revisions)} revision(s), status {st!r})")
+                                "`helm install`: revision 1, status deployed (it says revision "
+                                f"{r.latest.revision}, status {st!r})")
             continue
         if st.startswith("pending-"):
             problems.append(f"release {r.key}: its newest revision {r.latest.revision} is "
