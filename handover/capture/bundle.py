@@ -327,7 +327,19 @@ def read_seed(path: Path | str) -> Bundle:
         for obj in objects:
             ns = (obj.get("metadata") or {}).get("namespace")
             applied.append({"id": kustomize.object_id(obj), "namespace": ns, "lastApplied": obj})
+    charts = (path.parent / str(data.get("charts") or "charts")).resolve()
+    served = set()
+    for f in sorted(charts.glob("*/Chart.yaml")) if charts.is_dir() else []:
+        meta = yaml.safe_load(f.read_text()) or {}
+        served.add((str(meta.get("name")), str(meta.get("version"))))
+    for r in releases.values():
+        meta = r.latest.record["chart"]["metadata"]
+        if (meta["name"], meta["version"]) not in served:
+            raise BundleError(f"{path}: release {r.key} ({r.latest.path}) asks for chart "
+                              f"{meta['name']} {meta['version']}, which is not among the chart "
+                              f"sources {charts} (its `charts`): the rehearsal chart repository "
+                              "could not install it")
     index = {"format": SEED_FORMAT, "source": {"seed": str(path.resolve())}, "scope": {},
-             "charts": str((path.parent / str(data.get("charts") or "charts")).resolve())}
+             "charts": str(charts)}
     # in the file's order: the order a person installed them in
     return Bundle(path, index, list(releases.values()), applied, {})

@@ -733,6 +733,8 @@ def crd_fidelity_notes(b: Bundle, state_dir: Path, report: ReplayReport) -> None
     holds adapted CRDs that the webhook lets through unchanged: they are noted all the same)."""
     from handover.rehearsal import crd_adapter
     for r in b.releases:
+        if not r.latest.stored:
+            continue  # a seed's release: helm installed its crds/ (the webhook noted them)
         try:
             crds = crd_adapter.crds_of_release_secret(r.latest.secret)
         except Exception as e:  # noqa: BLE001 - reported, not fatal
@@ -772,6 +774,8 @@ def up_from_capture(state_dir: Path | str, bundle_path: Path | str, gitops: Path
         if source.exists():
             shutil.rmtree(source)
         shutil.copytree(staging / "charts", source)
+        if b.is_seed:  # its releases are installed from the chart sources it names
+            source = Path(b.index["charts"])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if not any(source.glob("*/Chart.yaml")):
@@ -779,7 +783,7 @@ def up_from_capture(state_dir: Path | str, bundle_path: Path | str, gitops: Path
                             "\n".join(f"  - {p}" for p in report.problems))
     repo = chart_repo.ensure(cluster, source)
     remote = git_remote.ensure(state_dir, gitops, repo.url)
-    replay(cluster, b, report, timeout=timeout)
+    replay(cluster, b, report, timeout=timeout, repo_url=repo.url)
     verify(cluster, b, charts, repo.url, report)
     crd_fidelity_notes(b, state_dir, report)
     inv_path = None

@@ -382,6 +382,9 @@ def test_example_seed_is_read_by_the_bundle_loader_as_unstored_releases():
      r"releases\[1\]: release n/a twice"),
     ("revision", "kind: Seed\nreleases:\n  - {name: a, namespace: n, version: x, "
                  "chart: {metadata: {name: c, version: 1.0.0}}}\n", r"releases\[0\] lacks"),
+    ("chart", "kind: Seed\nreleases:\n  - {name: a, namespace: n, chart: {metadata: "
+              "{name: nochart, version: 1.0.0}}}\n",
+     r"release n/a .* asks for chart nochart 1.0.0, which is not among the chart sources"),
 ])
 def test_bad_seed_file_is_refused_naming_the_entry(tmp_path, case, text, match):
     from handover.capture import bundle
@@ -393,6 +396,8 @@ def test_bad_seed_file_is_refused_naming_the_entry(tmp_path, case, text, match):
 
 def test_seed_release_that_helm_install_cannot_make_is_refused_before_any_write(tmp_path):
     from handover.capture import replay
+    (tmp_path / "charts" / "c").mkdir(parents=True)
+    (tmp_path / "charts" / "c" / "Chart.yaml").write_text("name: c\nversion: 1.0.0\n")
     f = tmp_path / "seed.yaml"
     f.write_text("kind: Seed\nreleases:\n  - {name: a, namespace: n, version: 3, info: "
                  "{status: superseded}, chart: {metadata: {name: c, version: 1.0.0}}}\n")
