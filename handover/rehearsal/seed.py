@@ -86,6 +86,19 @@ def read(path: Path | str) -> bundle_mod.Bundle:
     return bundle_mod.read_seed(path)
 
 
+def chart_sources(inventory_path: Path | str) -> Path | None:
+    """The chart sources the inventory's seed file names (``charts``, relative to it; default
+    ``charts`` beside it): what the rehearsal chart repository serves for it. None without a seed
+    file."""
+    import yaml
+    path = seed_file(inventory_path)
+    if not path.is_file():
+        return None
+    data = yaml.safe_load(path.read_text()) or {}
+    return (path.parent / str((data if isinstance(data, dict) else {}).get("charts")
+                              or "charts")).resolve()
+
+
 def load_seed(path: Path | str) -> tuple[SeedRelease, ...]:
     """The releases of a seed file."""
     return tuple(SeedRelease.of(r) for r in read(path).releases)
@@ -210,9 +223,13 @@ def seed(cluster: RehearsalCluster, inventory_path: Path | str, state_dir: Path 
                             "handover.rehearsal.stack.up (it makes them before seeding)")
     path = seed_file(inventory_path)
     b = replay_mod.validate(read(path), None)
+    known = {r.key for r in b.releases}
     for c in inv.components:  # unknown releases fail here, before any change
-        if c.type == "helm":
-            seed_release(c.release.name, c.release.namespace, path)
+        if c.type == "helm" and f"{c.release.namespace}/{c.release.name}" not in known:
+            raise HandoverError(
+                f"the seed does not know how Helm release {c.release.namespace}/"
+                f"{c.release.name} was installed (it knows {', '.join(sorted(known))}): add it "
+                f"to the seed file {path}")
     report = replay_mod.ReplayReport(bundle=str(path.resolve()), context=cluster.context)
     replay_mod.replay(cluster, b, report, timeout=timeout, repo_url=repo.url)
     if report.problems:

@@ -406,3 +406,11 @@ def test_seed_release_that_helm_install_cannot_make_is_refused_before_any_write(
         replay.validate(f)
     f.write_text(f.read_text().replace("superseded", "deployed").replace("version: 3", "version: 1"))
     assert replay.validate(f).releases[0].latest.revision == 1  # what helm install makes
+
+
+def test_the_chart_repository_serves_the_seed_files_charts(tmp_path):
+    from handover.rehearsal.seed import chart_sources
+    assert chart_sources(HOMELAB / "migration.yaml") == CHARTS
+    assert chart_sources(tmp_path / "migration.yaml") is None  # no seed file: the default
+    (tmp_path / "seed.yaml").write_text("kind: Seed\ncharts: ../mine\nreleases: []\n")
+    assert chart_sources(tmp_path / "migration.yaml") == (tmp_path.parent / "mine").resolve()
