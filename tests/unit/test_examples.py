@@ -404,7 +404,8 @@ def test_seed_release_that_helm_install_cannot_make_is_refused_before_any_write(
     with pytest.raises(replay.ReplayError, match=r"release n/a .*revision 1, status deployed "
                        r"\(it says revision 3, status 'superseded'\)"):
         replay.validate(f)
-    f.write_text(f.read_text().replace("superseded", "deployed").replace("version: 3", "version: 1"))
+    f.write_text(f.read_text().replace("superseded", "deployed")
+                 .replace("version: 3", "version: 1"))
     assert replay.validate(f).releases[0].latest.revision == 1  # what helm install makes
 
 
