@@ -80,9 +80,10 @@ def read(path: Path | str) -> bundle_mod.Bundle:
     path = Path(path)
     if not path.is_file():
         raise HandoverError(f"no seed file {path}: the seed does not know how the inventory's "
-                            "Helm releases were installed. Write one (see examples/homelab/"
-                            "seed.yaml), or capture the cluster (`handover capture`) and use "
-                            "`handover rehearsal up --from-capture`")
+                            "Helm releases were installed nor which directories were "
+                            "kubectl-applied. Write one (see examples/homelab/seed.yaml, "
+                            "docs/capture.md), or capture the cluster (`handover capture`) and "
+                            "use `handover rehearsal up --from-capture`")
     return bundle_mod.read_seed(path)
 
 
