@@ -232,7 +232,8 @@ def cmd_rehearsal_up_from_capture(a: argparse.Namespace) -> int:
 
 def _add_capture_parsers(sub, up) -> None:
     up.add_argument("--from-capture", type=Path, metavar="BUNDLE",
-                    help="seed the rehearsal with a bundle written by `handover capture`")
+                    help="seed the rehearsal with a bundle written by `handover capture` "
+                    "(or a seed file, its hand-written subset: docs/capture.md)")
     up.add_argument("--gitops", type=Path, help="with --from-capture: your GitOps repository")
     cap = sub.add_parser("capture", help="read a live cluster's Helm releases and "
                          "kubectl-applied objects into a bundle (read-only)")
@@ -256,7 +257,8 @@ def parser() -> argparse.ArgumentParser:
           "$HANDOVER_REHEARSAL_DIR or ~/.local/state/flux-handover/rehearsal)"}
     up = reh.add_parser("up", help="start (idempotent) the rehearsal cluster")
     up.add_argument("--state-dir", **sd)
-    up.add_argument("--inventory", type=Path, help="seed the cluster as this inventory describes")
+    up.add_argument("--inventory", type=Path, help="seed the cluster as the seed file beside this "
+                    "inventory (seed.yaml) describes, and write its rehearsal copy")
     up.add_argument("--backend", choices=("process", "kind"), default="process")
     up.set_defaults(func=cmd_rehearsal_up)
     _add_capture_parsers(sub, up)

@@ -20,6 +20,25 @@
 Reading a bundle checks every file against its sha256 in the index, and that no listed file is
 missing and no file is there that the index does not list: a truncated or hand-edited bundle is
 refused, naming the file.
+
+A *seed file* (:func:`read_seed`; ``examples/homelab/seed.yaml``) is the hand-written subset of a
+bundle that describes a cluster by how a person made it, read into the same :class:`Bundle`:
+
+    apiVersion: flux-handover/v1
+    kind: Seed
+    applied: [PATH, ...]            kustomize directories (relative to the file) a person applied
+                                    with client-side ``kubectl apply``: each object becomes an
+                                    ``applied/`` entry, its last-applied configuration the object
+    releases:                       Helm release records, only these fields of Helm's record:
+      - name, namespace             the release (stored in its namespace, as ``helm install -n``)
+        version: 1                  the revision (a seed holds one: ``helm install`` makes 1)
+        info: {status: deployed}
+        chart: {metadata: {name, version}}   the chart; its files come from the rehearsal chart
+                                    repository (a repo file carries no chart), not the record
+        config: {...}               the user-supplied values (``helm get values``)
+
+Its releases carry no stored Secret (:attr:`Revision.stored` is False): the replay installs each
+with real ``helm install`` from the rehearsal chart repository instead of writing its Secret.
 """
 from __future__ import annotations
 
@@ -37,6 +56,8 @@ from handover.core.errors import HandoverError
 
 INDEX = "index.yaml"
 FORMAT = "flux-handover/capture-v1"
+SEED_FORMAT = "flux-handover/seed-v1"  # a seed file read as a bundle (its index's format)
+SEED_KIND = "Seed"
 WARNING = ("# flux-handover capture bundle: it holds the Helm releases' values, which can include "
            "secrets (passwords, tokens): keep it as you keep those secrets.")
 
@@ -116,7 +137,13 @@ class Revision:
 
     @property
     def storage_namespace(self) -> str:
-        return self.secret["namespace"]
+        return self.secret.get("namespace") or self.record["namespace"]
+
+    @property
+    def stored(self) -> bool:
+        """As Helm stored it (a captured Secret); False for a seed file's record, which the replay
+        installs with real helm."""
+        return bool((self.secret.get("data") or {}).get("release"))
 
     @property
     def namespace(self) -> str:
@@ -152,8 +179,13 @@ class Bundle:
     cluster: dict[str, list[dict[str, Any]]]  # kind -> objects
 
     @property
-    def context(self) -> str:
-        return self.index["source"]["context"]
+    def context(self) -> str | None:
+        """The kube context it was captured from (None for a seed file)."""
+        return self.index["source"].get("context")
+
+    @property
+    def is_seed(self) -> bool:
+        return self.index.get("format") == SEED_FORMAT
 
     @property
     def namespaces(self) -> list[str] | None:
@@ -169,8 +201,11 @@ def _read_json(path: Path, rel: str) -> Any:
 
 def read(path: Path | str) -> Bundle:
     """Read and verify a bundle (sha256 of every file, nothing missing, nothing extra, every
-    release record decodable). Raises BundleError naming what is wrong."""
+    release record decodable), or a seed file (:func:`read_seed`). Raises BundleError naming what
+    is wrong."""
     path = Path(path)
+    if path.is_file():
+        return read_seed(path)
     idx_path = path / INDEX
     if not idx_path.is_file():
         raise BundleError(f"{path} is not a capture bundle: no {INDEX} (was the capture "
@@ -239,3 +274,72 @@ def read(path: Path | str) -> Bundle:
             raise BundleError(f"bundle {path}: release {key[0]}/{key[1]}: the index lists "
                               f"revisions {entry['revisions']}, the bundle holds {have}")
     return Bundle(path, index, sorted(releases.values(), key=lambda r: r.key), applied, cluster)
+
+
+# -- seed files ------------------------------------------------------------------------------------
+def read_seed(path: Path | str) -> Bundle:
+    """Read a seed file (module doc) as a :class:`Bundle` whose releases are not stored (installed
+    by the replay with real helm) and whose ``applied`` entries are the objects of its kustomize
+    directories. Raises BundleError naming the file and the entry when malformed."""
+    from handover.sources import kustomize
+
+    path = Path(path)
+    if not path.is_file():
+        raise BundleError(f"no seed file {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise BundleError(f"{path} is not valid YAML ({e})") from e
+    if not isinstance(data, dict) or data.get("kind") != SEED_KIND or \
+            not isinstance(data.get("releases", []), list) or \
+            not isinstance(data.get("applied", []), list):
+        raise BundleError(f"{path}: not a seed file (kind: {SEED_KIND} with a releases list "
+                          "and an applied list)")
+    releases: dict[tuple[str, str], Release] = {}
+    for i, r in enumerate(data.get("releases") or []):
+        try:
+            meta = r["chart"]["metadata"]
+            record = {"name": str(r["name"]), "namespace": str(r["namespace"]),
+                      "version": int(r.get("version", 1)),
+                      "info": {"status": str((r.get("info") or {}).get("status", "deployed"))},
+                      "chart": {"metadata": {"name": str(meta["name"]),
+                                             "version": str(meta["version"])}},
+                      "config": dict(r.get("config") or {})}
+        except (KeyError, TypeError, ValueError) as e:
+            raise BundleError(f"{path}: releases[{i}] lacks {e} (needs name, namespace, "
+                              "chart.metadata.name/version, config)") from e
+        rev = Revision(secret={}, record=record, path=f"{path.name}:releases[{i}]")
+        key = (rev.storage_namespace, rev.name)
+        if key in releases:
+            raise BundleError(f"{path}: releases[{i}]: release {key[0]}/{key[1]} twice (a seed "
+                              "holds one revision per release: `helm install` makes revision 1)")
+        releases[key] = Release(rev.name, rev.storage_namespace, [rev])
+    applied = []
+    for i, rel in enumerate(data.get("applied") or []):
+        d = (path.parent / str(rel)).resolve()
+        if not d.is_dir():
+            raise BundleError(f"{path}: applied[{i}] {rel}: no such directory beside the seed "
+                              "file")
+        try:
+            objects = kustomize.build(d)
+        except HandoverError as e:
+            raise BundleError(f"{path}: applied[{i}] {rel}: {e}") from e
+        for obj in objects:
+            ns = (obj.get("metadata") or {}).get("namespace")
+            applied.append({"id": kustomize.object_id(obj), "namespace": ns, "lastApplied": obj})
+    charts = (path.parent / str(data.get("charts") or "charts")).resolve()
+    served = set()
+    for f in sorted(charts.glob("*/Chart.yaml")) if charts.is_dir() else []:
+        meta = yaml.safe_load(f.read_text()) or {}
+        served.add((str(meta.get("name")), str(meta.get("version"))))
+    for r in releases.values():
+        meta = r.latest.record["chart"]["metadata"]
+        if (meta["name"], meta["version"]) not in served:
+            raise BundleError(f"{path}: release {r.key} ({r.latest.path}) asks for chart "
+                              f"{meta['name']} {meta['version']}, which is not among the chart "
+                              f"sources {charts} (its `charts`): the rehearsal chart repository "
+                              "could not install it")
+    index = {"format": SEED_FORMAT, "source": {"seed": str(path.resolve())}, "scope": {},
+             "charts": str(charts)}
+    # in the file's order: the order a person installed them in
+    return Bundle(path, index, list(releases.values()), applied, {})

@@ -19,6 +19,14 @@ listed as a fidelity note. A chart that cannot be rebuilt, or whose rebuilt char
 the captured manifest (``helm upgrade --dry-run=server`` with the captured values), is reported by
 release name with the reason, never dropped silently.
 
+A seed file (:func:`handover.capture.bundle.read_seed`, e.g. ``examples/homelab/seed.yaml``) is
+replayed by the same code: its kubectl-applied objects as a capture's, and each of its release
+records, which carry no stored Secret, installed with real ``helm install`` from the rehearsal chart
+repository (the same chart, version and values; Helm makes the Secret, the generated passwords, the
+objects), after the storage tiers and before the other objects (a person's CRs need the CRDs of
+the charts). This is how ``handover rehearsal up --inventory`` seeds the example
+(``handover.rehearsal.seed``).
+
 Everything is validated before the first write: a bad bundle (:mod:`handover.capture.bundle`), a
 bundle from another context than the inventory's, a release whose newest revision is pending-*,
 a release record without its chart: an error naming what is wrong, and the rehearsal is left as it
@@ -72,25 +80,35 @@ class ReplayReport:
     notes: list[str] = field(default_factory=list)  # fidelity notes
     applied: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
+    present: list[str] = field(default_factory=list)  # existed already: left as they are
+    installed: list[str] = field(default_factory=list)  # seed releases: helm install now
+    deployed: list[str] = field(default_factory=list)  # seed releases deployed already
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
 
 
 # -- validation ------------------------------------------------------------------------------------
-def validate(bundle_path: Path | str, inventory: Path | str | None = None) -> Bundle:
-    """Read the bundle and refuse what cannot be replayed (raises ReplayError / BundleError)."""
-    b = bundle_mod.read(bundle_path)
+def validate(bundle_path: Path | str | Bundle, inventory: Path | str | None = None) -> Bundle:
+    """Read the bundle (or take one read already) and refuse what cannot be replayed (raises
+    ReplayError / BundleError)."""
+    b = bundle_path if isinstance(bundle_path, Bundle) else bundle_mod.read(bundle_path)
     problems = []
     if inventory is not None:
         from handover.core.inventory import load
         inv = load(inventory)
-        if inv.cluster.context != b.context:
+        if b.context is not None and inv.cluster.context != b.context:
             problems.append(f"the bundle was captured from kube context {b.context!r} but the "
                             f"inventory {inventory} is for context {inv.cluster.context!r}: "
                             "capture the inventory's cluster, or use its inventory")
     for r in b.releases:
         st = r.latest.status
+        if not r.latest.stored:
+            if [v.revision for v in r.revisions] != [1] or st != "deployed":
+                problems.append(f"release {r.key} ({r.latest.path}): a seed release is made by "
+                                "`helm install`: revision 1, status deployed (it says revision "
+                                f"{r.latest.revision}, status {st!r})")
+            continue
         if st.startswith("pending-"):
             problems.append(f"release {r.key}: its newest revision {r.latest.revision} is "
                             f"{st!r} (an operation was interrupted or is still running on the "
@@ -272,6 +290,8 @@ def rebuild_all(b: Bundle, dest: Path, report: ReplayReport) -> dict[str, str]:
     try:
         for r in b.releases:
             for v in reversed(r.revisions):  # newest first: it wins a shared name-version
+                if not v.stored:
+                    continue  # a seed's release: its chart is in the rehearsal chart repository
                 meta = v.record["chart"]["metadata"]
                 nv = f"{meta['name']}-{meta['version']}"
                 if nv in built:
@@ -385,7 +405,7 @@ def _helm_ownership(obj: dict[str, Any], name: str, namespace: str) -> None:
 
 def _release_objects(r: Release) -> list[dict[str, Any]]:
     rec = r.latest.record
-    if r.latest.status not in ("deployed", "failed"):
+    if r.latest.status not in ("deployed", "failed") or not r.latest.stored:
         return []  # uninstalled / superseded-only: the objects do not exist on the source
     out = []
     for _, text in _split_sources(rec.get("manifest") or ""):
@@ -398,8 +418,63 @@ def _release_objects(r: Release) -> list[dict[str, Any]]:
     return out
 
 
-def replay(cluster, b: Bundle, report: ReplayReport, timeout: float = 180.0) -> None:
-    """Make the captured cluster on the rehearsal cluster (idempotent: what exists is left)."""
+def install_release(cluster, kube: Kube, r: Release, repo_url: str) -> bool:
+    """``helm install NAME CHART --repo URL --version V -n NS --create-namespace -f <config>`` of
+    a release that has no stored record (a seed's), unless it is deployed already; True when
+    installed now. Raises HandoverError naming the release when it exists in another state or
+    helm fails."""
+    from handover.rehearsal import chart_repo
+    from handover.sources import helm_storage
+    rec = r.latest.record
+    meta = rec["chart"]["metadata"]
+    latest = helm_storage.latest(kube, r.name, r.storage_namespace)
+    if latest is not None:
+        if latest.status == "deployed":
+            return False
+        raise HandoverError(
+            f"Helm release {r.key} exists with status {latest.status!r} (revision "
+            f"{latest.revision}): the replay installs only missing releases. Inspect it with "
+            "helm history, or start from a fresh state dir.")
+    sd = Path(cluster.state_dir)
+    values = sd / f".seed-values-{bundle_mod.safe_name(r.name)}.json"
+    values.write_text(json.dumps(rec.get("config") or {}))
+    values.chmod(0o600)
+    argv = [str(tools.helm()), "install", r.name, meta["name"], "--repo", repo_url,
+            "--version", meta["version"], "--namespace", r.namespace, "--create-namespace",
+            "-f", str(values), "--kubeconfig", str(cluster.kubeconfig),
+            "--kube-context", cluster.context]
+    try:
+        res = tools.run(argv, env=chart_repo.helm_env(sd))
+    finally:
+        values.unlink(missing_ok=True)
+    if not res.ok:
+        raise HandoverError(f"helm install of release {r.key} (chart {meta['name']} "
+                            f"{meta['version']}) failed: {res.stderr.strip()[:400]}")
+    return True
+
+
+def _install_unstored(cluster, c: _Cluster, b: Bundle, report: ReplayReport,
+                      repo_url: str | None) -> None:
+    for r in b.releases:
+        if r.latest.stored:
+            continue
+        if repo_url is None:
+            report.problems.append(f"release {r.key}: no stored record and no chart repository "
+                                   "to install it from")
+            continue
+        try:
+            done = install_release(cluster, c.kube, r, repo_url)
+        except HandoverError as e:
+            report.problems.append(f"release {r.key}: {e}")
+            continue
+        (report.installed if done else report.deployed).append(r.key)
+    c.refresh()  # the charts' CRDs: serve their kinds to what follows
+
+
+def replay(cluster, b: Bundle, report: ReplayReport, timeout: float = 180.0,
+           repo_url: str | None = None) -> None:
+    """Make the captured cluster on the rehearsal cluster (idempotent: what exists is left).
+    ``repo_url``: the chart repository that installs the releases without a stored record."""
     c = _Cluster(cluster)
     # (tier, object, how): how = "apply" (client-side, from last-applied) or "create"
     plan: list[tuple[int, dict[str, Any], str, str]] = []
@@ -421,7 +496,8 @@ def replay(cluster, b: Bundle, report: ReplayReport, timeout: float = 180.0) -> 
                 except ValueError:
                     pass
             plan.append((TIER.get(kind, OTHER_TIER), _strip(obj), "create", "captured"))
-    needed_ns = {r.storage_namespace for r in b.releases} | {r.namespace for r in b.releases}
+    stored = [r for r in b.releases if r.latest.stored]  # helm install makes the others' ns
+    needed_ns = {r.storage_namespace for r in stored} | {r.namespace for r in stored}
     have_ns = {o["metadata"]["name"] for t, o, _, _ in plan if o.get("kind") == "Namespace"}
     for ns in sorted(needed_ns - have_ns):
         plan.append((0, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
@@ -432,12 +508,17 @@ def replay(cluster, b: Bundle, report: ReplayReport, timeout: float = 180.0) -> 
                          f"release {r.key}"))
     plan.sort(key=lambda t: t[0])
 
-    crds_waited = False
-    for tier, obj, how, origin in plan:
+    crds_waited = installed = False
+    for tier, obj, how, origin in plan + [(OTHER_TIER + 1, {}, "", "")]:
         if tier >= 2 and not crds_waited:  # CRDs made: serve their kinds before any object
             _wait_crds(c, report)
             c.refresh()
             crds_waited = True
+        if tier >= TIER["ServiceAccount"] and not installed:  # storage made: the seed's helm
+            _install_unstored(cluster, c, b, report, repo_url)
+            installed = True
+        if not obj:
+            break
         ns_flag: list[str] = []
         if not obj.get("metadata", {}).get("namespace") and c.namespaced(obj):
             if origin.startswith("release "):
@@ -452,6 +533,7 @@ def replay(cluster, b: Bundle, report: ReplayReport, timeout: float = 180.0) -> 
         probe = obj if not ns_flag else {**obj, "metadata": {**obj["metadata"],
                                                               "namespace": ns_flag[1]}}
         if c.exists(probe):
+            report.present.append(_oid(probe))
             continue
         text = yaml.safe_dump(obj, sort_keys=False)
         res = c.kubectl("apply" if how == "apply" else "create", *ns_flag, "-f", "-", input=text)
@@ -464,6 +546,8 @@ def replay(cluster, b: Bundle, report: ReplayReport, timeout: float = 180.0) -> 
     # the release storage, as captured
     for r in b.releases:
         for v in r.revisions:
+            if not v.stored:
+                continue  # installed by helm above
             s = v.secret
             obj = {"apiVersion": "v1", "kind": "Secret", "type": s["type"],
                    "metadata": {"name": s["name"], "namespace": s["namespace"],
@@ -482,7 +566,7 @@ def replay(cluster, b: Bundle, report: ReplayReport, timeout: float = 180.0) -> 
                 report.problems.append(f"release {r.key} revision {v.revision}: writing its "
                                        f"Secret failed: {res.stderr.strip()[:400]}")
         report.releases.append(r.key)
-    _host_paths(b, cluster.state_dir)
+    _host_paths(c, cluster.state_dir)
     _wait_workloads(c, b, report, timeout)
 
 
@@ -500,18 +584,10 @@ def _wait_crds(c: _Cluster, report: ReplayReport, timeout: float = 30.0) -> None
     report.problems.append(f"CRDs not Established after {timeout:.0f}s: {pending}")
 
 
-def _host_paths(b: Bundle, state_dir: Path) -> None:
+def _host_paths(c: _Cluster, state_dir: Path) -> None:
     """Each hostPath PV's directory on the rehearsal node (the data itself is not captured)."""
-    from handover.rehearsal.seed import node_root
-    for pv in b.cluster.get("PersistentVolume", []):
-        path = ((pv.get("spec") or {}).get("hostPath") or {}).get("path")
-        if not path:
-            continue
-        d = node_root(state_dir) / path.lstrip("/")
-        if not d.exists():
-            d.mkdir(parents=True)
-            (d / "DATA").write_text(f"data of {pv['metadata']['name']}: the capture holds API "
-                                    "objects only, not the volume's data\n")
+    from handover.rehearsal.node_disk import create_host_paths
+    create_host_paths(c.kube.list("v1", "PersistentVolume"), state_dir)
 
 
 def _wait_workloads(c: _Cluster, b: Bundle, report: ReplayReport, timeout: float) -> None:
@@ -656,6 +732,8 @@ def crd_fidelity_notes(b: Bundle, state_dir: Path, report: ReplayReport) -> None
     holds adapted CRDs that the webhook lets through unchanged: they are noted all the same)."""
     from handover.rehearsal import crd_adapter
     for r in b.releases:
+        if not r.latest.stored:
+            continue  # a seed's release: helm installed its crds/ (the webhook noted them)
         try:
             crds = crd_adapter.crds_of_release_secret(r.latest.secret)
         except Exception as e:  # noqa: BLE001 - reported, not fatal
@@ -695,6 +773,8 @@ def up_from_capture(state_dir: Path | str, bundle_path: Path | str, gitops: Path
         if source.exists():
             shutil.rmtree(source)
         shutil.copytree(staging / "charts", source)
+        if b.is_seed:  # its releases are installed from the chart sources it names
+            source = Path(b.index["charts"])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if not any(source.glob("*/Chart.yaml")):
@@ -702,7 +782,7 @@ def up_from_capture(state_dir: Path | str, bundle_path: Path | str, gitops: Path
                             "\n".join(f"  - {p}" for p in report.problems))
     repo = chart_repo.ensure(cluster, source)
     remote = git_remote.ensure(state_dir, gitops, repo.url)
-    replay(cluster, b, report, timeout=timeout)
+    replay(cluster, b, report, timeout=timeout, repo_url=repo.url)
     verify(cluster, b, charts, repo.url, report)
     crd_fidelity_notes(b, state_dir, report)
     inv_path = None

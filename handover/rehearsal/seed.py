@@ -1,15 +1,15 @@
-"""The seed: the homelab as a person made it before the migration, on the rehearsal cluster.
+"""The seed: the cluster as a person made it before the migration, on the rehearsal cluster.
 
-- kubectl-applied YAML (client-side ``kubectl apply``, so each object carries the
-  ``kubectl.kubernetes.io/last-applied-configuration`` annotation): the inventory's ``storage``
-  components (the PVs) first, then its ``manifests`` components, each from its path in the
-  inventory's GitOps tree;
-- Helm CLI releases: a real ``helm install`` from the rehearsal chart repository of every ``helm``
-  component, with the chart, version and values (``config``) its seed file gives (``seed.yaml``
-  beside the inventory: the fields of Helm's release record a capture holds; the example's is
-  examples/homelab/seed.yaml, and the GitOps tree's HelmReleases are written to match it). A
-  cluster described by a whole capture bundle is replayed instead (``handover.capture.replay``);
-- then it waits until every workload of the inventory has all its pods Running and Ready.
+An inventory's cluster is described by data: its *seed file*, ``seed.yaml`` beside the inventory
+(the example's is examples/homelab/seed.yaml), in the subset of the capture bundle format that
+:func:`handover.capture.bundle.read_seed` reads (kubectl-applied kustomize directories and Helm
+release records: name, namespace, revision, status, chart name and version, config). The seed
+replays it through the same module as a capture bundle (:func:`handover.capture.replay.replay`):
+the kubectl-applied objects applied client-side (each carries the
+``kubectl.kubernetes.io/last-applied-configuration`` annotation), PVs before what claims them, each
+release installed with a real ``helm install`` from the rehearsal chart repository with its
+values, each hostPath PV's directory made on the node, then it waits until every workload is
+Running and Ready. Nothing here knows a release or an object of any particular cluster.
 
 Idempotent: an object that exists is left as it is, a release that is deployed is not installed
 again, so a second seed changes nothing (no new revision, the same pod UIDs).
@@ -21,23 +21,21 @@ state dir, with ``cluster.rehearsalStateDir`` set.
 from __future__ import annotations
 
 import io
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from ruamel.yaml import YAML
 
-from handover.sources import helm_storage
-from handover.sources import kustomize
-from handover.core import tools
+from handover.capture import bundle as bundle_mod
+from handover.capture import replay as replay_mod
 from handover.core.errors import HandoverError
-from handover.core.inventory import Component, Inventory, Workload, load
+from handover.core.inventory import Inventory, Workload, load
 from handover.core.kube import Kube
 from handover.rehearsal import chart_repo, git_remote
 from handover.rehearsal.cluster import RehearsalCluster
+from handover.rehearsal.node_disk import NODE_ROOT, node_root  # noqa: F401 - re-exported
 
 REHEARSAL_INVENTORY = "migration.yaml"
 HEADER_MARK = "# Rehearsal copy of"
@@ -48,16 +46,22 @@ SEED_FILE = "seed.yaml"
 
 @dataclass(frozen=True)
 class SeedRelease:
-    """How one Helm CLI release was installed: ``helm install NAME CHART --version VERSION
-    --namespace NAMESPACE -f <config>``, read from a seed file (the fields of Helm's release
-    record that a capture holds: name, namespace, chart.metadata name/version, config). No
-    secret is ever given here."""
+    """One release of a seed file, as ``helm install NAME CHART --version VERSION --namespace
+    NAMESPACE -f <config>`` takes it (a view of its release record). No secret is ever given
+    here."""
 
     name: str
     namespace: str
     chart: str
     version: str
     config: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, r: bundle_mod.Release) -> SeedRelease:
+        rec = r.latest.record
+        meta = rec["chart"]["metadata"]
+        return cls(r.name, r.namespace, meta["name"], meta["version"],
+                   dict(rec.get("config") or {}))
 
 
 def seed_file(inventory_path: Path | str) -> Path:
@@ -71,27 +75,34 @@ def seed_file(inventory_path: Path | str) -> Path:
     return p.parent / SEED_FILE
 
 
-def load_seed(path: Path | str) -> tuple[SeedRelease, ...]:
-    """The releases of a seed file (a clear error naming the file and the entry when malformed)."""
+def read(path: Path | str) -> bundle_mod.Bundle:
+    """The seed file as a bundle (a clear error naming the file and the entry when malformed)."""
     path = Path(path)
     if not path.is_file():
         raise HandoverError(f"no seed file {path}: the seed does not know how the inventory's "
-                            "Helm releases were installed. Write one (see examples/homelab/"
-                            "seed.yaml), or capture the cluster (`handover capture`) and use "
-                            "`handover rehearsal up --from-capture`")
+                            "Helm releases were installed nor which directories were "
+                            "kubectl-applied. Write one (see examples/homelab/seed.yaml, "
+                            "docs/capture.md), or capture the cluster (`handover capture`) and "
+                            "use `handover rehearsal up --from-capture`")
+    return bundle_mod.read_seed(path)
+
+
+def chart_sources(inventory_path: Path | str) -> Path | None:
+    """The chart sources the inventory's seed file names (``charts``, relative to it; default
+    ``charts`` beside it): what the rehearsal chart repository serves for it. None without a seed
+    file."""
+    import yaml
+    path = seed_file(inventory_path)
+    if not path.is_file():
+        return None
     data = yaml.safe_load(path.read_text()) or {}
-    if data.get("kind") != "Seed" or not isinstance(data.get("releases"), list):
-        raise HandoverError(f"{path}: not a seed file (kind: Seed with a releases list)")
-    out = []
-    for i, r in enumerate(data["releases"]):
-        try:
-            meta = r["chart"]["metadata"]
-            out.append(SeedRelease(str(r["name"]), str(r["namespace"]), str(meta["name"]),
-                                   str(meta["version"]), dict(r.get("config") or {})))
-        except (KeyError, TypeError) as e:
-            raise HandoverError(f"{path}: releases[{i}] lacks {e} (needs name, namespace, "
-                                "chart.metadata.name/version, config)") from e
-    return tuple(out)
+    return (path.parent / str((data if isinstance(data, dict) else {}).get("charts")
+                              or "charts")).resolve()
+
+
+def load_seed(path: Path | str) -> tuple[SeedRelease, ...]:
+    """The releases of a seed file."""
+    return tuple(SeedRelease.of(r) for r in read(path).releases)
 
 
 def seed_release(name: str, namespace: str, path: Path | str) -> SeedRelease:
@@ -111,51 +122,6 @@ class SeedResult:
     installed: list[str]  # releases installed now
     deployed: list[str]  # releases that were already deployed (left alone)
     inventory_path: Path
-
-
-# -- kubectl-applied YAML ---------------------------------------------------------------------------
-def _exists(kube: Kube, obj: dict[str, Any]) -> bool:
-    meta = obj["metadata"]
-    return kube.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace")) is not None
-
-
-def apply_manifests(cluster: RehearsalCluster, kube: Kube, path: Path) -> tuple[list[str], list[str]]:
-    """``kubectl apply`` (client-side) the objects of ``path`` that do not exist yet.
-    Returns (applied, present) object ids."""
-    objects = kustomize.build(path)
-    missing = [o for o in objects if not _exists(kube, o)]
-    present = [kustomize.object_id(o) for o in objects if o not in missing]
-    if missing:
-        tools.run([str(tools.kubectl()), "--kubeconfig", str(cluster.kubeconfig),
-                   "--context", cluster.context, "apply", "-f", "-"],
-                  input=yaml.safe_dump_all(missing, sort_keys=False), check=True)
-    return [kustomize.object_id(o) for o in missing], present
-
-
-# -- Helm CLI releases ------------------------------------------------------------------------------
-def install_release(cluster: RehearsalCluster, kube: Kube, release: SeedRelease,
-                    repo_url: str) -> bool:
-    """``helm install`` the release unless it is already deployed; True when installed now."""
-    latest = helm_storage.latest(kube, release.name, release.namespace)
-    if latest is not None:
-        if latest.status == "deployed":
-            return False
-        raise HandoverError(
-            f"Helm release {release.namespace}/{release.name} exists with status "
-            f"{latest.status!r} (revision {latest.revision}): the seed installs only missing "
-            f"releases. Inspect it with helm history, or start from a fresh state dir.")
-    values = Path(cluster.state_dir) / f".seed-values-{release.name}.json"
-    values.write_text(json.dumps(release.config))
-    values.chmod(0o600)
-    argv = [str(tools.helm()), "install", release.name, release.chart,
-            "--repo", repo_url, "--version", release.version,
-            "--namespace", release.namespace, "--create-namespace", "-f", str(values),
-            "--kubeconfig", str(cluster.kubeconfig), "--kube-context", cluster.context]
-    try:
-        tools.run(argv, env=chart_repo.helm_env(cluster.state_dir), check=True)
-    finally:
-        values.unlink(missing_ok=True)
-    return True
 
 
 # -- readiness --------------------------------------------------------------------------------------
@@ -212,33 +178,6 @@ def wait_ready(kube: Kube, workloads: list[Workload], timeout: float = 180.0) ->
                         f"{timeout:.0f}s:\n" + "\n".join(f"  - {m}" for m in waiting))
 
 
-# -- the node's disk --------------------------------------------------------------------------------
-NODE_ROOT = "node-root"
-
-
-def node_root(state_dir: Path) -> Path:
-    """Where the rehearsal node's filesystem lives (hostPath volumes resolve below it)."""
-    return Path(state_dir) / NODE_ROOT
-
-
-def create_host_paths(kube: Kube, inv: Inventory, state_dir: Path) -> list[str]:
-    """Make each hostPath PV's directory on the rehearsal node, with some data in it, the way a
-    person prepared the node's disk before creating the PVs. Existing data is left alone."""
-    made = []
-    for c in inv.components:
-        for name in c.pvs:
-            pv = kube.get("v1", "PersistentVolume", name) or {}
-            path = ((pv.get("spec") or {}).get("hostPath") or {}).get("path")
-            if not path:
-                continue
-            d = node_root(state_dir) / path.lstrip("/")
-            if not d.exists():
-                d.mkdir(parents=True)
-                (d / "DATA").write_text(f"data of {name}: kept across the handover\n")
-                made.append(str(d))
-    return made
-
-
 # -- the rehearsal inventory ------------------------------------------------------------------------
 def write_rehearsal_inventory(inventory_path: Path, state_dir: Path, context: str,
                               remote: git_remote.GitRemote) -> Path:
@@ -274,7 +213,7 @@ def write_rehearsal_inventory(inventory_path: Path, state_dir: Path, context: st
 # -- the seed ---------------------------------------------------------------------------------------
 def seed(cluster: RehearsalCluster, inventory_path: Path | str, state_dir: Path | str,
          timeout: float = 180.0) -> SeedResult:
-    """Make the imperative homelab the inventory describes on the rehearsal cluster (see module
+    """Make the cluster the inventory's seed file describes on the rehearsal cluster (see module
     doc). Needs the chart repo and the git remote of ``state_dir`` (stack.up makes them)."""
     state_dir = Path(state_dir).absolute()
     inv: Inventory = load(inventory_path)
@@ -283,36 +222,22 @@ def seed(cluster: RehearsalCluster, inventory_path: Path | str, state_dir: Path 
     if repo is None or remote is None:
         raise HandoverError(f"no chart repository or git remote in {state_dir}: run "
                             "handover.rehearsal.stack.up (it makes them before seeding)")
-    helm_components = [c for c in inv.components if c.type == "helm"]
-    if helm_components:
-        path = seed_file(inventory_path)
-        releases = {c.name: seed_release(c.release.name, c.release.namespace, path)
-                    for c in helm_components}  # unknown releases fail here, before any change
-    else:
-        releases = {}
+    path = seed_file(inventory_path)
+    b = replay_mod.validate(read(path), None)
+    known = {r.key for r in b.releases}
+    for c in inv.components:  # unknown releases fail here, before any change
+        if c.type == "helm" and f"{c.release.namespace}/{c.release.name}" not in known:
+            raise HandoverError(
+                f"the seed does not know how Helm release {c.release.namespace}/"
+                f"{c.release.name} was installed (it knows {', '.join(sorted(known))}): add it "
+                f"to the seed file {path}")
+    report = replay_mod.ReplayReport(bundle=str(path.resolve()), context=cluster.context)
+    replay_mod.replay(cluster, b, report, timeout=timeout, repo_url=repo.url)
+    if report.problems:
+        raise HandoverError(f"the seed {path} did not replay as described:\n" +
+                            "\n".join(f"  - {p}" for p in report.problems))
     kube = Kube(cluster.kubeconfig, cluster.context)
-
-    applied: list[str] = []
-    present: list[str] = []
-    installed: list[str] = []
-    deployed: list[str] = []
-
-    def manifests(c: Component) -> None:
-        a, p = apply_manifests(cluster, kube, inv.gitops.path / c.path)
-        applied.extend(a)
-        present.extend(p)
-
-    for c in inv.components:  # the PVs before anything that claims them
-        if c.type == "storage":
-            manifests(c)
-    for c in inv.components:
-        if c.type == "manifests":
-            manifests(c)
-        elif c.type == "helm":
-            r = releases[c.name]
-            (installed if install_release(cluster, kube, r, repo.url) else deployed).append(
-                f"{r.namespace}/{r.name}")
-    create_host_paths(kube, inv, state_dir)
     wait_ready(kube, [w for c in inv.components for w in c.workloads], timeout)
-    path = write_rehearsal_inventory(Path(inventory_path), state_dir, cluster.context, remote)
-    return SeedResult(applied, present, installed, deployed, path)
+    out = write_rehearsal_inventory(Path(inventory_path), state_dir, cluster.context, remote)
+    return SeedResult(report.applied + report.created, report.present,
+                      report.installed, report.deployed, out)

@@ -18,7 +18,7 @@ from pathlib import Path
 from handover.core.inventory import load
 from handover.rehearsal import chart_repo, git_remote
 from handover.rehearsal.cluster import RehearsalCluster
-from handover.rehearsal.seed import SeedResult, seed
+from handover.rehearsal.seed import SeedResult, chart_sources, seed
 
 
 @dataclass
@@ -39,11 +39,12 @@ def up(state_dir: Path | str, inventory: Path | str | None = None,
        timeout: float = 180.0) -> RehearsalStack:
     """Bring the rehearsal stack up (idempotent); seed it when an inventory is given."""
     cluster = RehearsalCluster(state_dir).up()
-    tree = None
+    tree = charts = None
     if inventory is not None:
         inv = load(inventory)  # an invalid inventory stops here, before anything is made
         tree = inv.gitops.path
-    repo = chart_repo.ensure(cluster)
+        charts = chart_sources(inventory)  # the seed file's charts (None: the default)
+    repo = chart_repo.ensure(cluster, charts)
     remote = git_remote.ensure(cluster.state_dir, tree, repo.url)
     result = None
     if inventory is not None:

@@ -20,7 +20,7 @@ from handover.core import tools
 from handover.core.inventory import load
 from handover.core.kube import Kube
 from handover.rehearsal import chart_repo, git_remote, stack
-from handover.rehearsal.seed import seed_file, seed_release
+from handover.rehearsal.seed import load_seed, seed_file, seed_release
 
 from tests.rehearsal.conftest import EXAMPLE_INVENTORY
 
@@ -224,3 +224,37 @@ def test_second_up_changes_nothing(seeded_stack, hl_kube):
     after = snapshot(hl_kube)
     assert after == before
     assert len(before["pods"]) == len(WORKLOADS)  # one pod each, on one node
+
+
+# -- one seeding path: the seed file is replayed as a capture bundle --------------------------------
+def test_from_capture_of_the_seed_file_seeds_the_same_cluster(seeded_stack, hl_kube, tmp_path):
+    """`rehearsal up --from-capture examples/homelab/seed.yaml` (the replay module, as for any
+    bundle) makes the same releases (chart, version, values, revision 1) and the same
+    kubectl-applied objects as `rehearsal up --inventory` (stack.up), with no problem reported."""
+    from handover.capture import replay
+    from handover.rehearsal import stack as stack_mod
+    state = tmp_path / "state"
+    try:
+        res = replay.up_from_capture(state, SEED, INV.gitops.path)
+        assert res.report.problems == [], res.report.problems
+        # in the seed file's order, each with real helm install
+        assert res.report.installed == [f"{r.namespace}/{r.name}" for r in load_seed(SEED)]
+        assert len(res.report.installed) == len(HELM)
+        kube = Kube(res.kubeconfig, res.context)
+
+        def releases(k: Kube) -> dict:
+            return {r.key: (r.chart_name, r.chart_version, r.config, r.revision, r.status)
+                    for r in helm_storage.list_releases(k)}
+        assert releases(kube) == releases(hl_kube) and len(releases(kube)) == len(HELM)
+        for comp in YAML:
+            for obj in kustomize.build(INV.gitops.path / comp.path):
+                meta = obj["metadata"]
+                live = kube.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+                assert live is not None, kustomize.object_id(obj)
+                applied = json.loads(live["metadata"]["annotations"][LAST_APPLIED])
+                assert (applied["kind"], applied["metadata"]["name"], applied.get("spec")) == \
+                    (obj["kind"], meta["name"], obj.get("spec"))
+        for w in WORKLOADS:
+            assert len(pods_of(kube, w)) >= 1, w
+    finally:
+        stack_mod.down(state, purge=True)

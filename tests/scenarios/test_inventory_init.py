@@ -1,7 +1,8 @@
 """`handover inventory init` on the seeded example (its GitOps clone and the rehearsal cluster,
 read-only): the draft's components match the hand-written examples/homelab/migration.yaml, its
 guesses are comments, `handover inventory check` passes on it, and phase 1 passes under it as it
-does under the hand-written one."""
+does under the hand-written one; on a stack of its own, phases 2-4 run under the draft (phase 3
+limited to two components; the full chain is benchmarks/inventory_init_phases.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -115,3 +116,55 @@ def test_draft_from_a_capture_equals_the_draft_from_the_live_cluster(rehearsal, 
     assert len(got.components) == len(live.components)
     assert got.gitops.entrypoints == live.gitops.entrypoints
     assert "# from a capture: pods are not captured" in out.read_text()
+
+
+# -- phases 2-4 under the draft (tests/scenarios/inventory_init_phases.py) ---------------------------
+# Its own seeded stack (phases 2-4 mutate it). Phase 3 is limited to two components (a helm
+# release and a kubectl-applied workload) to keep the test's time down; phase 4 then resumes
+# nothing (the others are not handed over: its precondition says so by component). The full chain
+# under the draft, every component, is benchmarks/inventory_init_phases.py.
+PHASE3_K = "envoy or analyzer"
+HANDED_OVER = {"envoy-gateway", "log-analyzer"}
+
+
+@pytest.fixture(scope="module")
+def draft_phases(tmp_path_factory):
+    from tests.scenarios.inventory_init_phases import run
+    return run(tmp_path_factory.mktemp("init-phases"), PHASE3_K)
+
+
+def test_the_phases_ran_under_the_draft(draft_phases):
+    inv = draft_phases.inventory
+    assert draft_phases.draft_text.startswith("# Draft written by `handover inventory init`")
+    assert [c["name"] for c in inv["components"]] == \
+        [c["name"] for c in yaml.safe_load(draft_phases.draft_text)["components"]]
+    assert inv["cluster"]["rehearsalStateDir"]
+
+
+@pytest.mark.parametrize("phase", (1, 2, 3))
+def test_phases_1_to_3_pass_under_the_draft(draft_phases, phase):
+    side = draft_phases.side
+    cases = side.outcomes[phase]
+    assert cases and any(o == "passed" for o in cases.values()), side.tail(phase)
+    bad = {n: o for n, o in cases.items() if o in ("failed", "error")}
+    assert not bad, f"{bad}\n{side.tail(phase)}"
+    if phase == 1:
+        assert {n for n, o in cases.items() if o != "passed"} == {"test_kubernetes_version"}
+    if phase == 3:  # the selected components were handed over, each step passed
+        for comp in HANDED_OVER:
+            assert any(comp in n and o == "passed" for n, o in cases.items()), (comp, cases)
+
+
+def test_phase4_under_the_draft_checks_each_component(draft_phases):
+    """Phase 4 under the draft: the two handed-over components pass its precondition, each other
+    component of the draft fails it by name (phase 3 did not run for it), and nothing is resumed."""
+    side = draft_phases.side
+    cases = side.outcomes[4]
+    names = [c["name"] for c in draft_phases.inventory["components"]]
+    pre = {n: o for n, o in cases.items() if n.startswith("test_component_handed_over")}
+    assert len(pre) == len(names), (pre, side.tail(4))
+    for comp in names:
+        got = pre.get(f"test_component_handed_over[{comp}]")
+        assert got == ("passed" if comp in HANDED_OVER else "failed"), (comp, pre)
+    assert not any(o == "passed" for n, o in cases.items()
+                   if n.startswith(("test_resume_in_git", "test_reconciled"))), side.tail(4)

@@ -343,3 +343,75 @@ def test_seed_py_names_no_release_of_the_homelab():
     code = (Path(__file__).resolve().parents[2] / "handover/rehearsal/seed.py").read_text()
     for r in SEED_RELEASES:
         assert f'"{r.chart}"' not in code and f'"{r.version}"' not in code, r
+
+
+def test_seed_py_names_no_component_of_the_homelab():
+    """Issue 10 item 4: no homelab-specific rule in the seed; the example is its seed file."""
+    root = Path(__file__).resolve().parents[2] / "handover"
+    for f in (root / "rehearsal/seed.py", root / "rehearsal/node_disk.py"):
+        code = f.read_text().lower()
+        for word in ("envoy", "loki", "grafana", "alloy", "tempo", "llama", "storage",
+                     "log-analyzer", "logging"):
+            assert word not in code, (f.name, word)
+
+
+def test_example_seed_is_read_by_the_bundle_loader_as_unstored_releases():
+    from handover.capture import bundle
+    b = bundle.read(SEED)  # a file: the seed subset of the bundle format
+    assert b.is_seed and b.context is None
+    assert [(r.key, r.latest.revision, r.latest.status, r.latest.stored) for r in b.releases] == \
+        [(f"{r.namespace}/{r.name}", 1, "deployed", False) for r in SEED_RELEASES]
+    assert Path(b.index["charts"]) == CHARTS
+    # its kubectl-applied objects are those of the inventory's storage and manifests components,
+    # storage first (what a person applied before installing the charts)
+    want = [o for c in INV.components if c.type == "storage"
+            for o in kustomize.build(GITOPS / c.path)]
+    want += [o for c in INV.components if c.type == "manifests"
+             for o in kustomize.build(GITOPS / c.path)]
+    assert [e["lastApplied"] for e in b.applied] == want
+    assert all(e["id"] == kustomize.object_id(e["lastApplied"]) for e in b.applied)
+
+
+@pytest.mark.parametrize("case,text,match", [
+    ("kind", "kind: Other\nreleases: []\n", r"not a seed file"),
+    ("applied-missing", "kind: Seed\napplied: [nowhere]\nreleases: []\n",
+     r"applied\[0\] nowhere: no such directory"),
+    ("twice", "kind: Seed\nreleases:\n"
+              "  - {name: a, namespace: n, chart: {metadata: {name: c, version: 1.0.0}}}\n"
+              "  - {name: a, namespace: n, chart: {metadata: {name: c, version: 1.0.0}}}\n",
+     r"releases\[1\]: release n/a twice"),
+    ("revision", "kind: Seed\nreleases:\n  - {name: a, namespace: n, version: x, "
+                 "chart: {metadata: {name: c, version: 1.0.0}}}\n", r"releases\[0\] lacks"),
+    ("chart", "kind: Seed\nreleases:\n  - {name: a, namespace: n, chart: {metadata: "
+              "{name: nochart, version: 1.0.0}}}\n",
+     r"release n/a .* asks for chart nochart 1.0.0, which is not among the chart sources"),
+])
+def test_bad_seed_file_is_refused_naming_the_entry(tmp_path, case, text, match):
+    from handover.capture import bundle
+    f = tmp_path / "seed.yaml"
+    f.write_text(text)
+    with pytest.raises(bundle.BundleError, match=match):
+        bundle.read(f)
+
+
+def test_seed_release_that_helm_install_cannot_make_is_refused_before_any_write(tmp_path):
+    from handover.capture import replay
+    (tmp_path / "charts" / "c").mkdir(parents=True)
+    (tmp_path / "charts" / "c" / "Chart.yaml").write_text("name: c\nversion: 1.0.0\n")
+    f = tmp_path / "seed.yaml"
+    f.write_text("kind: Seed\nreleases:\n  - {name: a, namespace: n, version: 3, info: "
+                 "{status: superseded}, chart: {metadata: {name: c, version: 1.0.0}}}\n")
+    with pytest.raises(replay.ReplayError, match=r"release n/a .*revision 1, status deployed "
+                       r"\(it says revision 3, status 'superseded'\)"):
+        replay.validate(f)
+    f.write_text(f.read_text().replace("superseded", "deployed")
+                 .replace("version: 3", "version: 1"))
+    assert replay.validate(f).releases[0].latest.revision == 1  # what helm install makes
+
+
+def test_the_chart_repository_serves_the_seed_files_charts(tmp_path):
+    from handover.rehearsal.seed import chart_sources
+    assert chart_sources(HOMELAB / "migration.yaml") == CHARTS
+    assert chart_sources(tmp_path / "migration.yaml") is None  # no seed file: the default
+    (tmp_path / "seed.yaml").write_text("kind: Seed\ncharts: ../mine\nreleases: []\n")
+    assert chart_sources(tmp_path / "migration.yaml") == (tmp_path.parent / "mine").resolve()
