@@ -280,6 +280,7 @@ def one_size(n: int, base: Path) -> dict:
         r["phase1_s"], r["phase1_mb"], r["phase1_rc"] = p.seconds, p.peak_mb, p.rc
         r["phase1_calls"] = audited_calls(dst, start)
         r["phase1_cases"] = junit_outcomes(junit)
+        r["phase1_junit"] = str(junit)
         r["phase1_tail"] = p.output[-3000:]
         r["phase1_writes"] = [str(q) for q in audit.requests(
             dst.audit_log, AUDITED_USER, {dst.audit_log: start}) if q.persisted_write]
