@@ -57,7 +57,8 @@ REPO_URL = "https://charts.bench.example/stable"  # the rehearsal points it at i
 CHART = {
     "Chart.yaml": f"apiVersion: v2\nname: benchapp\nversion: {CHART_VERSION}\n",
     "values.yaml": "greeting: hello\n",
-    "templates/cm.yaml": ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n"
+    "templates/cm.yaml": ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+                          "  name: {{ .Release.Name }}\n"
                           "data:\n  greeting: {{ .Values.greeting | quote }}\n"),
     "templates/secret.yaml": (
         '{{- $old := lookup "v1" "Secret" .Release.Namespace .Release.Name }}\n'
