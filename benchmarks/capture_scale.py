@@ -211,8 +211,9 @@ def junit_outcomes(path: Path) -> dict[str, int]:
     return out
 
 
-def one_size(n: int, base: Path) -> dict:
-    """The figures for N releases (see the module doc). Raises when a step fails."""
+def one_size(n: int, base: Path, replay: bool = True) -> dict:
+    """The figures for N releases (see the module doc). Raises when a step fails. With
+    ``replay=False``, only the live side: inventory init, capture and the peer."""
     src_state, dst_state = base / f"src-{n}", base / f"dst-{n}"
     chart = write_chart(base / "benchapp")
     gitops = write_gitops(base / f"gitops-{n}", n)
@@ -255,6 +256,8 @@ def one_size(n: int, base: Path) -> dict:
         r["peer_releases"] = len(rels)
     finally:
         src.down(purge=True)
+    if not replay:
+        return r
     try:
         p = run_process(handover_cli(
             "rehearsal", "up", "--from-capture", str(bundle), "--gitops", str(gitops),
@@ -291,11 +294,14 @@ def one_size(n: int, base: Path) -> dict:
 
 
 def line(r: dict) -> str:
-    c = r["phase1_cases"]
-    return (f"N={r['n']:4d} | inventory init {r['init_s']:6.1f}s {r['init_calls']:5d} calls | "
+    live = (f"N={r['n']:4d} | inventory init {r['init_s']:6.1f}s {r['init_calls']:5d} calls | "
             f"capture {r['capture_s']:6.1f}s {r['capture_calls']:5d} calls "
             f"{r['capture_mb']:4.0f} MiB ({r['captured']} releases) | peer helm list + get all "
-            f"{r['peer_s']:6.1f}s {r['peer_calls']:5d} calls | replay {r['replay_s']:6.1f}s "
+            f"{r['peer_s']:6.1f}s {r['peer_calls']:5d} calls")
+    if "replay_s" not in r:
+        return live + " | replay and phase 1 not run (--live-only)"
+    c = r["phase1_cases"]
+    return (live + f" | replay {r['replay_s']:6.1f}s "
             f"{r['replay_mb']:4.0f} MiB ({r['replayed']} releases, "
             f"{len(r['replay_problems'])} problems; a cluster start alone "
             f"{r['cluster_up_s']:.1f}s) | phase 1 {r['phase1_s']:6.1f}s {r['phase1_calls']:5d} "
@@ -306,7 +312,8 @@ def line(r: dict) -> str:
 def growth(prev: dict, cur: dict) -> str:
     k = cur["n"] / prev["n"]
     return (f"growth {prev['n']}->{cur['n']} (sizes x{k:.1f}): "
-            + ", ".join(f"{m} x{cur[m] / prev[m]:.2f}" for m in METRICS if prev.get(m)))
+            + ", ".join(f"{m} x{cur[m] / prev[m]:.2f}" for m in METRICS
+                         if prev.get(m) and m in cur))
 
 
 def main() -> int:
@@ -314,6 +321,10 @@ def main() -> int:
     ap.add_argument("--sizes", default="10,50,200")
     ap.add_argument("--keep", type=Path, help="work directory to keep (default: a temp dir)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--previous", type=Path, help="the --json of an earlier run: growth is "
+                    "also printed from its sizes to this run's")
+    ap.add_argument("--live-only", action="store_true",
+                    help="only inventory init, capture and the peer (no replay, no phase 1)")
     a = ap.parse_args()
     sizes = [int(s) for s in a.sizes.split(",")]
     base = (a.keep or Path(tempfile.mkdtemp(prefix="capture-scale-"))).absolute()
@@ -321,15 +332,16 @@ def main() -> int:
     rows: list[dict] = []
     try:
         for n in sizes:
-            rows.append(one_size(n, base))
+            rows.append(one_size(n, base, replay=not a.live_only))
             print(line(rows[-1]), flush=True)
-            for p in rows[-1]["replay_problems"]:
+            for p in rows[-1].get("replay_problems", []):
                 print(f"   replay {p}", flush=True)
-            if rows[-1]["phase1_rc"] != 0:
+            if rows[-1].get("phase1_rc", 0) != 0:
                 print(rows[-1]["phase1_tail"], flush=True)
             if a.json:
                 a.json.write_text(json.dumps(rows, indent=1))
-        for prev, cur in zip(rows, rows[1:]):
+        earlier = json.loads(a.previous.read_text()) if a.previous else []
+        for prev, cur in zip(earlier[-1:] + rows, rows[1:] if not earlier else rows):
             print(growth(prev, cur))
     finally:
         if not a.keep:
