@@ -233,10 +233,16 @@ def test_offered_post_renderers_patch_adopts_in_place_then_dropping_it_rolls_onc
     preds, findings = gate(env, ns, plain)
     patch = render.keep_live_patch(preds[f"Deployment {ns}/webapp"])
     assert patch is not None
-    offer = render.post_renderers_offer(plain, [patch])
     error = next(f for f in findings if f.subject == f"Deployment {ns}/webapp")
-    assert offer in error.fix  # the finding's fix is the exact patch applied below
-    patched = helm_release(ns, {}, yaml.safe_load(offer)["spec"]["postRenderers"])
+    # the finding names the 0600 file that holds the exact patch (the live checksum is printed
+    # only as its hash); that file's fragment is what is applied below, verbatim
+    inv, _ = inventory(env, ns)
+    path = render.offer_path(inv, plain)
+    assert str(path) in error.fix
+    offer = render.read_offer(path)
+    assert offer == yaml.safe_load(render.post_renderers_offer(plain, [patch]))
+    assert yaml.safe_load(patch["patch"])[0]["value"] not in error.fix
+    patched = helm_release(ns, {}, offer["spec"]["postRenderers"])
     # phase 1 on the commit that adds the patch: the post-renderers are applied to the render
     kept, findings = gate(env, ns, patched)
     assert {s: p.outcome for s, p in kept.items()} == {s: render.IN_PLACE for s in preds}

@@ -10,12 +10,15 @@ import functools
 import http.server
 import os
 import shutil
+import stat
 import threading
 from pathlib import Path
 
 import pytest
+import yaml
 
 from handover.gate.hazards import hooks_crds as chart_hazards
+from handover.core import redact
 from handover.flux import render
 from handover.core.inventory import Component, ObjectRef
 from tests.unit.kube_fake import FakeKube, release_secret
@@ -54,7 +57,8 @@ def objects(url, upgrade=None):
 
 
 def inv(tmp_path):
-    return type("Inv", (), {"gitops": type("G", (), {"sources_path": None, "path": tmp_path})})
+    return type("Inv", (), {"gitops": type("G", (), {"sources_path": None, "path": tmp_path}),
+                            "backups": tmp_path / "backups"})
 
 
 def test_offline_render_names_the_random_password_and_its_checksum(repo_url, tmp_path):
@@ -79,7 +83,16 @@ def test_offline_render_names_the_random_password_and_its_checksum(repo_url, tmp
     assert "ports" not in errs[0].problem
     assert "checksum/secret" in errs[0].problem and "non-deterministic" in errs[0].problem
     assert "postRenderers" in errs[0].fix and "checksum~1secret" in errs[0].fix
-    assert "deployed-sum" in errs[0].fix
+    # the live checksum is never printed (the redaction rule: its hash); the exact patch, with
+    # it, is in a 0600 file in a 0700 folder whose path the fix names
+    assert "deployed-sum" not in errs[0].fix and "deployed-sum" not in errs[0].problem
+    assert redact.hashed("deployed-sum") in errs[0].fix
+    path = render.offer_path(inv(tmp_path), objs[0])
+    assert str(path) in errs[0].fix
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    [patch] = render.read_offer(path)["spec"]["postRenderers"][0]["kustomize"]["patches"]
+    assert yaml.safe_load(patch["patch"])[0]["value"] == "deployed-sum"
     warn = [f for f in found if f.severity == "warning"]
     assert [(f.subject, "data.password" in f.problem) for f in warn] == [
         ("Secret web/webapp-admin", True)]
