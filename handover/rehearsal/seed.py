@@ -58,6 +58,10 @@ class SeedRelease:
     chart: str
     version: str
     config: dict[str, Any] = field(default_factory=dict)
+    # the configs of the release's earlier revisions, oldest first (seed key earlierRevisions:
+    # [{config: ...}]): the first is the install, each next one and then ``config`` a
+    # ``helm upgrade -f`` of the same chart version
+    earlier: tuple[dict[str, Any], ...] = ()
 
 
 def seed_file(inventory_path: Path | str) -> Path:
@@ -86,11 +90,13 @@ def load_seed(path: Path | str) -> tuple[SeedRelease, ...]:
     for i, r in enumerate(data["releases"]):
         try:
             meta = r["chart"]["metadata"]
+            earlier = tuple(dict(e.get("config") or {}) for e in r.get("earlierRevisions") or [])
             out.append(SeedRelease(str(r["name"]), str(r["namespace"]), str(meta["name"]),
-                                   str(meta["version"]), dict(r.get("config") or {})))
-        except (KeyError, TypeError) as e:
+                                   str(meta["version"]), dict(r.get("config") or {}), earlier))
+        except (KeyError, TypeError, AttributeError) as e:
             raise HandoverError(f"{path}: releases[{i}] lacks {e} (needs name, namespace, "
-                                "chart.metadata.name/version, config)") from e
+                                "chart.metadata.name/version, config; earlierRevisions is a "
+                                "list of {config: ...})") from e
     return tuple(out)
 
 
@@ -145,14 +151,17 @@ def install_release(cluster: RehearsalCluster, kube: Kube, release: SeedRelease,
             f"{latest.status!r} (revision {latest.revision}): the seed installs only missing "
             f"releases. Inspect it with helm history, or start from a fresh state dir.")
     values = Path(cluster.state_dir) / f".seed-values-{release.name}.json"
-    values.write_text(json.dumps(release.config))
-    values.chmod(0o600)
-    argv = [str(tools.helm()), "install", release.name, release.chart,
-            "--repo", repo_url, "--version", release.version,
-            "--namespace", release.namespace, "--create-namespace", "-f", str(values),
-            "--kubeconfig", str(cluster.kubeconfig), "--kube-context", cluster.context]
+    configs = [*release.earlier, release.config]
     try:
-        tools.run(argv, env=chart_repo.helm_env(cluster.state_dir), check=True)
+        for i, config in enumerate(configs):  # the install, then each upgrade, in order
+            values.write_text(json.dumps(config))
+            values.chmod(0o600)
+            action = ["install", "--create-namespace"] if i == 0 else ["upgrade", "--reset-values"]
+            argv = [str(tools.helm()), action[0], release.name, release.chart,
+                    "--repo", repo_url, "--version", release.version,
+                    "--namespace", release.namespace, action[1], "-f", str(values),
+                    "--kubeconfig", str(cluster.kubeconfig), "--kube-context", cluster.context]
+            tools.run(argv, env=chart_repo.helm_env(cluster.state_dir), check=True)
     finally:
         values.unlink(missing_ok=True)
     return True

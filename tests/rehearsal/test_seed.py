@@ -129,7 +129,11 @@ def test_grafana_upgrade_keeps_password_and_pod_template(hl_kube, seeded_stack):
     dep_new = next(d for d in rendered if d["kind"] == "Deployment")
     dep_old = next(d for d in stored if d["kind"] == "Deployment")
     assert dep_new["spec"]["template"] == dep_old["spec"]["template"]
-    assert helm_storage.latest(hl_kube, "grafana", "logging").revision == 1  # dry run only
+    # the seed installed grafana, then upgraded it once (seed.yaml earlierRevisions): revision
+    # 2, and the dry run stored nothing
+    assert helm_storage.latest(hl_kube, "grafana", "logging").revision == 2
+    # that upgrade's template carries the checksum of the Secret with the stored password
+    assert "checksum/secret" in dep_old["spec"]["template"]["metadata"]["annotations"]
 
 
 # -- kubectl-applied YAML and storage ---------------------------------------------------------------

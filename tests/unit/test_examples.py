@@ -84,18 +84,27 @@ def test_every_chart_is_one_the_seed_installs():
     assert {(r.chart, r.version) for r in SEED_RELEASES} == set(REAL_CHARTS.items())
 
 
-def test_grafana_password_is_not_in_values_and_pod_template_is_not_random():
+def test_grafana_checksums_its_lookup_kept_secret_as_upstream():
+    """As the upstream grafana chart: the password is not in values, kept through lookup, and
+    the rendered Secret is checksummed into the pod template. Offline (no cluster) lookup finds
+    nothing: each render makes a new password, and the pod templates of two renders differ at
+    checksum/secret only (the non-determinism the gate names)."""
     values = yaml.safe_load((CHARTS / "grafana" / "values.yaml").read_text())
     assert values["adminPassword"] == ""
     rel = seed_release("grafana", "logging", SEED)
     first, second = render(rel), render(rel)
     pw1 = find(first, "Secret", "grafana")["data"]["admin-password"]
     pw2 = find(second, "Secret", "grafana")["data"]["admin-password"]
-    # Offline, lookup finds no Secret: a fresh random password each render (first install) ...
     assert pw1 and pw2 and pw1 != pw2
-    # ... which must not reach the pod template (no checksum of the Secret).
-    assert find(first, "Deployment", "grafana") == find(second, "Deployment", "grafana")
+    d1, d2 = find(first, "Deployment", "grafana"), find(second, "Deployment", "grafana")
+    a1 = d1["spec"]["template"]["metadata"].pop("annotations")
+    a2 = d2["spec"]["template"]["metadata"].pop("annotations")
+    assert d1 == d2
+    assert a1["checksum/config"] == a2["checksum/config"]
+    assert a1["checksum/secret"] != a2["checksum/secret"]
     assert "lookup" in (CHARTS / "grafana" / "templates" / "_helpers.tpl").read_text()
+    # the seed installed it, then upgraded it once: the adoption renders revision 2's checksum
+    assert rel.earlier == ({"replicas": 1},) and rel.config["grafana.ini"]
 
 
 def test_gateway_helm_ships_one_crd_in_crds_dir():
