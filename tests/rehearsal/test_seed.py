@@ -66,9 +66,12 @@ def test_release_secret_deployed_with_chart_version_and_set_values(comp, hl_kube
     rel = seed_release(comp.release.name, comp.release.namespace, SEED)
     rec = helm_storage.latest(hl_kube, comp.release.name, comp.release.namespace)
     assert rec is not None, f"no Helm release {comp.release.namespace}/{comp.release.name}"
-    assert (rec.status, rec.revision) == ("deployed", 1)
+    # one revision per config: the install, then one upgrade per later config (seed.yaml
+    # earlierRevisions)
+    assert (rec.status, rec.revision) == ("deployed", 1 + len(rel.earlier))
     assert (rec.chart_name, rec.chart_version) == (rel.chart, rel.version)
-    secret = hl_kube.get("v1", "Secret", helm_storage.secret_name(rec.name, 1), rec.storage_namespace)
+    secret = hl_kube.get("v1", "Secret", helm_storage.secret_name(rec.name, rec.revision),
+                         rec.storage_namespace)
     assert secret["type"] == helm_storage.SECRET_TYPE
     assert secret["metadata"]["labels"]["owner"] == "helm"
     assert secret["metadata"]["labels"]["status"] == "deployed"

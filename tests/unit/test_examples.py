@@ -352,3 +352,16 @@ def test_seed_py_names_no_release_of_the_homelab():
     code = (Path(__file__).resolve().parents[2] / "handover/rehearsal/seed.py").read_text()
     for r in SEED_RELEASES:
         assert f'"{r.chart}"' not in code and f'"{r.version}"' not in code, r
+
+
+def test_seed_earlier_revisions_are_read_and_malformed_ones_named(tmp_path):
+    from handover.core.errors import HandoverError
+    f = tmp_path / "seed.yaml"
+    f.write_text(yaml.safe_dump({"kind": "Seed", "releases": [
+        {"name": "g", "namespace": "n", "chart": {"metadata": {"name": "c", "version": "1"}},
+         "earlierRevisions": [{"config": {"a": 1}}, {}], "config": {"a": 2}}]}))
+    [r] = load_seed(f)
+    assert r.earlier == ({"a": 1}, {}) and r.config == {"a": 2}
+    f.write_text(f.read_text().replace("- config:\n      a: 1", "- just-a-string"))
+    with pytest.raises(HandoverError, match=r"releases\[0\].*earlierRevisions is a list"):
+        load_seed(f)
