@@ -126,3 +126,57 @@ def test_chart_crds_against_live(repo_url, tmp_path):
     [f] = chart_hazards.check_crds(FakeKube(old), inv(tmp_path), WEBAPP, objs)
     assert f.subject == "CustomResourceDefinition widgets.webapp.example.test"
     assert "properties.size" in f.problem and "never upgrades CRDs" in f.problem
+
+
+# --- the example's own charts ---------------------------------------------------------------------
+
+EXAMPLE = CHARTS.parents[1] / "examples" / "homelab"
+ENVOY = Component(name="envoy-gateway", type="helm", risk="low",
+                  path="infrastructure/controllers/envoy-gateway",
+                  namespaces=("envoy-gateway-system",), release=ObjectRef("eg", "envoy-gateway-system"),
+                  helm_release=ObjectRef("envoy-gateway", "envoy-gateway-system"))
+
+
+@pytest.fixture(scope="module")
+def example_repo_url(tmp_path_factory):
+    from handover.rehearsal import chart_repo
+    d = tmp_path_factory.mktemp("example-charts")
+    shutil.copytree(EXAMPLE / "charts" / "gateway-helm", d / "src" / "gateway-helm")
+    env = {**os.environ, "HELM_CACHE_HOME": str(d / "h"), "HELM_CONFIG_HOME": str(d / "h"),
+           "HELM_DATA_HOME": str(d / "h")}
+    chart_repo.package(d / "src", d / "repo", env=env)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(d / "repo"))
+    handler.log_message = lambda *a, **k: None
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+
+
+def test_example_envoy_gateway_certgen_hook_is_listed_unless_disabled(example_repo_url,
+                                                                       tmp_path):
+    """examples/homelab/charts/gateway-helm runs its certgen Job as a pre-install/pre-upgrade
+    hook, as upstream's does: with the example's HelmRelease minus spec.upgrade.disableHooks the
+    hooks check fails naming the Job, its ServiceAccount (weight -1) and the default delete
+    policy; the example's HelmRelease as committed (disableHooks: true) passes."""
+    from handover.sources import kustomize
+    objs = kustomize.build(EXAMPLE / "gitops" / ENVOY.path)
+    hr = kustomize.find(objs, "HelmRelease", "envoy-gateway", "envoy-gateway-system")
+    assert hr["spec"]["upgrade"]["disableHooks"] is True
+    repo = {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmRepository",
+            "metadata": {"name": "envoy-gateway", "namespace": "flux-system"},
+            "spec": {"url": example_repo_url}}
+    kube = FakeKube(release_secret("eg", "envoy-gateway-system", chart="gateway-helm",
+                                   version="v1.4.6"))
+    assert chart_hazards.check_hooks(kube, inv(tmp_path), ENVOY, objs + [repo]) == []
+    with_hooks = copy.deepcopy(hr)
+    del with_hooks["spec"]["upgrade"]
+    others = [o for o in objs if o is not hr]
+    [f] = chart_hazards.check_hooks(kube, inv(tmp_path), ENVOY, others + [with_hooks, repo])
+    assert f.severity == "error" and f.subject == "HelmRelease envoy-gateway-system/envoy-gateway"
+    assert "RUNS 2 chart hook(s)" in f.problem
+    assert ("Job eg-gateway-helm-certgen (pre-install, pre-upgrade; weight 0; delete policy "
+            "before-hook-creation (default))") in f.problem
+    assert "ServiceAccount eg-gateway-helm-certgen (pre-install, pre-upgrade; weight -1" in \
+        f.problem
+    assert "spec.upgrade.disableHooks: true" in f.fix
