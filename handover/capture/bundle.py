@@ -299,21 +299,34 @@ def read_seed(path: Path | str) -> Bundle:
     for i, r in enumerate(data.get("releases") or []):
         try:
             meta = r["chart"]["metadata"]
-            record = {"name": str(r["name"]), "namespace": str(r["namespace"]),
-                      "version": int(r.get("version", 1)),
-                      "info": {"status": str((r.get("info") or {}).get("status", "deployed"))},
-                      "chart": {"metadata": {"name": str(meta["name"]),
-                                             "version": str(meta["version"])}},
-                      "config": dict(r.get("config") or {})}
-        except (KeyError, TypeError, ValueError) as e:
+            chart = {"metadata": {"name": str(meta["name"]), "version": str(meta["version"])}}
+            earlier = r.get("earlierRevisions") or []
+            if not isinstance(earlier, list) or \
+                    not all(isinstance(e, dict) for e in earlier):
+                raise TypeError("earlierRevisions")
+            # the install, each earlier upgrade, then the deployed revision: `helm install`
+            # makes revision 1, each `helm upgrade` the next
+            configs = [dict(e.get("config") or {}) for e in earlier] + \
+                [dict(r.get("config") or {})]
+            latest = int(r.get("version", len(configs)))  # the replay checks 1, 2, .. n
+            records = [{"name": str(r["name"]), "namespace": str(r["namespace"]),
+                        "version": n + 1 if n + 1 < len(configs) else latest,
+                        "info": {"status": "superseded" if n + 1 < len(configs) else
+                                 str((r.get("info") or {}).get("status", "deployed"))},
+                        "chart": chart, "config": config}
+                       for n, config in enumerate(configs)]
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise BundleError(f"{path}: releases[{i}] lacks {e} (needs name, namespace, "
-                              "chart.metadata.name/version, config)") from e
-        rev = Revision(secret={}, record=record, path=f"{path.name}:releases[{i}]")
-        key = (rev.storage_namespace, rev.name)
+                              "chart.metadata.name/version, config; earlierRevisions is a "
+                              "list of {config: ...})") from e
+        revs = [Revision(secret={}, record=rec, path=f"{path.name}:releases[{i}]")
+                for rec in records]
+        key = (revs[-1].storage_namespace, revs[-1].name)
         if key in releases:
             raise BundleError(f"{path}: releases[{i}]: release {key[0]}/{key[1]} twice (a seed "
-                              "holds one revision per release: `helm install` makes revision 1)")
-        releases[key] = Release(rev.name, rev.storage_namespace, [rev])
+                              "holds one entry per release; earlier upgrades go in its "
+                              "earlierRevisions)")
+        releases[key] = Release(revs[-1].name, revs[-1].storage_namespace, revs)
     applied = []
     for i, rel in enumerate(data.get("applied") or []):
         d = (path.parent / str(rel)).resolve()

@@ -104,9 +104,13 @@ def validate(bundle_path: Path | str | Bundle, inventory: Path | str | None = No
     for r in b.releases:
         st = r.latest.status
         if not r.latest.stored:
-            if [v.revision for v in r.revisions] != [1] or st != "deployed":
+            if [v.revision for v in r.revisions] != list(range(1, len(r.revisions) + 1)) \
+                    or st != "deployed":
+                made = "revision 1, status deployed" if len(r.revisions) == 1 else \
+                    (f"revision 1, then one `helm upgrade` per earlierRevisions entry: revision "
+                     f"{len(r.revisions)}, status deployed")
                 problems.append(f"release {r.key} ({r.latest.path}): a seed release is made by "
-                                "`helm install`: revision 1, status deployed (it says revision "
+                                f"`helm install`: {made} (it says revision "
                                 f"{r.latest.revision}, status {st!r})")
             continue
         if st.startswith("pending-"):
@@ -437,19 +441,23 @@ def install_release(cluster, kube: Kube, r: Release, repo_url: str) -> bool:
             "helm history, or start from a fresh state dir.")
     sd = Path(cluster.state_dir)
     values = sd / f".seed-values-{bundle_mod.safe_name(r.name)}.json"
-    values.write_text(json.dumps(rec.get("config") or {}))
-    values.chmod(0o600)
-    argv = [str(tools.helm()), "install", r.name, meta["name"], "--repo", repo_url,
-            "--version", meta["version"], "--namespace", r.namespace, "--create-namespace",
-            "-f", str(values), "--kubeconfig", str(cluster.kubeconfig),
-            "--kube-context", cluster.context]
     try:
-        res = tools.run(argv, env=chart_repo.helm_env(sd))
+        for v in r.revisions:  # the install, then each upgrade, in order
+            values.write_text(json.dumps(v.record.get("config") or {}))
+            values.chmod(0o600)
+            action = ["install", "--create-namespace"] if v is r.revisions[0] else \
+                ["upgrade", "--reset-values"]
+            argv = [str(tools.helm()), action[0], r.name, meta["name"], "--repo", repo_url,
+                    "--version", meta["version"], "--namespace", r.namespace, action[1],
+                    "-f", str(values), "--kubeconfig", str(cluster.kubeconfig),
+                    "--kube-context", cluster.context]
+            res = tools.run(argv, env=chart_repo.helm_env(sd))
+            if not res.ok:
+                raise HandoverError(f"helm {action[0]} of release {r.key} (chart {meta['name']} "
+                                    f"{meta['version']}, revision {v.revision}) failed: "
+                                    f"{res.stderr.strip()[:400]}")
     finally:
         values.unlink(missing_ok=True)
-    if not res.ok:
-        raise HandoverError(f"helm install of release {r.key} (chart {meta['name']} "
-                            f"{meta['version']}) failed: {res.stderr.strip()[:400]}")
     return True
 
 

@@ -523,6 +523,38 @@ def post_renderers_offer(hr: dict[str, Any], patches: list[dict[str, Any]]) -> s
     return yaml.safe_dump(doc, sort_keys=False, width=1000)
 
 
+def redacted_patch(patch: dict[str, Any]) -> dict[str, Any]:
+    """The patch as it may be printed: each op's value (a live checksum) as its short hash
+    (handover/core/redact.py), paths and ops in clear."""
+    from handover.core import redact
+    ops = yaml.safe_load(patch["patch"]) or []
+    shown = [{**op, "value": redact.hashed(op["value"])} if "value" in op else op for op in ops]
+    return {**patch, "patch": yaml.safe_dump(shown, sort_keys=False)}
+
+
+def offer_path(inventory: Inventory, hr: dict[str, Any]) -> Path:
+    """Where the exact offer for a HelmRelease is written (0600, under the backups folder)."""
+    m = hr.get("metadata") or {}
+    return (inventory.backups / "offers" /
+            f"{m.get('namespace', 'default')}.{m.get('name')}.postRenderers.yaml")
+
+
+def write_offer(inventory: Inventory, hr: dict[str, Any], patches: list[dict[str, Any]]) -> Path:
+    """Write the exact spec.postRenderers fragment (live values in it) to a 0600 file in a 0700
+    folder under the backups folder; the path is what the finding prints."""
+    from handover.core import redact
+    path = offer_path(inventory, hr)
+    redact.write_private(path, "# flux-handover: add to " + hr_id(hr) + " for the handover "
+                         "(keeps the live pod-template annotations)\n"
+                         + post_renderers_offer(hr, patches), root=inventory.backups)
+    return path
+
+
+def read_offer(path: Path | str) -> dict[str, Any]:
+    """The offered fragment as written by ``write_offer`` ({"spec": {"postRenderers": ...}})."""
+    return yaml.safe_load(Path(path).read_text())
+
+
 def _values_equal(kube, component: Component, hr: dict[str, Any],
                   objects: list[dict[str, Any]]) -> bool | None:
     """Whether the HelmRelease values and chart version already equal the release's (None when
@@ -559,18 +591,27 @@ def check_rollout(kube, inventory: Inventory, component: Component,
                    "(see the stored-apis-served check)")
         return found + [Finding(CHECK, hr_id(hr), f"cannot render the chart: {e}", fix)]
     unstable = {(u.subject, u.path) for u in r.unstable}
+    same_inputs = None
+    if any(p.outcome == RECREATED for p in preds):
+        # Pinning a checksum is only safe when the checksummed content is the live one: with
+        # the release's own values and chart version. With other values the content changes
+        # too, and the pinned annotation would hide the restart it needs.
+        same_inputs = _values_equal(kube, component, hr, objects)
+    patches = {p.subject: keep_live_patch(p) for p in preds
+               if p.outcome == RECREATED and same_inputs}
+    patches = {s: x for s, x in patches.items() if x is not None}
+    # The exact offer carries the live checksums: written to a 0600 file, printed redacted.
+    offer_file = write_offer(inventory, hr, list(patches.values())) if patches else None
     for p in preds:
         if p.outcome == RECREATED:
             random = [d for d in p.changes if (p.subject, d.path) in unstable]
-            # Pinning a checksum is only safe when the checksummed content is the live one:
-            # with the release's own values and chart version. With other values the content
-            # changes too, and the pinned annotation would hide the restart it needs.
-            same_inputs = _values_equal(kube, component, hr, objects)
-            patch = keep_live_patch(p) if same_inputs else None
+            patch = patches.get(p.subject)
             if patch is not None:
                 fix = ("only annotations the chart computes differ: keep the live ones for the "
-                       "handover with this HelmRelease patch (adoption in place):\n"
-                       + post_renderers_offer(hr, [patch]) +
+                       "handover with a HelmRelease spec.postRenderers patch (adoption in "
+                       f"place). The exact fragment to add to {hr_id(hr)} is in {offer_file} "
+                       "(0600: it holds the live values); shown here with each value as its "
+                       "hash:\n" + post_renderers_offer(hr, [redacted_patch(patch)]) +
                        "drop it later in a commit of its own, when one rollout of "
                        f"{p.subject} is acceptable (that commit's upgrade rolls the pods once)")
                 if random:

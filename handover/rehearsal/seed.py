@@ -55,13 +55,18 @@ class SeedRelease:
     chart: str
     version: str
     config: dict[str, Any] = field(default_factory=dict)
+    # the configs of the release's earlier revisions, oldest first (seed key earlierRevisions:
+    # [{config: ...}]): the first is the install, each next one and then ``config`` a
+    # ``helm upgrade -f`` of the same chart version
+    earlier: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def of(cls, r: bundle_mod.Release) -> SeedRelease:
         rec = r.latest.record
         meta = rec["chart"]["metadata"]
         return cls(r.name, r.namespace, meta["name"], meta["version"],
-                   dict(rec.get("config") or {}))
+                   dict(rec.get("config") or {}),
+                   tuple(dict(v.record.get("config") or {}) for v in r.revisions[:-1]))
 
 
 def seed_file(inventory_path: Path | str) -> Path:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import yaml
 
@@ -162,6 +162,7 @@ def _ks_path(d: dict[str, Any]) -> str | None:
     return normalise(spath)
 
 
+NOT_CHECKED = "NOT CHECKED:"
 OVERLAY_FIELDS = ("patches", "components", "images", "namePrefix", "nameSuffix",
                   "targetNamespace", "postBuild")
 
@@ -173,7 +174,53 @@ def overlay_of(ks: dict[str, Any]) -> str:
     import json
     spec = ks.get("spec") or {}
     picked = {k: spec[k] for k in OVERLAY_FIELDS if spec.get(k)}
+    if ((spec.get("postBuild") or {}).get("substituteFrom")):
+        # substituteFrom refs are read in the Kustomization's own namespace
+        picked["ksNamespace"] = (ks.get("metadata") or {}).get("namespace", "flux-system")
     return json.dumps(picked, sort_keys=True) if picked else ""
+
+
+def substitute_from_vars(post_build: dict[str, Any], namespace: str,
+                         get: Callable[[str, str, str], dict[str, Any] | None] | None
+                         ) -> tuple[dict[str, str], list[str]]:
+    """The variables of postBuild.substituteFrom resolved from the GitOps repository, as
+    kustomize-controller resolves them from the cluster (fluxcd/pkg kustomize/kustomize_varsub.go
+    loadVars: refs in order, later ones win; ConfigMap data, Secret data base64-decoded; newlines
+    removed), then the inline ``substitute`` map over them. ``get(kind, name, namespace)`` finds
+    the object in the repository's builds (None: not in the repo). Returns (variables, what could
+    not be read from the repo: those refs are named, not checked)."""
+    import base64
+    out: dict[str, str] = {}
+    unread: list[str] = []
+    for ref in post_build.get("substituteFrom") or []:
+        kind, name = ref.get("kind"), ref.get("name")
+        obj = get(kind, name, namespace) if get else None
+        label = f"{kind} {namespace}/{name}" + (" (optional)" if ref.get("optional") else "")
+        if obj is None:
+            unread.append(f"{label}: not in the GitOps repository")
+            continue
+        if kind == "Secret" and "sops" in obj:
+            unread.append(f"{label}: SOPS-encrypted in the repository (decrypted only by "
+                          "kustomize-controller)")
+            continue
+        data: dict[str, str] = {}
+        if kind == "Secret":
+            for k, v in (obj.get("data") or {}).items():
+                try:
+                    data[k] = base64.b64decode(str(v)).decode()
+                except ValueError:
+                    unread.append(f"{label}: data.{k} is not base64")
+            data.update({k: str(v) for k, v in (obj.get("stringData") or {}).items()})
+            from handover.core import redact
+            for v in data.values():
+                redact.register(v)
+        else:
+            data = {k: str(v) for k, v in (obj.get("data") or {}).items()}
+        for k, v in data.items():
+            out[k] = v.replace("\n", "")
+    for k, v in (post_build.get("substitute") or {}).items():
+        out[str(k)] = str(v).replace("\n", "")
+    return out, unread
 
 
 _VAR = __import__("re").compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[=-])([^}]*))?\}")
@@ -314,11 +361,13 @@ def generated_resources(directory: Path) -> list[str]:
     return out
 
 
-def build_with_overlay(repo: Path, path: str, overlay: str) -> tuple[list[dict[str, Any]],
-                                                                     list[str]]:
+def build_with_overlay(repo: Path, path: str, overlay: str,
+                       get: Callable[[str, str, str], dict[str, Any] | None] | None = None
+                       ) -> tuple[list[dict[str, Any]], list[str]]:
     """Build a path with its Kustomization's settings applied (patches, components, images,
-    name prefix/suffix, targetNamespace, postBuild.substitute), in a temporary copy of the tree
-    that holds it. Returns (objects, notes saying what was not applied)."""
+    name prefix/suffix, targetNamespace, postBuild.substitute and substituteFrom: the refs
+    ``get(kind, name, namespace)`` finds in the repository's builds), in a temporary copy of the
+    tree that holds it. Returns (objects, notes saying what was not applied)."""
     import json
     import shutil
     import tempfile
@@ -345,7 +394,7 @@ def build_with_overlay(repo: Path, path: str, overlay: str) -> tuple[list[dict[s
                                                                        str(root)))
     pb = ov.get("postBuild") or {}
     if pb:
-        variables = {str(k): str(v) for k, v in (pb.get("substitute") or {}).items()}
+        variables, unread = substitute_from_vars(pb, ov.get("ksNamespace", "flux-system"), get)
         out, unknown_all = [], set()
         for o in objs:
             ann = (o.get("metadata") or {}).get("annotations") or {}
@@ -358,9 +407,14 @@ def build_with_overlay(repo: Path, path: str, overlay: str) -> tuple[list[dict[s
         objs = out
         if pb.get("substituteFrom"):
             refs = ", ".join(f"{r.get('kind')} {r.get('name')}" for r in pb["substituteFrom"])
-            notes.append(f"postBuild.substituteFrom ({refs}) is read by kustomize-controller "
-                         f"from the cluster: not applied here; variables left as written: "
-                         f"{', '.join(sorted(unknown_all)) or 'none'}")
+            if unread:
+                notes.append(f"{NOT_CHECKED} postBuild.substituteFrom: {'; '.join(unread)}: "
+                             f"kustomize-controller reads it from the cluster, this build could "
+                             f"not; variables left as written: "
+                             f"{', '.join(sorted(unknown_all)) or 'none'}")
+            else:
+                notes.append(f"postBuild.substituteFrom ({refs}) resolved from the GitOps "
+                             f"repository's builds")
     applied = [k for k in OVERLAY_FIELDS if ov.get(k)]
     notes.insert(0, f"built with the Kustomization's {', '.join(applied)}")
     return objs, notes

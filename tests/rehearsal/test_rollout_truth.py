@@ -43,6 +43,7 @@ from tests.rehearsal_support import rehearsal_cluster
 pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
 
 CHART = Path(__file__).resolve().parents[1] / "charts" / "webapp"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "homelab"
 VERSION = "1.2.0"
 SETTLE = 180.0
 
@@ -51,6 +52,7 @@ SETTLE = 180.0
 def env(tmp_path_factory):
     state = tmp_path_factory.mktemp("rollout-truth")
     shutil.copytree(CHART, state / "src" / "webapp")
+    shutil.copytree(EXAMPLE / "charts" / "grafana", state / "src" / "grafana")
     henv = {**os.environ, "HELM_CACHE_HOME": str(state / "h"),
             "HELM_CONFIG_HOME": str(state / "h"), "HELM_DATA_HOME": str(state / "h")}
     chart_repo.package(state / "src", state / "repo", env=henv)
@@ -117,7 +119,7 @@ SELECTORS = {"Deployment": "app.kubernetes.io/name=webapp,app.kubernetes.io/inst
              "StatefulSet": "app.kubernetes.io/name=cache,app.kubernetes.io/instance=webapp"}
 
 
-def settled(env, ns: str, kind: str, name: str) -> dict | None:
+def settled(env, ns: str, kind: str, name: str, selector: str | None = None) -> dict | None:
     """The workload's pods once its controller finished with the current template: {uid:
     restarts} of exactly spec.replicas Running pods, none terminating; None until then."""
     kube = env["kube"]
@@ -130,7 +132,7 @@ def settled(env, ns: str, kind: str, name: str) -> dict | None:
         return None
     if kind == "StatefulSet" and st.get("currentRevision") != st.get("updateRevision"):
         return None
-    pods = kube.list("v1", "Pod", ns, label_selector=SELECTORS[kind])
+    pods = kube.list("v1", "Pod", ns, label_selector=selector or SELECTORS[kind])
     if any(p["metadata"].get("deletionTimestamp") for p in pods) or len(pods) != want:
         return None
     if any((p.get("status") or {}).get("phase") != "Running" for p in pods):
@@ -140,10 +142,11 @@ def settled(env, ns: str, kind: str, name: str) -> dict | None:
             for p in pods}
 
 
-def measure(env, ns: str) -> dict[str, dict]:
+def measure(env, ns: str, workloads=None) -> dict[str, dict]:
     out = {}
-    for kind, name in (("Deployment", "webapp"), ("StatefulSet", "webapp-cache")):
-        pods = wait_for(lambda: settled(env, ns, kind, name), timeout=SETTLE,
+    for kind, name, *sel in workloads or (("Deployment", "webapp"),
+                                          ("StatefulSet", "webapp-cache")):
+        pods = wait_for(lambda: settled(env, ns, kind, name, *sel), timeout=SETTLE,
                         what=f"{kind} {ns}/{name} settled")
         gen = env["kube"].get("apps/v1", kind, name, ns)["metadata"]["generation"]
         out[f"{kind} {ns}/{name}"] = {"pods": pods, "generation": gen}
@@ -170,16 +173,16 @@ def gate(env, ns: str, hr: dict):
 
 
 def adopt(env, hr: dict, revision: int) -> dict:
-    ns = hr["metadata"]["namespace"]
+    ns, name = hr["metadata"]["namespace"], hr["metadata"]["name"]
     env["api"].apply(hr, "test")
 
     def done():
-        h = env["api"].get(flux.HELM_API, "HelmRelease", "webapp", ns)
+        h = env["api"].get(flux.HELM_API, "HelmRelease", name, ns)
         if h and flux.is_ready(h) and (h.get("status") or {}).get("history", [{}])[0].get(
                 "version") == revision:
             return h
         return None
-    return wait_for(done, timeout=SETTLE, what=f"HelmRelease {ns}/webapp at revision {revision}")
+    return wait_for(done, timeout=SETTLE, what=f"HelmRelease {ns}/{name} at revision {revision}")
 
 
 def assert_outcome_equals_prediction(preds: dict, before: dict, after: dict) -> dict:
@@ -233,10 +236,16 @@ def test_offered_post_renderers_patch_adopts_in_place_then_dropping_it_rolls_onc
     preds, findings = gate(env, ns, plain)
     patch = render.keep_live_patch(preds[f"Deployment {ns}/webapp"])
     assert patch is not None
-    offer = render.post_renderers_offer(plain, [patch])
     error = next(f for f in findings if f.subject == f"Deployment {ns}/webapp")
-    assert offer in error.fix  # the finding's fix is the exact patch applied below
-    patched = helm_release(ns, {}, yaml.safe_load(offer)["spec"]["postRenderers"])
+    # the finding names the 0600 file that holds the exact patch (the live checksum is printed
+    # only as its hash); that file's fragment is what is applied below, verbatim
+    inv, _ = inventory(env, ns)
+    path = render.offer_path(inv, plain)
+    assert str(path) in error.fix
+    offer = render.read_offer(path)
+    assert offer == yaml.safe_load(render.post_renderers_offer(plain, [patch]))
+    assert yaml.safe_load(patch["patch"])[0]["value"] not in error.fix
+    patched = helm_release(ns, {}, offer["spec"]["postRenderers"])
     # phase 1 on the commit that adds the patch: the post-renderers are applied to the render
     kept, findings = gate(env, ns, patched)
     assert {s: p.outcome for s, p in kept.items()} == {s: render.IN_PLACE for s in preds}
@@ -295,3 +304,98 @@ def test_changed_values_roll_and_get_no_keep_live_offer(env):
     assert_outcome_equals_prediction(preds, before, measure(env, ns))
     cm = env["kube"].get("v1", "ConfigMap", "webapp-config", ns)
     assert cm["data"]["greeting"] == "changed in Git"
+
+
+# --- the example's own grafana chart, installed once ----------------------------------------------
+
+GRAFANA = ("Deployment", "grafana", "app.kubernetes.io/name=grafana,app.kubernetes.io/instance=grafana")
+
+
+def git(repo: Path, *args: str) -> str:
+    return tools.run(["git", "-C", str(repo), "-c", "user.name=rehearsal", "-c",
+                      "user.email=rehearsal@invalid", *args], check=True).stdout
+
+
+def test_example_grafana_installed_once_offer_committed_then_dropped(env, tmp_path):
+    """examples/homelab/charts/grafana (as upstream: admin password kept by lookup,
+    checksum/secret on the pod template) installed ONCE with the seed's values, as a homelab that
+    never upgraded it: the install checksummed a second random password, so the adoption upgrade
+    rolls the pods, and phase 1 says so (checksum/secret the only field) with the offer in a
+    0600 file. The user's step: that fragment committed into the example's own HelmRelease file
+    in the GitOps repo. Phase 1 on that commit predicts in place; the helm-controller stand-in's
+    adoption keeps every pod. Dropping the patch later (git revert, a commit of its own) is the
+    one planned rollout, as predicted."""
+    from ruamel.yaml import YAML
+    from handover.rehearsal.seed import seed_release
+    from handover.sources import kustomize
+
+    rel = seed_release("grafana", "logging", EXAMPLE / "seed.yaml")
+    values = tmp_path / "values.json"
+    values.write_text(json.dumps(rel.config))
+    helm(env, "install", "grafana", "grafana", "--repo", env["url"], "--version", rel.version,
+         "--namespace", "logging", "--create-namespace", "-f", str(values))
+    # the example's HelmRepository name, served by this test's chart repository
+    env["api"].apply({**helm_repository(env["url"]), "metadata": {
+        "name": "grafana", "namespace": "flux-system"}}, "test")
+    repo = tmp_path / "gitops"
+    shutil.copytree(EXAMPLE / "gitops" / "infrastructure" / "logging" / "grafana",
+                    repo / "grafana")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "the example's grafana HelmRelease")
+    sources = [{**helm_repository(env["url"]), "metadata": {"name": "grafana",
+                                                            "namespace": "flux-system"}}]
+
+    def gate_build():
+        objs = kustomize.build(repo / "grafana")
+        hr = kustomize.find(objs, "HelmRelease", "grafana", "logging")
+        comp = Component(name="grafana", type="helm", risk="low", path="grafana",
+                         namespaces=("logging",), release=ObjectRef("grafana", "logging"),
+                         helm_release=ObjectRef("grafana", "logging"))
+        inv = Inventory(source=env["state"] / "migration.yaml",
+                        cluster=Cluster(name="rehearsal", context=env["cluster"].context,
+                                        flux_version="2.3.0"),
+                        gitops=GitOps(path=repo, branch="main"),
+                        backups=env["state"] / "backups", components=(comp,))
+        preds = {p.subject: p for p in render.predictions(env["kube"], inv, comp, objs + sources)}
+        findings = render.check_rollout(env["kube"], inv, comp, objs + sources)
+        return inv, hr, preds, [f for f in findings if f.severity == "error"]
+
+    subject = "Deployment logging/grafana"
+    inv, hr, preds, errors = gate_build()
+    assert preds[subject].outcome == render.RECREATED
+    assert [c.path for c in preds[subject].changes] == [
+        'spec.template.metadata.annotations["checksum/secret"]']
+    assert [f.subject for f in errors] == [subject]
+    path = render.offer_path(inv, hr)
+    assert str(path) in errors[0].fix and "computed by the chart" in errors[0].problem
+    live_sum = env["kube"].get("apps/v1", "Deployment", "grafana", "logging")[
+        "spec"]["template"]["metadata"]["annotations"]["checksum/secret"]
+    assert live_sum not in errors[0].fix and live_sum not in errors[0].problem
+
+    # the user's step: the offered fragment into the HelmRelease file, committed
+    y = YAML()
+    f = repo / "grafana" / "helmrelease.yaml"
+    doc = y.load(f.read_text())
+    doc["spec"]["postRenderers"] = render.read_offer(path)["spec"]["postRenderers"]
+    with f.open("w") as out:
+        y.dump(doc, out)
+    git(repo, "commit", "-q", "-am", "handover: keep grafana's live pod-template checksums")
+    _, patched, kept, errors = gate_build()
+    assert kept[subject].outcome == render.IN_PLACE and errors == []
+    before = measure(env, "logging", [GRAFANA])
+    h = adopt(env, patched, 2)
+    assert flux.condition(h, "Released")["reason"] == "UpgradeSucceeded"
+    after = measure(env, "logging", [GRAFANA])
+    assert_outcome_equals_prediction(kept, before, after)
+
+    # later: the patch dropped in a commit of its own (the one planned rollout)
+    git(repo, "revert", "--no-edit", "HEAD")
+    _, plain, again, _ = gate_build()
+    assert "postRenderers" not in plain["spec"]
+    assert again[subject].outcome == render.RECREATED
+    adopt(env, plain, 3)
+    final = measure(env, "logging", [GRAFANA])
+    assert_outcome_equals_prediction(again, after, final)
+    _, _, settled_preds, errors = gate_build()
+    assert settled_preds[subject].outcome == render.IN_PLACE and errors == []

@@ -67,9 +67,12 @@ def test_release_secret_deployed_with_chart_version_and_set_values(comp, hl_kube
     rel = seed_release(comp.release.name, comp.release.namespace, SEED)
     rec = helm_storage.latest(hl_kube, comp.release.name, comp.release.namespace)
     assert rec is not None, f"no Helm release {comp.release.namespace}/{comp.release.name}"
-    assert (rec.status, rec.revision) == ("deployed", 1)
+    # one revision per config: the install, then one upgrade per later config (seed.yaml
+    # earlierRevisions)
+    assert (rec.status, rec.revision) == ("deployed", 1 + len(rel.earlier))
     assert (rec.chart_name, rec.chart_version) == (rel.chart, rel.version)
-    secret = hl_kube.get("v1", "Secret", helm_storage.secret_name(rec.name, 1), rec.storage_namespace)
+    secret = hl_kube.get("v1", "Secret", helm_storage.secret_name(rec.name, rec.revision),
+                         rec.storage_namespace)
     assert secret["type"] == helm_storage.SECRET_TYPE
     assert secret["metadata"]["labels"]["owner"] == "helm"
     assert secret["metadata"]["labels"]["status"] == "deployed"
@@ -130,7 +133,11 @@ def test_grafana_upgrade_keeps_password_and_pod_template(hl_kube, seeded_stack):
     dep_new = next(d for d in rendered if d["kind"] == "Deployment")
     dep_old = next(d for d in stored if d["kind"] == "Deployment")
     assert dep_new["spec"]["template"] == dep_old["spec"]["template"]
-    assert helm_storage.latest(hl_kube, "grafana", "logging").revision == 1  # dry run only
+    # the seed installed grafana, then upgraded it once (seed.yaml earlierRevisions): revision
+    # 2, and the dry run stored nothing
+    assert helm_storage.latest(hl_kube, "grafana", "logging").revision == 2
+    # that upgrade's template carries the checksum of the Secret with the stored password
+    assert "checksum/secret" in dep_old["spec"]["template"]["metadata"]["annotations"]
 
 
 # -- kubectl-applied YAML and storage ---------------------------------------------------------------

@@ -105,7 +105,7 @@ def test_repo_breaks_each_fail_their_hazard_test(rehearsal, tmp_path):
                   lambda d: d["spec"].update(install={"remediation": {"retries": 3}}))
         # 5. preserveValues
         edit_yaml(clone / "infrastructure/controllers/envoy-gateway/helmrelease.yaml",
-                  lambda d: d["spec"].update(upgrade={"preserveValues": True}))
+                  lambda d: d["spec"].setdefault("upgrade", {}).update(preserveValues=True))
         # 6. Deployment selector changed
         dep = clone / "workloads/llama-cpp/deployment.yaml"
         replace_in(dep, "    matchLabels:\n      app: llama-cpp",

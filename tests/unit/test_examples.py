@@ -84,18 +84,27 @@ def test_every_chart_is_one_the_seed_installs():
     assert {(r.chart, r.version) for r in SEED_RELEASES} == set(REAL_CHARTS.items())
 
 
-def test_grafana_password_is_not_in_values_and_pod_template_is_not_random():
+def test_grafana_checksums_its_lookup_kept_secret_as_upstream():
+    """As the upstream grafana chart: the password is not in values, kept through lookup, and
+    the rendered Secret is checksummed into the pod template. Offline (no cluster) lookup finds
+    nothing: each render makes a new password, and the pod templates of two renders differ at
+    checksum/secret only (the non-determinism the gate names)."""
     values = yaml.safe_load((CHARTS / "grafana" / "values.yaml").read_text())
     assert values["adminPassword"] == ""
     rel = seed_release("grafana", "logging", SEED)
     first, second = render(rel), render(rel)
     pw1 = find(first, "Secret", "grafana")["data"]["admin-password"]
     pw2 = find(second, "Secret", "grafana")["data"]["admin-password"]
-    # Offline, lookup finds no Secret: a fresh random password each render (first install) ...
     assert pw1 and pw2 and pw1 != pw2
-    # ... which must not reach the pod template (no checksum of the Secret).
-    assert find(first, "Deployment", "grafana") == find(second, "Deployment", "grafana")
+    d1, d2 = find(first, "Deployment", "grafana"), find(second, "Deployment", "grafana")
+    a1 = d1["spec"]["template"]["metadata"].pop("annotations")
+    a2 = d2["spec"]["template"]["metadata"].pop("annotations")
+    assert d1 == d2
+    assert a1["checksum/config"] == a2["checksum/config"]
+    assert a1["checksum/secret"] != a2["checksum/secret"]
     assert "lookup" in (CHARTS / "grafana" / "templates" / "_helpers.tpl").read_text()
+    # the seed installed it, then upgraded it once: the adoption renders revision 2's checksum
+    assert rel.earlier == ({"replicas": 1},) and rel.config["grafana.ini"]
 
 
 def test_gateway_helm_ships_one_crd_in_crds_dir():
@@ -360,7 +369,11 @@ def test_example_seed_is_read_by_the_bundle_loader_as_unstored_releases():
     b = bundle.read(SEED)  # a file: the seed subset of the bundle format
     assert b.is_seed and b.context is None
     assert [(r.key, r.latest.revision, r.latest.status, r.latest.stored) for r in b.releases] == \
-        [(f"{r.namespace}/{r.name}", 1, "deployed", False) for r in SEED_RELEASES]
+        [(f"{r.namespace}/{r.name}", 1 + len(r.earlier), "deployed", False)
+         for r in SEED_RELEASES]
+    # earlier revisions (seed key earlierRevisions) come first, superseded, not stored either
+    assert all(v.status == "superseded" and not v.stored
+               for r in b.releases for v in r.revisions[:-1])
     assert Path(b.index["charts"]) == CHARTS
     # its kubectl-applied objects are those of the inventory's storage and manifests components,
     # storage first (what a person applied before installing the charts)
@@ -415,3 +428,17 @@ def test_the_chart_repository_serves_the_seed_files_charts(tmp_path):
     assert chart_sources(tmp_path / "migration.yaml") is None  # no seed file: the default
     (tmp_path / "seed.yaml").write_text("kind: Seed\ncharts: ../mine\nreleases: []\n")
     assert chart_sources(tmp_path / "migration.yaml") == (tmp_path.parent / "mine").resolve()
+
+def test_seed_earlier_revisions_are_read_and_malformed_ones_named(tmp_path):
+    from handover.core.errors import HandoverError
+    f = tmp_path / "seed.yaml"
+    (tmp_path / "charts" / "c").mkdir(parents=True)  # the chart sources serve the seed's chart
+    (tmp_path / "charts" / "c" / "Chart.yaml").write_text("name: c\nversion: \"1\"\n")
+    f.write_text(yaml.safe_dump({"kind": "Seed", "releases": [
+        {"name": "g", "namespace": "n", "chart": {"metadata": {"name": "c", "version": "1"}},
+         "earlierRevisions": [{"config": {"a": 1}}, {}], "config": {"a": 2}}]}))
+    [r] = load_seed(f)
+    assert r.earlier == ({"a": 1}, {}) and r.config == {"a": 2}
+    f.write_text(f.read_text().replace("- config:\n      a: 1", "- just-a-string"))
+    with pytest.raises(HandoverError, match=r"releases\[0\].*earlierRevisions is a list"):
+        load_seed(f)

@@ -34,7 +34,50 @@ def test_external_artifact_paths_are_discovered_and_assembled():
     assert mon and mon[0]["data"]["domain"] == "production.example.test"  # component + postBuild
     hr = [o for o in objs if o["kind"] == "HelmRelease"][0]
     assert hr["spec"]["values"]["replicas"] == 2  # the overlay's patch of the base
-    assert any("substituteFrom (ConfigMap cluster-settings)" in n for n in notes)
+    # without the other paths' builds, substituteFrom is named as not checked, never guessed
+    assert any(n.startswith(entry_paths.NOT_CHECKED) and
+               "ConfigMap flux-system/cluster-settings: not in the GitOps repository" in n and
+               "environment" in n for n in notes), notes
+    assert mon[0]["data"]["environment"] == "${environment}"
+
+
+def test_substitute_from_is_resolved_from_the_repository_builds():
+    """postBuild.substituteFrom ConfigMap cluster-settings is in the repo, built by the
+    infra-configs Kustomization, whose patch sets environment=production: the apps build reads
+    the built value (as kustomize-controller reads the applied one), not the file's staging.
+    Source: fluxcd/pkg kustomize/kustomize_varsub.go loadVars (refs in order, inline substitute
+    wins)."""
+    from fixtures.gitops import EntryBuilds
+    inv = load(INV)
+    paths, _ = entry_paths.discover(inv)
+    builds = EntryBuilds(inv.gitops.path, paths)
+    r = builds.result("@apps/production")
+    assert r.error is None, r.error
+    [mon] = [o for o in r.objects if o["metadata"]["name"] == "monitoring-settings"]
+    assert mon["data"] == {"domain": "production.example.test", "environment": "production",
+                           "logLevel": "info"}
+    assert any("substituteFrom (ConfigMap cluster-settings) resolved" in n for n in r.notes)
+    assert not any(n.startswith(entry_paths.NOT_CHECKED) for n in r.notes)
+
+
+def test_substitute_from_vars_order_secrets_and_what_is_not_checked():
+    import base64
+    objs = {("ConfigMap", "a"): {"kind": "ConfigMap", "data": {"X": "a", "Y": "a"}},
+            ("ConfigMap", "b"): {"kind": "ConfigMap", "data": {"Y": "b\n"}},
+            ("Secret", "s"): {"kind": "Secret", "data": {"P": base64.b64encode(b"pw").decode()},
+                              "stringData": {"Q": "q"}},
+            ("Secret", "enc"): {"kind": "Secret", "data": {"P": "ENC[...]"}, "sops": {}}}
+    get = lambda kind, name, ns: objs.get((kind, name)) if ns == "flux-system" else None  # noqa
+    pb = {"substitute": {"X": "inline"}, "substituteFrom": [
+        {"kind": "ConfigMap", "name": "a"}, {"kind": "ConfigMap", "name": "b"},
+        {"kind": "Secret", "name": "s"}, {"kind": "Secret", "name": "enc"},
+        {"kind": "ConfigMap", "name": "gone", "optional": True}]}
+    got, unread = entry_paths.substitute_from_vars(pb, "flux-system", get)
+    assert got == {"X": "inline", "Y": "b", "P": "pw", "Q": "q"}
+    assert unread == [
+        "Secret flux-system/enc: SOPS-encrypted in the repository (decrypted only by "
+        "kustomize-controller)",
+        "ConfigMap flux-system/gone (optional): not in the GitOps repository"]
 
 
 def test_substitute_like_envsubst():

@@ -22,3 +22,7 @@ helm.sh/chart: {{ include "eg.chart" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
+
+{{- define "eg.certgenName" -}}
+{{- printf "%s-%s-certgen" .Release.Name (include "eg.name" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
