@@ -103,7 +103,7 @@ def exact(live: Any, git: Any, path: str = "") -> list[Difference]:
         return out
     if isinstance(live, list) and isinstance(git, list) and len(live) == len(git):
         out = []
-        for i, (a, b) in enumerate(zip(live, git)):
+        for i, (a, b) in enumerate(zip(live, git, strict=True)):
             out.extend(exact(a, b, f"{path}[{i}]"))
         return out
     if _scalar_equal(live, git):
@@ -214,7 +214,7 @@ def against_live(desired: Any, live: Any, path: str = "",
             out = []
             live_by = {str(_key_of(i, key)): i for i in live}
             want = [str(_key_of(i, key)) for i in desired]
-            for item, k in zip(desired, want):
+            for item, k in zip(desired, want, strict=True):
                 p = f"{path}[{_label(key, k)}]"
                 if k not in live_by:
                     out.append(Difference(p, MISSING, item))
@@ -228,7 +228,7 @@ def against_live(desired: Any, live: Any, path: str = "",
         if len(desired) != len(live):
             return [Difference(path, live, desired)]
         out = []
-        for i, (d, lv) in enumerate(zip(desired, live)):
+        for i, (d, lv) in enumerate(zip(desired, live, strict=True)):
             out.extend(against_live(d, lv, f"{path}[{i}]", strict_lists))
         return out
     if _loose_equal(path, desired, live):

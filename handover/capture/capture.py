@@ -130,7 +130,7 @@ def capture(out: Path | str, *, kubeconfig: str | Path | None = None, context: s
     if out.exists() and any(out.iterdir()):
         raise bundle.BundleError(f"{out} exists and is not empty: capture into a new directory")
     _, _, server_version = kube.server_version()
-    captured_at = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    captured_at = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     scoped = sorted(set(namespaces)) if namespaces else None
     all_nss = [n["metadata"]["name"] for n in kube.list("v1", "Namespace")]
     if scoped:

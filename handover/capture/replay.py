@@ -354,7 +354,7 @@ class _Cluster:
                           "--context", self.cluster.context, *args], input=input)
 
     def namespaced(self, obj: dict[str, Any]) -> bool | None:
-        for attempt in range(10):
+        for _attempt in range(10):
             try:
                 return self.kube.dynamic.resources.get(api_version=obj["apiVersion"],
                                                        kind=obj["kind"]).namespaced
@@ -552,7 +552,7 @@ def helm_outputs(cluster, name: str, ns: str) -> dict[str, Any]:
 
 
 def _docs(text: str) -> list[Any]:
-    return sorted((json.dumps(d, sort_keys=True) for d in yaml.safe_load_all(text) if d))
+    return sorted(json.dumps(d, sort_keys=True) for d in yaml.safe_load_all(text) if d)
 
 
 def verify(cluster, b: Bundle, charts: dict[str, str], repo_url: str,

@@ -91,7 +91,7 @@ class ComponentState:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ComponentState":
+    def from_dict(cls, d: dict[str, Any]) -> ComponentState:
         return cls(**d)
 
     def describe(self) -> str:

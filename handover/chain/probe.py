@@ -270,7 +270,7 @@ class Probe:
                 delay = 0
             self._stop.wait(delay)
 
-    def start(self) -> "Probe":
+    def start(self) -> Probe:
         if self._thread is not None:
             raise RuntimeError("probe already started")
         self.started = time.monotonic()

@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from handover.chain import backup as backup_mod
 from handover.flux import rules as flux
@@ -51,7 +52,7 @@ def _drop_defaults(desired: Any, live: Any) -> Any:
     if isinstance(desired, dict) and isinstance(live, dict):
         return {k: _drop_defaults(v, live.get(k)) for k, v in desired.items()}
     if isinstance(desired, list) and isinstance(live, list) and len(desired) == len(live):
-        return [_drop_defaults(d, v) for d, v in zip(desired, live)]
+        return [_drop_defaults(d, v) for d, v in zip(desired, live, strict=True)]
     return live
 
 

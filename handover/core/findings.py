@@ -7,7 +7,7 @@ one component by calling the same functions.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Iterable
+from collections.abc import Iterable
 
 
 @dataclass(frozen=True)

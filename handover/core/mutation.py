@@ -13,7 +13,8 @@ Every mutation goes through a Mutator, which
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from kubernetes.dynamic.exceptions import NotFoundError
 

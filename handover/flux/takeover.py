@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 from handover.flux import rules as flux
@@ -71,7 +71,7 @@ def for_sources(inventory: Inventory) -> dict[str, Any] | None:
 
 def request_token() -> str:
     """An RFC 3339 timestamp with nanoseconds, as `flux reconcile` writes it."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond * 1000:09d}Z"
 
 

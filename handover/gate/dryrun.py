@@ -27,7 +27,8 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
 
@@ -144,7 +145,7 @@ def diff_paths(a: Any, b: Any, path: str = "") -> list[str]:
         return out
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         out = []
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
             out.extend(diff_paths(x, y, f"{path}[{i}]"))
         return out
     return [] if a == b else [path or "(object)"]

@@ -16,7 +16,8 @@ repositories are read through the registry's tag list, or skipped with the reaso
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from handover.sources import chart_index
 from handover.sources.chart_index import ChartIndexError, IndexCache

@@ -16,9 +16,10 @@ import base64
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from handover.gate import git_preflight
 from handover.sources import helm_storage
@@ -176,7 +177,7 @@ def collect(inv: Inventory, kube: Kube, now: datetime | None = None) -> Migratio
         pvs.append(PVState(name, None, None, None, None, None, True, exists=False))
     pvs.sort(key=lambda p: p.name)
     return MigrationState(
-        date=(now or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
+        date=(now or datetime.now(UTC)).isoformat(timespec="seconds"),
         cluster=inv.cluster.name, context=kube.context, server_version=git_version,
         flux_version=inv.cluster.flux_version, gitops_path=str(repo), branch=inv.gitops.branch,
         commit=git_preflight.head_commit(repo),

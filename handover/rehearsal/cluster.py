@@ -57,7 +57,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import yaml
 
@@ -71,14 +71,14 @@ READONLY_USER = "flux-handover-readonly"
 # audit log: what a suite does under it can be proved read-only (or not) from the server's side.
 AUDITED_CONTEXT = "flux-handover-rehearsal-audited"
 AUDITED_USER = "flux-handover-audited"
-AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+AUDIT_POLICY = f"""apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
 rules:
   - level: Metadata
-    users: [%s]
+    users: [{AUDITED_USER}]
   - level: None
-""" % AUDITED_USER
+"""
 NODE_NAME = "rehearsal-node"
 SERVICE_CIDR = "10.0.0.0/24"
 POD_NET = ipaddress.ip_network("10.64.0.0/10")  # pod networks: one /19 per cluster
@@ -330,7 +330,7 @@ class RehearsalCluster:
             self._save_config(cfg)
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def up(self, timeout: float = 60.0) -> "RehearsalCluster":
+    def up(self, timeout: float = 60.0) -> RehearsalCluster:
         """Start what is not running (idempotent); returns self."""
         _require_netns_rights()  # before anything is created
         kube_dir = binaries.kube_binaries()

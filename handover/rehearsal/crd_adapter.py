@@ -52,7 +52,8 @@ import time
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 NOTES_FILE = Path("fidelity") / "crd-adaptations.json"
 WEBHOOK_NAME = "crd-adapter.rehearsal.flux-handover.io"

@@ -92,7 +92,7 @@ def up(state_dir: Path, name: str = CLUSTER_NAME) -> KindResult:
         except Exception as e:  # noqa: BLE001 - report whatever kind said
             raise HandoverError(f"creating kind cluster {name!r} failed: {e}. See "
                                 f"`kind create cluster --name {name}` output for the cause "
-                                f"(a privileged container and the kind node image are needed)")
+                                f"(a privileged container and the kind node image are needed)") from e
     finally:
         os.chdir(cwd)
     kubectl = str(tools.kubectl())

@@ -42,7 +42,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 REQUEST_TIMEOUT = 10.0  # seconds a client may take to send its request headers
@@ -50,7 +50,7 @@ MAX_REQUEST = 65536
 
 
 def log(msg: str) -> None:
-    print(f"{datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')} {msg}", flush=True)
+    print(f"{datetime.now(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')} {msg}", flush=True)
 
 
 @dataclass
@@ -133,7 +133,7 @@ class PodResponder:
         for s in pod.listeners.values():
             self.sel.unregister(s)
             s.close()
-        for fd, c in list(self.http.items()):  # a removed pod's requests in flight end too
+        for c in list(self.http.values()):  # a removed pod's requests in flight end too
             if c.uid == uid:
                 self._close_http(c)
 

@@ -25,7 +25,8 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from handover.report import estimates as runbook_estimates
 from handover.report.migration import redact
@@ -175,7 +176,7 @@ class Axis:
 
     def x(self, t: float) -> float:
         last = len(self.blocks) - 1
-        for i, ((a, b), off) in enumerate(zip(self.blocks, self.offsets)):
+        for i, ((a, b), off) in enumerate(zip(self.blocks, self.offsets, strict=True)):
             if t <= b or i == last:
                 t = max(t, a)  # in a compressed pause: the start of the next block
                 return LEFT + off + (min(t, max(b, a + 1.0)) - a) * self.scale
@@ -267,7 +268,7 @@ def timeline_svg(view: dict[str, Any]) -> str:
            f'height="{height}" viewBox="0 0 {WIDTH} {height}" role="img" '
            f'aria-label="migration timeline">']
     # axis: start and end of every block of activity, the compressed pauses
-    for (a, b), off in zip(axis.blocks, axis.offsets):
+    for (a, _b), off in zip(axis.blocks, axis.offsets, strict=True):
         x0 = LEFT + off
         out.append(f'<text x="{x0:.1f}" y="12">{E(time.strftime("%H:%M:%S", time.gmtime(a)))}'
                    f'</text>')
@@ -313,7 +314,7 @@ def _bar(x0: float, x1: float, y: float, h: float, color: str, cls: str, title: 
 def _ticks(axis: Axis, height: float) -> list[str]:
     """Time marks every 10 s .. 10 min inside each block of activity, about 90 px apart."""
     out = []
-    for (a, b), off in zip(axis.blocks, axis.offsets):
+    for (a, b), _off in zip(axis.blocks, axis.offsets, strict=True):
         step = next((s for s in (5, 10, 30, 60, 120, 300, 600, 1800, 3600)
                      if s * axis.scale >= 90), 3600)
         t = (int(a) // step + 1) * step

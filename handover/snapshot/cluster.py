@@ -109,7 +109,7 @@ class ClusterSnapshot:
         return json.dumps(self.to_dict(), indent=1, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ClusterSnapshot":
+    def from_dict(cls, d: dict[str, Any]) -> ClusterSnapshot:
         return cls(context=d["context"], taken_at=d["taken_at"],
                    namespaces=tuple(d["namespaces"]),
                    objects=[ObjectState(**o) for o in d["objects"]],
@@ -126,7 +126,7 @@ class ClusterSnapshot:
         return p
 
     @classmethod
-    def load(cls, path: str | Path) -> "ClusterSnapshot":
+    def load(cls, path: str | Path) -> ClusterSnapshot:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
     def summary(self) -> str:

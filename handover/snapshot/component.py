@@ -86,7 +86,7 @@ class Snapshot:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Snapshot":
+    def from_dict(cls, d: dict[str, Any]) -> Snapshot:
         rel = d.get("release")
         return cls(component=d["component"], taken_at=d["taken_at"],
                    pods=[PodState(**p) for p in d.get("pods", [])],

@@ -155,7 +155,7 @@ def _one(op: str, ver: str, v: tuple[int, int, int, str]) -> bool:
         raise ValueError(f"bad version in constraint: {ver!r}")
     parts = [m.group(1), m.group(2), m.group(3)]
     wild = [p is None or p in "xX*" for p in parts]
-    nums = [0 if w else int(p) for p, w in zip(parts, wild)]
+    nums = [0 if w else int(p) for p, w in zip(parts, wild, strict=True)]
     base = (nums[0], nums[1], nums[2], m.group(4) or "")
     if op in ("", "=") and any(wild):
         n = wild.index(True)

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import yaml
 
@@ -342,7 +343,7 @@ def build_with_overlay(repo: Path, path: str, overlay: str) -> tuple[list[dict[s
             objs = kustomize.build(target)
         except kustomize.KustomizeError as e:
             raise kustomize.KustomizeError(directory, e.stderr.replace(str(copy_root),
-                                                                       str(root)))
+                                                                       str(root))) from e
     pb = ov.get("postBuild") or {}
     if pb:
         variables = {str(k): str(v) for k, v in (pb.get("substitute") or {}).items()}
@@ -387,4 +388,4 @@ def build(repo: Path, path: str) -> list[dict[str, Any]]:
         try:
             return kustomize.build(copy)
         except kustomize.KustomizeError as e:
-            raise kustomize.KustomizeError(directory, e.stderr.replace(str(copy), str(directory)))
+            raise kustomize.KustomizeError(directory, e.stderr.replace(str(copy), str(directory))) from e

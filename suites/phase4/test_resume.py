@@ -13,7 +13,7 @@ Ordered steps; each performs (only with --perform) and asserts its outcome:
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 import pytest
 
@@ -119,7 +119,7 @@ def test_reconciled(entrypoint, kube, inventory, gitops, flux_mutator, perform, 
     fs = kube.get(flux.KUSTOMIZE_API, "Kustomization", bootstrap.SYNC_NAME, ns) or {}
     synced = ((fs.get("status") or {}).get("lastAppliedRevision") or "").endswith(rhead)
     if not (synced and live and not live["spec"].get("suspend") and flux.is_ready(live)):
-        token = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        token = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         skip_unless_perform(perform, f"request a reconcile ({flux.RECONCILE_REQUESTED_AT}="
                                      f"<now>) of GitRepository and Kustomization {ns}/flux-system, "
                                      f"then of Kustomization {ns}/{entrypoint.name}")

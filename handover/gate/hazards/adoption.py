@@ -64,7 +64,7 @@ class AdoptionTarget:
     target_namespace: str
 
     @classmethod
-    def of(cls, hr: dict[str, Any]) -> "AdoptionTarget":
+    def of(cls, hr: dict[str, Any]) -> AdoptionTarget:
         return cls(hr_id(hr), flux.helm_release_name(hr), flux.storage_namespace(hr),
                    flux.target_namespace(hr))
 

@@ -120,8 +120,8 @@ def check_crds(kube, inventory: Inventory, component: Component,
                 CRDS, f"CustomResourceDefinition {name}",
                 f"in crds/ of chart {src.chart} {src.version} but not in the cluster: Helm "
                 f"installs crds/ only at install, the adoption upgrade will not create it",
-                f"apply it yourself (kubectl apply --server-side -f <the chart's crds/>), or "
-                f"manage the CRDs in a Kustomization"))
+                "apply it yourself (kubectl apply --server-side -f <the chart's crds/>), or "
+                "manage the CRDs in a Kustomization"))
             continue
         diffs = crd_differences(crd, live)
         if diffs:

@@ -7,7 +7,8 @@ phase 3's precondition step re-runs them for the component about to be handed ov
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from handover.gate.hazards import adoption
 from handover.gate.hazards import hooks_crds as chart_hazards

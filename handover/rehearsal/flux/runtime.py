@@ -14,8 +14,9 @@ import re
 import threading
 import time
 import traceback
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import datetime, UTC
+from typing import Any
+from collections.abc import Callable
 
 from kubernetes.dynamic.exceptions import ApiException, NotFoundError, ResourceNotFoundError
 
@@ -27,7 +28,7 @@ Obj = dict[str, Any]
 
 
 def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_duration(text: str | None, default: float) -> float:
