@@ -33,7 +33,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -43,6 +43,10 @@ from handover.sources import helm_storage
 from handover.core import tools
 from handover.core.errors import HandoverError
 from handover.core.inventory import Component, Inventory
+
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
+    from handover.core.mutation import Mutator
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 FLUX_LABEL_PREFIXES = ("kustomize.toolkit.fluxcd.io/", "helm.toolkit.fluxcd.io/")
@@ -100,7 +104,7 @@ class ComponentState:
         return f"{self.name}: {who} ({ev}); phase 3 journal: {self.journal_hint or 'no entry'}"
 
 
-def component_objects(kube, inventory: Inventory, component: Component
+def component_objects(kube: Kube, inventory: Inventory, component: Component
                       ) -> list[tuple[str, str, str | None, str]]:
     """(apiVersion, kind, namespace or None, name) of the component's live objects: the release
     manifest's objects (newest revision), the component path's kustomize build (Flux kinds
@@ -136,7 +140,7 @@ def component_objects(kube, inventory: Inventory, component: Component
     return list(refs)
 
 
-def state(kube, inventory: Inventory, component: Component, journal_hint: str = ""
+def state(kube: Kube, inventory: Inventory, component: Component, journal_hint: str = ""
           ) -> ComponentState:
     """Read from the cluster whether Flux manages the component now (read-only)."""
     st = ComponentState(component.name, component.type, False, journal_hint=journal_hint)
@@ -194,7 +198,7 @@ def state(kube, inventory: Inventory, component: Component, journal_hint: str = 
 
 
 # -- 2. freeze ---------------------------------------------------------------------------------
-def suspend(kube, mutator, api_version: str, kind: str, name: str, ns: str) -> str:
+def suspend(kube: Kube, mutator: Mutator, api_version: str, kind: str, name: str, ns: str) -> str:
     """Suspend one Flux object (no-op when it is gone or already suspended). Returns what was
     done."""
     live = kube.get(api_version, kind, name, ns)
@@ -210,7 +214,7 @@ def entry_kustomizations(inventory: Inventory) -> list[str]:
     return [ep.name for ep in inventory.gitops.entrypoints]
 
 
-def freeze_cluster(kube, mutator, inventory: Inventory, st: ComponentState) -> list[str]:
+def freeze_cluster(kube: Kube, mutator: Mutator, inventory: Inventory, st: ComponentState) -> list[str]:
     """Suspend the entry-point Kustomizations, the component's owning Kustomizations and its
     HelmRelease in the cluster. Returns one line per object."""
     ns = inventory.cluster.flux_namespace
@@ -230,7 +234,7 @@ def freeze_cluster(kube, mutator, inventory: Inventory, st: ComponentState) -> l
     return done
 
 
-def not_suspended(kube, inventory: Inventory, st: ComponentState) -> list[str]:
+def not_suspended(kube: Kube, inventory: Inventory, st: ComponentState) -> list[str]:
     """Objects of the freeze that are live and not suspended (the freeze's assertion)."""
     ns = inventory.cluster.flux_namespace
     refs = [(flux.KUSTOMIZE_API, "Kustomization", ns, n) for n in entry_kustomizations(inventory)]
@@ -267,7 +271,7 @@ def find_backup(inventory: Inventory, component: str, journal_dir: str | None
     return None
 
 
-def delete_helmrelease(kube, mutator, st: ComponentState, timeout: float = 60) -> str:
+def delete_helmrelease(kube: Kube, mutator: Mutator, st: ComponentState, timeout: float = 60) -> str:
     """Delete the component's HelmRelease, which must be suspended (the Mutator refuses an
     unsuspended one: it would uninstall the release); wait for its finalizer."""
     from handover.flux.takeover import wait_gone
@@ -285,7 +289,7 @@ def delete_helmrelease(kube, mutator, st: ComponentState, timeout: float = 60) -
     return f"HelmRelease {ns}/{name}: deleted while suspended (release orphaned)"
 
 
-def delete_own_kustomization(kube, mutator, inventory: Inventory, component: Component) -> str:
+def delete_own_kustomization(kube: Kube, mutator: Mutator, inventory: Inventory, component: Component) -> str:
     """Delete the component's temporary Kustomization (``handover-<name>``) when it is left; the
     Mutator refuses when deleting it would garbage-collect (not suspended, prune, no Orphan)."""
     from handover.flux.takeover import remove
@@ -336,7 +340,7 @@ def metadata_patch(live: dict[str, Any], backup_obj: dict[str, Any] | None,
     return patch
 
 
-def release_labels(kube, mutator, inventory: Inventory, component: Component,
+def release_labels(kube: Kube, mutator: Mutator, inventory: Inventory, component: Component,
                    record: backup_mod.BackupRecord | None) -> list[str]:
     """Remove Flux owner labels from the component's live objects; kubectl-managed objects
     (components of type manifests / storage) get their last-applied-configuration back from the
@@ -371,7 +375,7 @@ def release_labels(kube, mutator, inventory: Inventory, component: Component,
     return done
 
 
-def labels_left(kube, inventory: Inventory, component: Component) -> list[str]:
+def labels_left(kube: Kube, inventory: Inventory, component: Component) -> list[str]:
     """The component's live objects that still carry a Flux owner label."""
     out = []
     for api_version, kind, ns, name in component_objects(kube, inventory, component):
@@ -381,7 +385,7 @@ def labels_left(kube, inventory: Inventory, component: Component) -> list[str]:
     return out
 
 
-def last_applied_missing(kube, inventory: Inventory, component: Component,
+def last_applied_missing(kube: Kube, inventory: Inventory, component: Component,
                          record: backup_mod.BackupRecord | None) -> list[str]:
     """kubectl-managed objects whose last-applied-configuration is not the backup's."""
     if component.type == "helm" or record is None:
@@ -405,7 +409,7 @@ def last_applied_missing(kube, inventory: Inventory, component: Component,
 
 
 # -- 4. proof helpers ------------------------------------------------------------------------
-def helm_list(kube, release: str, namespace: str) -> dict[str, Any] | None:
+def helm_list(kube: Kube, release: str, namespace: str) -> dict[str, Any] | None:
     """What the real ``helm list`` says about one release (read-only), or None."""
     argv = [str(tools.helm()), "list", "--namespace", namespace, "--filter", f"^{release}$",
             "--all", "--output", "json", "--kube-context", kube.context]
@@ -423,7 +427,7 @@ FLUX_CR_KINDS = ((flux.KUSTOMIZE_API, "Kustomization"), (flux.HELM_API, "HelmRel
                  (flux.SOURCE_API, "GitRepository"), (flux.SOURCE_API, "HelmRepository"))
 
 
-def flux_objects(kube) -> list[dict[str, Any]]:
+def flux_objects(kube: Kube) -> list[dict[str, Any]]:
     out = []
     for api_version, kind in FLUX_CR_KINDS:
         if kube.has_resource(api_version, kind):
@@ -431,7 +435,7 @@ def flux_objects(kube) -> list[dict[str, Any]]:
     return out
 
 
-def acting_finalizers(kube, mutator) -> list[str]:
+def acting_finalizers(kube: Kube, mutator: Mutator) -> list[str]:
     """Flux objects whose finalizer would act on deletion: a HelmRelease that would uninstall its
     release, a Kustomization that would garbage-collect its inventory (the Mutator's deletion
     rules, reused). Sources' finalizers only remove their own artifacts."""
@@ -448,7 +452,7 @@ def acting_finalizers(kube, mutator) -> list[str]:
     return out
 
 
-def suspend_all(kube, mutator) -> list[str]:
+def suspend_all(kube: Kube, mutator: Mutator) -> list[str]:
     """Suspend every Kustomization and HelmRelease left (before removing Flux)."""
     done = []
     for api_version, kind in FLUX_CR_KINDS[:2]:
@@ -462,7 +466,7 @@ def suspend_all(kube, mutator) -> list[str]:
     return done
 
 
-def foreign_objects_in_flux_namespace(kube, inventory: Inventory) -> list[str]:
+def foreign_objects_in_flux_namespace(kube: Kube, inventory: Inventory) -> list[str]:
     """Workloads, Services, claims and Helm releases in the Flux namespace that are not Flux's
     own: removing Flux (its namespace) would delete them."""
     ns = inventory.cluster.flux_namespace
@@ -479,7 +483,7 @@ def foreign_objects_in_flux_namespace(kube, inventory: Inventory) -> list[str]:
     return out
 
 
-def remove_flux(kube, mutator, inventory: Inventory) -> list[str]:
+def remove_flux(kube: Kube, mutator: Mutator, inventory: Inventory) -> list[str]:
     """Remove the Flux controllers and CRDs. Refused (AbortError, nothing removed) while a Flux
     object has a finalizer that would act, or when the Flux namespace holds objects that are not
     Flux's own. On the rehearsal cluster the stand-ins are uninstalled; on a live cluster

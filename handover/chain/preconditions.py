@@ -9,7 +9,7 @@
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handover.flux import rules as flux
 from handover.gate.hazards import registry as hazards
@@ -17,8 +17,11 @@ from handover.sources import helm_storage
 from handover.core.findings import Finding
 from handover.core.inventory import Component, Inventory
 
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
 
-def flux_problems(kube, inventory: Inventory) -> list[str]:
+
+def flux_problems(kube: Kube, inventory: Inventory) -> list[str]:
     ns = inventory.cluster.flux_namespace
     if not kube.has_resource(flux.SOURCE_API, "GitRepository") or \
             not kube.has_resource(flux.KUSTOMIZE_API, "Kustomization"):
@@ -32,7 +35,7 @@ def flux_problems(kube, inventory: Inventory) -> list[str]:
     return []
 
 
-def release_problems(kube, component: Component) -> list[str]:
+def release_problems(kube: Kube, component: Component) -> list[str]:
     if component.release is None:
         return []
     r = component.release
@@ -46,7 +49,7 @@ def release_problems(kube, component: Component) -> list[str]:
     return []
 
 
-def workload_problems(kube, component: Component) -> list[str]:
+def workload_problems(kube: Kube, component: Component) -> list[str]:
     """Workloads missing or with fewer Running+Ready pods than desired."""
     out = []
     for w in component.workloads:
@@ -69,7 +72,7 @@ def workload_problems(kube, component: Component) -> list[str]:
     return out
 
 
-def pv_problems(kube, component: Component) -> list[str]:
+def pv_problems(kube: Kube, component: Component) -> list[str]:
     out = []
     for name in component.pvs:
         pv = kube.get("v1", "PersistentVolume", name)
@@ -83,7 +86,7 @@ def pv_problems(kube, component: Component) -> list[str]:
     return out
 
 
-def hazard_findings(kube, inventory: Inventory, component: Component,
+def hazard_findings(kube: Kube, inventory: Inventory, component: Component,
                     built: list[dict[str, Any]], accepted: set[str] = frozenset()
                     ) -> tuple[list[Finding], list[Finding]]:
     """(blocking errors, accepted errors) of phase 1's hazard checks for this component."""

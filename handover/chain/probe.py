@@ -21,9 +21,12 @@ import threading
 import time
 from pathlib import Path
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handover.core.inventory import HealthCheck
+
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
 
 
 def mode_for(inventory) -> str:
@@ -135,7 +138,7 @@ def outages_from(samples: list[Sample], end: float) -> list[Outage]:
 
 
 class Probe:
-    def __init__(self, kube, checks: list[HealthCheck] | tuple[HealthCheck, ...],
+    def __init__(self, kube: Kube, checks: list[HealthCheck] | tuple[HealthCheck, ...],
                  mode: str = "endpoints", interval: float = 0.1, timeout: float = 1.0,
                  resolve_every: float = 0.5, pod_fallback: bool = False):
         if mode not in ("endpoints", "proxy"):
@@ -310,7 +313,7 @@ def _where(e: BaseException) -> str:
     return f" at {Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}"
 
 
-def _private_client(kube):
+def _private_client(kube: Kube):
     """The probe thread's own client: the kubernetes client's ApiClient and Configuration are not
     safe to share between threads (with token auth every request runs the kubeconfig loader's
     refresh hook, which rewrites the shared Configuration), and the runbook keeps using the

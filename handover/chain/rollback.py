@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from collections.abc import Callable
 
 from handover.chain import backup as backup_mod
@@ -28,6 +28,10 @@ from handover.core import progress
 from handover.core import redact
 from handover.core.inventory import Component, Inventory
 from handover.flux.takeover import wait_gone
+
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
+    from handover.core.mutation import Mutator
 
 
 @dataclass
@@ -64,7 +68,7 @@ def changed_since_backup(desired: dict[str, Any], live: dict[str, Any] | None) -
 
 
 class Rollback:
-    def __init__(self, kube, mutator, inventory: Inventory, component: Component,
+    def __init__(self, kube: Kube, mutator: Mutator, inventory: Inventory, component: Component,
                  record: backup_mod.BackupRecord | None, verify_timeout: float = 60.0):
         self.kube = kube
         self.mutator = mutator

@@ -24,7 +24,7 @@ import copy
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import DynamicApiError
@@ -33,6 +33,9 @@ from handover.flux import rules as flux
 from handover.sources import kustomize
 from handover.core import redact
 from handover.core.errors import HandoverError
+
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
 
 CREATED, MODIFIED, OWNER_LABELS, UNCHANGED, DELETED, ERROR = (
     "created", "modified", "owner-labels", "unchanged", "deleted", "error")
@@ -288,7 +291,7 @@ def _api_message(e: Exception) -> str:
         return redact.scrub(str(body or e))
 
 
-def diff_kustomization(kube, repo_path: str | Path, ks: dict[str, Any],
+def diff_kustomization(kube: Kube, repo_path: str | Path, ks: dict[str, Any],
                        live_ks: dict[str, Any] | None = None) -> KustomizationDiff:
     """Diff one Kustomization (``ks``: its manifest from Git) against the cluster.
 

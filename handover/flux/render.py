@@ -22,7 +22,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -35,6 +35,9 @@ from handover.core.errors import HandoverError
 from handover.core.findings import Finding
 from handover.core.inventory import Component, Inventory
 from handover.tree_diff import MISSING, Difference, against_live, exact, removed_fields
+
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
 
 CHECK = "adoption-rollout"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
@@ -318,7 +321,7 @@ def helm_template(src: ChartSource, values: dict[str, Any],
     return _CACHE[key]
 
 
-def cluster_access(kube) -> tuple[str | None, str] | None:
+def cluster_access(kube: Kube) -> tuple[str | None, str] | None:
     """(kubeconfig, context) of a real cluster connection, None for anything else (tests' fakes)."""
     from handover.core.kube import Kube
     if isinstance(kube, Kube):
@@ -389,14 +392,14 @@ def predict(rendered: list[dict[str, Any]], previous: list[dict[str, Any]],
     return out
 
 
-def kube_version(kube) -> str | None:
+def kube_version(kube: Kube) -> str | None:
     try:
         return kube.server_version()[2].split("+")[0]
     except Exception:  # noqa: BLE001 - the render still works without it
         return None
 
 
-def rendering(kube, inventory: Inventory, component: Component,
+def rendering(kube: Kube, inventory: Inventory, component: Component,
               objects: list[dict[str, Any]]) -> Rendering:
     """The component's HelmRelease rendered as the adoption upgrade will, twice (RenderError if
     not): on the live cluster when there is one (helm upgrade --dry-run=server of the CLI
@@ -433,13 +436,13 @@ def with_post_renderers(r: Rendering, hr: dict[str, Any]) -> Rendering:
     return Rendering(objs, r.hooks, r.mode, r.unstable, post_rendered=True)
 
 
-def rendered_objects(kube, inventory: Inventory, component: Component,
+def rendered_objects(kube: Kube, inventory: Inventory, component: Component,
                      objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rendered release manifest (hooks excluded)."""
     return rendering(kube, inventory, component, objects).objects
 
 
-def predictions(kube, inventory: Inventory, component: Component,
+def predictions(kube: Kube, inventory: Inventory, component: Component,
                 objects: list[dict[str, Any]]) -> list[WorkloadPrediction]:
     hr = helm_release_of(component, objects)
     rendered = rendered_objects(kube, inventory, component, objects)
@@ -523,7 +526,7 @@ def post_renderers_offer(hr: dict[str, Any], patches: list[dict[str, Any]]) -> s
     return yaml.safe_dump(doc, sort_keys=False, width=1000)
 
 
-def _values_equal(kube, component: Component, hr: dict[str, Any],
+def _values_equal(kube: Kube, component: Component, hr: dict[str, Any],
                   objects: list[dict[str, Any]]) -> bool | None:
     """Whether the HelmRelease values and chart version already equal the release's (None when
     unknown)."""
@@ -538,7 +541,7 @@ def _values_equal(kube, component: Component, hr: dict[str, Any],
     return same_chart and not values_diff(rec.config or {}, values)
 
 
-def check_rollout(kube, inventory: Inventory, component: Component,
+def check_rollout(kube: Kube, inventory: Inventory, component: Component,
                   objects: list[dict[str, Any]]) -> list[Finding]:
     """Error per workload whose pods the adoption upgrade would recreate (naming the fields and
     their causes) or that it would delete."""

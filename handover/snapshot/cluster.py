@@ -29,9 +29,12 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handover.core.inventory import Inventory
+
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
 
 NAMESPACED_KINDS: tuple[tuple[str, str], ...] = (
     ("apps/v1", "Deployment"),
@@ -173,7 +176,7 @@ def _pod_state(pod: dict[str, Any]) -> PodState:
                     containers)
 
 
-def take(kube, inventory: Inventory) -> ClusterSnapshot:
+def take(kube: Kube, inventory: Inventory) -> ClusterSnapshot:
     """Snapshot every object the inventory covers (read-only)."""
     namespaces = covered_namespaces(inventory)
     snap = ClusterSnapshot(context=kube.context, taken_at=time.time(), namespaces=namespaces)

@@ -18,10 +18,13 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handover.sources import helm_storage
 from handover.core.inventory import Component
+
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
 
 
 @dataclass
@@ -146,7 +149,7 @@ def _items(fn, *args, **kwargs) -> list[dict[str, Any]]:
     return [r if isinstance(r, dict) else r.to_dict() for r in resp.items]  # test doubles
 
 
-def take(kube, component: Component) -> Snapshot:
+def take(kube: Kube, component: Component) -> Snapshot:
     """Snapshot one component (read-only)."""
     count = _Counter()
     snap = Snapshot(component=component.name, taken_at=time.time())

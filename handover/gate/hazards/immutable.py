@@ -15,7 +15,7 @@ components, see handover.flux.render). Read-only.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -23,6 +23,9 @@ from handover.flux import rules as flux
 from handover.core.findings import Finding
 from handover.core.inventory import Component, Inventory
 from handover.tree_diff import Difference, MISSING, against_live, describe_all
+
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
 
 CHECK = "immutable-fields"
 COMMON_LABELS = "kustomize-common-labels"
@@ -113,7 +116,7 @@ def common_label_sources(repo: Path, component_path: str) -> dict[str, dict[str,
     return out
 
 
-def desired_workloads(kube, inventory: Inventory, component: Component,
+def desired_workloads(kube: Kube, inventory: Inventory, component: Component,
                       objects: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str, str]:
     """(workloads, default namespace, origin) for the component: the render for Helm components,
     the build for the others."""
@@ -129,7 +132,7 @@ def desired_workloads(kube, inventory: Inventory, component: Component,
             ns, f"the build of {component.path}")
 
 
-def check_immutable(kube, inventory: Inventory, component: Component,
+def check_immutable(kube: Kube, inventory: Inventory, component: Component,
                     objects: list[dict[str, Any]]) -> list[Finding]:
     if component.type not in ("helm", "manifests"):
         return []
@@ -165,7 +168,7 @@ def check_immutable(kube, inventory: Inventory, component: Component,
     return found
 
 
-def check_common_labels(kube, inventory: Inventory, component: Component,
+def check_common_labels(kube: Kube, inventory: Inventory, component: Component,
                         objects: list[dict[str, Any]]) -> list[Finding]:
     """Kustomization files (the component's own and those of ancestor directories, which apply
     when an entry Kustomization builds them) that inject labels into the selectors of this
