@@ -72,7 +72,7 @@ def _helm_outputs(kubeconfig: str | None, context: str, name: str, ns: str) -> d
 
 
 def _kinds_in_manifest(text: str) -> set[tuple[str, str]]:
-    out = set()
+    out: set[tuple[str, str]] = set()
     try:
         docs = list(yaml.safe_load_all(text))
     except yaml.YAMLError:

@@ -157,10 +157,10 @@ def state(kube: Kube, inventory: Inventory, component: Component, journal_hint: 
             st.evidence.append(f"HelmRelease {hr.namespace}/{hr.name} exists (suspend: "
                                f"{bool((live.get('spec') or {}).get('suspend'))})")
     if component.release is not None and flux_served:
-        for hr in kube.list(flux.HELM_API, "HelmRelease"):
-            m = hr["metadata"]
-            if flux.helm_release_name(hr) == component.release.name and \
-                    flux.storage_namespace(hr) == component.release.namespace and \
+        for live_hr in kube.list(flux.HELM_API, "HelmRelease"):
+            m = live_hr["metadata"]
+            if flux.helm_release_name(live_hr) == component.release.name and \
+                    flux.storage_namespace(live_hr) == component.release.namespace and \
                     f"{m['namespace']}/{m['name']}" != st.helm_release:
                 raise AbortError(
                     f"{component.name}: HelmRelease {m['namespace']}/{m['name']} also manages "

@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any
 
 from handover.flux import rules as flux
@@ -87,7 +88,7 @@ def pv_problems(kube: Kube, component: Component) -> list[str]:
 
 
 def hazard_findings(kube: Kube, inventory: Inventory, component: Component,
-                    built: list[dict[str, Any]], accepted: set[str] = frozenset()
+                    built: list[dict[str, Any]], accepted: AbstractSet[str] = frozenset()
                     ) -> tuple[list[Finding], list[Finding]]:
     """(blocking errors, accepted errors) of phase 1's hazard checks for this component."""
     found = [f for f in hazards.hazards_for_component(kube, inventory, component, built)

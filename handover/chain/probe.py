@@ -239,7 +239,7 @@ class Probe:
     def _sample_proxy(self, h: HealthCheck) -> tuple[bool, str]:
         """GET /api/v1/namespaces/<ns>/services/<svc>:<port>/proxy<path>."""
         try:
-            resp = self.kube.core.connect_get_namespaced_service_proxy_with_path(
+            resp: Any = self.kube.core.connect_get_namespaced_service_proxy_with_path(
                 f"{h.service}:{h.port}", h.namespace, h.path.lstrip("/"),
                 _preload_content=False, _request_timeout=self.timeout)
             status = resp.status

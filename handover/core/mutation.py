@@ -98,7 +98,7 @@ class Mutator:
 
         def go():
             res = self.kube.resource(api_version, kind)
-            kwargs = {"name": name, "body": body, "content_type": ctype}
+            kwargs: dict[str, Any] = {"name": name, "body": body, "content_type": ctype}
             if res.namespaced:
                 kwargs["namespace"] = namespace
             return res.patch(**kwargs).to_dict()

@@ -190,7 +190,7 @@ def _kube_args(kube: Kube) -> list[str]:
     return args
 
 
-def plan(inventory: Inventory, repo: GitOpsRepo, kube: Kube=None) -> BootstrapPlan:
+def plan(inventory: Inventory, repo: GitOpsRepo, kube: Kube | None = None) -> BootstrapPlan:
     """How this cluster would be bootstrapped, or a BootstrapError naming what is missing."""
     ns = inventory.cluster.flux_namespace
     cpath = inventory.gitops.cluster_path

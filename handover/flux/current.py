@@ -304,7 +304,7 @@ def check_kubectl_managers(kube: Kube, component: Component,
         missing = kubectl_owned_missing(live, o)
         if not missing:
             continue
-        subject = f"{kind} {m.get('namespace') + '/' if m.get('namespace') else ''}{m['name']}"
+        subject = f"{kind} {m['namespace'] + '/' if m.get('namespace') else ''}{m['name']}"
         in_template = [x for x in missing if x[1].startswith("spec.template")]
         listed = "; ".join(f"{p}: live {show(p, v)} (owned by {mgr})" for mgr, p, v in missing[:15])
         found.append(Finding(
@@ -338,12 +338,12 @@ def check_ssa_if_not_present(kube: Kube, inventory: Inventory, component: Compon
         fv = inventory.cluster.flux_version
         flapping = (2, 8, 0) <= version_tuple(fv) < (2, 8, 7)
         try:
-            live = kube.get(o["apiVersion"], o["kind"], m.get("name"), m.get("namespace"))
+            live = kube.get(o["apiVersion"], o["kind"], m["name"], m.get("namespace"))
         except Exception:  # noqa: BLE001
             live = None
         if live is None:
             continue
-        subject = f"{o['kind']} {m.get('namespace') + '/' if m.get('namespace') else ''}" \
+        subject = f"{o['kind']} {m['namespace'] + '/' if m.get('namespace') else ''}" \
                   f"{m.get('name')}"
         if flapping and _cluster_scoped(kube, o):
             found.append(Finding(

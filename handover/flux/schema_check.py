@@ -25,7 +25,7 @@ FLUX_KINDS = {"HelmRelease": flux.HELM_GROUP, "Kustomization": flux.KUSTOMIZE_GR
 
 def is_flux_object(obj: dict[str, Any]) -> bool:
     group = str(obj.get("apiVersion", "")).split("/")[0]
-    return FLUX_KINDS.get(obj.get("kind")) == group
+    return FLUX_KINDS.get(obj.get("kind", "")) == group
 
 
 def flux_objects(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -47,12 +47,12 @@ def source_ref(hr: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def helm_repositories(objects: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict]:
-    return {(_ns(o), _meta(o).get("name")): o for o in objects if o.get("kind") == "HelmRepository"
+    return {(_ns(o), _meta(o).get("name", "")): o for o in objects if o.get("kind") == "HelmRepository"
             and str(o.get("apiVersion", "")).startswith("source.toolkit.fluxcd.io/")}
 
 
 def git_namespaces(objects: Iterable[dict[str, Any]]) -> set[str]:
-    return {_meta(o).get("name") for o in objects if o.get("kind") == "Namespace"}
+    return {_meta(o).get("name", "") for o in objects if o.get("kind") == "Namespace"}
 
 
 class Incomplete(Exception):

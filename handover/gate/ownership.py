@@ -117,7 +117,7 @@ def _get_live(kube: Kube, obj: dict[str, Any], default_ns: str | None) -> tuple[
     res = kube.resource(av, kind)
     meta = obj.get("metadata") or {}
     ns = (meta.get("namespace") or default_ns or "default") if res.namespaced else None
-    return True, kube.get(av, kind, meta.get("name"), ns)
+    return True, kube.get(av, kind, meta["name"], ns)
 
 
 def manifest_objects(record: helm_storage.HelmReleaseRecord) -> list[dict[str, Any]]:
@@ -279,9 +279,8 @@ def _statefulset_claims(kube: Kube, namespaces: Iterable[str]) -> dict[tuple[str
     for ns in sorted(set(namespaces)):
         for sts in kube.list("apps/v1", "StatefulSet", namespace=ns):
             name = sts["metadata"]["name"]
-            tpls = [(t.get("metadata") or {}).get("name") for t in
-                    (sts.get("spec") or {}).get("volumeClaimTemplates") or []]
-            tpls = [t for t in tpls if t]
+            tpls = [n for t in (sts.get("spec") or {}).get("volumeClaimTemplates") or []
+                    if (n := (t.get("metadata") or {}).get("name"))]
             if tpls:
                 out[(ns, name)] = re.compile(
                     rf"^(?:{'|'.join(re.escape(t) for t in tpls)})-{re.escape(name)}-\d+$")

@@ -57,7 +57,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import yaml
 
@@ -233,7 +233,7 @@ class RehearsalCluster:
     def service_running(self, name: str) -> bool:
         return self.pid(name) is not None
 
-    def _spawn(self, name: str, argv: list[str], env: dict | None = None) -> int:
+    def _spawn(self, name: str, argv: Sequence[str | Path], env: dict | None = None) -> int:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         full_env = {**os.environ, **(env or {})}
@@ -418,7 +418,7 @@ class RehearsalCluster:
         if self.pid("pod-responder") is None:
             sock.unlink(missing_ok=True)
             self._spawn("pod-responder", [
-                shutil.which("ip"), "netns", "exec", net["netns"],
+                shutil.which("ip") or "ip", "netns", "exec", net["netns"],
                 sys.executable, "-m", "handover.rehearsal.pod_responder", "--control", sock,
             ], env=env)
         self._wait("pod-responder", self._responder_ready, timeout)
@@ -846,12 +846,12 @@ class _network_lock:
 
 def _networks_in_use() -> list[ipaddress.IPv4Network]:
     """Every IPv4 network in this (root) namespace: addresses and routes of all tables."""
-    used = []
+    used: list[ipaddress.IPv4Network] = []
     out = _ip("-4", "-o", "addr", "show", check=False).stdout
     for line in out.splitlines():
         parts = line.split()
         if "inet" in parts:
-            used.append(ipaddress.ip_interface(parts[parts.index("inet") + 1]).network)
+            used.append(ipaddress.IPv4Interface(parts[parts.index("inet") + 1]).network)
     for line in _ip("-4", "route", "show", "table", "all", check=False).stdout.splitlines():
         parts = line.split()
         if not parts:
@@ -862,7 +862,7 @@ def _networks_in_use() -> list[ipaddress.IPv4Network]:
         if dst == "default":
             continue
         try:
-            used.append(ipaddress.ip_network(dst, strict=False))
+            used.append(ipaddress.IPv4Network(dst, strict=False))
         except ValueError:
             continue
     return used

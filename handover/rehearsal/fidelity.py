@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import yaml
 
@@ -70,7 +70,7 @@ class Feature:
 
 def _helm4(flux_version: str | None) -> bool:
     m = re.match(r"^v?(\d+)\.(\d+)", flux_version or "")
-    return bool(m) and (int(m[1]), int(m[2])) >= (2, 8)
+    return m is not None and (int(m[1]), int(m[2])) >= (2, 8)
 
 
 FEATURES: tuple[Feature, ...] = (
@@ -299,7 +299,7 @@ class Gap:
 
 def _oid(o: Obj) -> str:
     m = o.get("metadata") or {}
-    return f"{o.get('kind')} {m.get('namespace') + '/' if m.get('namespace') else ''}" \
+    return f"{o.get('kind')} {m['namespace'] + '/' if m.get('namespace') else ''}" \
            f"{m.get('name')}"
 
 
@@ -312,7 +312,7 @@ def object_gaps(component: str, obj: Obj, flux_version: str | None = None) -> li
     return out
 
 
-def component_gaps(component: str, objects: list[Obj], sources: list[Obj] = (),
+def component_gaps(component: str, objects: list[Obj], sources: Sequence[Obj] = (),
                    flux_version: str | None = None) -> list[Gap]:
     """The non-emulated features used by a component's objects and by the sources its
     HelmReleases / Kustomizations reference."""

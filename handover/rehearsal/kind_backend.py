@@ -81,8 +81,8 @@ def up(state_dir: Path, name: str = CLUSTER_NAME) -> KindResult:
     state_dir.mkdir(parents=True, exist_ok=True)
     kubeconfig = state_dir / "kubeconfig"
     kw: dict = {"kubeconfig": kubeconfig, "kubectl_path": tools.kubectl()}
-    if shutil.which("kind"):
-        kw["kind_path"] = Path(shutil.which("kind"))
+    if kind := shutil.which("kind"):
+        kw["kind_path"] = Path(kind)
     cwd = os.getcwd()
     os.chdir(state_dir)  # KindCluster keeps its downloads under ./.pytest-kind
     try:

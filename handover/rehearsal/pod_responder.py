@@ -44,6 +44,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, UTC
 from pathlib import Path
+from typing import cast
 
 REQUEST_TIMEOUT = 10.0  # seconds a client may take to send its request headers
 MAX_REQUEST = 65536
@@ -300,7 +301,7 @@ class PodResponder:
             for key, mask in self.sel.select(timeout=1.0):
                 kind, data = key.data
                 if kind == "listen":
-                    self._accept(data[0], data[1], key.fileobj)
+                    self._accept(data[0], data[1], cast(socket.socket, key.fileobj))
                 elif kind == "http":
                     if data.out and mask & selectors.EVENT_WRITE:
                         self._http_write(data)

@@ -229,11 +229,13 @@ def _badge(outcome: str) -> str:
     return f'<span class="badge" style="background:{color}">{E(outcome)}</span>'
 
 
-def _step_times(s: dict[str, Any]) -> tuple[float | None, float | None]:
+def _step_times(s: dict[str, Any]) -> tuple[float, float] | tuple[None, None]:
     start, end = s.get("start"), s.get("end")
-    if start is None and end is not None:
+    if start is None:
+        if end is None:
+            return None, None
         start = end - float(s.get("seconds") or 0)
-    if end is None and start is not None:
+    elif end is None:
         end = start + float(s.get("seconds") or 0)
     return start, end
 
@@ -372,6 +374,8 @@ def _check_lane(checks: list[dict[str, Any]], axis: Axis, y: float) -> list[str]
     out = []
     for k in checks:
         a, b = k.get("start"), k.get("end") or k.get("start")
+        if a is None:
+            continue  # never started: nothing to draw (as _timeline_spans leaves it out)
         color = COLORS.get(k.get("outcome", ""), "#555")
         out.append(_bar(axis.x(a), axis.x(b), y + 8, 22, color, "check-bar",
                         f"{k.get('name')}: {k.get('outcome')} ({_fmt_s(k.get('seconds'))})",

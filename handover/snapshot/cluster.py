@@ -231,17 +231,17 @@ def compare(before: ClusterSnapshot, after: ClusterSnapshot,
             changes.append(Change(key, "created", f"uid {new.uid}"))
     pa = {p.key: p for p in before.pods}
     pb = {p.key: p for p in after.pods}
-    for key, old in pa.items():
-        new = pb.get(key)
-        if new is None:
-            changes.append(Change(key, "deleted", f"pod uid {old.uid} ({old.owner or 'no owner'})"
+    for key, old_pod in pa.items():
+        new_pod = pb.get(key)
+        if new_pod is None:
+            changes.append(Change(key, "deleted", f"pod uid {old_pod.uid} ({old_pod.owner or 'no owner'})"
                                                   " is gone"))
             continue
-        if new.uid != old.uid:
-            changes.append(Change(key, "recreated", f"pod uid {old.uid} -> {new.uid}"))
+        if new_pod.uid != old_pod.uid:
+            changes.append(Change(key, "recreated", f"pod uid {old_pod.uid} -> {new_pod.uid}"))
             continue
-        olds = {c.name: c for c in old.containers}
-        for c in new.containers:
+        olds = {c.name: c for c in old_pod.containers}
+        for c in new_pod.containers:
             o = olds.get(c.name)
             if o is None:
                 continue
@@ -250,9 +250,9 @@ def compare(before: ClusterSnapshot, after: ClusterSnapshot,
                 changes.append(Change(key, "restarted",
                                       f"container {c.name}: restartCount {o.restart_count} -> "
                                       f"{c.restart_count}"))
-    for key, new in pb.items():
+    for key, new_pod in pb.items():
         if key not in pa:
-            changes.append(Change(key, "created", f"pod uid {new.uid} ({new.owner or 'no owner'})"))
+            changes.append(Change(key, "created", f"pod uid {new_pod.uid} ({new_pod.owner or 'no owner'})"))
     return changes
 
 

@@ -238,14 +238,14 @@ def compare(before: Snapshot, after: Snapshot, release_moves: int | None = None
 
     b_cl = {c.key: c for c in before.claims}
     a_cl = {c.key: c for c in after.claims}
-    for key, b in b_cl.items():
-        a = a_cl.get(key)
-        if a is None:
+    for key, cb in b_cl.items():
+        ca = a_cl.get(key)
+        if ca is None:
             diffs.append(Difference(key, "present", True, False, "deleted"))
             continue
         for f in ("uid", "bound_to", "phase", "reclaim_policy"):
-            if getattr(a, f) != getattr(b, f):
-                diffs.append(Difference(key, f, getattr(b, f), getattr(a, f)))
+            if getattr(ca, f) != getattr(cb, f):
+                diffs.append(Difference(key, f, getattr(cb, f), getattr(ca, f)))
     for key in a_cl.keys() - b_cl.keys():
         diffs.append(Difference(key, "present", False, True, "new claim/volume"))
 

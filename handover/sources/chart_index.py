@@ -194,14 +194,13 @@ def matches(constraint: str, version: str) -> bool:
 
 def resolve(constraint: str, versions: list[str]) -> str | None:
     """The highest version matching the constraint (what source-controller picks)."""
-    ok = [(parse_version(x), x) for x in versions if matches(constraint, x)]
-    ok = [(p, x) for p, x in ok if p]
+    ok = [(p, x) for x in versions if matches(constraint, x) and (p := parse_version(x))]
     return max(ok, key=lambda t: _key(t[0]))[1] if ok else None
 
 
 def latest(versions: list[str], n: int = 5) -> list[str]:
-    parsed = [(parse_version(x), x) for x in versions]
-    return [x for p, x in sorted((t for t in parsed if t[0]), key=lambda t: _key(t[0]),
+    parsed = [(p, x) for x in versions if (p := parse_version(x))]
+    return [x for p, x in sorted(parsed, key=lambda t: _key(t[0]),
                                  reverse=True)[:n]]
 
 

@@ -43,8 +43,8 @@ def component_pvcs(kube: Kube, component: Component,
         for claim in _pod_claims(live):
             out[(w.namespace, claim)] = f"volume of {w.kind} {w.namespace}/{w.name}"
         if w.kind == "StatefulSet":
-            vcts = [(v.get("metadata") or {}).get("name") for v in
-                    (live.get("spec") or {}).get("volumeClaimTemplates") or []]
+            vcts = [n for v in (live.get("spec") or {}).get("volumeClaimTemplates") or []
+                    if (n := (v.get("metadata") or {}).get("name"))]
             if vcts:
                 for pvc in kube.list("v1", "PersistentVolumeClaim", namespace=w.namespace):
                     name = pvc["metadata"]["name"]

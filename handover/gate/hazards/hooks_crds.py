@@ -117,7 +117,7 @@ def check_crds(kube: Kube, inventory: Inventory, component: Component,
                                  f"compared with the live CRD", "compare it by hand",
                                  severity="warning"))
             continue
-        live = kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
+        live = kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd["metadata"]["name"])
         if live is None:
             found.append(Finding(
                 CRDS, f"CustomResourceDefinition {name}",

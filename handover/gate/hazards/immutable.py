@@ -34,7 +34,7 @@ KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization
 
 def _selector(obj: dict[str, Any]) -> dict[str, Any]:
     sel = (obj.get("spec") or {}).get("selector") or {}
-    out = {}
+    out: dict[str, Any] = {}
     if sel.get("matchLabels"):
         out["matchLabels"] = dict(sel["matchLabels"])
     if sel.get("matchExpressions"):
@@ -147,7 +147,7 @@ def check_immutable(kube: Kube, inventory: Inventory, component: Component,
     for obj in desired:
         m = obj.get("metadata") or {}
         ns = m.get("namespace") or default_ns
-        live = kube.get("apps/v1", obj["kind"], m.get("name"), ns)
+        live = kube.get("apps/v1", obj["kind"], m["name"], ns)
         if live is None:
             continue
         changes = immutable_changes(obj, live)
@@ -185,7 +185,7 @@ def check_common_labels(kube: Kube, inventory: Inventory, component: Component,
             continue
         m = obj.get("metadata") or {}
         ns = m.get("namespace") or default_ns
-        live = kube.get("apps/v1", obj["kind"], m.get("name"), ns)
+        live = kube.get("apps/v1", obj["kind"], m["name"], ns)
         if live is None:
             continue
         live_labels = _selector(live).get("matchLabels") or {}

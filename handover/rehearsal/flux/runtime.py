@@ -7,6 +7,7 @@ handover.core.mutation.
 """
 from __future__ import annotations
 
+import builtins
 import heapq
 import json
 import logging
@@ -124,7 +125,7 @@ class Api:
         except NotFoundError:
             return None
 
-    def set_finalizers(self, obj: Obj, finalizers: list[str]) -> Obj | None:
+    def set_finalizers(self, obj: Obj, finalizers: builtins.list[str]) -> Obj | None:
         meta = obj["metadata"]
         body = {"metadata": {"finalizers": finalizers or None,
                              "resourceVersion": meta["resourceVersion"]}}
