@@ -165,7 +165,8 @@ def capture(out: Path | str, *, kubeconfig: str | Path | None = None, context: s
             for h in record.get("hooks") or []:
                 used |= _kinds_in_manifest(h.get("manifest") or "")
             used |= _chart_crd_kinds(record)
-        for cm in kube.core.list_namespaced_config_map(ns, label_selector="owner=helm").items:
+        cms: Any = kube.core.list_namespaced_config_map(ns, label_selector="owner=helm")
+        for cm in cms.items:
             result.not_captured.append(
                 f"ConfigMap {ns}/{cm.metadata.name}: a Helm release kept in ConfigMaps "
                 "(HELM_DRIVER=configmap); only Secret storage is captured")

@@ -179,8 +179,9 @@ def state(kube: Kube, inventory: Inventory, component: Component, journal_hint: 
         st.evidence.append(f"{_what(kind, name, ns)} labelled "
                            + ", ".join(f"{k}={v}" for k, v in sorted(labels.items())))
     if st.helm_release and flux_served:
-        hr = component.helm_release
-        live = kube.get(flux.HELM_API, "HelmRelease", hr.name, hr.namespace)
+        ref = component.helm_release
+        assert ref is not None, "st.helm_release is set only from the inventory's helmRelease"
+        live = kube.get(flux.HELM_API, "HelmRelease", ref.name, ref.namespace)
         labels = _flux_labels(live)
         if flux.KUSTOMIZE_OWNER_NAME in labels:
             owners[f"{labels.get(flux.KUSTOMIZE_OWNER_NAMESPACE, '')}/"
@@ -234,14 +235,20 @@ def freeze_cluster(kube: Kube, mutator: Mutator, inventory: Inventory, st: Compo
     return done
 
 
+def _ns_name(ref: str) -> tuple[str, str]:
+    """"namespace/name" (as ComponentState records it) split in two."""
+    ns, name = ref.split("/", 1)
+    return ns, name
+
+
 def not_suspended(kube: Kube, inventory: Inventory, st: ComponentState) -> list[str]:
     """Objects of the freeze that are live and not suspended (the freeze's assertion)."""
     ns = inventory.cluster.flux_namespace
     refs = [(flux.KUSTOMIZE_API, "Kustomization", ns, n) for n in entry_kustomizations(inventory)]
-    refs += [(flux.KUSTOMIZE_API, "Kustomization", *r.split("/", 1)) for r in st.kustomizations]
+    refs += [(flux.KUSTOMIZE_API, "Kustomization", *_ns_name(r)) for r in st.kustomizations]
     if st.helm_release:
-        refs.append((flux.HELM_API, "HelmRelease", *st.helm_release.split("/", 1)))
-    out = []
+        refs.append((flux.HELM_API, "HelmRelease", *_ns_name(st.helm_release)))
+    out: list[str] = []
     if not kube.has_resource(flux.KUSTOMIZE_API, "Kustomization"):
         return out
     for api_version, kind, rns, name in refs:

@@ -62,9 +62,10 @@ def workload_problems(kube: Kube, component: Component) -> list[str]:
             want = (live.get("status") or {}).get("desiredNumberScheduled", 1)
         else:
             want = (live.get("spec") or {}).get("replicas", 1)
-        pods = [p for p in kube.core.list_namespaced_pod(w.namespace,
-                                                         label_selector=w.selector).items
-                if not p.metadata.deletion_timestamp]
+        # client models type every field Optional; a served Pod has metadata and status
+        listed: list[Any] = kube.core.list_namespaced_pod(w.namespace,
+                                                          label_selector=w.selector).items
+        pods = [p for p in listed if not p.metadata.deletion_timestamp]
         ready = [p.metadata.name for p in pods if p.status.phase == "Running" and any(
             c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
         if len(ready) < (want or 0) or not pods:

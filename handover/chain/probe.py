@@ -162,12 +162,13 @@ class Probe:
 
     # -- resolution ---------------------------------------------------------------------------
     def _resolve(self, h: HealthCheck) -> tuple[list[tuple[str, int]], str]:
-        svc = self.kube.core.read_namespaced_service(h.service, h.namespace)
+        # client models type every field Optional; a served Service/Pod has spec, metadata, status
+        svc: Any = self.kube.core.read_namespaced_service(h.service, h.namespace)
         sport = next((p for p in svc.spec.ports or [] if p.port == h.port), None)
         if sport is None:
             return [], f"service {h.namespace}/{h.service} has no port {h.port}"
         addrs: list[tuple[str, int]] = []
-        ep = self.kube.core.read_namespaced_endpoints(h.service, h.namespace)
+        ep: Any = self.kube.core.read_namespaced_endpoints(h.service, h.namespace)
         for subset in ep.subsets or []:
             port = None
             for p in subset.ports or []:
@@ -180,7 +181,8 @@ class Probe:
         if not addrs and self.pod_fallback and svc.spec.selector:
             target = sport.target_port if sport.target_port is not None else sport.port
             sel = ",".join(f"{k}={v}" for k, v in sorted(svc.spec.selector.items()))
-            for pod in self.kube.core.list_namespaced_pod(h.namespace, label_selector=sel).items:
+            pods: Any = self.kube.core.list_namespaced_pod(h.namespace, label_selector=sel)
+            for pod in pods.items:
                 if pod.metadata.deletion_timestamp or not pod.status.pod_ip:
                     continue
                 if not any(c.type == "Ready" and c.status == "True"

@@ -138,6 +138,8 @@ class Rollback:
     def _same_as_backup(self, rel: helm_storage.HelmReleaseRecord) -> bool:
         """A previous rollback already restored the backup revision (resumed rollback)."""
         assert self.record is not None
+        if self.record.release is None or self.record.revision is None:
+            return False  # no release in the backup: nothing to compare with
         try:
             values = backup_mod.release_values(self.record)
         except OSError:

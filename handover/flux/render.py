@@ -72,7 +72,7 @@ class ChartSource:
 
 def find_helm_repository(ref: dict[str, Any], hr_namespace: str,
                          objects: list[dict[str, Any]]) -> dict[str, Any] | None:
-    return kustomize.find(objects, ref.get("kind", "HelmRepository"), ref.get("name"),
+    return kustomize.find(objects, ref.get("kind", "HelmRepository"), ref.get("name", ""),
                           ref.get("namespace") or hr_namespace)
 
 
@@ -141,7 +141,7 @@ def chart_source(hr: dict[str, Any], sources: list[dict[str, Any]]) -> ChartSour
     if rspec.get("secretRef"):
         raise RenderError(f"HelmRepository {ref.get('name')} needs credentials (spec.secretRef):"
                           f" the gate does not read them")
-    return ChartSource(flux.helm_release_name(hr), flux.target_namespace(hr), spec.get("chart"),
+    return ChartSource(flux.helm_release_name(hr), flux.target_namespace(hr), spec.get("chart", ""),
                        spec.get("version"), rspec.get("url", ""), rspec.get("type") == "oci")
 
 
@@ -446,6 +446,7 @@ def predictions(kube: Kube, inventory: Inventory, component: Component,
                 objects: list[dict[str, Any]]) -> list[WorkloadPrediction]:
     hr = helm_release_of(component, objects)
     rendered = rendered_objects(kube, inventory, component, objects)
+    assert hr is not None  # rendered_objects raises RenderError without the HelmRelease
     rec = helm_storage.latest(kube, component.release.name, component.release.namespace) \
         if component.release else None
     previous = parse_manifest(rec.manifest) if rec else []
@@ -531,6 +532,7 @@ def _values_equal(kube: Kube, component: Component, hr: dict[str, Any],
     """Whether the HelmRelease values and chart version already equal the release's (None when
     unknown)."""
     from handover.gate.hazards.adoption import values_diff
+    assert component.release is not None, "a component with a helmRelease has a release"
     rec = helm_storage.latest(kube, component.release.name, component.release.namespace)
     if rec is None:
         return None

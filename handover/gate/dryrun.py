@@ -232,6 +232,8 @@ class DryRunner:
                                     f"its namespace {namespace!r} (created by Git) was "
                                     f"{ns_result.result}: {ns_result.detail}")
             return self._substitute(res, obj, oid, namespace)
+        if not name:
+            return DryRunResult(oid, "rejected", "it has no metadata.name: the apply would fail")
         try:
             live = self.kube.get(api_version, kind, name, namespace)
             body = copy.deepcopy(obj)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from handover.sources import chart_index
 from handover.sources.chart_index import ChartIndexError, IndexCache
@@ -298,7 +298,7 @@ def check_repository(use: RepoUse, cache: IndexCache) -> RefResult:
                 raise Unreachable(f"{subject} is an OCI repository ({url}) and its registry's tag "
                                   f"list did not answer ({e}): chart versions not checked "
                                   "(no registry reachable from here)") from e
-        versions_of = listing.get
+        versions_of: Callable[[str], list[str] | None] = listing.get
     else:
         try:
             index = cache.get(url)

@@ -226,6 +226,7 @@ def check_component(kube: Kube, component: Component, git_objects: list[dict[str
                 "find out which release should own it; fix the ownership annotations or the "
                 "charts before the handover"))
         elif adopt is not None and adopt != own.release:
+            assert component.helm_release is not None  # adopt comes from its HelmRelease
             out.findings.append(Finding(
                 CHECK, oid,
                 f"owned by Helm release {own.release}, but HelmRelease "

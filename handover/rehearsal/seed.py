@@ -287,7 +287,7 @@ def seed(cluster: RehearsalCluster, inventory_path: Path | str, state_dir: Path 
     if helm_components:
         path = seed_file(inventory_path)
         releases = {c.name: seed_release(c.release.name, c.release.namespace, path)
-                    for c in helm_components}  # unknown releases fail here, before any change
+                    for c in helm_components if c.release is not None}  # unknown releases fail here, before any change
     else:
         releases = {}
     kube = Kube(cluster.kubeconfig, cluster.context)

@@ -229,11 +229,12 @@ def _badge(outcome: str) -> str:
     return f'<span class="badge" style="background:{color}">{E(outcome)}</span>'
 
 
-def _step_times(s: dict[str, Any]) -> tuple[float, float] | tuple[None, None]:
+def _step_times(s: dict[str, Any]) -> tuple[float, float] | None:
+    """(start, end) of a step, one derived from the other and its seconds; None when neither."""
     start, end = s.get("start"), s.get("end")
     if start is None:
         if end is None:
-            return None, None
+            return None
         start = end - float(s.get("seconds") or 0)
     elif end is None:
         end = start + float(s.get("seconds") or 0)
@@ -241,12 +242,12 @@ def _step_times(s: dict[str, Any]) -> tuple[float, float] | tuple[None, None]:
 
 
 def _intervals(view: dict[str, Any]) -> list[tuple[float, float]]:
-    out = []
+    out: list[tuple[float, float]] = []
     for c in view["components"]:
         for s in c["steps"]:
-            a, b = _step_times(s)
-            if a is not None:
-                out.append((a, b))
+            t = _step_times(s)
+            if t is not None:
+                out.append(t)
         for segs in c["probe_segments"].values():
             out += [(a, b) for a, b, _ in segs]
         out += [(e["t"], e["t"]) for e in c["rollback_events"] if e.get("t")]
@@ -332,9 +333,10 @@ def _ticks(axis: Axis, height: float) -> list[str]:
 def _component_lane(c: dict[str, Any], axis: Axis, y: float) -> list[str]:
     out = []
     for s in c["steps"]:
-        a, b = _step_times(s)
-        if a is None:
+        t = _step_times(s)
+        if t is None:
             continue
+        a, b = t
         color = COLORS.get(s.get("outcome", ""), "#555")
         title = (f"{c['name']}: step {s['step']} {s.get('outcome')} in {_fmt_s(s.get('seconds'))}"
                  f" (run {s.get('run', '')})")
@@ -373,9 +375,10 @@ def _component_lane(c: dict[str, Any], axis: Axis, y: float) -> list[str]:
 def _check_lane(checks: list[dict[str, Any]], axis: Axis, y: float) -> list[str]:
     out = []
     for k in checks:
-        a, b = k.get("start"), k.get("end") or k.get("start")
+        a = k.get("start")
         if a is None:
-            continue  # never started: nothing to draw (as _timeline_spans leaves it out)
+            continue  # never started: nothing to draw (as _intervals leaves it out)
+        b = k.get("end") or a
         color = COLORS.get(k.get("outcome", ""), "#555")
         out.append(_bar(axis.x(a), axis.x(b), y + 8, 22, color, "check-bar",
                         f"{k.get('name')}: {k.get('outcome')} ({_fmt_s(k.get('seconds'))})",

@@ -52,6 +52,7 @@ def helm_release_of(component: Component, objects: list[dict[str, Any]]) -> dict
 
 def missing_hr_finding(check: str, component: Component) -> Finding:
     ref = component.helm_release
+    assert ref is not None, "called only for a component with a helmRelease"
     return Finding(check, f"HelmRelease {ref.namespace}/{ref.name}",
                    f"not found in the kustomize build of {component.path} (component "
                    f"{component.name})",
@@ -229,6 +230,7 @@ def _hr_and_release(kube: Kube, component: Component, objects: list[dict[str, An
     if hr is None:
         return None, None, [missing_hr_finding(check, component)]
     want = component.release
+    assert want is not None, "a component with a helmRelease has a release"
     rec = helm_storage.latest(kube, want.name, want.namespace)
     if rec is None:
         return hr, None, [Finding(check, hr_id(hr), f"no Helm release {want.namespace}/"

@@ -125,6 +125,7 @@ def desired_workloads(kube: Kube, inventory: Inventory, component: Component,
         from handover.gate.hazards.adoption import helm_release_of
         objs = render.rendered_objects(kube, inventory, component, objects)
         hr = helm_release_of(component, objects)
+        assert hr is not None  # rendered_objects raises RenderError without the HelmRelease
         return ([o for o in objs if o.get("kind") in render.WORKLOAD_KINDS],
                 flux.target_namespace(hr), "the chart render")
     ns = component.namespaces[0] if component.namespaces else "default"
