@@ -470,7 +470,7 @@ def replay(cluster, b: Bundle, report: ReplayReport, timeout: float = 180.0) -> 
                    "data": {"release": s["data"]["release"]}}
             if c.exists(obj):
                 live = c.kube.get("v1", "Secret", s["name"], s["namespace"])
-                if (live.get("data") or {}).get("release") != s["data"]["release"]:
+                if ((live or {}).get("data") or {}).get("release") != s["data"]["release"]:
                     report.problems.append(f"release {r.key} revision {v.revision}: Secret "
                                            f"{s['namespace']}/{s['name']} exists with other "
                                            "content: left as it is (start from a fresh state "

@@ -512,7 +512,7 @@ def remove_flux(kube: Kube, mutator: Mutator, inventory: Inventory) -> list[str]
     if inventory.cluster.is_rehearsal:
         from handover.rehearsal import flux as standins
         from handover.rehearsal.cluster import RehearsalCluster
-        state_dir = Path(inventory.cluster.rehearsal_state_dir)
+        state_dir = inventory.cluster.rehearsal_dir
         action = (f"uninstall the Flux stand-ins (controllers, CRDs, namespace "
                   f"{inventory.cluster.flux_namespace}) of {state_dir}")
         mutator.call(action, lambda: standins.uninstall(RehearsalCluster(state_dir),

@@ -131,6 +131,13 @@ class Cluster:
     def is_rehearsal(self) -> bool:
         return self.rehearsal_state_dir is not None
 
+    @property
+    def rehearsal_dir(self) -> Path:
+        """The rehearsal's state directory; an error for an inventory of a live cluster."""
+        if self.rehearsal_state_dir is None:
+            raise HandoverError("not a rehearsal inventory: cluster.rehearsal_state_dir is unset")
+        return self.rehearsal_state_dir
+
 
 @dataclass(frozen=True)
 class Inventory:

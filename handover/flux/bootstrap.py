@@ -258,7 +258,7 @@ def _controllers_running(kube: Kube, inventory: Inventory) -> bool:
     from handover.rehearsal import flux as standins
     from handover.rehearsal import git_remote
     from handover.rehearsal.cluster import RehearsalCluster
-    cluster = RehearsalCluster(inventory.cluster.rehearsal_state_dir)
+    cluster = RehearsalCluster(inventory.cluster.rehearsal_dir)
     return cluster.service_running(standins.SERVICE) and \
         cluster.service_running(git_remote.HTTP_SERVICE)
 
@@ -268,7 +268,7 @@ def sync_url(inventory: Inventory, repo: GitOpsRepo) -> str | None:
     is served), else gitops.url, else the checkout's remote URL."""
     if inventory.cluster.is_rehearsal:
         from handover.rehearsal import git_remote
-        return git_remote.http_url(inventory.cluster.rehearsal_state_dir)
+        return git_remote.http_url(inventory.cluster.rehearsal_dir)
     return inventory.gitops.url or repo.remote_url()
 
 
@@ -294,7 +294,7 @@ def bootstrap(mutator: Mutator, kube: Kube, inventory: Inventory, repo: GitOpsRe
     if p.mode == "rehearsal":
         from handover.rehearsal import flux as standins
         from handover.rehearsal.cluster import RehearsalCluster
-        state_dir = Path(inventory.cluster.rehearsal_state_dir)
+        state_dir = inventory.cluster.rehearsal_dir
         cluster = RehearsalCluster(state_dir)
         from handover.rehearsal import git_remote
         mutator.call(p.actions[0], lambda: standins.install(

@@ -57,6 +57,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 from collections.abc import Callable, Sequence
 
 import yaml
@@ -678,18 +679,18 @@ class RehearsalCluster:
         with api:
             rbac = client.RbacAuthorizationV1Api(api)
             storage = client.StorageV1Api(api)
-            role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            role: dict[str, Any] = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
                     "metadata": {"name": "flux-handover-readonly"},
                     "rules": [{"apiGroups": ["*"], "resources": ["*"],
                                "verbs": ["get", "list", "watch"]},
                               {"nonResourceURLs": ["*"], "verbs": ["get"]}]}
-            binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            binding: dict[str, Any] = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
                        "metadata": {"name": "flux-handover-readonly"},
                        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                                    "name": "flux-handover-readonly"},
                        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
                                      "name": READONLY_USER}]}
-            sc = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            sc: dict[str, Any] = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
                   "metadata": {"name": "local-path", "annotations": {
                       "storageclass.kubernetes.io/is-default-class": "true"}},
                   "provisioner": "rancher.io/local-path", "reclaimPolicy": "Delete",
