@@ -24,6 +24,7 @@ import copy
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kubernetes.client.exceptions import ApiException
@@ -262,7 +263,8 @@ def native_defaults(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def prepare(objects: list[dict[str, Any]], ks_name: str, ks_namespace: str,
-            spec: dict[str, Any], namespaced) -> list[dict[str, Any]]:
+            spec: dict[str, Any],
+            namespaced: Callable[[str, str], bool | None]) -> list[dict[str, Any]]:
     """What kustomize-controller applies: owner labels, targetNamespace, commonMetadata.
     ``namespaced(api_version, kind)`` -> True / False / None (kind not served)."""
     out = []

@@ -22,6 +22,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -372,7 +373,8 @@ def template_changes(desired: dict[str, Any], live: dict[str, Any],
 
 
 def predict(rendered: list[dict[str, Any]], previous: list[dict[str, Any]],
-            live_of, namespace: str) -> list[WorkloadPrediction]:
+            live_of: Callable[[str, str, str], dict[str, Any] | None],
+            namespace: str) -> list[WorkloadPrediction]:
     """Per workload of the render (and of the previous manifest): the predicted outcome.
     ``live_of(kind, namespace, name)`` returns the live object or None."""
     new = _workloads(rendered, namespace)
@@ -451,7 +453,7 @@ def predictions(kube: Kube, inventory: Inventory, component: Component,
         if component.release else None
     previous = parse_manifest(rec.manifest) if rec else []
 
-    def live_of(kind, ns, name):
+    def live_of(kind: str, ns: str, name: str) -> dict[str, Any] | None:
         return kube.get("apps/v1", kind, name, ns)
 
     return predict(rendered, previous, live_of, flux.target_namespace(hr))

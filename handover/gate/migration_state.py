@@ -23,7 +23,7 @@ from collections.abc import Iterable
 
 from handover.gate import git_preflight
 from handover.sources import helm_storage
-from handover.core.inventory import Inventory
+from handover.core.inventory import Component, Inventory
 from handover.core.kube import Kube
 
 SECRET_KEY = re.compile(r"pass(word|wd)?|secret|token|api[-_]?key|private[-_]?key|credential",
@@ -106,10 +106,11 @@ def _replicas(obj: dict[str, Any]) -> str:
     return f"{st.get('readyReplicas', 0)}/{spec.get('replicas', 1)}"
 
 
-def rollback_plan(inv: Inventory, comp, release: ReleaseState | None) -> list[str]:
+def rollback_plan(inv: Inventory, comp: Component, release: ReleaseState | None) -> list[str]:
     b = inv.backups / comp.name
     if comp.type == "helm":
         hr = comp.helm_release
+        assert hr is not None  # the inventory requires helmRelease for a helm component
         steps = [f"suspend HelmRelease {hr.namespace}/{hr.name} (spec.suspend: true) BEFORE "
                  "deleting it: deleting an unsuspended HelmRelease uninstalls the release",
                  f"delete the suspended HelmRelease (finalizer removed, release kept) and the "
