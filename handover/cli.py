@@ -21,6 +21,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from handover.core.errors import HandoverError
 
@@ -57,7 +58,7 @@ def cmd_rehearsal_up(a: argparse.Namespace) -> int:
     try:
         from handover.rehearsal import stack
     except ImportError:
-        stack = None
+        stack = None  # type: ignore[assignment]  # the rehearsal is optional in an install
     if stack is not None:
         st = stack.up(state_dir, inventory=a.inventory)
         cluster = st.cluster
@@ -253,7 +254,7 @@ def parser() -> argparse.ArgumentParser:
 
     reh = sub.add_parser("rehearsal", help="the local rehearsal cluster").add_subparsers(
         dest="action", required=True)
-    sd = {"type": Path, "default": None, "help": "state directory (default: "
+    sd: dict[str, Any] = {"type": Path, "default": None, "help": "state directory (default: "
           "$HANDOVER_REHEARSAL_DIR or ~/.local/state/flux-handover/rehearsal)"}
     up = reh.add_parser("up", help="start (idempotent) the rehearsal cluster")
     up.add_argument("--state-dir", **sd)

@@ -275,7 +275,7 @@ def against_live(desired: Any, live: Any, path: str = "",
             out = []
             live_by = {str(_key_of(i, key)): i for i in live}
             want = [str(_key_of(i, key)) for i in desired]
-            for item, k in zip(desired, want):
+            for item, k in zip(desired, want, strict=True):
                 p = f"{path}[{_label(key, k)}]"
                 if k not in live_by:
                     out.append(Difference(p, MISSING, item))
@@ -289,7 +289,7 @@ def against_live(desired: Any, live: Any, path: str = "",
         if len(desired) != len(live):
             return [Difference(path, live, desired)]
         out = []
-        for i, (d, lv) in enumerate(zip(desired, live)):
+        for i, (d, lv) in enumerate(zip(desired, live, strict=True)):
             out.extend(against_live(d, lv, f"{path}[{i}]", strict_lists))
         return out
     if _loose_equal(path, desired, live):

@@ -239,7 +239,8 @@ def read(path: Path | str) -> Bundle:
                           "\n".join(f"  - {p}" for p in problems))
 
     releases: dict[tuple[str, str], Release] = {}
-    applied, cluster = [], {}
+    applied: list[Any] = []
+    cluster: dict[str, list[Any]] = {}
     for rel in sorted(files):
         data = _read_json(path, rel)
         top = rel.split("/", 1)[0]

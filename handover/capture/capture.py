@@ -73,7 +73,7 @@ def _helm_outputs(kubeconfig: str | None, context: str, name: str, ns: str) -> d
 
 
 def _kinds_in_manifest(text: str) -> set[tuple[str, str]]:
-    out = set()
+    out: set[tuple[str, str]] = set()
     try:
         docs = list(yaml.safe_load_all(text))
     except yaml.YAMLError:
@@ -130,7 +130,7 @@ def capture(out: Path | str, *, kubeconfig: str | Path | None = None, context: s
     if out.exists() and any(out.iterdir()):
         raise bundle.BundleError(f"{out} exists and is not empty: capture into a new directory")
     _, _, server_version = kube.server_version()
-    captured_at = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    captured_at = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     scoped = sorted(set(namespaces)) if namespaces else None
     all_nss = [n["metadata"]["name"] for n in kube.list("v1", "Namespace")]
     if scoped:
@@ -165,7 +165,8 @@ def capture(out: Path | str, *, kubeconfig: str | Path | None = None, context: s
             for h in record.get("hooks") or []:
                 used |= _kinds_in_manifest(h.get("manifest") or "")
             used |= _chart_crd_kinds(record)
-        for cm in kube.core.list_namespaced_config_map(ns, label_selector="owner=helm").items:
+        cms: Any = kube.core.list_namespaced_config_map(ns, label_selector="owner=helm")
+        for cm in cms.items:
             result.not_captured.append(
                 f"ConfigMap {ns}/{cm.metadata.name}: a Helm release kept in ConfigMaps "
                 "(HELM_DRIVER=configmap); only Secret storage is captured")

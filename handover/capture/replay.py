@@ -379,7 +379,7 @@ class _Cluster:
                           "--context", self.cluster.context, *args], input=input)
 
     def namespaced(self, obj: dict[str, Any]) -> bool | None:
-        for attempt in range(10):
+        for _attempt in range(10):
             try:
                 return self.kube.dynamic.resources.get(api_version=obj["apiVersion"],
                                                        kind=obj["kind"]).namespaced
@@ -563,7 +563,7 @@ def replay(cluster, b: Bundle, report: ReplayReport, timeout: float = 180.0,
                    "data": {"release": s["data"]["release"]}}
             if c.exists(obj):
                 live = c.kube.get("v1", "Secret", s["name"], s["namespace"])
-                if (live.get("data") or {}).get("release") != s["data"]["release"]:
+                if ((live or {}).get("data") or {}).get("release") != s["data"]["release"]:
                     report.problems.append(f"release {r.key} revision {v.revision}: Secret "
                                            f"{s['namespace']}/{s['name']} exists with other "
                                            "content: left as it is (start from a fresh state "
@@ -635,7 +635,7 @@ def helm_outputs(cluster, name: str, ns: str) -> dict[str, Any]:
 
 
 def _docs(text: str) -> list[Any]:
-    return sorted((json.dumps(d, sort_keys=True) for d in yaml.safe_load_all(text) if d))
+    return sorted(json.dumps(d, sort_keys=True) for d in yaml.safe_load_all(text) if d)
 
 
 def verify(cluster, b: Bundle, charts: dict[str, str], repo_url: str,

@@ -32,7 +32,7 @@ import glob
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -45,6 +45,10 @@ from handover.core import wait
 from handover.core.errors import HandoverError
 from handover.core.inventory import Component, Inventory
 from handover.core.objects import ObjectId, group_of, object_id
+
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
+    from handover.core.mutation import Mutator
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 FLUX_LABEL_PREFIXES = ("kustomize.toolkit.fluxcd.io/", "helm.toolkit.fluxcd.io/")
@@ -89,7 +93,7 @@ class ComponentState:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ComponentState":
+    def from_dict(cls, d: dict[str, Any]) -> ComponentState:
         return cls(**d)
 
     def describe(self) -> str:
@@ -98,7 +102,7 @@ class ComponentState:
         return f"{self.name}: {who} ({ev}); phase 3 journal: {self.journal_hint or 'no entry'}"
 
 
-def component_objects(kube, inventory: Inventory, component: Component
+def component_objects(kube: Kube, inventory: Inventory, component: Component
                       ) -> list[tuple[str, str, str | None, str]]:
     """(apiVersion, kind, namespace or None, name) of the component's live objects: the release
     manifest's objects (newest revision), the component path's kustomize build (Flux kinds
@@ -134,7 +138,7 @@ def component_objects(kube, inventory: Inventory, component: Component
     return list(refs)
 
 
-def state(kube, inventory: Inventory, component: Component, journal_hint: str = ""
+def state(kube: Kube, inventory: Inventory, component: Component, journal_hint: str = ""
           ) -> ComponentState:
     """Read from the cluster whether Flux manages the component now (read-only)."""
     st = ComponentState(component.name, component.type, False, journal_hint=journal_hint)
@@ -151,10 +155,10 @@ def state(kube, inventory: Inventory, component: Component, journal_hint: str = 
             st.evidence.append(f"HelmRelease {hr.namespace}/{hr.name} exists (suspend: "
                                f"{bool((live.get('spec') or {}).get('suspend'))})")
     if component.release is not None and flux_served:
-        for hr in kube.list(flux.HELM_API, "HelmRelease"):
-            m = hr["metadata"]
-            if flux.helm_release_name(hr) == component.release.name and \
-                    flux.storage_namespace(hr) == component.release.namespace and \
+        for live_hr in kube.list(flux.HELM_API, "HelmRelease"):
+            m = live_hr["metadata"]
+            if flux.helm_release_name(live_hr) == component.release.name and \
+                    flux.storage_namespace(live_hr) == component.release.namespace and \
                     f"{m['namespace']}/{m['name']}" != st.helm_release:
                 raise AbortError(
                     f"{component.name}: HelmRelease {m['namespace']}/{m['name']} also manages "
@@ -173,8 +177,9 @@ def state(kube, inventory: Inventory, component: Component, journal_hint: str = 
         st.evidence.append(f"{_what(kind, name, ns)} labelled "
                            + ", ".join(f"{k}={v}" for k, v in sorted(labels.items())))
     if st.helm_release and flux_served:
-        hr = component.helm_release
-        live = kube.get(flux.HELM_API, "HelmRelease", hr.name, hr.namespace)
+        ref = component.helm_release
+        assert ref is not None, "st.helm_release is set only from the inventory's helmRelease"
+        live = kube.get(flux.HELM_API, "HelmRelease", ref.name, ref.namespace)
         labels = _flux_labels(live)
         if flux.KUSTOMIZE_OWNER_NAME in labels:
             owners[f"{labels.get(flux.KUSTOMIZE_OWNER_NAMESPACE, '')}/"
@@ -192,7 +197,7 @@ def state(kube, inventory: Inventory, component: Component, journal_hint: str = 
 
 
 # -- 2. freeze ---------------------------------------------------------------------------------
-def suspend(kube, mutator, api_version: str, kind: str, name: str, ns: str) -> str:
+def suspend(kube: Kube, mutator: Mutator, api_version: str, kind: str, name: str, ns: str) -> str:
     """Suspend one Flux object (no-op when it is gone or already suspended). Returns what was
     done."""
     live = kube.get(api_version, kind, name, ns)
@@ -208,7 +213,7 @@ def entry_kustomizations(inventory: Inventory) -> list[str]:
     return [ep.name for ep in inventory.gitops.entrypoints]
 
 
-def freeze_cluster(kube, mutator, inventory: Inventory, st: ComponentState) -> list[str]:
+def freeze_cluster(kube: Kube, mutator: Mutator, inventory: Inventory, st: ComponentState) -> list[str]:
     """Suspend the entry-point Kustomizations, the component's owning Kustomizations and its
     HelmRelease in the cluster. Returns one line per object."""
     ns = inventory.cluster.flux_namespace
@@ -228,14 +233,20 @@ def freeze_cluster(kube, mutator, inventory: Inventory, st: ComponentState) -> l
     return done
 
 
-def not_suspended(kube, inventory: Inventory, st: ComponentState) -> list[str]:
+def _ns_name(ref: str) -> tuple[str, str]:
+    """"namespace/name" (as ComponentState records it) split in two."""
+    ns, name = ref.split("/", 1)
+    return ns, name
+
+
+def not_suspended(kube: Kube, inventory: Inventory, st: ComponentState) -> list[str]:
     """Objects of the freeze that are live and not suspended (the freeze's assertion)."""
     ns = inventory.cluster.flux_namespace
     refs = [(flux.KUSTOMIZE_API, "Kustomization", ns, n) for n in entry_kustomizations(inventory)]
-    refs += [(flux.KUSTOMIZE_API, "Kustomization", *r.split("/", 1)) for r in st.kustomizations]
+    refs += [(flux.KUSTOMIZE_API, "Kustomization", *_ns_name(r)) for r in st.kustomizations]
     if st.helm_release:
-        refs.append((flux.HELM_API, "HelmRelease", *st.helm_release.split("/", 1)))
-    out = []
+        refs.append((flux.HELM_API, "HelmRelease", *_ns_name(st.helm_release)))
+    out: list[str] = []
     if not kube.has_resource(flux.KUSTOMIZE_API, "Kustomization"):
         return out
     for api_version, kind, rns, name in refs:
@@ -265,7 +276,7 @@ def find_backup(inventory: Inventory, component: str, journal_dir: str | None
     return None
 
 
-def delete_helmrelease(kube, mutator, st: ComponentState, timeout: float = 60) -> str:
+def delete_helmrelease(kube: Kube, mutator: Mutator, st: ComponentState, timeout: float = 60) -> str:
     """Delete the component's HelmRelease, which must be suspended (the Mutator refuses an
     unsuspended one: it would uninstall the release); wait for its finalizer."""
     from handover.flux.takeover import wait_gone
@@ -283,7 +294,7 @@ def delete_helmrelease(kube, mutator, st: ComponentState, timeout: float = 60) -
     return f"HelmRelease {ns}/{name}: deleted while suspended (release orphaned)"
 
 
-def delete_own_kustomization(kube, mutator, inventory: Inventory, component: Component) -> str:
+def delete_own_kustomization(kube: Kube, mutator: Mutator, inventory: Inventory, component: Component) -> str:
     """Delete the component's temporary Kustomization (``handover-<name>``) when it is left; the
     Mutator refuses when deleting it would garbage-collect (not suspended, prune, no Orphan)."""
     from handover.flux.takeover import remove
@@ -334,7 +345,7 @@ def metadata_patch(live: dict[str, Any], backup_obj: dict[str, Any] | None,
     return patch
 
 
-def release_labels(kube, mutator, inventory: Inventory, component: Component,
+def release_labels(kube: Kube, mutator: Mutator, inventory: Inventory, component: Component,
                    record: backup_mod.BackupRecord | None) -> list[str]:
     """Remove Flux owner labels from the component's live objects; kubectl-managed objects
     (components of type manifests / storage) get their last-applied-configuration back from the
@@ -367,7 +378,7 @@ def release_labels(kube, mutator, inventory: Inventory, component: Component,
     return done
 
 
-def labels_left(kube, inventory: Inventory, component: Component) -> list[str]:
+def labels_left(kube: Kube, inventory: Inventory, component: Component) -> list[str]:
     """The component's live objects that still carry a Flux owner label."""
     out = []
     for api_version, kind, ns, name in component_objects(kube, inventory, component):
@@ -377,7 +388,7 @@ def labels_left(kube, inventory: Inventory, component: Component) -> list[str]:
     return out
 
 
-def last_applied_missing(kube, inventory: Inventory, component: Component,
+def last_applied_missing(kube: Kube, inventory: Inventory, component: Component,
                          record: backup_mod.BackupRecord | None) -> list[str]:
     """kubectl-managed objects whose last-applied-configuration is not the backup's."""
     if component.type == "helm" or record is None:
@@ -401,7 +412,7 @@ def last_applied_missing(kube, inventory: Inventory, component: Component,
 
 
 # -- 4. proof helpers ------------------------------------------------------------------------
-def helm_list(kube, release: str, namespace: str) -> dict[str, Any] | None:
+def helm_list(kube: Kube, release: str, namespace: str) -> dict[str, Any] | None:
     """What the real ``helm list`` says about one release (read-only), or None."""
     argv = [str(tools.helm()), "list", "--namespace", namespace, "--filter", f"^{release}$",
             "--all", "--output", "json", "--kube-context", kube.context]
@@ -419,7 +430,7 @@ FLUX_CR_KINDS = ((flux.KUSTOMIZE_API, "Kustomization"), (flux.HELM_API, "HelmRel
                  (flux.SOURCE_API, "GitRepository"), (flux.SOURCE_API, "HelmRepository"))
 
 
-def flux_objects(kube) -> list[dict[str, Any]]:
+def flux_objects(kube: Kube) -> list[dict[str, Any]]:
     out = []
     for api_version, kind in FLUX_CR_KINDS:
         if kube.has_resource(api_version, kind):
@@ -427,7 +438,7 @@ def flux_objects(kube) -> list[dict[str, Any]]:
     return out
 
 
-def acting_finalizers(kube, mutator) -> list[str]:
+def acting_finalizers(kube: Kube, mutator: Mutator) -> list[str]:
     """Flux objects whose finalizer would act on deletion: a HelmRelease that would uninstall its
     release, a Kustomization that would garbage-collect its inventory (the Mutator's deletion
     rules, reused). Sources' finalizers only remove their own artifacts."""
@@ -444,7 +455,7 @@ def acting_finalizers(kube, mutator) -> list[str]:
     return out
 
 
-def suspend_all(kube, mutator) -> list[str]:
+def suspend_all(kube: Kube, mutator: Mutator) -> list[str]:
     """Suspend every Kustomization and HelmRelease left (before removing Flux)."""
     done = []
     for api_version, kind in FLUX_CR_KINDS[:2]:
@@ -458,7 +469,7 @@ def suspend_all(kube, mutator) -> list[str]:
     return done
 
 
-def foreign_objects_in_flux_namespace(kube, inventory: Inventory) -> list[str]:
+def foreign_objects_in_flux_namespace(kube: Kube, inventory: Inventory) -> list[str]:
     """Workloads, Services, claims and Helm releases in the Flux namespace that are not Flux's
     own: removing Flux (its namespace) would delete them."""
     ns = inventory.cluster.flux_namespace

@@ -12,7 +12,7 @@ api/v2 HelmReleaseStatus.History.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -20,12 +20,15 @@ from handover.flux import rules as flux
 from handover.sources import helm_storage
 from handover.core.inventory import Component, Inventory
 
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
+
 
 def _labels(obj: dict[str, Any] | None) -> dict[str, str]:
     return ((obj or {}).get("metadata") or {}).get("labels") or {}
 
 
-def missing_kustomize_labels(kube, inventory: Inventory, component: Component,
+def missing_kustomize_labels(kube: Kube, inventory: Inventory, component: Component,
                              built: list[dict[str, Any]]) -> list[str]:
     """Objects of the component path that are not labelled as applied by handover-<name>."""
     problems = []
@@ -47,7 +50,7 @@ def missing_kustomize_labels(kube, inventory: Inventory, component: Component,
     return problems
 
 
-def missing_helm_labels(kube, component: Component) -> list[str]:
+def missing_helm_labels(kube: Kube, component: Component) -> list[str]:
     """Workloads of a Helm component without helm-controller's origin labels."""
     if component.helm_release is None:
         return []
@@ -66,7 +69,7 @@ def missing_helm_labels(kube, component: Component) -> list[str]:
     return problems
 
 
-def release_made_by_controller(kube, component: Component, before_revision: int) -> list[str]:
+def release_made_by_controller(kube: Kube, component: Component, before_revision: int) -> list[str]:
     """The newest revision is before+1, deployed, recorded by the HelmRelease as its own and
     rendered through the controller's post-renderer."""
     if component.release is None or component.helm_release is None:

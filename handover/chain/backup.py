@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -30,6 +29,9 @@ from handover.sources import helm_storage
 from handover.core import redact
 from handover.core.errors import HandoverError
 from handover.core.inventory import Component, Inventory
+
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
 
 SERVER_FIELDS = ("uid", "resourceVersion", "managedFields", "creationTimestamp", "generation",
                  "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds", "ownerReferences")
@@ -52,7 +54,7 @@ class BackupRecord:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "BackupRecord":
+    def from_dict(cls, d: dict[str, Any]) -> BackupRecord:
         return cls(**d)
 
     @property
@@ -93,7 +95,7 @@ def _file_name(kind: str, ns: str, name: str) -> str:
     return f"live/{kind}_{ns or '_cluster'}_{name}.yaml"
 
 
-def _objects_of(kube, inventory: Inventory, component: Component,
+def _objects_of(kube: Kube, inventory: Inventory, component: Component,
                 release: helm_storage.HelmReleaseRecord | None) -> list[tuple[str, str, str, str]]:
     """(apiVersion, kind, namespace, name) of every object that makes up the component."""
     from handover.sources import kustomize
@@ -115,14 +117,14 @@ def _objects_of(kube, inventory: Inventory, component: Component,
     return list(refs)
 
 
-def _namespace_default(kube, api_version: str, kind: str, ns: str, release_ns: str | None) -> str:
+def _namespace_default(kube: Kube, api_version: str, kind: str, ns: str, release_ns: str | None) -> str:
     if ns:
         return ns
     res = kube.resource(api_version, kind)
     return (release_ns or "default") if res.namespaced else ""
 
 
-def take(kube, inventory: Inventory, component: Component, run: str) -> BackupRecord:
+def take(kube: Kube, inventory: Inventory, component: Component, run: str) -> BackupRecord:
     """Back the component up (read-only on the cluster; writes only the backup files)."""
     directory = inventory.backups / component.name / run
     root = inventory.backups

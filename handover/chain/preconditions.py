@@ -9,7 +9,8 @@
 """
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Set as AbstractSet
+from typing import TYPE_CHECKING, Any
 
 from handover.flux import rules as flux
 from handover.gate.hazards import registry as hazards
@@ -17,8 +18,11 @@ from handover.sources import helm_storage
 from handover.core.findings import Finding
 from handover.core.inventory import Component, Inventory
 
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
 
-def flux_problems(kube, inventory: Inventory) -> list[str]:
+
+def flux_problems(kube: Kube, inventory: Inventory) -> list[str]:
     ns = inventory.cluster.flux_namespace
     if not kube.has_resource(flux.SOURCE_API, "GitRepository") or \
             not kube.has_resource(flux.KUSTOMIZE_API, "Kustomization"):
@@ -32,7 +36,7 @@ def flux_problems(kube, inventory: Inventory) -> list[str]:
     return []
 
 
-def release_problems(kube, component: Component) -> list[str]:
+def release_problems(kube: Kube, component: Component) -> list[str]:
     if component.release is None:
         return []
     r = component.release
@@ -46,7 +50,7 @@ def release_problems(kube, component: Component) -> list[str]:
     return []
 
 
-def workload_problems(kube, component: Component) -> list[str]:
+def workload_problems(kube: Kube, component: Component) -> list[str]:
     """Workloads missing or with fewer Running+Ready pods than desired."""
     out = []
     for w in component.workloads:
@@ -58,9 +62,10 @@ def workload_problems(kube, component: Component) -> list[str]:
             want = (live.get("status") or {}).get("desiredNumberScheduled", 1)
         else:
             want = (live.get("spec") or {}).get("replicas", 1)
-        pods = [p for p in kube.core.list_namespaced_pod(w.namespace,
-                                                         label_selector=w.selector).items
-                if not p.metadata.deletion_timestamp]
+        # client models type every field Optional; a served Pod has metadata and status
+        listed: list[Any] = kube.core.list_namespaced_pod(w.namespace,
+                                                          label_selector=w.selector).items
+        pods = [p for p in listed if not p.metadata.deletion_timestamp]
         ready = [p.metadata.name for p in pods if p.status.phase == "Running" and any(
             c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
         if len(ready) < (want or 0) or not pods:
@@ -69,7 +74,7 @@ def workload_problems(kube, component: Component) -> list[str]:
     return out
 
 
-def pv_problems(kube, component: Component) -> list[str]:
+def pv_problems(kube: Kube, component: Component) -> list[str]:
     out = []
     for name in component.pvs:
         pv = kube.get("v1", "PersistentVolume", name)
@@ -83,8 +88,8 @@ def pv_problems(kube, component: Component) -> list[str]:
     return out
 
 
-def hazard_findings(kube, inventory: Inventory, component: Component,
-                    built: list[dict[str, Any]], accepted: set[str] = frozenset()
+def hazard_findings(kube: Kube, inventory: Inventory, component: Component,
+                    built: list[dict[str, Any]], accepted: AbstractSet[str] = frozenset()
                     ) -> tuple[list[Finding], list[Finding]]:
     """(blocking errors, accepted errors) of phase 1's hazard checks for this component."""
     found = [f for f in hazards.hazards_for_component(kube, inventory, component, built)

@@ -21,11 +21,14 @@ import threading
 import time
 from pathlib import Path
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handover import target as targets
 from handover.core import wait
 from handover.core.inventory import HealthCheck
+
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
 
 
 def mode_for(inventory) -> str:
@@ -138,7 +141,7 @@ def outages_from(samples: list[Sample], end: float) -> list[Outage]:
 
 
 class Probe:
-    def __init__(self, kube, checks: list[HealthCheck] | tuple[HealthCheck, ...],
+    def __init__(self, kube: Kube, checks: list[HealthCheck] | tuple[HealthCheck, ...],
                  mode: str = "endpoints", interval: float = 0.1, timeout: float = 1.0,
                  resolve_every: float = 0.5, pod_fallback: bool = False):
         if mode not in ("endpoints", "proxy"):
@@ -162,12 +165,13 @@ class Probe:
 
     # -- resolution ---------------------------------------------------------------------------
     def _resolve(self, h: HealthCheck) -> tuple[list[tuple[str, int]], str]:
-        svc = self.kube.core.read_namespaced_service(h.service, h.namespace)
+        # client models type every field Optional; a served Service/Pod has spec, metadata, status
+        svc: Any = self.kube.core.read_namespaced_service(h.service, h.namespace)
         sport = next((p for p in svc.spec.ports or [] if p.port == h.port), None)
         if sport is None:
             return [], f"service {h.namespace}/{h.service} has no port {h.port}"
         addrs: list[tuple[str, int]] = []
-        ep = self.kube.core.read_namespaced_endpoints(h.service, h.namespace)
+        ep: Any = self.kube.core.read_namespaced_endpoints(h.service, h.namespace)
         for subset in ep.subsets or []:
             port = None
             for p in subset.ports or []:
@@ -180,7 +184,8 @@ class Probe:
         if not addrs and self.pod_fallback and svc.spec.selector:
             target = sport.target_port if sport.target_port is not None else sport.port
             sel = ",".join(f"{k}={v}" for k, v in sorted(svc.spec.selector.items()))
-            for pod in self.kube.core.list_namespaced_pod(h.namespace, label_selector=sel).items:
+            pods: Any = self.kube.core.list_namespaced_pod(h.namespace, label_selector=sel)
+            for pod in pods.items:
                 if pod.metadata.deletion_timestamp or not pod.status.pod_ip:
                     continue
                 if not any(c.type == "Ready" and c.status == "True"
@@ -239,7 +244,7 @@ class Probe:
     def _sample_proxy(self, h: HealthCheck) -> tuple[bool, str]:
         """GET /api/v1/namespaces/<ns>/services/<svc>:<port>/proxy<path>."""
         try:
-            resp = self.kube.core.connect_get_namespaced_service_proxy_with_path(
+            resp: Any = self.kube.core.connect_get_namespaced_service_proxy_with_path(
                 f"{h.service}:{h.port}", h.namespace, h.path.lstrip("/"),
                 _preload_content=False, _request_timeout=self.timeout)
             status = resp.status
@@ -273,7 +278,7 @@ class Probe:
                 delay = 0
             self._stop.wait(delay)
 
-    def start(self) -> "Probe":
+    def start(self) -> Probe:
         if self._thread is not None:
             raise RuntimeError("probe already started")
         self.started = time.monotonic()
@@ -313,7 +318,7 @@ def _where(e: BaseException) -> str:
     return f" at {Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}"
 
 
-def _private_client(kube):
+def _private_client(kube: Kube):
     """The probe thread's own client: the kubernetes client's ApiClient and Configuration are not
     safe to share between threads (with token auth every request runs the kubeconfig loader's
     refresh hook, which rewrites the shared Configuration), and the runbook keeps using the

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
 from handover.chain import backup as backup_mod
 from handover.flux import rules as flux
@@ -27,6 +28,10 @@ from handover.core import wait
 from handover.core import redact
 from handover.core.inventory import Component, Inventory
 from handover.flux.takeover import wait_gone
+
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
+    from handover.core.mutation import Mutator
 
 
 @dataclass
@@ -55,7 +60,7 @@ def changed_since_backup(desired: dict[str, Any], live: dict[str, Any] | None) -
 
 
 class Rollback:
-    def __init__(self, kube, mutator, inventory: Inventory, component: Component,
+    def __init__(self, kube: Kube, mutator: Mutator, inventory: Inventory, component: Component,
                  record: backup_mod.BackupRecord | None, verify_timeout: float = 60.0):
         self.kube = kube
         self.mutator = mutator
@@ -123,6 +128,8 @@ class Rollback:
     def _same_as_backup(self, rel: helm_storage.HelmReleaseRecord) -> bool:
         """A previous rollback already restored the backup revision (resumed rollback)."""
         assert self.record is not None
+        if self.record.release is None or self.record.revision is None:
+            return False  # no release in the backup: nothing to compare with
         try:
             values = backup_mod.release_values(self.record)
         except OSError:

@@ -36,7 +36,8 @@ import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 import yaml
 from ruamel.yaml import YAML
@@ -489,7 +490,7 @@ def _storage_components(objs: list[RepoObject], live: LiveCluster,
         if ro.kind == "PersistentVolume" and ro.obj.get("apiVersion") == "v1":
             by_dir.setdefault(ro.dir, []).append(ro.name)
     drafts = []
-    for i, (dirname, names) in enumerate(by_dir.items()):
+    for dirname, names in by_dir.items():
         d = Draft(name="storage" if len(by_dir) == 1 else f"storage-{os.path.basename(dirname)}",
                   type="storage", path=dirname, risk="low")
         for n in names:

@@ -12,7 +12,8 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from handover.core import redact
 
@@ -128,7 +129,7 @@ class Progress:
     interrupted: list[str] = field(default_factory=list)
 
 
-def progress(journal: "Journal", phase: str, component: str,
+def progress(journal: Journal, phase: str, component: str,
              first_step: str = "preconditions", last_step: str = "record") -> Progress:
     p = Progress(component)
     entries = [e for e in journal.entries() if e.phase == phase and e.component == component]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
-from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic import DynamicClient, Resource
 from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
 from handover.core.errors import HandoverError
@@ -73,7 +73,7 @@ class Kube:
         minor = int("".join(ch for ch in v.minor if ch.isdigit()) or 0)
         return int(v.major), minor, v.git_version
 
-    def resource(self, api_version: str, kind: str):
+    def resource(self, api_version: str, kind: str) -> Resource:
         try:
             return self.dynamic.resources.get(api_version=api_version, kind=kind)
         except ResourceNotFoundError as e:

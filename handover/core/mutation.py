@@ -13,7 +13,8 @@ Every mutation goes through a Mutator, which
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from kubernetes.dynamic.exceptions import NotFoundError
 
@@ -98,7 +99,7 @@ class Mutator:
 
         def go():
             res = self.kube.resource(api_version, kind)
-            kwargs = {"name": name, "body": body, "content_type": ctype}
+            kwargs: dict[str, Any] = {"name": name, "body": body, "content_type": ctype}
             if res.namespaced:
                 kwargs["namespace"] = namespace
             return res.patch(**kwargs).to_dict()

@@ -6,7 +6,8 @@ its namespace, a cluster-scoped one's carries "").
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, NamedTuple
+from typing import Any, NamedTuple
+from collections.abc import Mapping
 
 
 def group_of(api_version: str) -> str:

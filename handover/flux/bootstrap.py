@@ -30,7 +30,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handover import target as targets
 from handover.flux import rules as flux
@@ -39,6 +39,10 @@ from handover.core import tools
 from handover.core.errors import HandoverError
 from handover.sources.gitops import GitOpsRepo
 from handover.core.inventory import Inventory
+
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
+    from handover.core.mutation import Mutator
 
 SYNC_NAME = "flux-system"
 GITHUB_URL = re.compile(r"^(?:https://github\.com/|ssh://git@github\.com/|git@github\.com:)"
@@ -156,7 +160,7 @@ def controllers(inventory: Inventory) -> tuple[str, ...]:
     return DEFAULT_CONTROLLERS + tuple(inventory.cluster.flux_components_extra)
 
 
-def controller_problems(kube, inventory: Inventory) -> list[str]:
+def controller_problems(kube: Kube, inventory: Inventory) -> list[str]:
     """``flux check``-style: each controller Deployment in the Flux namespace exists and is
     Available (condition Available=True); one line per one that is not."""
     ns = inventory.cluster.flux_namespace
@@ -179,14 +183,14 @@ def _github(url: str | None) -> tuple[str, str] | None:
     return (m["owner"], m["repo"]) if m else None
 
 
-def _kube_args(kube) -> list[str]:
+def _kube_args(kube: Kube) -> list[str]:
     args = ["--context", kube.context]
     if kube.kubeconfig:
         args += ["--kubeconfig", kube.kubeconfig]
     return args
 
 
-def plan(inventory: Inventory, repo: GitOpsRepo, kube=None) -> BootstrapPlan:
+def plan(inventory: Inventory, repo: GitOpsRepo, kube: Kube | None = None) -> BootstrapPlan:
     """How this cluster would be bootstrapped, or a BootstrapError naming what is missing."""
     return targets.of(inventory).bootstrap_plan(inventory, repo)
 
@@ -226,7 +230,7 @@ def live_plan(inventory: Inventory, repo: GitOpsRepo) -> BootstrapPlan:
         f"kubectl apply -k {fs_dir}"], version)
 
 
-def state(kube, inventory: Inventory) -> FluxState:
+def state(kube: Kube, inventory: Inventory) -> FluxState:
     ns = inventory.cluster.flux_namespace
     served = kube.has_resource(flux.KUSTOMIZE_API, "Kustomization") and \
         kube.has_resource(flux.SOURCE_API, "GitRepository")
@@ -240,7 +244,7 @@ def state(kube, inventory: Inventory) -> FluxState:
          for ep in inventory.gitops.entrypoints})
 
 
-def _controllers_running(kube, inventory: Inventory) -> bool:
+def _controllers_running(kube: Kube, inventory: Inventory) -> bool:
     if controller_problems(kube, inventory):
         return False
     return targets.of(inventory).flux_processes_running(inventory)
@@ -252,7 +256,7 @@ def sync_url(inventory: Inventory, repo: GitOpsRepo) -> str | None:
     return targets.of(inventory).sync_url(inventory, repo)
 
 
-def already_bootstrapped(kube, inventory: Inventory, repo: GitOpsRepo) -> bool:
+def already_bootstrapped(kube: Kube, inventory: Inventory, repo: GitOpsRepo) -> bool:
     """Flux runs, and flux-system syncs this repository's branch and cluster path."""
     st = state(kube, inventory)
     if not (st.git_repository and st.kustomization and _controllers_running(kube, inventory)):
@@ -265,7 +269,7 @@ def already_bootstrapped(kube, inventory: Inventory, repo: GitOpsRepo) -> bool:
         str(kspec.get("path", "")).strip("./") == inventory.gitops.cluster_path.strip("./")
 
 
-def bootstrap(mutator, kube, inventory: Inventory, repo: GitOpsRepo) -> list[str]:
+def bootstrap(mutator: Mutator, kube: Kube, inventory: Inventory, repo: GitOpsRepo) -> list[str]:
     """Bootstrap Flux (no-op when already bootstrapped). Returns what was done."""
     if already_bootstrapped(kube, inventory, repo):
         return []
@@ -299,7 +303,7 @@ def live_bootstrap(p: BootstrapPlan, mutator, kube, inventory: Inventory,
     return done
 
 
-def wait_ready(kube, inventory: Inventory, timeout: float | None = None,
+def wait_ready(kube: Kube, inventory: Inventory, timeout: float | None = None,
                interval: float = 1.0) -> FluxState:
     """Wait until flux-system's GitRepository and Kustomization are Ready for their generation."""
     return wait.until(f"Flux {inventory.cluster.flux_namespace}/flux-system Ready",
@@ -308,7 +312,7 @@ def wait_ready(kube, inventory: Inventory, timeout: float | None = None,
                       message=lambda st: "; ".join(st.problems()))
 
 
-def wait_controllers(kube, inventory: Inventory, timeout: float | None = None,
+def wait_controllers(kube: Kube, inventory: Inventory, timeout: float | None = None,
                      interval: float = 1.0) -> list[str]:
     """Wait until every controller Deployment is Available; the problems left at the timeout."""
     return wait.until("Flux controllers Available", lambda: controller_problems(kube, inventory),

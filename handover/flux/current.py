@@ -34,7 +34,7 @@ Read-only.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handover.flux import rules as flux
 from handover.sources import helm_storage
@@ -43,6 +43,9 @@ from handover.gate.hazards.adoption import helm_release_of, hr_id
 from handover.core.findings import Finding
 from handover.core.inventory import Component, Inventory
 from handover.tree_diff import join, show
+
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
 
 TAKE_OWNERSHIP = "flux-take-ownership"
 REMEDIATION = "flux-upgrade-remediation"
@@ -143,14 +146,14 @@ def check_helm_release_rules(inventory: Inventory, component: Component,
     return found
 
 
-def _served(kube, api_version: str, kind: str) -> bool:
+def _served(kube: Kube, api_version: str, kind: str) -> bool:
     has = getattr(kube, "has_resource", None)
     if has is None:
         return True
     return bool(has(api_version, kind))
 
 
-def check_stored_apis(kube, component: Component) -> list[Finding]:
+def check_stored_apis(kube: Kube, component: Component) -> list[Finding]:
     """Every apiVersion/kind in the release's stored manifest is served by the cluster."""
     if component.type != "helm" or component.release is None:
         return []
@@ -280,7 +283,7 @@ def kubectl_owned_missing(live: dict[str, Any], git: dict[str, Any]) -> list[tup
     return out
 
 
-def check_kubectl_managers(kube, component: Component,
+def check_kubectl_managers(kube: Kube, component: Component,
                            objects: list[dict[str, Any]]) -> list[Finding]:
     """Per kubectl-applied object of the component: the fields kubectl* managers own that Git
     does not have (deleted at the first reconcile)."""
@@ -301,7 +304,7 @@ def check_kubectl_managers(kube, component: Component,
         missing = kubectl_owned_missing(live, o)
         if not missing:
             continue
-        subject = f"{kind} {m.get('namespace') + '/' if m.get('namespace') else ''}{m['name']}"
+        subject = f"{kind} {m['namespace'] + '/' if m.get('namespace') else ''}{m['name']}"
         in_template = [x for x in missing if x[1].startswith("spec.template")]
         listed = "; ".join(f"{p}: live {show(p, v)} (owned by {mgr})" for mgr, p, v in missing[:15])
         found.append(Finding(
@@ -317,14 +320,14 @@ def check_kubectl_managers(kube, component: Component,
 
 # --- ssa: IfNotPresent ----------------------------------------------------------------------------
 
-def _cluster_scoped(kube, o: dict[str, Any]) -> bool:
+def _cluster_scoped(kube: Kube, o: dict[str, Any]) -> bool:
     try:
         return not kube.resource(o["apiVersion"], o["kind"]).namespaced
     except Exception:  # noqa: BLE001 - fakes / unknown kinds: by the object itself
         return not (o.get("metadata") or {}).get("namespace")
 
 
-def check_ssa_if_not_present(kube, inventory: Inventory, component: Component,
+def check_ssa_if_not_present(kube: Kube, inventory: Inventory, component: Component,
                              objects: list[dict[str, Any]]) -> list[Finding]:
     """Adopted objects annotated kustomize.toolkit.fluxcd.io/ssa: IfNotPresent."""
     found: list[Finding] = []
@@ -335,12 +338,12 @@ def check_ssa_if_not_present(kube, inventory: Inventory, component: Component,
         fv = inventory.cluster.flux_version
         flapping = (2, 8, 0) <= version_tuple(fv) < (2, 8, 7)
         try:
-            live = kube.get(o["apiVersion"], o["kind"], m.get("name"), m.get("namespace"))
+            live = kube.get(o["apiVersion"], o["kind"], m["name"], m.get("namespace"))
         except Exception:  # noqa: BLE001
             live = None
         if live is None:
             continue
-        subject = f"{o['kind']} {m.get('namespace') + '/' if m.get('namespace') else ''}" \
+        subject = f"{o['kind']} {m['namespace'] + '/' if m.get('namespace') else ''}" \
                   f"{m.get('name')}"
         if flapping and _cluster_scoped(kube, o):
             found.append(Finding(

@@ -23,7 +23,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import DynamicApiError
@@ -36,6 +37,9 @@ from handover.sources import kustomize
 from handover.core import redact
 from handover.core.errors import HandoverError
 from handover.core.objects import group_of
+
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
 
 CREATED, MODIFIED, OWNER_LABELS, UNCHANGED, DELETED, ERROR = (
     "created", "modified", "owner-labels", "unchanged", "deleted", "error")
@@ -166,7 +170,8 @@ def redacted(c: Difference) -> Difference:
 
 
 def prepare(objects: list[dict[str, Any]], ks_name: str, ks_namespace: str,
-            spec: dict[str, Any], namespaced) -> list[dict[str, Any]]:
+            spec: dict[str, Any],
+            namespaced: Callable[[str, str], bool | None]) -> list[dict[str, Any]]:
     """What kustomize-controller applies: owner labels, targetNamespace, commonMetadata.
     ``namespaced(api_version, kind)`` -> True / False / None (kind not served)."""
     out = []
@@ -195,7 +200,7 @@ def _api_message(e: Exception) -> str:
         return redact.scrub(str(body or e))
 
 
-def diff_kustomization(kube, repo_path: str | Path, ks: dict[str, Any],
+def diff_kustomization(kube: Kube, repo_path: str | Path, ks: dict[str, Any],
                        live_ks: dict[str, Any] | None = None) -> KustomizationDiff:
     """Diff one Kustomization (``ks``: its manifest from Git) against the cluster.
 

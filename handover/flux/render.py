@@ -22,7 +22,8 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -35,6 +36,9 @@ from handover.core.errors import HandoverError
 from handover.core.findings import Finding
 from handover.core.inventory import Component, Inventory
 from handover.tree_diff import MISSING, Difference, against_live, exact, removed_fields
+
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
 
 CHECK = "adoption-rollout"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
@@ -69,7 +73,7 @@ class ChartSource:
 
 def find_helm_repository(ref: dict[str, Any], hr_namespace: str,
                          objects: list[dict[str, Any]]) -> dict[str, Any] | None:
-    return kustomize.find(objects, ref.get("kind", "HelmRepository"), ref.get("name"),
+    return kustomize.find(objects, ref.get("kind", "HelmRepository"), ref.get("name", ""),
                           ref.get("namespace") or hr_namespace)
 
 
@@ -138,7 +142,7 @@ def chart_source(hr: dict[str, Any], sources: list[dict[str, Any]]) -> ChartSour
     if rspec.get("secretRef"):
         raise RenderError(f"HelmRepository {ref.get('name')} needs credentials (spec.secretRef):"
                           f" the gate does not read them")
-    return ChartSource(flux.helm_release_name(hr), flux.target_namespace(hr), spec.get("chart"),
+    return ChartSource(flux.helm_release_name(hr), flux.target_namespace(hr), spec.get("chart", ""),
                        spec.get("version"), rspec.get("url", ""), rspec.get("type") == "oci")
 
 
@@ -318,7 +322,7 @@ def helm_template(src: ChartSource, values: dict[str, Any],
     return _CACHE[key]
 
 
-def cluster_access(kube) -> tuple[str | None, str] | None:
+def cluster_access(kube: Kube) -> tuple[str | None, str] | None:
     """(kubeconfig, context) of a real cluster connection, None for anything else (tests' fakes)."""
     from handover.core.kube import Kube
     if isinstance(kube, Kube):
@@ -369,7 +373,8 @@ def template_changes(desired: dict[str, Any], live: dict[str, Any],
 
 
 def predict(rendered: list[dict[str, Any]], previous: list[dict[str, Any]],
-            live_of, namespace: str) -> list[WorkloadPrediction]:
+            live_of: Callable[[str, str, str], dict[str, Any] | None],
+            namespace: str) -> list[WorkloadPrediction]:
     """Per workload of the render (and of the previous manifest): the predicted outcome.
     ``live_of(kind, namespace, name)`` returns the live object or None."""
     new = _workloads(rendered, namespace)
@@ -389,14 +394,14 @@ def predict(rendered: list[dict[str, Any]], previous: list[dict[str, Any]],
     return out
 
 
-def kube_version(kube) -> str | None:
+def kube_version(kube: Kube) -> str | None:
     try:
         return kube.server_version()[2].split("+")[0]
     except Exception:  # noqa: BLE001 - the render still works without it
         return None
 
 
-def rendering(kube, inventory: Inventory, component: Component,
+def rendering(kube: Kube, inventory: Inventory, component: Component,
               objects: list[dict[str, Any]]) -> Rendering:
     """The component's HelmRelease rendered as the adoption upgrade will, twice (RenderError if
     not): on the live cluster when there is one (helm upgrade --dry-run=server of the CLI
@@ -433,21 +438,22 @@ def with_post_renderers(r: Rendering, hr: dict[str, Any]) -> Rendering:
     return Rendering(objs, r.hooks, r.mode, r.unstable, post_rendered=True)
 
 
-def rendered_objects(kube, inventory: Inventory, component: Component,
+def rendered_objects(kube: Kube, inventory: Inventory, component: Component,
                      objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rendered release manifest (hooks excluded)."""
     return rendering(kube, inventory, component, objects).objects
 
 
-def predictions(kube, inventory: Inventory, component: Component,
+def predictions(kube: Kube, inventory: Inventory, component: Component,
                 objects: list[dict[str, Any]]) -> list[WorkloadPrediction]:
     hr = helm_release_of(component, objects)
     rendered = rendered_objects(kube, inventory, component, objects)
+    assert hr is not None  # rendered_objects raises RenderError without the HelmRelease
     rec = helm_storage.latest(kube, component.release.name, component.release.namespace) \
         if component.release else None
     previous = parse_manifest(rec.manifest) if rec else []
 
-    def live_of(kind, ns, name):
+    def live_of(kind: str, ns: str, name: str) -> dict[str, Any] | None:
         return kube.get("apps/v1", kind, name, ns)
 
     return predict(rendered, previous, live_of, flux.target_namespace(hr))
@@ -560,6 +566,7 @@ def _values_equal(kube, component: Component, hr: dict[str, Any],
     """Whether the HelmRelease values and chart version already equal the release's (None when
     unknown)."""
     from handover.gate.hazards.adoption import values_diff
+    assert component.release is not None, "a component with a helmRelease has a release"
     rec = helm_storage.latest(kube, component.release.name, component.release.namespace)
     if rec is None:
         return None
@@ -570,7 +577,7 @@ def _values_equal(kube, component: Component, hr: dict[str, Any],
     return same_chart and not values_diff(rec.config or {}, values)
 
 
-def check_rollout(kube, inventory: Inventory, component: Component,
+def check_rollout(kube: Kube, inventory: Inventory, component: Component,
                   objects: list[dict[str, Any]]) -> list[Finding]:
     """Error per workload whose pods the adoption upgrade would recreate (naming the fields and
     their causes) or that it would delete."""

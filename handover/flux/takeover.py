@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from typing import Any
+from datetime import datetime, UTC
+from typing import TYPE_CHECKING, Any
 
 from handover.flux import rules as flux
 from handover.core import progress
 from handover.core import wait
 from handover.core.errors import HandoverError
 from handover.core.inventory import Component, Inventory
+
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
+    from handover.core.mutation import Mutator
 
 SOURCES_KUSTOMIZATION = "handover-sources"
 
@@ -72,11 +76,11 @@ def for_sources(inventory: Inventory) -> dict[str, Any] | None:
 
 def request_token() -> str:
     """An RFC 3339 timestamp with nanoseconds, as `flux reconcile` writes it."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond * 1000:09d}Z"
 
 
-def hand_over(mutator, kustomization: dict[str, Any]) -> str:
+def hand_over(mutator: Mutator, kustomization: dict[str, Any]) -> str:
     """Apply the temporary Kustomization (server-side, idempotent) and request a reconcile.
     Returns the reconcile token to wait for."""
     mutator.apply(kustomization)
@@ -96,7 +100,7 @@ def _ready_state(obj: dict[str, Any], token: str | None) -> tuple[bool, str]:
     return flux.is_ready(obj), msg
 
 
-def wait_ready(kube, api_version: str, kind: str, name: str, namespace: str, timeout: float,
+def wait_ready(kube: Kube, api_version: str, kind: str, name: str, namespace: str, timeout: float,
                token: str | None = None) -> ReadyWait:
     """Watch one object until Ready=True with observedGeneration == metadata.generation (and, with
     a token, the reconcile request acknowledged). Raises NotReady naming the object, the last
@@ -153,7 +157,7 @@ def _wait_ready_loop(kube, res, api_version: str, kind: str, name: str, namespac
                    "controller's log; the component will be rolled back.")
 
 
-def wait_gone(kube, api_version: str, kind: str, name: str, namespace: str,
+def wait_gone(kube: Kube, api_version: str, kind: str, name: str, namespace: str,
               timeout: float) -> bool:
     """Wait until an object is gone (finalizers done)."""
     return wait.until(f"{kind} {namespace}/{name} gone",
@@ -171,7 +175,7 @@ def local_head(inventory: Inventory) -> str:
     return res.stdout.strip()
 
 
-def sync_source(kube, mutator, inventory: Inventory, timeout: float | None = None) -> str:
+def sync_source(kube: Kube, mutator: Mutator, inventory: Inventory, timeout: float | None = None) -> str:
     """Make the flux-system GitRepository fetch now and wait until its artifact is the local
     checkout's HEAD, so the temporary Kustomization applies exactly what was checked (an
     unpushed local commit, or a remote that moved on, is reported, not applied)."""
@@ -214,7 +218,7 @@ class SourcesHandover:
     objects: list[str] = field(default_factory=list)
 
 
-def hand_over_sources(kube, mutator, inventory: Inventory) -> SourcesHandover:
+def hand_over_sources(kube: Kube, mutator: Mutator, inventory: Inventory) -> SourcesHandover:
     """Hand the HelmRepositories of gitops.sourcesPath over with their own temporary
     Kustomization, wait Ready, then remove that Kustomization (orphaning). A no-op when every
     source object already carries the kustomize-controller owner labels."""
@@ -247,7 +251,7 @@ def hand_over_sources(kube, mutator, inventory: Inventory) -> SourcesHandover:
     return SourcesHandover(done=True, already=False, objects=ids)
 
 
-def remove(kube, mutator, inventory: Inventory, name: str, reason: str) -> None:
+def remove(kube: Kube, mutator: Mutator, inventory: Inventory, name: str, reason: str) -> None:
     """Delete a temporary Kustomization WITHOUT pruning: the Mutator refuses when it would
     garbage-collect; then wait for its finalizer."""
     ns = inventory.cluster.flux_namespace

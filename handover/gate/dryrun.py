@@ -27,7 +27,8 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
 
@@ -170,6 +171,8 @@ class DryRunner:
                                     f"its namespace {namespace!r} (created by Git) was "
                                     f"{ns_result.result}: {ns_result.detail}")
             return self._substitute(res, obj, oid, namespace)
+        if not name:
+            return DryRunResult(oid, "rejected", "it has no metadata.name: the apply would fail")
         try:
             live = self.kube.get(api_version, kind, name, namespace)
             body = copy.deepcopy(obj)

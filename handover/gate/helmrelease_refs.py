@@ -16,7 +16,8 @@ repositories are read through the registry's tag list, or skipped with the reaso
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 from handover.sources import chart_index
 from handover.sources.chart_index import ChartIndexError, IndexCache
@@ -46,12 +47,12 @@ def source_ref(hr: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def helm_repositories(objects: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict]:
-    return {(_ns(o), _meta(o).get("name")): o for o in objects if o.get("kind") == "HelmRepository"
+    return {(_ns(o), _meta(o).get("name", "")): o for o in objects if o.get("kind") == "HelmRepository"
             and str(o.get("apiVersion", "")).startswith("source.toolkit.fluxcd.io/")}
 
 
 def git_namespaces(objects: Iterable[dict[str, Any]]) -> set[str]:
-    return {_meta(o).get("name") for o in objects if o.get("kind") == "Namespace"}
+    return {_meta(o).get("name", "") for o in objects if o.get("kind") == "Namespace"}
 
 
 class Incomplete(Exception):
@@ -297,7 +298,7 @@ def check_repository(use: RepoUse, cache: IndexCache) -> RefResult:
                 raise Unreachable(f"{subject} is an OCI repository ({url}) and its registry's tag "
                                   f"list did not answer ({e}): chart versions not checked "
                                   "(no registry reachable from here)") from e
-        versions_of = listing.get
+        versions_of: Callable[[str], list[str] | None] = listing.get
     else:
         try:
             index = cache.get(url)

@@ -16,13 +16,14 @@ import base64
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from handover.gate import git_preflight
 from handover.sources import helm_storage
-from handover.core.inventory import Inventory
+from handover.core.inventory import Component, Inventory
 from handover.core.kube import Kube
 
 SECRET_KEY = re.compile(r"pass(word|wd)?|secret|token|api[-_]?key|private[-_]?key|credential",
@@ -105,10 +106,11 @@ def _replicas(obj: dict[str, Any]) -> str:
     return f"{st.get('readyReplicas', 0)}/{spec.get('replicas', 1)}"
 
 
-def rollback_plan(inv: Inventory, comp, release: ReleaseState | None) -> list[str]:
+def rollback_plan(inv: Inventory, comp: Component, release: ReleaseState | None) -> list[str]:
     b = inv.backups / comp.name
     if comp.type == "helm":
         hr = comp.helm_release
+        assert hr is not None  # the inventory requires helmRelease for a helm component
         steps = [f"suspend HelmRelease {hr.namespace}/{hr.name} (spec.suspend: true) BEFORE "
                  "deleting it: deleting an unsuspended HelmRelease uninstalls the release",
                  f"delete the suspended HelmRelease (finalizer removed, release kept) and the "
@@ -176,7 +178,7 @@ def collect(inv: Inventory, kube: Kube, now: datetime | None = None) -> Migratio
         pvs.append(PVState(name, None, None, None, None, None, True, exists=False))
     pvs.sort(key=lambda p: p.name)
     return MigrationState(
-        date=(now or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
+        date=(now or datetime.now(UTC)).isoformat(timespec="seconds"),
         cluster=inv.cluster.name, context=kube.context, server_version=git_version,
         flux_version=inv.cluster.flux_version, gitops_path=str(repo), branch=inv.gitops.branch,
         commit=git_preflight.head_commit(repo),

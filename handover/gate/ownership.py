@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 import yaml
 
@@ -115,7 +116,7 @@ def _get_live(kube: Kube, obj: dict[str, Any], default_ns: str | None) -> tuple[
     res = kube.resource(av, kind)
     meta = obj.get("metadata") or {}
     ns = (meta.get("namespace") or default_ns or "default") if res.namespaced else None
-    return True, kube.get(av, kind, meta.get("name"), ns)
+    return True, kube.get(av, kind, meta["name"], ns)
 
 
 def manifest_objects(record: helm_storage.HelmReleaseRecord) -> list[dict[str, Any]]:
@@ -224,6 +225,7 @@ def check_component(kube: Kube, component: Component, git_objects: list[dict[str
                 "find out which release should own it; fix the ownership annotations or the "
                 "charts before the handover"))
         elif adopt is not None and adopt != own.release:
+            assert component.helm_release is not None  # adopt comes from its HelmRelease
             out.findings.append(Finding(
                 CHECK, oid,
                 f"owned by Helm release {own.release}, but HelmRelease "
@@ -277,9 +279,8 @@ def _statefulset_claims(kube: Kube, namespaces: Iterable[str]) -> dict[tuple[str
     for ns in sorted(set(namespaces)):
         for sts in kube.list("apps/v1", "StatefulSet", namespace=ns):
             name = sts["metadata"]["name"]
-            tpls = [(t.get("metadata") or {}).get("name") for t in
-                    (sts.get("spec") or {}).get("volumeClaimTemplates") or []]
-            tpls = [t for t in tpls if t]
+            tpls = [n for t in (sts.get("spec") or {}).get("volumeClaimTemplates") or []
+                    if (n := (t.get("metadata") or {}).get("name"))]
             if tpls:
                 out[(ns, name)] = re.compile(
                     rf"^(?:{'|'.join(re.escape(t) for t in tpls)})-{re.escape(name)}-\d+$")

@@ -57,7 +57,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import yaml
 
@@ -71,14 +72,14 @@ READONLY_USER = "flux-handover-readonly"
 # audit log: what a suite does under it can be proved read-only (or not) from the server's side.
 AUDITED_CONTEXT = "flux-handover-rehearsal-audited"
 AUDITED_USER = "flux-handover-audited"
-AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+AUDIT_POLICY = f"""apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
 rules:
   - level: Metadata
-    users: [%s]
+    users: [{AUDITED_USER}]
   - level: None
-""" % AUDITED_USER
+"""
 NODE_NAME = "rehearsal-node"
 SERVICE_CIDR = "10.0.0.0/24"
 POD_NET = ipaddress.ip_network("10.64.0.0/10")  # pod networks: one /19 per cluster
@@ -233,7 +234,7 @@ class RehearsalCluster:
     def service_running(self, name: str) -> bool:
         return self.pid(name) is not None
 
-    def _spawn(self, name: str, argv: list[str], env: dict | None = None) -> int:
+    def _spawn(self, name: str, argv: Sequence[str | Path], env: dict | None = None) -> int:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         full_env = {**os.environ, **(env or {})}
@@ -330,7 +331,7 @@ class RehearsalCluster:
             self._save_config(cfg)
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def up(self, timeout: float = 60.0) -> "RehearsalCluster":
+    def up(self, timeout: float = 60.0) -> RehearsalCluster:
         """Start what is not running (idempotent); returns self."""
         _require_netns_rights()  # before anything is created
         kube_dir = binaries.kube_binaries()
@@ -418,7 +419,7 @@ class RehearsalCluster:
         if self.pid("pod-responder") is None:
             sock.unlink(missing_ok=True)
             self._spawn("pod-responder", [
-                shutil.which("ip"), "netns", "exec", net["netns"],
+                shutil.which("ip") or "ip", "netns", "exec", net["netns"],
                 sys.executable, "-m", "handover.rehearsal.pod_responder", "--control", sock,
             ], env=env)
         self._wait("pod-responder", self._responder_ready, timeout)
@@ -678,18 +679,18 @@ class RehearsalCluster:
         with api:
             rbac = client.RbacAuthorizationV1Api(api)
             storage = client.StorageV1Api(api)
-            role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            role: dict[str, Any] = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
                     "metadata": {"name": "flux-handover-readonly"},
                     "rules": [{"apiGroups": ["*"], "resources": ["*"],
                                "verbs": ["get", "list", "watch"]},
                               {"nonResourceURLs": ["*"], "verbs": ["get"]}]}
-            binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            binding: dict[str, Any] = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
                        "metadata": {"name": "flux-handover-readonly"},
                        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                                    "name": "flux-handover-readonly"},
                        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
                                      "name": READONLY_USER}]}
-            sc = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            sc: dict[str, Any] = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
                   "metadata": {"name": "local-path", "annotations": {
                       "storageclass.kubernetes.io/is-default-class": "true"}},
                   "provisioner": "rancher.io/local-path", "reclaimPolicy": "Delete",
@@ -846,12 +847,12 @@ class _network_lock:
 
 def _networks_in_use() -> list[ipaddress.IPv4Network]:
     """Every IPv4 network in this (root) namespace: addresses and routes of all tables."""
-    used = []
+    used: list[ipaddress.IPv4Network] = []
     out = _ip("-4", "-o", "addr", "show", check=False).stdout
     for line in out.splitlines():
         parts = line.split()
         if "inet" in parts:
-            used.append(ipaddress.ip_interface(parts[parts.index("inet") + 1]).network)
+            used.append(ipaddress.IPv4Interface(parts[parts.index("inet") + 1]).network)
     for line in _ip("-4", "route", "show", "table", "all", check=False).stdout.splitlines():
         parts = line.split()
         if not parts:
@@ -862,7 +863,7 @@ def _networks_in_use() -> list[ipaddress.IPv4Network]:
         if dst == "default":
             continue
         try:
-            used.append(ipaddress.ip_network(dst, strict=False))
+            used.append(ipaddress.IPv4Network(dst, strict=False))
         except ValueError:
             continue
     return used

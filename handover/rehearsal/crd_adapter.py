@@ -52,7 +52,8 @@ import time
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 NOTES_FILE = Path("fidelity") / "crd-adaptations.json"
 WEBHOOK_NAME = "crd-adapter.rehearsal.flux-handover.io"
@@ -138,7 +139,7 @@ def _type_meta(path: str, root: dict) -> bool:
         if part == "metadata" and i > 0 and parts[i - 1] == "properties":
             return True
     if len(parts) >= 2 and parts[-2] == "properties" and parts[-1] in ("apiVersion", "kind"):
-        parent = root
+        parent: Any = root
         for key in parts[:-2]:
             parent = parent.get(key) if isinstance(parent, dict) else None
         return parent is root or bool((parent or {}).get("x-kubernetes-embedded-resource"))

@@ -21,9 +21,13 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
 
 import yaml
+
+if TYPE_CHECKING:
+    from handover.core.inventory import Component, Inventory
 
 Obj = dict[str, Any]
 
@@ -69,7 +73,7 @@ class Feature:
 
 def _helm4(flux_version: str | None) -> bool:
     m = re.match(r"^v?(\d+)\.(\d+)", flux_version or "")
-    return bool(m) and (int(m[1]), int(m[2])) >= (2, 8)
+    return m is not None and (int(m[1]), int(m[2])) >= (2, 8)
 
 
 FEATURES: tuple[Feature, ...] = (
@@ -298,7 +302,7 @@ class Gap:
 
 def _oid(o: Obj) -> str:
     m = o.get("metadata") or {}
-    return f"{o.get('kind')} {m.get('namespace') + '/' if m.get('namespace') else ''}" \
+    return f"{o.get('kind')} {m['namespace'] + '/' if m.get('namespace') else ''}" \
            f"{m.get('name')}"
 
 
@@ -311,7 +315,7 @@ def object_gaps(component: str, obj: Obj, flux_version: str | None = None) -> li
     return out
 
 
-def component_gaps(component: str, objects: list[Obj], sources: list[Obj] = (),
+def component_gaps(component: str, objects: list[Obj], sources: Sequence[Obj] = (),
                    flux_version: str | None = None) -> list[Gap]:
     """The non-emulated features used by a component's objects and by the sources its
     HelmReleases / Kustomizations reference."""
@@ -351,7 +355,7 @@ def _docs(path: Path) -> list[Obj]:
         return out
 
 
-def verdict(inventory) -> dict[str, list[Gap]]:
+def verdict(inventory: Inventory) -> dict[str, list[Gap]]:
     """Per component of the inventory: the gaps of the rehearsal's proof (from the GitOps
     checkout: the component's path, the sources path, the entry-point Kustomizations that
     cover the component's path)."""
@@ -360,7 +364,7 @@ def verdict(inventory) -> dict[str, list[Gap]]:
     return {c.name: _gaps(inventory, c, sources, entries) for c in inventory.components}
 
 
-def _gaps(inventory, c, sources: list[Obj], entries: list[Obj]) -> list[Gap]:
+def _gaps(inventory: Inventory, c: Component, sources: list[Obj], entries: list[Obj]) -> list[Gap]:
     objs = _docs(Path(inventory.gitops.path) / c.path)
     cpath = c.path.strip("./")
     covering = [e for e in entries
@@ -368,7 +372,7 @@ def _gaps(inventory, c, sources: list[Obj], entries: list[Obj]) -> list[Gap]:
     return component_gaps(c.name, objs + covering, sources, inventory.cluster.flux_version)
 
 
-def _sources_and_entries(inventory) -> tuple[list[Obj], list[Obj]]:
+def _sources_and_entries(inventory: Inventory) -> tuple[list[Obj], list[Obj]]:
     root = Path(inventory.gitops.path)
     sources = _docs(root / inventory.gitops.sources_path) if inventory.gitops.sources_path \
         else []
@@ -384,7 +388,7 @@ def _sources_and_entries(inventory) -> tuple[list[Obj], list[Obj]]:
 REHEARSAL_COPY_MARK = "# Rehearsal copy of"  # handover.rehearsal.seed.HEADER_MARK
 
 
-def user_inventory(inventory):
+def user_inventory(inventory: Inventory) -> Inventory:
     """The user's own inventory for a rehearsal copy (the seed rewrites the copy's GitOps tree:
     HelmRepositories point at the rehearsal's chart repository, ``type: oci`` dropped), so the
     verdict reads the user's GitOps objects; the inventory itself otherwise."""
@@ -402,7 +406,7 @@ def user_inventory(inventory):
         return inventory
 
 
-def gaps_for(inventory, component) -> list[Gap]:
+def gaps_for(inventory: Inventory, component: Component) -> list[Gap]:
     """The gaps of one component (phase 3's adoption step on the rehearsal)."""
     inventory = user_inventory(inventory)
     comp = next((c for c in inventory.components if c.name == component.name), component)

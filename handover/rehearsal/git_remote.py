@@ -17,11 +17,15 @@ import json
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ruamel.yaml import YAML
 
 from handover.core import tools
 from handover.core.errors import HandoverError
+
+if TYPE_CHECKING:
+    from handover.rehearsal.cluster import RehearsalCluster
 
 AUTHOR_NAME = "flux-handover rehearsal"
 AUTHOR_EMAIL = "rehearsal@flux-handover.invalid"
@@ -171,7 +175,7 @@ def http_url(state_dir: Path) -> str | None:
     return json.loads(rec.read_text())["url"] if rec.exists() else None
 
 
-def serve_http(cluster) -> str:
+def serve_http(cluster: RehearsalCluster) -> str:
     """Serve the bare remote over git's dumb HTTP protocol on 127.0.0.1 (a cluster service, so
     ``down()`` stops it) and return its URL: Flux's GitRepository accepts only http(s)/ssh URLs
     (CRD pattern ``^(http|https|ssh)://``), not file://. A ``post-update`` hook runs

@@ -81,8 +81,8 @@ def up(state_dir: Path, name: str = CLUSTER_NAME) -> KindResult:
     state_dir.mkdir(parents=True, exist_ok=True)
     kubeconfig = state_dir / "kubeconfig"
     kw: dict = {"kubeconfig": kubeconfig, "kubectl_path": tools.kubectl()}
-    if shutil.which("kind"):
-        kw["kind_path"] = Path(shutil.which("kind"))
+    if kind := shutil.which("kind"):
+        kw["kind_path"] = Path(kind)
     cwd = os.getcwd()
     os.chdir(state_dir)  # KindCluster keeps its downloads under ./.pytest-kind
     try:
@@ -92,7 +92,7 @@ def up(state_dir: Path, name: str = CLUSTER_NAME) -> KindResult:
         except Exception as e:  # noqa: BLE001 - report whatever kind said
             raise HandoverError(f"creating kind cluster {name!r} failed: {e}. See "
                                 f"`kind create cluster --name {name}` output for the cause "
-                                f"(a privileged container and the kind node image are needed)")
+                                f"(a privileged container and the kind node image are needed)") from e
     finally:
         os.chdir(cwd)
     kubectl = str(tools.kubectl())

@@ -76,9 +76,10 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
-from typing import Iterator
+from typing import Any, BinaryIO
+from collections.abc import Iterator
 from urllib.parse import quote, urlencode
 
 import urllib3
@@ -97,11 +98,11 @@ NODE_STATUS_PERIOD = 60.0
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def now_micro() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def log(msg: str) -> None:
@@ -126,7 +127,7 @@ class Api:
         auth = cfg.api_key.get("BearerToken") or cfg.api_key.get("authorization")
         if auth:
             self.headers["Authorization"] = auth if auth.startswith("Bearer ") else f"Bearer {auth}"
-        kw = {}
+        kw: dict[str, Any] = {}
         if cfg.ssl_ca_cert:
             kw["ca_certs"] = cfg.ssl_ca_cert
         if cfg.cert_file:
@@ -148,6 +149,12 @@ class Api:
         if r.status >= 300:
             raise ApiError(r.status, r.data.decode(errors="replace"), f"{method} {path}")
         return json.loads(r.data) if r.data else {}
+
+    def get(self, path: str) -> dict:
+        """GET an object that must exist (a 404 raises ApiError, as any error status)."""
+        out = self.request("GET", path)
+        assert out is not None  # request returns None only for a 404 with ok404
+        return out
 
     def watch(self, path: str, params: dict) -> Iterator[dict]:
         url = self.host + path + "?" + urlencode({**params, "watch": "1"})
@@ -183,7 +190,7 @@ class ResponderClient:
         self.want: dict[str, dict] = {}
         self.pruned = False  # True once the agent has listed all pods (sync may then prune)
         self.sock: socket.socket | None = None
-        self.rfile = None
+        self.rfile: BinaryIO | None = None
         self.lock = threading.Lock()
         self._down_logged = False
         if self.path:
@@ -395,7 +402,7 @@ class NodeAgent:
         except ApiError as e:
             if e.status != 409:
                 raise
-        node = self.api.request("GET", f"/api/v1/nodes/{self.node}")
+        node = self.api.get(f"/api/v1/nodes/{self.node}")
         self.node_labels = node["metadata"].get("labels", {})
         self.node_status()
 
@@ -567,7 +574,7 @@ class NodeAgent:
         want = _quantity(pvc["spec"].get("resources", {}).get("requests", {}).get("storage", "0"))
         modes = set(pvc["spec"].get("accessModes") or [])
         best = None
-        for pv in self.api.request("GET", "/api/v1/persistentvolumes").get("items", []):
+        for pv in self.api.get("/api/v1/persistentvolumes").get("items", []):
             ref = pv["spec"].get("claimRef")
             if ref and (ref.get("namespace"), ref.get("name")) != (meta["namespace"],
                                                                    meta["name"]):
@@ -925,7 +932,7 @@ class NodeAgent:
         while True:
             try:
                 if rv is None:
-                    lst = self.api.request("GET", "/api/v1/pods")
+                    lst = self.api.get("/api/v1/pods")
                     rv = lst["metadata"]["resourceVersion"]
                     seen = set()
                     for pod in lst.get("items", []):
@@ -977,7 +984,7 @@ def _epoch(stamp: str) -> float:
     """Seconds since the epoch of an RFC 3339 time as the API server writes it."""
     try:
         return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(
-            tzinfo=timezone.utc).timestamp()
+            tzinfo=UTC).timestamp()
     except ValueError:
         return time.time()
 

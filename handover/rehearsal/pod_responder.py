@@ -42,15 +42,16 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
+from typing import cast
 
 REQUEST_TIMEOUT = 10.0  # seconds a client may take to send its request headers
 MAX_REQUEST = 65536
 
 
 def log(msg: str) -> None:
-    print(f"{datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')} {msg}", flush=True)
+    print(f"{datetime.now(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')} {msg}", flush=True)
 
 
 @dataclass
@@ -133,7 +134,7 @@ class PodResponder:
         for s in pod.listeners.values():
             self.sel.unregister(s)
             s.close()
-        for fd, c in list(self.http.items()):  # a removed pod's requests in flight end too
+        for c in list(self.http.values()):  # a removed pod's requests in flight end too
             if c.uid == uid:
                 self._close_http(c)
 
@@ -300,7 +301,7 @@ class PodResponder:
             for key, mask in self.sel.select(timeout=1.0):
                 kind, data = key.data
                 if kind == "listen":
-                    self._accept(data[0], data[1], key.fileobj)
+                    self._accept(data[0], data[1], cast(socket.socket, key.fileobj))
                 elif kind == "http":
                     if data.out and mask & selectors.EVENT_WRITE:
                         self._http_write(data)

@@ -25,7 +25,8 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from handover.report import estimates as runbook_estimates
 from handover.report.migration import redact
@@ -175,7 +176,7 @@ class Axis:
 
     def x(self, t: float) -> float:
         last = len(self.blocks) - 1
-        for i, ((a, b), off) in enumerate(zip(self.blocks, self.offsets)):
+        for i, ((a, b), off) in enumerate(zip(self.blocks, self.offsets, strict=True)):
             if t <= b or i == last:
                 t = max(t, a)  # in a compressed pause: the start of the next block
                 return LEFT + off + (min(t, max(b, a + 1.0)) - a) * self.scale
@@ -228,22 +229,25 @@ def _badge(outcome: str) -> str:
     return f'<span class="badge" style="background:{color}">{E(outcome)}</span>'
 
 
-def _step_times(s: dict[str, Any]) -> tuple[float | None, float | None]:
+def _step_times(s: dict[str, Any]) -> tuple[float, float] | None:
+    """(start, end) of a step, one derived from the other and its seconds; None when neither."""
     start, end = s.get("start"), s.get("end")
-    if start is None and end is not None:
+    if start is None:
+        if end is None:
+            return None
         start = end - float(s.get("seconds") or 0)
-    if end is None and start is not None:
+    elif end is None:
         end = start + float(s.get("seconds") or 0)
     return start, end
 
 
 def _intervals(view: dict[str, Any]) -> list[tuple[float, float]]:
-    out = []
+    out: list[tuple[float, float]] = []
     for c in view["components"]:
         for s in c["steps"]:
-            a, b = _step_times(s)
-            if a is not None:
-                out.append((a, b))
+            t = _step_times(s)
+            if t is not None:
+                out.append(t)
         for segs in c["probe_segments"].values():
             out += [(a, b) for a, b, _ in segs]
         out += [(e["t"], e["t"]) for e in c["rollback_events"] if e.get("t")]
@@ -267,7 +271,7 @@ def timeline_svg(view: dict[str, Any]) -> str:
            f'height="{height}" viewBox="0 0 {WIDTH} {height}" role="img" '
            f'aria-label="migration timeline">']
     # axis: start and end of every block of activity, the compressed pauses
-    for (a, b), off in zip(axis.blocks, axis.offsets):
+    for (a, _b), off in zip(axis.blocks, axis.offsets, strict=True):
         x0 = LEFT + off
         out.append(f'<text x="{x0:.1f}" y="12">{E(time.strftime("%H:%M:%S", time.gmtime(a)))}'
                    f'</text>')
@@ -313,7 +317,7 @@ def _bar(x0: float, x1: float, y: float, h: float, color: str, cls: str, title: 
 def _ticks(axis: Axis, height: float) -> list[str]:
     """Time marks every 10 s .. 10 min inside each block of activity, about 90 px apart."""
     out = []
-    for (a, b), off in zip(axis.blocks, axis.offsets):
+    for (a, b), _off in zip(axis.blocks, axis.offsets, strict=True):
         step = next((s for s in (5, 10, 30, 60, 120, 300, 600, 1800, 3600)
                      if s * axis.scale >= 90), 3600)
         t = (int(a) // step + 1) * step
@@ -329,9 +333,10 @@ def _ticks(axis: Axis, height: float) -> list[str]:
 def _component_lane(c: dict[str, Any], axis: Axis, y: float) -> list[str]:
     out = []
     for s in c["steps"]:
-        a, b = _step_times(s)
-        if a is None:
+        t = _step_times(s)
+        if t is None:
             continue
+        a, b = t
         color = COLORS.get(s.get("outcome", ""), "#555")
         title = (f"{c['name']}: step {s['step']} {s.get('outcome')} in {_fmt_s(s.get('seconds'))}"
                  f" (run {s.get('run', '')})")
@@ -370,7 +375,10 @@ def _component_lane(c: dict[str, Any], axis: Axis, y: float) -> list[str]:
 def _check_lane(checks: list[dict[str, Any]], axis: Axis, y: float) -> list[str]:
     out = []
     for k in checks:
-        a, b = k.get("start"), k.get("end") or k.get("start")
+        a = k.get("start")
+        if a is None:
+            continue  # never started: nothing to draw (as _intervals leaves it out)
+        b = k.get("end") or a
         color = COLORS.get(k.get("outcome", ""), "#555")
         out.append(_bar(axis.x(a), axis.x(b), y + 8, 22, color, "check-bar",
                         f"{k.get('name')}: {k.get('outcome')} ({_fmt_s(k.get('seconds'))})",

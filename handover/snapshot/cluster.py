@@ -29,11 +29,14 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handover.core.inventory import Inventory
 from handover.snapshot import pods as pods_mod
 from handover.snapshot.pods import PodState
+
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
 
 NAMESPACED_KINDS: tuple[tuple[str, str], ...] = (
     ("apps/v1", "Deployment"),
@@ -90,7 +93,7 @@ class ClusterSnapshot:
         return json.dumps(self.to_dict(), indent=1, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ClusterSnapshot":
+    def from_dict(cls, d: dict[str, Any]) -> ClusterSnapshot:
         return cls(context=d["context"], taken_at=d["taken_at"],
                    namespaces=tuple(d["namespaces"]),
                    objects=[ObjectState(**o) for o in d["objects"]],
@@ -105,7 +108,7 @@ class ClusterSnapshot:
         return p
 
     @classmethod
-    def load(cls, path: str | Path) -> "ClusterSnapshot":
+    def load(cls, path: str | Path) -> ClusterSnapshot:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
     def summary(self) -> str:
@@ -201,8 +204,8 @@ def compare(before: ClusterSnapshot, after: ClusterSnapshot,
             changes.append(Change(key, "deleted", f"pod uid {old.uid} ({old.owner or 'no owner'})"
                                                   " is gone"))
             continue
-        if new.uid != old.uid:
-            changes.append(Change(key, "recreated", f"pod uid {old.uid} -> {new.uid}"))
+        if new_pod.uid != old_pod.uid:
+            changes.append(Change(key, "recreated", f"pod uid {old_pod.uid} -> {new_pod.uid}"))
             continue
         for name, count in new.restarts.items():
             if name not in old.restarts:
@@ -214,7 +217,7 @@ def compare(before: ClusterSnapshot, after: ClusterSnapshot,
                                       f"{count}"))
     for key, new in pb.items():
         if key not in pa:
-            changes.append(Change(key, "created", f"pod uid {new.uid} ({new.owner or 'no owner'})"))
+            changes.append(Change(key, "created", f"pod uid {new_pod.uid} ({new_pod.owner or 'no owner'})"))
     return changes
 
 

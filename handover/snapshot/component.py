@@ -18,13 +18,16 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handover.snapshot import pods as pods_mod
 from handover.tree_diff import Difference
 from handover.snapshot.pods import PodState
 from handover.sources import helm_storage
 from handover.core.inventory import Component
+
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
 
 
 @dataclass
@@ -69,7 +72,7 @@ class Snapshot:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Snapshot":
+    def from_dict(cls, d: dict[str, Any]) -> Snapshot:
         rel = d.get("release")
         return cls(component=d["component"], taken_at=d["taken_at"],
                    pods=[PodState.from_dict(p) for p in d.get("pods", [])],
@@ -112,7 +115,7 @@ def _items(fn, *args, **kwargs) -> list[dict[str, Any]]:
     return [r if isinstance(r, dict) else r.to_dict() for r in resp.items]  # test doubles
 
 
-def take(kube, component: Component) -> Snapshot:
+def take(kube: Kube, component: Component) -> Snapshot:
     """Snapshot one component (read-only)."""
     count = _Counter()
     snap = Snapshot(component=component.name, taken_at=time.time())

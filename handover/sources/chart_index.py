@@ -155,7 +155,7 @@ def _one(op: str, ver: str, v: tuple[int, int, int, str]) -> bool:
         raise ValueError(f"bad version in constraint: {ver!r}")
     parts = [m.group(1), m.group(2), m.group(3)]
     wild = [p is None or p in "xX*" for p in parts]
-    nums = [0 if w else int(p) for p, w in zip(parts, wild)]
+    nums = [0 if w else int(p) for p, w in zip(parts, wild, strict=True)]
     base = (nums[0], nums[1], nums[2], m.group(4) or "")
     if op in ("", "=") and any(wild):
         n = wild.index(True)
@@ -194,14 +194,13 @@ def matches(constraint: str, version: str) -> bool:
 
 def resolve(constraint: str, versions: list[str]) -> str | None:
     """The highest version matching the constraint (what source-controller picks)."""
-    ok = [(parse_version(x), x) for x in versions if matches(constraint, x)]
-    ok = [(p, x) for p, x in ok if p]
+    ok = [(p, x) for x in versions if matches(constraint, x) and (p := parse_version(x))]
     return max(ok, key=lambda t: _key(t[0]))[1] if ok else None
 
 
 def latest(versions: list[str], n: int = 5) -> list[str]:
-    parsed = [(parse_version(x), x) for x in versions]
-    return [x for p, x in sorted((t for t in parsed if t[0]), key=lambda t: _key(t[0]),
+    parsed = [(p, x) for x in versions if (p := parse_version(x))]
+    return [x for p, x in sorted(parsed, key=lambda t: _key(t[0]),
                                  reverse=True)[:n]]
 
 

@@ -391,7 +391,7 @@ def build_with_overlay(repo: Path, path: str, overlay: str,
             objs = kustomize.build(target)
         except kustomize.KustomizeError as e:
             raise kustomize.KustomizeError(directory, e.stderr.replace(str(copy_root),
-                                                                       str(root)))
+                                                                       str(root))) from e
     pb = ov.get("postBuild") or {}
     if pb:
         variables, unread = substitute_from_vars(pb, ov.get("ksNamespace", "flux-system"), get)
@@ -441,4 +441,4 @@ def build(repo: Path, path: str) -> list[dict[str, Any]]:
         try:
             return kustomize.build(copy)
         except kustomize.KustomizeError as e:
-            raise kustomize.KustomizeError(directory, e.stderr.replace(str(copy), str(directory)))
+            raise kustomize.KustomizeError(directory, e.stderr.replace(str(copy), str(directory))) from e

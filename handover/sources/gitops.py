@@ -16,7 +16,7 @@ import copy
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from ruamel.yaml import YAML
@@ -26,6 +26,9 @@ from handover.flux import rules as flux
 from handover.core import tools
 from handover.core.errors import HandoverError
 from handover.core.inventory import EntryPoint, GitOps
+
+if TYPE_CHECKING:
+    from handover.core.mutation import Mutator
 
 GIT_IDENTITY = ("flux-handover", "flux-handover@localhost")
 _BOOL_TOKEN = re.compile(r"(?:true|false|True|False|TRUE|FALSE|yes|no|Yes|No|on|off|On|Off)\b")
@@ -269,7 +272,7 @@ class GitOpsRepo:
                 changes[ep.file] = new
         return {f: t for f, t in changes.items() if t != (self.path / f).read_text()}
 
-    def set_entrypoints_suspended(self, mutator, suspend: bool, message: str) -> list[str]:
+    def set_entrypoints_suspended(self, mutator: Mutator, suspend: bool, message: str) -> list[str]:
         """Edit every entry point's spec.suspend, commit and push. Returns what was done (empty
         when Git already had it, committed and pushed: a no-op)."""
         self.check()

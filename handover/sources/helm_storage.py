@@ -11,9 +11,12 @@ import base64
 import gzip
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handover.core import redact
+
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
 
 SECRET_TYPE = "helm.sh/release.v1"
 GZIP_MAGIC = b"\x1f\x8b\x08"
@@ -87,7 +90,7 @@ def record_from_secret(secret: dict[str, Any]) -> HelmReleaseRecord:
         last_deployed=info.get("last_deployed"), secret_name=meta["name"])
 
 
-def list_revisions(kube, name: str | None = None,
+def list_revisions(kube: Kube, name: str | None = None,
                    namespace: str | None = None) -> list[HelmReleaseRecord]:
     """Every stored revision (optionally of one release / in one storage namespace),
     sorted by (namespace, name, revision)."""
@@ -105,13 +108,13 @@ def list_revisions(kube, name: str | None = None,
     return out
 
 
-def latest(kube, name: str, storage_namespace: str) -> HelmReleaseRecord | None:
+def latest(kube: Kube, name: str, storage_namespace: str) -> HelmReleaseRecord | None:
     """The newest revision of a release (what `helm status` shows), or None."""
     revs = list_revisions(kube, name=name, namespace=storage_namespace)
     return revs[-1] if revs else None
 
 
-def list_releases(kube, namespace: str | None = None) -> list[HelmReleaseRecord]:
+def list_releases(kube: Kube, namespace: str | None = None) -> list[HelmReleaseRecord]:
     """The newest revision of every release (what `helm list -A --all` shows)."""
     newest: dict[tuple[str, str], HelmReleaseRecord] = {}
     for r in list_revisions(kube, namespace=namespace):

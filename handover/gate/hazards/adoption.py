@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -27,6 +27,9 @@ from handover.core.findings import Finding
 from handover.core.inventory import Component
 from handover.sources.kustomize import find
 from handover.tree_diff import Difference, describe_all, exact
+
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
 
 TARGET = "adoption-target"
 VALUES = "adoption-values"
@@ -49,6 +52,7 @@ def helm_release_of(component: Component, objects: list[dict[str, Any]]) -> dict
 
 def missing_hr_finding(check: str, component: Component) -> Finding:
     ref = component.helm_release
+    assert ref is not None, "called only for a component with a helmRelease"
     return Finding(check, f"HelmRelease {ref.namespace}/{ref.name}",
                    f"not found in the kustomize build of {component.path} (component "
                    f"{component.name})",
@@ -64,7 +68,7 @@ class AdoptionTarget:
     target_namespace: str
 
     @classmethod
-    def of(cls, hr: dict[str, Any]) -> "AdoptionTarget":
+    def of(cls, hr: dict[str, Any]) -> AdoptionTarget:
         return cls(hr_id(hr), flux.helm_release_name(hr), flux.storage_namespace(hr),
                    flux.target_namespace(hr))
 
@@ -101,7 +105,7 @@ def target_mismatch(component: Component, hr: dict[str, Any]) -> str | None:
             f"{want.namespace}/{want.name}")
 
 
-def check_target(kube, component: Component, objects: list[dict[str, Any]]) -> list[Finding]:
+def check_target(kube: Kube, component: Component, objects: list[dict[str, Any]]) -> list[Finding]:
     """The HelmRelease resolves to the CLI release named in the inventory, and that release is
     deployed (an uninstalled or missing release means install, pending-* an unlock)."""
     if component.type != "helm" or component.release is None:
@@ -156,7 +160,7 @@ def check_target(kube, component: Component, objects: list[dict[str, Any]]) -> l
 
 # --- values ---------------------------------------------------------------------------------------
 
-def _lookup(kube, objects, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+def _lookup(kube: Kube, objects, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
     obj = find(objects, kind, name, namespace)
     if obj is None and kube is not None:
         obj = kube.get("v1", kind, name, namespace)
@@ -173,7 +177,7 @@ def _deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
-def hr_values(kube, hr: dict[str, Any], objects: list[dict[str, Any]]) -> tuple[dict, list[str]]:
+def hr_values(kube: Kube, hr: dict[str, Any], objects: list[dict[str, Any]]) -> tuple[dict, list[str]]:
     """The values helm-controller would pass: valuesFrom (in order) merged, then spec.values on
     top. Returns (values, problems) where problems name a valuesFrom that could not be read."""
     import base64
@@ -219,13 +223,14 @@ def values_diff(config: dict[str, Any], values: dict[str, Any]) -> list[Differen
     return exact(config or {}, values or {})
 
 
-def _hr_and_release(kube, component: Component, objects: list[dict[str, Any]], check: str,
+def _hr_and_release(kube: Kube, component: Component, objects: list[dict[str, Any]], check: str,
                     what: str):
     """(HelmRelease, latest release record, findings): findings when either is missing."""
     hr = helm_release_of(component, objects)
     if hr is None:
         return None, None, [missing_hr_finding(check, component)]
     want = component.release
+    assert want is not None, "a component with a helmRelease has a release"
     rec = helm_storage.latest(kube, want.name, want.namespace)
     if rec is None:
         return hr, None, [Finding(check, hr_id(hr), f"no Helm release {want.namespace}/"
@@ -234,7 +239,7 @@ def _hr_and_release(kube, component: Component, objects: list[dict[str, Any]], c
     return hr, rec, []
 
 
-def check_values(kube, component: Component, objects: list[dict[str, Any]]) -> list[Finding]:
+def check_values(kube: Kube, component: Component, objects: list[dict[str, Any]]) -> list[Finding]:
     if component.type != "helm" or component.release is None:
         return []
     hr, rec, missing = _hr_and_release(kube, component, objects, VALUES, "values")
@@ -264,7 +269,7 @@ def chart_spec(hr: dict[str, Any]) -> dict[str, Any]:
     return (((hr.get("spec") or {}).get("chart") or {}).get("spec")) or {}
 
 
-def check_chart_version(kube, component: Component,
+def check_chart_version(kube: Kube, component: Component,
                         objects: list[dict[str, Any]]) -> list[Finding]:
     if component.type != "helm" or component.release is None:
         return []

@@ -142,8 +142,8 @@ def check_entry_prune(inventory: Inventory, entry: EntryPoint) -> list[Finding]:
         return [Finding(PRUNE_CHECK, f"Kustomization {entry.name}", f"cannot build: {e}",
                         "fix the kustomization (see the kustomize build check)")]
     by_ks: dict[str, list[PruneExposure]] = {}
-    for e in exposures:
-        by_ks.setdefault(e.kustomization, []).append(e)
+    for x in exposures:
+        by_ks.setdefault(x.kustomization, []).append(x)
     return [Finding(PRUNE_CHECK, k, _prune_message(ex), PRUNE_FIX) for k, ex in by_ks.items()]
 
 

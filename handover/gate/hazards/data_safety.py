@@ -14,10 +14,13 @@ Read-only.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handover.core.findings import Finding
 from handover.core.inventory import Component
+
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
 
 CHECK = "data-safety"
 
@@ -28,7 +31,7 @@ def _pod_claims(obj: dict[str, Any]) -> list[str]:
             if (v.get("persistentVolumeClaim") or {}).get("claimName")]
 
 
-def component_pvcs(kube, component: Component,
+def component_pvcs(kube: Kube, component: Component,
                    objects: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
     """{(namespace, pvc name): why it belongs to the component} for the live PVCs of the
     component's workloads (pod volumes, StatefulSet claim templates) and its built PVCs."""
@@ -40,8 +43,8 @@ def component_pvcs(kube, component: Component,
         for claim in _pod_claims(live):
             out[(w.namespace, claim)] = f"volume of {w.kind} {w.namespace}/{w.name}"
         if w.kind == "StatefulSet":
-            vcts = [(v.get("metadata") or {}).get("name") for v in
-                    (live.get("spec") or {}).get("volumeClaimTemplates") or []]
+            vcts = [n for v in (live.get("spec") or {}).get("volumeClaimTemplates") or []
+                    if (n := (v.get("metadata") or {}).get("name"))]
             if vcts:
                 for pvc in kube.list("v1", "PersistentVolumeClaim", namespace=w.namespace):
                     name = pvc["metadata"]["name"]
@@ -63,7 +66,7 @@ def _retain_fix(pv: str) -> str:
             f"defined in Git)")
 
 
-def check_data_safety(kube, component: Component,
+def check_data_safety(kube: Kube, component: Component,
                       objects: list[dict[str, Any]]) -> list[Finding]:
     found: list[Finding] = []
     seen_pvs: set[str] = set()

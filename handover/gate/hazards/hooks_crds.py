@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -27,6 +27,9 @@ from handover.gate.hazards.adoption import helm_release_of, hr_id, missing_hr_fi
 from handover.core.findings import Finding
 from handover.core.inventory import Component, Inventory
 from handover.tree_diff import against_live, describe_all
+
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
 
 HOOKS = "adoption-hooks"
 CRDS = "chart-crds"
@@ -39,7 +42,7 @@ def upgrade_hooks(hooks: list[render.Hook]) -> list[render.Hook]:
                   key=lambda h: (h.weight, h.kind, h.name))
 
 
-def check_hooks(kube, inventory: Inventory, component: Component,
+def check_hooks(kube: Kube, inventory: Inventory, component: Component,
                 objects: list[dict[str, Any]]) -> list[Finding]:
     """Error listing the pre-/post-upgrade hooks the adoption upgrade will run, unless the
     HelmRelease disables them (spec.upgrade.disableHooks)."""
@@ -91,7 +94,7 @@ def crd_differences(chart_crd: dict[str, Any], live: dict[str, Any] | None) -> l
     return against_live(chart_crd.get("spec") or {}, (live or {}).get("spec") or {}, "spec")
 
 
-def check_crds(kube, inventory: Inventory, component: Component,
+def check_crds(kube: Kube, inventory: Inventory, component: Component,
                objects: list[dict[str, Any]]) -> list[Finding]:
     """Error per CRD of the chart that is missing live or differs from the live one."""
     if component.type != "helm" or component.release is None:
@@ -114,14 +117,14 @@ def check_crds(kube, inventory: Inventory, component: Component,
                                  f"compared with the live CRD", "compare it by hand",
                                  severity="warning"))
             continue
-        live = kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
+        live = kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd["metadata"]["name"])
         if live is None:
             found.append(Finding(
                 CRDS, f"CustomResourceDefinition {name}",
                 f"in crds/ of chart {src.chart} {src.version} but not in the cluster: Helm "
                 f"installs crds/ only at install, the adoption upgrade will not create it",
-                f"apply it yourself (kubectl apply --server-side -f <the chart's crds/>), or "
-                f"manage the CRDs in a Kustomization"))
+                "apply it yourself (kubectl apply --server-side -f <the chart's crds/>), or "
+                "manage the CRDs in a Kustomization"))
             continue
         diffs = crd_differences(crd, live)
         if diffs:

@@ -15,7 +15,7 @@ components, see handover.flux.render). Read-only.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -24,6 +24,9 @@ from handover.core.findings import Finding
 from handover.core.inventory import Component, Inventory
 from handover.tree_diff import Difference, MISSING, against_live, describe_all
 
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
+
 CHECK = "immutable-fields"
 COMMON_LABELS = "kustomize-common-labels"
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -31,7 +34,7 @@ KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization
 
 def _selector(obj: dict[str, Any]) -> dict[str, Any]:
     sel = (obj.get("spec") or {}).get("selector") or {}
-    out = {}
+    out: dict[str, Any] = {}
     if sel.get("matchLabels"):
         out["matchLabels"] = dict(sel["matchLabels"])
     if sel.get("matchExpressions"):
@@ -113,7 +116,7 @@ def common_label_sources(repo: Path, component_path: str) -> dict[str, dict[str,
     return out
 
 
-def desired_workloads(kube, inventory: Inventory, component: Component,
+def desired_workloads(kube: Kube, inventory: Inventory, component: Component,
                       objects: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str, str]:
     """(workloads, default namespace, origin) for the component: the render for Helm components,
     the build for the others."""
@@ -122,6 +125,7 @@ def desired_workloads(kube, inventory: Inventory, component: Component,
         from handover.gate.hazards.adoption import helm_release_of
         objs = render.rendered_objects(kube, inventory, component, objects)
         hr = helm_release_of(component, objects)
+        assert hr is not None  # rendered_objects raises RenderError without the HelmRelease
         return ([o for o in objs if o.get("kind") in render.WORKLOAD_KINDS],
                 flux.target_namespace(hr), "the chart render")
     ns = component.namespaces[0] if component.namespaces else "default"
@@ -129,7 +133,7 @@ def desired_workloads(kube, inventory: Inventory, component: Component,
             ns, f"the build of {component.path}")
 
 
-def check_immutable(kube, inventory: Inventory, component: Component,
+def check_immutable(kube: Kube, inventory: Inventory, component: Component,
                     objects: list[dict[str, Any]]) -> list[Finding]:
     if component.type not in ("helm", "manifests"):
         return []
@@ -144,7 +148,7 @@ def check_immutable(kube, inventory: Inventory, component: Component,
     for obj in desired:
         m = obj.get("metadata") or {}
         ns = m.get("namespace") or default_ns
-        live = kube.get("apps/v1", obj["kind"], m.get("name"), ns)
+        live = kube.get("apps/v1", obj["kind"], m["name"], ns)
         if live is None:
             continue
         changes = immutable_changes(obj, live)
@@ -165,7 +169,7 @@ def check_immutable(kube, inventory: Inventory, component: Component,
     return found
 
 
-def check_common_labels(kube, inventory: Inventory, component: Component,
+def check_common_labels(kube: Kube, inventory: Inventory, component: Component,
                         objects: list[dict[str, Any]]) -> list[Finding]:
     """Kustomization files (the component's own and those of ancestor directories, which apply
     when an entry Kustomization builds them) that inject labels into the selectors of this
@@ -182,7 +186,7 @@ def check_common_labels(kube, inventory: Inventory, component: Component,
             continue
         m = obj.get("metadata") or {}
         ns = m.get("namespace") or default_ns
-        live = kube.get("apps/v1", obj["kind"], m.get("name"), ns)
+        live = kube.get("apps/v1", obj["kind"], m["name"], ns)
         if live is None:
             continue
         live_labels = _selector(live).get("matchLabels") or {}

@@ -12,10 +12,13 @@ Read-only.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handover.core.findings import Finding
 from handover.core.inventory import Component
+
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
 
 RESTARTED_CHECK = "kubectl-restarted-at"
 REPLICAS_CHECK = "kubectl-replicas-hpa"
@@ -36,7 +39,7 @@ def _workloads(component: Component, objects: list[dict[str, Any]]):
             yield o, m.get("namespace") or default_ns, m.get("name")
 
 
-def check_restarted_at(kube, component: Component,
+def check_restarted_at(kube: Kube, component: Component,
                        objects: list[dict[str, Any]]) -> list[Finding]:
     if component.type != "manifests":
         return []
@@ -59,7 +62,7 @@ def check_restarted_at(kube, component: Component,
     return found
 
 
-def _hpa_targets(kube, objects: list[dict[str, Any]], namespaces: set[str]) -> dict:
+def _hpa_targets(kube: Kube, objects: list[dict[str, Any]], namespaces: set[str]) -> dict:
     """{(kind, namespace, name): 'HorizontalPodAutoscaler ns/name (live|Git)'}"""
     out = {}
     hpas = [(h, "live") for ns in sorted(namespaces)
@@ -74,7 +77,7 @@ def _hpa_targets(kube, objects: list[dict[str, Any]], namespaces: set[str]) -> d
     return out
 
 
-def check_replicas_beside_hpa(kube, component: Component,
+def check_replicas_beside_hpa(kube: Kube, component: Component,
                               objects: list[dict[str, Any]]) -> list[Finding]:
     if component.type != "manifests":
         return []

@@ -13,10 +13,13 @@ with no access configured is reported as not checked, never as passed. Read-only
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handover.core.findings import Finding
 from handover.core.inventory import Component, Inventory, NodeAccess
+
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 
@@ -70,7 +73,7 @@ def check_path(access: NodeAccess, path: str) -> tuple[str, str]:
     return "ok", f"{full} on {access.host}"
 
 
-def check_component(kube, inventory: Inventory, component: Component) -> list[PathCheck]:
+def check_component(kube: Kube, inventory: Inventory, component: Component) -> list[PathCheck]:
     out: list[PathCheck] = []
     for name in component.pvs:
         pv = kube.get("v1", "PersistentVolume", name)

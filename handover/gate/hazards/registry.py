@@ -7,7 +7,8 @@ phase 3's precondition step re-runs them for the component about to be handed ov
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
 from handover.gate.hazards import adoption
 from handover.gate.hazards import hooks_crds as chart_hazards
@@ -20,6 +21,9 @@ from handover.flux import render
 from handover.flux import schema as flux_schema
 from handover.core.findings import Finding
 from handover.core.inventory import Component, Inventory
+
+if TYPE_CHECKING:
+    from handover.core.kube import Kube
 
 # name -> (component types it applies to, check(kube, inventory, component, objects))
 Check = Callable[[Any, Inventory, Component, list[dict[str, Any]]], list[Finding]]
@@ -59,7 +63,7 @@ def checks_for(component: Component) -> list[str]:
     return [name for name, (types, _) in CHECKS.items() if component.type in types]
 
 
-def hazards_for_component(kube, inventory: Inventory, component: Component,
+def hazards_for_component(kube: Kube, inventory: Inventory, component: Component,
                           built_objects: list[dict[str, Any]]) -> list[Finding]:
     """Every hazard check relevant to the component; a check that crashes is itself a finding
     (the gate never passes on an exception)."""

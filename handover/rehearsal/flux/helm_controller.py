@@ -510,7 +510,10 @@ class HelmController:
             with tarfile.open(archives[0]) as tar:
                 member = next(m for m in tar.getmembers()
                               if m.name.count("/") == 1 and m.name.endswith("/Chart.yaml"))
-                meta = yaml.safe_load(tar.extractfile(member).read())
+                f = tar.extractfile(member)
+                if f is None:
+                    raise ChartError(f"HelmChart '{chart_obj}': {member.name} is not a file")
+                meta = yaml.safe_load(f.read())
             return archives[0], meta, None
         if kind == "GitRepository":
             artifact = self.source.artifact_file((repo.get("status") or {}).get("artifact"))
@@ -774,6 +777,7 @@ class HelmController:
                 return None
             if action == "unlock":
                 log.info("HelmRelease %s/%s: unlocking %s (%s)", ns, name, rel_name, reason)
+                assert rel is not None  # "locked" is a state of a stored release
                 self.unlock(rel, storage_ns)
             elif action in ("install", "upgrade"):
                 ok = self._release_action(hr, status, action, spec, rel_name, storage_ns,
@@ -852,7 +856,7 @@ class HelmController:
                 prev = previous_snapshot(status)
                 stored = None if prev is None else self.release_raw(prev["name"], storage_ns,
                                                                     int(prev["version"]))
-                if stored is None:
+                if prev is None or stored is None:
                     raise Stall("MissingRollbackTarget", "Failed to perform remediation: "
                                 "missing target release for rollback: cannot remediate failed "
                                 "release")
@@ -876,6 +880,7 @@ class HelmController:
         started = time.monotonic()
         crd_err = self.apply_crds(hr, spec, chart_ref, values_file.parent) \
             if action == "upgrade" else None
+        res: _Failed | tools.Result
         if crd_err:
             res = _Failed(crd_err)
         else:
@@ -950,6 +955,7 @@ class HelmController:
         before = self.releases(rel_name, storage_ns)
         if action == "rollback":
             prev = previous_snapshot(status)
+            assert prev is not None  # rollback remediation is chosen only with a previous one
             rspec = spec.get("rollback") or {}
             args = ["rollback", rel_name, str(prev["version"]), "--namespace", storage_ns,
                     "--timeout", self._timeout(spec, "rollback")]
@@ -1122,6 +1128,7 @@ class HelmController:
                      ns, name)
         else:
             rel_name = uninstall_target(status)
+            assert rel_name is not None  # the elif above
             rel = self.latest(rel_name, status["storageNamespace"])
             if rel is not None and rel["info"]["status"] != "uninstalled":
                 uspec = spec.get("uninstall") or {}

@@ -147,7 +147,7 @@ def takeover_managed_fields(entries: list[Obj], owner: str = flux.KUSTOMIZE_FIEL
                 prev["fieldsV1"] = merge_fields(prev.get("fieldsV1"), e.get("fieldsV1"))
             continue
         out.append(e)
-    if not edited:
+    if not edited or prev is None:  # edited implies prev
         return None
     return out + [prev]
 
@@ -271,6 +271,7 @@ class KustomizeController:
         if repo is None or tarball is None:
             return fail("ArtifactFailed", f"Source artifact not found, retrying in "
                         f"{retry:.0f}s", retry)
+        assert artifact is not None  # artifact_file found its file
         revision = artifact["revision"]
         # dependsOn after the source, as kustomize-controller's reconcile (checkDependencies
         # gets the source artifact for its revision check)
@@ -641,7 +642,7 @@ class ApplyError(Exception):
 
 def _api_message(e: ApiException) -> str:
     try:
-        return json.loads(e.body).get("message", str(e.body))
+        return json.loads(e.body or "").get("message", str(e.body))
     except Exception:  # noqa: BLE001
         return str(getattr(e, "body", e))[:500]
 

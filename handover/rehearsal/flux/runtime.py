@@ -7,6 +7,7 @@ handover.core.mutation.
 """
 from __future__ import annotations
 
+import builtins
 import heapq
 import json
 import logging
@@ -14,8 +15,9 @@ import re
 import threading
 import time
 import traceback
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import datetime, UTC
+from typing import Any
+from collections.abc import Callable
 
 from kubernetes.dynamic.exceptions import ApiException, NotFoundError, ResourceNotFoundError
 
@@ -27,7 +29,7 @@ Obj = dict[str, Any]
 
 
 def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_duration(text: str | None, default: float) -> float:
@@ -123,7 +125,7 @@ class Api:
         except NotFoundError:
             return None
 
-    def set_finalizers(self, obj: Obj, finalizers: list[str]) -> Obj | None:
+    def set_finalizers(self, obj: Obj, finalizers: builtins.list[str]) -> Obj | None:
         meta = obj["metadata"]
         body = {"metadata": {"finalizers": finalizers or None,
                              "resourceVersion": meta["resourceVersion"]}}

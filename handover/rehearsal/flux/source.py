@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import urllib.request
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import yaml
 
