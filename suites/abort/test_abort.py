@@ -22,6 +22,10 @@ from handover.chain.probe import Probe
 from plugins.safety import skip_unless_perform
 
 
+# the chain (steps, which mutate, the final step): handover.runbook.ABORT
+pytestmark = [pytest.mark.chain("abort"), pytest.mark.usefixtures("mutator")]
+
+
 def _probe_mode(inventory) -> str:
     return "endpoints" if inventory.cluster.is_rehearsal else "proxy"
 
@@ -41,7 +45,7 @@ def _skip_unmanaged(ac) -> None:
                     "nothing to do, nothing touched")
 
 
-@pytest.mark.abort_step("preconditions")
+@pytest.mark.step("preconditions")
 def test_1_preconditions(component, kube, inventory, abort_state, handover_run_state, perform,
                          report):
     """Which components Flux manages now, read from the cluster (its HelmRelease, Flux owner
@@ -103,7 +107,7 @@ def _start_probe(kube, inventory, abort_state) -> None:
                               pod_fallback=inventory.cluster.is_rehearsal).start()
 
 
-@pytest.mark.abort_step("freeze")
+@pytest.mark.step("freeze")
 def test_2_freeze(component, kube, inventory, gitops, mutator, abort_state, perform, report):
     """Suspend every entry-point Kustomization and the component's Kustomizations and
     HelmRelease in the cluster, and the entry points in Git (commit + push, the phase 2/4 edit
@@ -142,7 +146,7 @@ def test_2_freeze(component, kube, inventory, gitops, mutator, abort_state, perf
     ac.detail["freeze"] = {"cluster": lines, "git": rhead}
 
 
-@pytest.mark.abort_step("orphan")
+@pytest.mark.step("orphan")
 def test_3_orphan(component, kube, inventory, mutator, abort_state, perform, report):
     """Delete the suspended HelmRelease (no uninstall) and the component's own Kustomization when
     it has nothing to garbage-collect; the release stays in storage at its revision; Flux owner
@@ -186,7 +190,7 @@ def test_3_orphan(component, kube, inventory, mutator, abort_state, perform, rep
                           + "\n".join(f"- {p}" for p in problems))
 
 
-@pytest.mark.abort_step("prove")
+@pytest.mark.step("prove")
 def test_4_prove(component, kube, inventory, mutator, abort_state, handover_run_state, perform,
                  report):
     """Same pod UIDs, no restart, release deployed at the same revision (`helm list` shows it;
@@ -253,7 +257,7 @@ def test_4_prove(component, kube, inventory, mutator, abort_state, handover_run_
     rep.status = "handed back (abort)"
 
 
-@pytest.mark.abort_final
+@pytest.mark.step("remove_flux")
 def test_5_remove_flux(kube, inventory, mutator, abort_state, remove_flux_requested, perform,
                        journal):
     """Optional (--remove-flux): remove Flux's controllers and CRDs once no component is

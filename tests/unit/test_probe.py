@@ -104,7 +104,7 @@ def _phase4_probe_mode(monkeypatch, is_rehearsal: bool) -> list[str]:
     monkeypatch.setattr(phase4, "Probe", Recorder)
     inv = NS(cluster=NS(is_rehearsal=is_rehearsal))
     phase4.test_health(("web", HealthCheck("web", "ns", 80)), kube=None, inventory=inv,
-                       runbook=NS(require=lambda *a: None), phase_name="phase4")
+                       phase_name="phase4")
     return modes
 
 
