@@ -1,9 +1,10 @@
 """Phase 3: hand each component over to Flux, proving it was adopted in place, not recreated.
 
-One ordered chain per component (inventory order, lowest risk first; plugins.rollback orders
-them), one test per step; ids carry the component name (`-k envoy` hands over Envoy Gateway
-alone). Mutating steps run only with --perform. The first failing step halts the component and
-rolls it back (plugins.rollback); the journal lets a killed run resume (plugins.journal).
+One ordered chain per component (inventory order, lowest risk first), one test per step, declared
+as data in handover.runbook.PHASE3; ids carry the component name (`-k envoy` hands over Envoy
+Gateway alone). Mutating steps run only with --perform. The runbook plugin (plugins/runbook.py)
+orders the chain, journals each step, halts the component at its first failing step and rolls it
+back (plugins/rollback.py); the journal lets a killed run resume (plugins/journal.py).
 """
 from __future__ import annotations
 
@@ -235,7 +236,7 @@ def test_8_record(component, snapshots, perform, report, handover_run_state):
     """Restarts, pods and revision read from the cluster NOW against the "before" snapshot kept on
     disk (so a resumed run checks the same thing as an uninterrupted one), plus measured downtime
     and duration, into the report. A failure here never rolls back the finished handover
-    (plugins.rollback)."""
+    (PHASE3.finished_at, plugins/rollback.py)."""
     skip_unless_perform(perform, f"record {component.name}")
     cr = handover_run_state.component(component.name)
     rep = report.component(component.name, component.type, component.risk)
