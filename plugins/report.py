@@ -56,13 +56,12 @@ def _fidelity_notes(config: pytest.Config, rep: MigrationReport) -> None:
 class Recorder:
     """The run's MigrationReport, what it records and where it was written."""
 
-    def __init__(self, config: pytest.Config, run: HandoverRun) -> None:
-        from plugins.safety import kube_context_in_use, load_inventory
-        inv = load_inventory(config)
+    def __init__(self, config: pytest.Config, run: HandoverRun, inventory: str,
+                 context: str) -> None:
         self.config = config
         self.run = run
         self.report = MigrationReport(
-            run=run.id, inventory=str(inv.source), context=kube_context_in_use(config, inv),
+            run=run.id, inventory=inventory, context=context,
             perform=bool(config.getoption("--perform")), journal=str(run.journal.path))
         self.written: tuple | None = None
         self.write_error: str | None = None

@@ -33,13 +33,14 @@ import pytest
 
 from handover import runbook as model
 from handover.core import journal as journal_mod
+from handover.core.inventory import Inventory
 from handover.core.mutation import Mutator
 from handover.report.migration import MigrationReport, StepResult
 from plugins import abort as abort_part
 from plugins import report as report_part
 from plugins.journal import HandoverRun, resume_skip_reason
 from plugins.rollback import Resources, answer_failure, run_rollback
-from plugins.safety import did_not_act, skip_not_acted
+from plugins.safety import did_not_act, kube_context_in_use, load_inventory, skip_not_acted
 
 RUNBOOK_KEY = pytest.StashKey["RunbookPlugin"]()
 STEP_KEY = pytest.StashKey["StepRef"]()
@@ -129,18 +130,25 @@ class RunbookPlugin:
         return bool(self.config.getoption("--perform"))
 
     @property
+    def inventory(self) -> Inventory:
+        """The validated inventory (plugins.safety loads it once; an invalid one stops the
+        session)."""
+        return load_inventory(self.config)
+
+    @property
     def run(self) -> HandoverRun:
         if self._run is None:
-            from plugins.safety import load_inventory
-            inv = load_inventory(self.config)
             path = self.config.getoption("--journal")
-            self._run = HandoverRun(Path(path) if path else inv.backups / "journal.jsonl")
+            self._run = HandoverRun(Path(path) if path else
+                                    self.inventory.backups / "journal.jsonl")
         return self._run
 
     @property
     def recorder(self) -> report_part.Recorder:
         if self._recorder is None:
-            self._recorder = report_part.Recorder(self.config, self.run)
+            inv = self.inventory
+            self._recorder = report_part.Recorder(self.config, self.run, str(inv.source),
+                                                  kube_context_in_use(self.config, inv))
         return self._recorder
 
     @property
@@ -229,8 +237,7 @@ class RunbookPlugin:
         after every chain)."""
         if not any((r := step_ref(it)) and r.chain.per_component for it in items):
             return
-        from plugins.safety import load_inventory
-        comps = [c.name for c in load_inventory(self.config).components]
+        comps = [c.name for c in self.inventory.components]
 
         def key(pair: tuple[int, pytest.Item]) -> tuple:
             i, it = pair
