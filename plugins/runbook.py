@@ -223,7 +223,7 @@ class RunbookPlugin:
 
     @pytest.hookimpl(wrapper=True, specname="pytest_collection_modifyitems")
     def pytest_regroup_chains(self, session: pytest.Session, config: pytest.Config,
-                       items: list[pytest.Item]) -> Generator:
+                              items: list[pytest.Item]) -> Generator:
         """After every other collection hook, pytest-order's included."""
         result = yield
         self._chain_order(items)

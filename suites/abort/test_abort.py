@@ -3,8 +3,8 @@
 Run only when named: ``pytest suites/abort --perform`` (one component: ``-k loki``; with
 ``--remove-flux`` Flux itself is removed at the end). One chain per component, highest risk first
 (the reverse of the handover; the chain is handover.runbook.ABORT, plugins/runbook.py orders,
-journals, halts and resumes it), ids carry the component name. Mutating steps run only with --perform, through the Mutator (journal first,
-context guard). See docs/abort.md.
+journals, halts and resumes it), ids carry the component name. Mutating steps run only with
+--perform, through the Mutator (journal first, context guard). See docs/abort.md.
 """
 from __future__ import annotations
 
