@@ -5,10 +5,11 @@ plugins/runbook.py).
 
 Fixture ``report`` (plugins/runbook.py): the run's MigrationReport (handover.report.migration).
 The phase-3 steps and the halt-and-rollback part fill it; at the end of a session in which any
-phase-3 step ran, it is written to ``<report-dir>/<run>.md`` and ``<run>.json`` (mode 0600; names and numbers only, no
-values, manifests or Secret data) and its path is printed in the terminal summary.
+phase-3 step ran, it is written to ``<report-dir>/<run>.md`` and ``<run>.json`` (mode 0600; names
+and numbers only, no values, manifests or Secret data) and its path is printed in the terminal
+summary.
 
-This plugin also records what the HTML report (handover.report.html, ``<run>.html``) draws:
+The Recorder also records what the HTML report (handover.report.html, ``<run>.html``) draws:
 - phases 1, 2 and 4: every check with its outcome, wall-clock start/end and its message
   (findings and fixes); phase 2's diff counts and deleted/modified objects per entry point (from
   the JUnit properties test_diff records);
