@@ -7,11 +7,8 @@ pytest_plugins = [
     "fixtures.gitops",
     "fixtures.hazards",
     "fixtures.flux",
-    "plugins.journal",
-    "plugins.report",
+    "plugins.runbook",
     "plugins.progress",
-    "plugins.rollback",
     "fixtures.backups",
     "fixtures.snapshots",
-    "plugins.abort",
 ]

@@ -1,10 +1,5 @@
-"""The migration journal, as a pytest plugin: the journal itself, the run id, the Mutator, and
-resuming an interrupted run.
-
-Options: --journal (default ``<inventory backups>/journal.jsonl``).
-
-Fixtures: ``run_id``, ``journal``, ``mutator`` (the one place that mutates: --perform, context
-guard, journal first), ``handover_run`` (per-run state of the phase-3 chains).
+"""The journal part of the runbook plugin (plugins/runbook.py owns it): the run id, the journal and
+the per-component state of the phase-3 chains, and resuming an interrupted run.
 
 Resume: the journal outlives a killed process. For every component, ``progress()`` reads where its
 chain stood (handover.core.journal.progress):
@@ -15,9 +10,12 @@ chain stood (handover.core.journal.progress):
 - in-progress before the hand-over: read-only steps are simply run again;
 - failed without a completed rollback (killed mid-rollback): the rollback runs again from the
   journal (each rollback action checks the live state first) and the component halts;
-- failed AFTER the handover finished (step ``finish`` passed, the temporary Kustomization is gone):
-  never rolled back; the steps that passed are skipped and the failed ones run again;
+- failed AFTER the handover finished (the chain's ``finished_at`` step passed, the temporary
+  Kustomization is gone): never rolled back; the steps that passed are skipped and the failed
+  ones run again;
 - rolled-back: the chain starts afresh.
+
+The chain (its steps, where mutation begins, where it is finished) is handover.runbook.PHASE3.
 """
 from __future__ import annotations
 
@@ -27,20 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
+from handover.chain import backup as backup_mod
 from handover.core import journal as journal_mod
-from handover.core.mutation import Mutator
+from handover.runbook import PHASE3
 
-PHASE = "phase3"
-# The chain, in order. A step's name is what the journal, the skip reasons and the report use.
-STEPS = ("preconditions", "backup", "snapshot", "handover", "ready", "adopted", "finish", "record")
-MUTATION_BEGINS = "handover"
+PHASE = PHASE3.phase
 # Once this step passed the component is handed over (the temporary Kustomization is removed, Flux
 # manages it): no later failure (a bookkeeping step, a resumed run) may roll it back.
-FINISHED_AT = "finish"
-
-RUN_KEY = pytest.StashKey["HandoverRun"]()
+FINISHED_AT = PHASE3.finished_at
 
 
 @dataclass
@@ -63,8 +55,7 @@ class ComponentRun:
 
 
 class HandoverRun:
-    def __init__(self, config: pytest.Config, journal_path: Path):
-        self.config = config
+    def __init__(self, journal_path: Path):
         self.id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
         self.journal = journal_mod.Journal(journal_path)
         self.components: dict[str, ComponentRun] = {}
@@ -73,14 +64,14 @@ class HandoverRun:
         if name not in self.components:
             cr = ComponentRun(name)
             cr.progress = journal_mod.progress(self.journal, PHASE, name,
-                                               first_step=STEPS[0], last_step=STEPS[-1])
+                                               first_step=PHASE3.first, last_step=PHASE3.last)
             self.components[name] = cr
         return self.components[name]
 
     def record_step(self, component: str, step: str, status: str, **detail: Any) -> None:
         self.journal.set_context(PHASE, component, step)
         self.journal.step(status, run=self.id, **detail)
-        if status == "started" and step in STEPS[STEPS.index(MUTATION_BEGINS):]:
+        if status == "started" and PHASE3.after_mutation_began(step):
             self.component(component).mutated = True
         if status == "passed" and step == FINISHED_AT:
             self.component(component).finished = True
@@ -103,47 +94,18 @@ class HandoverRun:
         p = cr.progress
         if cr.mutated:
             return True
-        if p and p.state != "rolled-back" and (MUTATION_BEGINS in p.passed or p.last_started in STEPS[STEPS.index(
-                MUTATION_BEGINS):]):
-            return True
-        return False
+        return bool(p and p.state != "rolled-back" and (
+            PHASE3.mutation_begins in p.passed or PHASE3.after_mutation_began(p.last_started)))
 
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("flux-handover")
-    group.addoption("--journal", default=None,
-                    help="the migration journal (default: <inventory backups>/journal.jsonl)")
-
-
-def handover_run(config: pytest.Config) -> HandoverRun:
-    """The run's state, created on first use (needs the inventory)."""
-    if RUN_KEY not in config.stash:
-        from plugins.safety import load_inventory
-        inv = load_inventory(config)
-        path = config.getoption("--journal")
-        config.stash[RUN_KEY] = HandoverRun(config, Path(path) if path else
-                                            inv.backups / "journal.jsonl")
-    return config.stash[RUN_KEY]
-
-
-@pytest.fixture(scope="session")
-def handover_run_state(pytestconfig: pytest.Config) -> HandoverRun:
-    return handover_run(pytestconfig)
-
-
-@pytest.fixture(scope="session")
-def run_id(handover_run_state: HandoverRun) -> str:
-    return handover_run_state.id
-
-
-@pytest.fixture(scope="session")
-def journal(handover_run_state: HandoverRun) -> journal_mod.Journal:
-    return handover_run_state.journal
-
-
-@pytest.fixture(scope="session")
-def mutator(kube, inventory, journal, perform) -> Mutator:
-    return Mutator(kube, inventory, journal, perform)
+    def backup_record(self, component: str) -> backup_mod.BackupRecord | None:
+        """The backup the journal recorded for the component's current attempt, or None."""
+        directory = self.step_detail(component, "backup").get("backup")
+        if not directory:
+            return None
+        try:
+            return backup_mod.load_record(directory)
+        except backup_mod.BackupError:
+            return None
 
 
 def resume_skip_reason(run: HandoverRun, component: str, step: str) -> str | None:

@@ -3,10 +3,12 @@ failure text (terminal and JUnit XML), the captured output sections, skip reason
 properties (``record_property``, the rollback actions) pass through ``redact.scrub``, so a value
 that reached an exception message (a kubectl stderr, an API error) is shown by its hash.
 
-It wraps every other ``pytest_runtest_makereport`` (tryfirst hookwrapper: outermost, so it sees
-what the rollback plugin adds)."""
+It wraps the runbook plugin's journal/rollback ``pytest_runtest_makereport`` (a tryfirst wrapper,
+outside it, so it scrubs what the rollback adds); only the runbook plugin's report recorder is
+further out, so the migration report gets the scrubbed text."""
 from __future__ import annotations
 
+from collections.abc import Generator
 from types import SimpleNamespace
 
 import pytest
@@ -37,10 +39,10 @@ def _scrub_props(props: list) -> None:
         props[i] = (redact.scrub(str(name)), redact.scrub(str(value)))
 
 
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    outcome = yield
-    report: pytest.TestReport = outcome.get_result()
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report: pytest.TestReport = yield
     lr = report.longrepr
     if isinstance(lr, tuple) and len(lr) == 3:  # a skip: (path, line, reason)
         report.longrepr = (lr[0], lr[1], redact.scrub(str(lr[2])))
@@ -52,3 +54,4 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report.sections = [(title, redact.scrub(body)) for title, body in report.sections]
     _scrub_props(item.user_properties)
     _scrub_props(report.user_properties)
+    return report

@@ -1,13 +1,15 @@
-"""The migration report, as a pytest plugin.
+"""The report part of the runbook plugin (plugins/runbook.py owns one ``Recorder``).
 
-Option: --report-dir (default ``reports``, relative to where pytest was started).
+Option: --report-dir (default ``reports``, relative to where pytest was started; registered by
+plugins/runbook.py).
 
-Fixture ``migration_report``: the run's MigrationReport (handover.report.migration). The phase-3 steps and the
-halt-and-rollback plugin fill it; at the end of a session in which any phase-3 step ran, it is
-written to ``<report-dir>/<run>.md`` and ``<run>.json`` (mode 0600; names and numbers only, no
-values, manifests or Secret data) and its path is printed in the terminal summary.
+Fixture ``report`` (plugins/runbook.py): the run's MigrationReport (handover.report.migration).
+The phase-3 steps and the halt-and-rollback part fill it; at the end of a session in which any
+phase-3 step ran, it is written to ``<report-dir>/<run>.md`` and ``<run>.json`` (mode 0600; names
+and numbers only, no values, manifests or Secret data) and its path is printed in the terminal
+summary.
 
-This plugin also records what the HTML report (handover.report.html, ``<run>.html``) draws:
+The Recorder also records what the HTML report (handover.report.html, ``<run>.html``) draws:
 - phases 1, 2 and 4: every check with its outcome, wall-clock start/end and its message
   (findings and fixes); phase 2's diff counts and deleted/modified objects per entry point (from
   the JUnit properties test_diff records);
@@ -29,36 +31,8 @@ import pytest
 
 from handover.report.migration import MigrationReport, StepResult
 from handover.report.html import safe_detail
-from plugins.journal import handover_run
+from plugins.journal import HandoverRun
 
-REPORT_KEY = pytest.StashKey[MigrationReport]()
-WRITTEN_KEY = pytest.StashKey[tuple]()
-WRITE_ERROR_KEY = pytest.StashKey[str]()
-_WALL0 = pytest.StashKey[float]()
-_CONSUMED = pytest.StashKey[dict]()
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("flux-handover")
-    group.addoption("--report-dir", default="reports",
-                    help="where the migration report goes (<dir>/<run>.md and .json)")
-
-
-def migration_report(config: pytest.Config) -> MigrationReport:
-    if REPORT_KEY not in config.stash:
-        from plugins.safety import kube_context_in_use, load_inventory
-        inv = load_inventory(config)
-        run = handover_run(config)
-        config.stash[REPORT_KEY] = MigrationReport(
-            run=run.id, inventory=str(inv.source),
-            context=kube_context_in_use(config, inv),
-            perform=bool(config.getoption("--perform")), journal=str(run.journal.path))
-    return config.stash[REPORT_KEY]
-
-
-@pytest.fixture(scope="session")
-def report(pytestconfig: pytest.Config) -> MigrationReport:
-    return migration_report(pytestconfig)
 
 
 def report_dir(config: pytest.Config) -> Path:
@@ -66,29 +40,6 @@ def report_dir(config: pytest.Config) -> Path:
     if not d.is_absolute():
         d = Path(config.invocation_params.dir) / d
     return d
-
-
-def write_report(config: pytest.Config) -> None:
-    """Write <run>.md/.json/.html now (after each phase-3 step, and at the end)."""
-    rep = config.stash.get(REPORT_KEY, None)
-    if rep is None:
-        return
-    try:
-        _enrich_rollbacks(config, rep)
-        _fidelity_notes(config, rep)
-        try:
-            config.stash[WRITTEN_KEY] = rep.write(report_dir(config), html=True)
-        except OSError:
-            raise
-        except Exception as e:  # a drawing bug must never break a migration: md + json still
-            config.stash[WRITTEN_KEY] = rep.write(report_dir(config), html=False)
-            config.stash[WRITE_ERROR_KEY] = (f"the HTML page failed ({e.__class__.__name__}: "
-                                             f"{e}); the .md and .json are written")
-            return
-        if WRITE_ERROR_KEY in config.stash:
-            del config.stash[WRITE_ERROR_KEY]
-    except OSError as e:
-        config.stash[WRITE_ERROR_KEY] = f"{report_dir(config)}: {e.__class__.__name__}: {e}"
 
 
 def _fidelity_notes(config: pytest.Config, rep: MigrationReport) -> None:
@@ -102,31 +53,59 @@ def _fidelity_notes(config: pytest.Config, rep: MigrationReport) -> None:
     rep.fidelity_notes = target.fidelity_notes()
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    config = session.config
-    if REPORT_KEY not in config.stash:
-        return
-    rep = config.stash[REPORT_KEY]
-    rep.finished = time.time()
-    write_report(config)
+class Recorder:
+    """The run's MigrationReport, what it records and where it was written."""
 
+    def __init__(self, config: pytest.Config, run: HandoverRun, inventory: str,
+                 context: str) -> None:
+        self.config = config
+        self.run = run
+        self.report = MigrationReport(
+            run=run.id, inventory=inventory, context=context,
+            perform=bool(config.getoption("--perform")), journal=str(run.journal.path))
+        self.written: tuple | None = None
+        self.write_error: str | None = None
+        self._consumed: dict[str, Any] = {}  # component -> the probe result already drawn
 
-def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
-    if WRITTEN_KEY in config.stash:
-        md, js = config.stash[WRITTEN_KEY]
-        html = md.with_suffix(".html")
-        terminalreporter.write_line(f"migration report: {md} ({js.name}"
-                                    f"{', ' + html.name if html.exists() else ''})")
-    if WRITE_ERROR_KEY in config.stash:
-        terminalreporter.write_line(f"migration report NOT written: {config.stash[WRITE_ERROR_KEY]}")
+    def component(self, component) -> Any:
+        return self.report.component(component.name, component.type, component.risk)
+
+    def write(self) -> None:
+        """Write <run>.md/.json/.html now (after each phase-3 step, and at the end)."""
+        rep = self.report
+        d = report_dir(self.config)
+        try:
+            _enrich_rollbacks(self.run, rep)
+            _fidelity_notes(self.config, rep)
+            try:
+                self.written = rep.write(d, html=True)
+            except OSError:
+                raise
+            except Exception as e:  # a drawing bug must never break a migration: md + json
+                self.written = rep.write(d, html=False)
+                self.write_error = (f"the HTML page failed ({e.__class__.__name__}: {e}); the "
+                                    ".md and .json are written")
+                return
+            self.write_error = None
+        except OSError as e:
+            self.write_error = f"{d}: {e.__class__.__name__}: {e}"
+
+    def terminal_summary(self, terminalreporter) -> None:
+        if self.written is not None:
+            md, js = self.written
+            html = md.with_suffix(".html")
+            terminalreporter.write_line(f"migration report: {md} ({js.name}"
+                                        f"{', ' + html.name if html.exists() else ''})")
+        if self.write_error is not None:
+            terminalreporter.write_line(f"migration report NOT written: {self.write_error}")
 
 
 # -- recording what the HTML report draws -------------------------------------------------------
 
-def phase_of(item: pytest.Item) -> int:
-    """3 for a phase-3 chain step (marked handover_step), N for an item under a `phaseN`
-    directory of the runbook (suites/phaseN/...), else 0."""
-    if item.get_closest_marker("handover_step") is not None:
+def phase_of(item: pytest.Item, chain_phase: str = "") -> int:
+    """3 for a phase-3 chain step (``chain_phase``: the phase of the item's chain), N for an item
+    under a `phaseN` directory of the runbook (suites/phaseN/...), else 0."""
+    if chain_phase == "phase3":
         return 3
     parts = Path(str(item.path)).parts
     if "suites" not in parts:
@@ -135,13 +114,6 @@ def phase_of(item: pytest.Item) -> int:
         if part.startswith("phase") and part[5:].isdigit():
             return int(part[5:])
     return 0
-
-
-def _report_or_none(config: pytest.Config) -> MigrationReport | None:
-    try:
-        return migration_report(config)
-    except Exception:  # no inventory / wrong context: the safety plugin says so, not the report
-        return None
 
 
 def _message(report: pytest.TestReport) -> str:
@@ -164,32 +136,23 @@ def _outcome(report: pytest.TestReport) -> str:
     return {"passed": "passed", "failed": "failed", "skipped": "skipped"}[report.outcome]
 
 
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_runtest_call(item: pytest.Item):
-    item.stash[_WALL0] = time.time()
-    yield
-
-
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    """Outermost wrapper: runs after plugins.rollback has recorded the step (and rolled back)."""
-    outcome = yield
-    phase = phase_of(item)
+def record(rec: Recorder, item: pytest.Item, report: pytest.TestReport, start: float | None,
+           ref) -> None:
+    """One report of a runbook item into the migration report (``ref``: its chain step, or
+    None)."""
+    phase = phase_of(item, ref.chain.phase if ref is not None else "")
     if not phase:
         return
-    report: pytest.TestReport = outcome.get_result()
     if report.when == "teardown" or (report.when == "setup" and report.passed):
         return
-    config = item.config
-    rep = _report_or_none(config)
-    if rep is None:
-        return
+    rep = rec.report
     if phase not in rep.phases:
         rep.phases.append(phase)
     end = time.time()
-    start = item.stash.get(_WALL0, None) if report.when == "call" else end
+    start = start if report.when == "call" else end
     if phase == 3:
-        _record_step(item, rep, start or end, end)
+        if rec.config.getoption("--perform"):
+            _record_step(rec, ref.step.name, ref.component, start or end, end)
         return
     name = item.nodeid.split("::", 1)[-1]
     check: dict[str, Any] = {"phase": phase, "name": name, "outcome": _outcome(report),
@@ -218,14 +181,8 @@ def _record_diff(item: pytest.Item, rep: MigrationReport, report: pytest.TestRep
         "errors": sorted(k.split(": ", 1)[1] for k in props if k.startswith("error: "))})
 
 
-def _record_step(item: pytest.Item, rep: MigrationReport, start: float, end: float) -> None:
-    from plugins.rollback import step_of
-    s = step_of(item)
-    config = item.config
-    if s is None or not config.getoption("--perform"):
-        return
-    step, component = s
-    run = handover_run(config)
+def _record_step(rec: Recorder, step: str, component, start: float, end: float) -> None:
+    rep, run = rec.report, rec.run
     c = rep.components.get(component.name)
     if c is None:  # not started (an earlier component halted): nothing to draw
         return
@@ -245,7 +202,7 @@ def _record_step(item: pytest.Item, rep: MigrationReport, start: float, end: flo
                 sr.detail = {k: safe_detail(v) for k, v in detail.items() if v not in ("", None)}
             break
     _from_journal(run, c, component.name, step)
-    consumed = config.stash.setdefault(_CONSUMED, {})
+    consumed = rec._consumed
     res = cr.probe_result
     if res is not None and consumed.get(component.name) is not res:
         consumed[component.name] = res
@@ -265,7 +222,7 @@ def _record_step(item: pytest.Item, rep: MigrationReport, start: float, end: flo
         passed = any(sr.step == "adopted" and sr.outcome == "passed" for sr in c.steps)
         c.revision_made_by = (f"helm-controller, HelmRelease {hr.namespace}/{hr.name}" if passed
                               else "not proven: step adopted failed")
-    write_report(config)
+    rec.write()
 
 
 def _from_journal(run, c, component: str, step: str) -> None:
@@ -290,13 +247,13 @@ def _from_journal(run, c, component: str, step: str) -> None:
                                        end=times["passed"], run=earlier))
 
 
-def _enrich_rollbacks(config: pytest.Config, rep: MigrationReport) -> None:
+def _enrich_rollbacks(run: HandoverRun, rep: MigrationReport) -> None:
     """The rollback's journaled actions (intent / done / failed, with their times) on the lane
     of the component they rolled back."""
     if not any(c.rollback and not c.rollback_events for c in rep.components.values()):
         return
     try:
-        entries = list(handover_run(config).journal.entries())
+        entries = list(run.journal.entries())
     except Exception:
         return
     for c in rep.components.values():

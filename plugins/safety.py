@@ -150,4 +150,18 @@ def skip_unless_perform(config_or_flag, action: str) -> None:
     flag = config_or_flag if isinstance(config_or_flag, bool) else \
         bool(config_or_flag.getoption("--perform"))
     if not flag:
-        pytest.skip(f"dry run (no --perform): would {action}")
+        skip_not_acted(f"dry run (no --perform): would {action}")
+
+
+def skip_not_acted(reason: str) -> None:
+    """Skip, recording on the outcome that the step did not act (plugins.runbook blocks the steps
+    that need it; a step skipped because its work was done already blocks nothing)."""
+    __tracebackhide__ = True
+    exc = pytest.skip.Exception(reason)
+    exc.did_not_act = True  # type: ignore[attr-defined]
+    raise exc
+
+
+def did_not_act(call: pytest.CallInfo) -> bool:
+    """Was the step skipped without acting (dry run, or blocked by a step it needs)?"""
+    return call.excinfo is not None and bool(getattr(call.excinfo.value, "did_not_act", False))

@@ -198,24 +198,24 @@ def compare(before: ClusterSnapshot, after: ClusterSnapshot,
             changes.append(Change(key, "created", f"uid {new.uid}"))
     pa = {f"Pod {p.key}": p for p in before.pods}
     pb = {f"Pod {p.key}": p for p in after.pods}
-    for key, old in pa.items():
-        new = pb.get(key)
-        if new is None:
-            changes.append(Change(key, "deleted", f"pod uid {old.uid} ({old.owner or 'no owner'})"
+    for key, old_pod in pa.items():
+        new_pod = pb.get(key)
+        if new_pod is None:
+            changes.append(Change(key, "deleted", f"pod uid {old_pod.uid} ({old_pod.owner or 'no owner'})"
                                                   " is gone"))
             continue
         if new_pod.uid != old_pod.uid:
             changes.append(Change(key, "recreated", f"pod uid {old_pod.uid} -> {new_pod.uid}"))
             continue
-        for name, count in new.restarts.items():
-            if name not in old.restarts:
+        for name, count in new_pod.restarts.items():
+            if name not in old_pod.restarts:
                 continue
-            old_id, new_id = old.container_ids.get(name), new.container_ids.get(name)
-            if count > old.restarts[name] or (old_id and new_id and new_id != old_id):
+            old_id, new_id = old_pod.container_ids.get(name), new_pod.container_ids.get(name)
+            if count > old_pod.restarts[name] or (old_id and new_id and new_id != old_id):
                 changes.append(Change(key, "restarted",
-                                      f"container {name}: restartCount {old.restarts[name]} -> "
+                                      f"container {name}: restartCount {old_pod.restarts[name]} -> "
                                       f"{count}"))
-    for key, new in pb.items():
+    for key, new_pod in pb.items():
         if key not in pa:
             changes.append(Change(key, "created", f"pod uid {new_pod.uid} ({new_pod.owner or 'no owner'})"))
     return changes

@@ -2,9 +2,9 @@
 
 Run only when named: ``pytest suites/abort --perform`` (one component: ``-k loki``; with
 ``--remove-flux`` Flux itself is removed at the end). One chain per component, highest risk first
-(the reverse of the handover; plugins.abort orders, journals, halts and resumes), ids carry the
-component name. Mutating steps run only with --perform, through the Mutator (journal first,
-context guard). See docs/abort.md.
+(the reverse of the handover; the chain is handover.runbook.ABORT, plugins/runbook.py orders,
+journals, halts and resumes it), ids carry the component name. Mutating steps run only with
+--perform, through the Mutator (journal first, context guard). See docs/abort.md.
 """
 from __future__ import annotations
 
@@ -22,6 +22,10 @@ from handover.chain import probe as probe_mod
 from plugins.safety import skip_unless_perform
 
 
+# the chain (steps, which mutate, the final step): handover.runbook.ABORT
+pytestmark = [pytest.mark.chain("abort"), pytest.mark.usefixtures("mutator")]
+
+
 def _state(abort_state, component):
     ac = abort_state.component(component.name)
     if ac.state is None:
@@ -37,7 +41,7 @@ def _skip_unmanaged(ac) -> None:
                     "nothing to do, nothing touched")
 
 
-@pytest.mark.abort_step("preconditions")
+@pytest.mark.step("preconditions")
 def test_1_preconditions(component, kube, inventory, abort_state, handover_run_state, perform,
                          report):
     """Which components Flux manages now, read from the cluster (its HelmRelease, Flux owner
@@ -98,7 +102,7 @@ def _start_probe(kube, inventory, abort_state) -> None:
     abort_state.probe = probe_mod.for_inventory(kube, checks, inventory).start()
 
 
-@pytest.mark.abort_step("freeze")
+@pytest.mark.step("freeze")
 def test_2_freeze(component, kube, inventory, gitops, mutator, abort_state, perform, report):
     """Suspend every entry-point Kustomization and the component's Kustomizations and
     HelmRelease in the cluster, and the entry points in Git (commit + push, the phase 2/4 edit
@@ -137,7 +141,7 @@ def test_2_freeze(component, kube, inventory, gitops, mutator, abort_state, perf
     ac.detail["freeze"] = {"cluster": lines, "git": rhead}
 
 
-@pytest.mark.abort_step("orphan")
+@pytest.mark.step("orphan")
 def test_3_orphan(component, kube, inventory, mutator, abort_state, perform, report):
     """Delete the suspended HelmRelease (no uninstall) and the component's own Kustomization when
     it has nothing to garbage-collect; the release stays in storage at its revision; Flux owner
@@ -181,7 +185,7 @@ def test_3_orphan(component, kube, inventory, mutator, abort_state, perform, rep
                           + "\n".join(f"- {p}" for p in problems))
 
 
-@pytest.mark.abort_step("prove")
+@pytest.mark.step("prove")
 def test_4_prove(component, kube, inventory, mutator, abort_state, handover_run_state, perform,
                  report):
     """Same pod UIDs, no restart, release deployed at the same revision (`helm list` shows it;
@@ -241,7 +245,7 @@ def test_4_prove(component, kube, inventory, mutator, abort_state, handover_run_
     rep.status = "handed back (abort)"
 
 
-@pytest.mark.abort_final
+@pytest.mark.step("remove_flux")
 def test_5_remove_flux(kube, inventory, mutator, abort_state, remove_flux_requested, perform,
                        journal):
     """Optional (--remove-flux): remove Flux's controllers and CRDs once no component is

@@ -1,7 +1,7 @@
 """Phase 1, the read-only preflight gate: fixtures shared by its checks.
 
 Check 8 writes MIGRATION_STATE.md/.json to the inventory's backups directory, or to --report-dir
-when that option (registered by plugins/report.py) is given on the command line.
+when that option (registered by plugins/runbook.py) is given on the command line.
 """
 from __future__ import annotations
 

@@ -11,12 +11,15 @@ from handover.gate import helmrelease_refs
 from plugins.gate import not_checked
 
 
+REPO_USES_KEY = pytest.StashKey[list]()
+
+
 def _repo_uses(config):
     from fixtures.gitops import builds_for
-    key = "_handover_repo_uses"
-    if not hasattr(config, key):
-        setattr(config, key, helmrelease_refs.repository_uses(builds_for(config).unique_objects()))
-    return getattr(config, key)
+    if REPO_USES_KEY not in config.stash:
+        config.stash[REPO_USES_KEY] = helmrelease_refs.repository_uses(
+            builds_for(config).unique_objects())
+    return config.stash[REPO_USES_KEY]
 
 
 def pytest_generate_tests(metafunc):

@@ -4,7 +4,7 @@ Kustomization, HelmRepository and GitRepository in the build is checked against 
 schema; ids are the objects."""
 import yaml
 
-from fixtures.gitops import _discover
+from fixtures.gitops import discover
 from fixtures.hazards import assert_no_hazards
 from handover.sources import kustomize
 from handover.flux import schema as flux_schema
@@ -32,7 +32,7 @@ def _flux_objects(config) -> list[dict]:
     seen: dict[str, dict] = {}
     for o in flux_schema.flux_objects(_files_objects(inv)):
         seen.setdefault(kustomize.object_id(o), o)
-    for ep in _discover(config)[0]:
+    for ep in discover(config)[0]:
         try:
             objs = kustomize.build(inv.gitops.path / ep.path)
         except kustomize.KustomizeError:

@@ -19,9 +19,12 @@ from handover.core.errors import HandoverError
 from fixtures.flux import ensure_entrypoints_suspended
 from plugins.safety import skip_unless_perform
 
+pytestmark = pytest.mark.chain("phase2")  # steps, order and needs: handover.runbook.PHASE2
+
 BEFORE = "phase2-before-bootstrap"
 
 
+@pytest.mark.step("snapshot_before_bootstrap")
 def test_snapshot_before_bootstrap(kube, inventory, gitops, cluster_snapshots, phase_name):
     """Step 0: the state of every covered object before Flux exists (kept next to the journal;
     a re-run after the bootstrap keeps the first run's snapshot)."""
@@ -39,6 +42,7 @@ def test_snapshot_before_bootstrap(kube, inventory, gitops, cluster_snapshots, p
                           "inventory's namespaces do not exist on this cluster")
 
 
+@pytest.mark.step("entrypoints_suspended_in_git")
 def test_entrypoints_suspended_in_git(entrypoint, gitops, flux_mutator, perform, phase_name):
     """Step 1: `spec.suspend: true` in the entry-point file, committed and pushed."""
     rhead, states = ensure_entrypoints_suspended(
@@ -55,10 +59,10 @@ def test_entrypoints_suspended_in_git(entrypoint, gitops, flux_mutator, perform,
         "is: pull the remote branch")
 
 
-def test_bootstrap(kube, inventory, gitops, flux_mutator, perform, runbook, phase_name):
+@pytest.mark.step("bootstrap")
+def test_bootstrap(kube, inventory, gitops, flux_mutator, perform, phase_name):
     """Step 2: install Flux and the flux-system GitRepository + Kustomization; flux-system Ready
     at the commit whose entry points are suspended."""
-    runbook.require("test_entrypoints_suspended_in_git")
     done_already = bootstrap.already_bootstrapped(kube, inventory, gitops)
     if not done_already:
         try:
@@ -94,9 +98,9 @@ def test_bootstrap(kube, inventory, gitops, flux_mutator, perform, runbook, phas
         f"the remote head {rhead[:12]} whose entry points are suspended")
 
 
-def test_entrypoint_present_and_suspended(entrypoint, kube, inventory, runbook, phase_name):
+@pytest.mark.step("entrypoint_present_and_suspended")
+def test_entrypoint_present_and_suspended(entrypoint, kube, inventory, phase_name):
     """Step 2 (assert): the entry-point Kustomization exists live and is suspended."""
-    runbook.require("test_bootstrap")
     st = bootstrap.state(kube, inventory)
     if not st.crds_served:
         pytest.skip("Flux is not installed (step 2 did not run: dry run?)")
@@ -112,11 +116,11 @@ def test_entrypoint_present_and_suspended(entrypoint, kube, inventory, runbook, 
         f"flux suspend kustomization {entrypoint.name} -n {ns}")
 
 
-def test_nothing_moved(kube, inventory, cluster_snapshots, runbook, phase_name):
+@pytest.mark.step("nothing_moved")
+def test_nothing_moved(kube, inventory, cluster_snapshots, phase_name):
     """Step 3: every covered object and pod is exactly as before the bootstrap (same uid, same
     labels/annotations/spec/data, same pods, no restart; a status write by an object's own
     controller is not a change)."""
-    runbook.require("test_snapshot_before_bootstrap", "test_bootstrap")
     before = cluster_snapshots.load(BEFORE)
     if before is None:
         pytest.fail(f"no snapshot from before the bootstrap at {cluster_snapshots.path(BEFORE)} "
@@ -132,11 +136,11 @@ def test_nothing_moved(kube, inventory, cluster_snapshots, runbook, phase_name):
                          "going on to phase 3.")
 
 
-def test_diff(entrypoint, kube, inventory, gitops, flux_journal, runbook, record_property,
+@pytest.mark.step("diff")
+def test_diff(entrypoint, kube, inventory, gitops, flux_journal, record_property,
               phase_name):
     """Step 4: what resuming this entry point would do, as `flux diff kustomization`: any deletion
     fails; every modification is listed per object."""
-    runbook.require("test_bootstrap")
     from handover.sources.gitops import find_kustomization
     ks = find_kustomization(gitops.text(entrypoint), entrypoint.name, entrypoint.file)
     ks.setdefault("metadata", {}).setdefault("namespace", inventory.cluster.flux_namespace)

@@ -1,9 +1,10 @@
 """Phase 3: hand each component over to Flux, proving it was adopted in place, not recreated.
 
-One ordered chain per component (inventory order, lowest risk first; plugins.rollback orders
-them), one test per step; ids carry the component name (`-k envoy` hands over Envoy Gateway
-alone). Mutating steps run only with --perform. The first failing step halts the component and
-rolls it back (plugins.rollback); the journal lets a killed run resume (plugins.journal).
+One ordered chain per component (inventory order, lowest risk first), one test per step, declared
+as data in handover.runbook.PHASE3; ids carry the component name (`-k envoy` hands over Envoy
+Gateway alone). Mutating steps run only with --perform. The runbook plugin (plugins/runbook.py)
+orders the chain, journals each step, halts the component at its first failing step and rolls it
+back (plugins/rollback.py); the journal lets a killed run resume (plugins/journal.py).
 """
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ from handover.chain import probe as probe_mod
 from handover.chain.probe import check_name
 from plugins.safety import skip_unless_perform
 
+# the chain (steps, which mutate, what undoes them): handover.runbook.PHASE3; the session's
+# Mutator is made at the first step, so that a rollback always has it (plugins.rollback)
+pytestmark = [pytest.mark.chain("phase3"), pytest.mark.usefixtures("mutator")]
+
 SETTLE = 1.0  # seconds the probe keeps measuring after Ready
 
 
@@ -33,7 +38,7 @@ def built_objects(inventory, component):
     return kustomize.build(inventory.gitops.path / component.path)
 
 
-@pytest.mark.handover_step("preconditions")
+@pytest.mark.step("preconditions")
 def test_1_preconditions(component, kube, inventory, accepted_hazards, report, journal):
     """The release / kubectl workloads exist and are healthy, phase 1's hazard checks pass for
     this component (reused, not copied), every PV behind it is Retain, Flux is bootstrapped."""
@@ -56,7 +61,7 @@ def test_1_preconditions(component, kube, inventory, accepted_hazards, report, j
         f"{component.name} is not ready to be handed over:\n{msg}")
 
 
-@pytest.mark.handover_step("backup")
+@pytest.mark.step("backup")
 def test_2_backup(component, kube, inventory, backups, perform):
     """Release manifest + user values (from the release Secret) and the live objects, 0600; read
     back from disk and compared with the live release (what a rollback would restore)."""
@@ -81,7 +86,7 @@ def test_2_backup(component, kube, inventory, backups, perform):
             f"{w.kind} {w.namespace}/{w.name} is not in the backup {rec.directory}"
 
 
-@pytest.mark.handover_step("snapshot")
+@pytest.mark.step("snapshot")
 def test_3_snapshot(component, snapshots, perform, report):
     """Pod UIDs, restart counts, creation times, release revision, PVC bindings: the "before"."""
     snap = snapshots.take(component)
@@ -98,7 +103,7 @@ def test_3_snapshot(component, snapshots, perform, report):
         snapshots.keep_before(component, snap)
 
 
-@pytest.mark.handover_step("handover")
+@pytest.mark.step("handover")
 def test_4_handover(component, kube, inventory, mutator, handover_run_state, perform, report):
     """The temporary Kustomization handover-<name> (prune: false) for the component's path, and a
     reconcile request. HelmRepositories (gitops.sourcesPath) are handed over first."""
@@ -119,7 +124,7 @@ def test_4_handover(component, kube, inventory, mutator, handover_run_state, per
     cr.token = takeover.hand_over(mutator, ks)
 
 
-@pytest.mark.handover_step("ready")
+@pytest.mark.step("ready")
 def test_5_ready(component, kube, inventory, handover_run_state, perform, report):
     """Kustomization (and HelmRelease) Ready for the current generation, within the inventory's
     readyTimeout, while the availability probe measures."""
@@ -150,7 +155,7 @@ def test_5_ready(component, kube, inventory, handover_run_state, perform, report
         assert set(cr.probe_result.per_check) == {check_name(h) for h in component.health}
 
 
-@pytest.mark.handover_step("adopted")
+@pytest.mark.step("adopted")
 def test_6_adopted_not_recreated(component, kube, inventory, snapshots, perform, report,
                                  handover_run_state):
     """Same pod UIDs, same restart counts, same PVC bindings; Flux owner labels; for Helm, the
@@ -184,7 +189,7 @@ def test_6_adopted_not_recreated(component, kube, inventory, snapshots, perform,
                           + "\n".join(f"- {p}" for p in problems))
 
 
-@pytest.mark.handover_step("finish")
+@pytest.mark.step("finish")
 def test_7_finish(component, kube, inventory, mutator, snapshots, perform, report,
                   handover_run_state):
     """Remove the temporary Kustomization without pruning; the component stays managed by Flux.
@@ -218,12 +223,12 @@ def test_7_finish(component, kube, inventory, mutator, snapshots, perform, repor
         assert not owner, "\n".join(owner)
 
 
-@pytest.mark.handover_step("record")
+@pytest.mark.step("record")
 def test_8_record(component, snapshots, perform, report, handover_run_state):
     """Restarts, pods and revision read from the cluster NOW against the "before" snapshot kept on
     disk (so a resumed run checks the same thing as an uninterrupted one), plus measured downtime
     and duration, into the report. A failure here never rolls back the finished handover
-    (plugins.rollback)."""
+    (PHASE3.finished_at, plugins/rollback.py)."""
     skip_unless_perform(perform, f"record {component.name}")
     cr = handover_run_state.component(component.name)
     rep = report.component(component.name, component.type, component.risk)

@@ -23,11 +23,12 @@ from handover.chain import probe as probe_mod
 from fixtures.flux import ensure_entrypoints_suspended
 from plugins.safety import skip_unless_perform
 
+pytestmark = pytest.mark.chain("phase4")  # steps, order and needs: handover.runbook.PHASE4
+
 BEFORE = "phase4-before-resume"
-PRECONDITIONS = ("test_component_handed_over", "test_no_temporary_kustomizations",
-                 "test_snapshot_before_resume")
 
 
+@pytest.mark.step("component_handed_over")
 def test_component_handed_over(component, kube, inventory, flux_journal, phase_name):
     """Step 1: phase 3 finished this component (journal), and Flux runs it (live)."""
     state = resume.handed_over_state(flux_journal, component.name)
@@ -51,6 +52,7 @@ def test_component_handed_over(component, kube, inventory, flux_journal, phase_n
             "before resuming the entry points")
 
 
+@pytest.mark.step("no_temporary_kustomizations")
 def test_no_temporary_kustomizations(kube, inventory, phase_name):
     """Step 1: no `handover-*` Kustomization left from phase 3."""
     if not kube.has_resource(flux.KUSTOMIZE_API, "Kustomization"):
@@ -60,9 +62,9 @@ def test_no_temporary_kustomizations(kube, inventory, phase_name):
                       "removes each one (orphaning its objects) when the component is finished")
 
 
-def test_snapshot_before_resume(kube, inventory, cluster_snapshots, runbook, phase_name):
+@pytest.mark.step("snapshot_before_resume")
+def test_snapshot_before_resume(kube, inventory, cluster_snapshots, phase_name):
     """Step 1: the state after phase 3, kept so that a re-run compares with the first run's."""
-    runbook.require("test_component_handed_over", "test_no_temporary_kustomizations")
     st = bootstrap.state(kube, inventory)
     resumed = [n for n, ks in st.entrypoints.items()
                if ks is not None and not (ks.get("spec") or {}).get("suspend")]
@@ -75,9 +77,9 @@ def test_snapshot_before_resume(kube, inventory, cluster_snapshots, runbook, pha
     assert snap.pods, f"no pod found in {', '.join(snap.namespaces)}: wrong cluster?"
 
 
-def test_resume_in_git(entrypoint, gitops, flux_mutator, perform, runbook, phase_name):
+@pytest.mark.step("resume_in_git")
+def test_resume_in_git(entrypoint, gitops, flux_mutator, perform, phase_name):
     """Step 2: `spec.suspend` removed from the entry point in Git, committed and pushed."""
-    runbook.require(*PRECONDITIONS)
     rhead, states = ensure_entrypoints_suspended(
         gitops, flux_mutator, perform, False,
         "flux-handover phase 4: resume the entry-point Kustomizations")
@@ -86,11 +88,11 @@ def test_resume_in_git(entrypoint, gitops, flux_mutator, perform, runbook, phase
                                  f"{gitops.remote}/{gitops.branch} {rhead[:12]}")
 
 
-def test_reconciled(entrypoint, kube, inventory, gitops, flux_mutator, perform, runbook,
+@pytest.mark.step("reconciled")
+def test_reconciled(entrypoint, kube, inventory, gitops, flux_mutator, perform,
                     phase_name):
     """Step 3: flux-system applies the resumed entry point; it reconciles and is Ready for its
     generation."""
-    runbook.require("test_resume_in_git")
     ns = inventory.cluster.flux_namespace
     rhead, states = gitops.remote_states()
     still = [s for s in states if s.name == entrypoint.name and s.suspended]
@@ -121,26 +123,26 @@ def test_reconciled(entrypoint, kube, inventory, gitops, flux_mutator, perform, 
     assert not live["spec"].get("suspend"), f"Kustomization {ns}/{entrypoint.name} is suspended"
 
 
-def test_every_kustomization_ready(kube, runbook, phase_name):
+@pytest.mark.step("every_kustomization_ready")
+def test_every_kustomization_ready(kube, phase_name):
     """Step 4: every Kustomization in the cluster Ready for its generation and not suspended."""
-    runbook.require("test_reconciled")
     bad = resume.not_ready(kube, flux.KUSTOMIZE_API, "Kustomization")
     assert not bad, "Kustomizations not Ready:\n  " + "\n  ".join(bad)
 
 
-def test_every_helmrelease_ready(kube, runbook, phase_name):
+@pytest.mark.step("every_helmrelease_ready")
+def test_every_helmrelease_ready(kube, phase_name):
     """Step 4: every HelmRelease in the cluster Ready for its generation and not suspended."""
-    runbook.require("test_reconciled")
     if not kube.has_resource(flux.HELM_API, "HelmRelease"):
         pytest.fail("HelmRelease is not served: Flux is not installed", pytrace=False)
     bad = resume.not_ready(kube, flux.HELM_API, "HelmRelease")
     assert not bad, "HelmReleases not Ready:\n  " + "\n  ".join(bad)
 
 
-def test_nothing_deleted(cluster_snapshots, runbook, phase_name):
+@pytest.mark.step("nothing_deleted")
+def test_nothing_deleted(cluster_snapshots, phase_name):
     """Step 4: no object deleted or recreated, no pod recreated or restarted since step 1 (Flux
     taking over from the entry points writes labels: resourceVersions may change)."""
-    runbook.require("test_snapshot_before_resume", "test_reconciled")
     before = cluster_snapshots.load(BEFORE)
     assert before is not None, f"no snapshot from step 1 at {cluster_snapshots.path(BEFORE)}"
     after = cluster_snapshots.take()
@@ -153,10 +155,10 @@ def test_nothing_deleted(cluster_snapshots, runbook, phase_name):
                          "from the phase 3 backups.")
 
 
-def test_health(health_check, kube, inventory, runbook, phase_name):
+@pytest.mark.step("health")
+def test_health(health_check, kube, inventory, phase_name):
     """Step 4: the component's Service answers (live: through the API server's service proxy, as
     in phase 3; rehearsal: Endpoints resolved, each address connected)."""
-    runbook.require("test_reconciled")
     component, h = health_check
     sample = probe_mod.wait_answering(kube, [h], inventory, within=30, timeout=2.0)[0]
     assert sample.ok, (f"{component}: Service {h.namespace}/{h.service}:{h.port}{h.path} does "

@@ -1,5 +1,6 @@
 """The abort's pure parts (handover/chain/abort.py, the Mutator's refusals of the hand-written recipe's
-shortcuts, plugins/abort.py's ordering and opt-in collection); the cluster behaviour is in
+shortcuts, the abort chain's ordering (handover.runbook.ABORT,
+plugins/runbook.py) and opt-in collection (plugins/abort.py)); the cluster behaviour is in
 tests/scenarios/test_abort.py."""
 from __future__ import annotations
 

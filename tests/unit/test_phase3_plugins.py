@@ -18,11 +18,13 @@ ROOT = Path(__file__).resolve().parents[2]
 CHAIN = '''
 import os, pytest
 
+pytestmark = pytest.mark.chain("phase3")
+
 STEPS = ["preconditions", "backup", "snapshot", "handover", "ready", "adopted", "finish",
          "record"]
 
 def make(step, n):
-    @pytest.mark.handover_step(step)
+    @pytest.mark.step(step)
     def t(component, report):
         fail = os.environ.get("FAIL_AT", "")
         if fail == f"{component.name}:{step}":
@@ -44,8 +46,7 @@ def suite(pytester: pytest.Pytester):
     shutil.copy(ROOT / "examples" / "homelab" / "migration.yaml",
                 pytester.path / "migration.yaml")
     pytester.makeconftest(textwrap.dedent("""\
-        pytest_plugins = ["plugins.safety", "plugins.journal", "plugins.report",
-                          "plugins.rollback"]
+        pytest_plugins = ["plugins.safety", "plugins.runbook"]
         """))
     pytester.makepyfile(test_chain=CHAIN)
     return pytester

@@ -106,7 +106,7 @@ def _phase4_probe_mode(monkeypatch, is_rehearsal: bool) -> list[str]:
     monkeypatch.setattr(probe_mod, "Probe", Recorder)
     inv = NS(cluster=NS(rehearsal_state_dir="/rehearsal-state" if is_rehearsal else None))
     phase4.test_health(("web", HealthCheck("web", "ns", 80)), kube=None, inventory=inv,
-                       runbook=NS(require=lambda *a: None), phase_name="phase4")
+                       phase_name="phase4")
     return modes
 
 

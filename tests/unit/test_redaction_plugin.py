@@ -20,11 +20,13 @@ CHAIN = f'''
 import json, pytest
 from handover.core import redact
 
+pytestmark = pytest.mark.chain("phase3")
+
 STEPS = ["preconditions", "backup", "snapshot", "handover", "ready", "adopted", "finish",
          "record"]
 
 def make(step, n):
-    @pytest.mark.handover_step(step)
+    @pytest.mark.step(step)
     def t(component, record_property):
         if component.name == "storage" and step == "preconditions":
             redact.register_secret({{"stringData": {{"GREETING": "{CANARY}"}}}})
@@ -42,7 +44,7 @@ for n, step in enumerate(STEPS, 1):
 def _suite(pytester: pytest.Pytester, with_plugin: bool) -> pytest.RunResult:
     shutil.copy(ROOT / "examples" / "homelab" / "migration.yaml",
                 pytester.path / "migration.yaml")
-    plugins = ["plugins.safety", "plugins.journal", "plugins.report", "plugins.rollback"]
+    plugins = ["plugins.safety", "plugins.runbook"]
     if with_plugin:
         plugins.insert(1, "plugins.redaction")
     pytester.makeconftest(f"pytest_plugins = {plugins!r}\n")
