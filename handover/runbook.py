@@ -19,6 +19,7 @@ Tests bind to steps with two markers: ``pytestmark = pytest.mark.chain("phase3")
 and ``@pytest.mark.step("backup")`` on the test; an unknown chain or step name stops the session
 at collection. This module is plain data (no pytest).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -50,15 +51,18 @@ class Chain:
         for s in self.steps + self.final:
             for n in s.needs:
                 if n not in self.names or self.names.index(n) >= self.names.index(s.name):
-                    raise ValueError(f"chain {self.phase}: step {s.name} needs {n!r}, which is "
-                                     "not an earlier step of the chain")
+                    raise ValueError(
+                        f"chain {self.phase}: step {s.name} needs {n!r}, which is "
+                        "not an earlier step of the chain"
+                    )
 
     def step(self, name: str) -> Step:
         for s in self.steps + self.final:
             if s.name == name:
                 return s
-        raise KeyError(f"{name!r} is not a step of the {self.phase} chain "
-                       f"(steps: {', '.join(self.names)})")
+        raise KeyError(
+            f"{name!r} is not a step of the {self.phase} chain (steps: {', '.join(self.names)})"
+        )
 
     def index(self, name: str) -> int:
         return self.names.index(name)
@@ -78,57 +82,86 @@ class Chain:
         return next(s.name for s in self.steps if s.mutates)
 
     def after_mutation_began(self, name: str) -> bool:
-        return name in self.names[:len(self.steps)] and \
-            self.index(name) >= self.index(self.mutation_begins)
+        return name in self.names[: len(self.steps)] and self.index(name) >= self.index(
+            self.mutation_begins
+        )
 
     def rolls_back(self) -> bool:
         return any(s.undo == ROLLBACK for s in self.steps)
 
 
-PHASE2 = Chain("phase2", (
-    Step("snapshot_before_bootstrap"),
-    Step("entrypoints_suspended_in_git", mutates=True, undo="phase 4 resumes them in Git"),
-    Step("bootstrap", mutates=True, needs=("entrypoints_suspended_in_git",),
-         undo="abort --remove-flux"),
-    Step("entrypoint_present_and_suspended", needs=("bootstrap",)),
-    Step("nothing_moved", needs=("snapshot_before_bootstrap", "bootstrap")),
-    Step("diff", needs=("bootstrap",)),
-))
+PHASE2 = Chain(
+    "phase2",
+    (
+        Step("snapshot_before_bootstrap"),
+        Step("entrypoints_suspended_in_git", mutates=True, undo="phase 4 resumes them in Git"),
+        Step(
+            "bootstrap",
+            mutates=True,
+            needs=("entrypoints_suspended_in_git",),
+            undo="abort --remove-flux",
+        ),
+        Step("entrypoint_present_and_suspended", needs=("bootstrap",)),
+        Step("nothing_moved", needs=("snapshot_before_bootstrap", "bootstrap")),
+        Step("diff", needs=("bootstrap",)),
+    ),
+)
 
-PHASE3 = Chain("phase3", (
-    Step("preconditions"),
-    Step("backup"),
-    Step("snapshot"),
-    Step("handover", mutates=True, undo=ROLLBACK),
-    Step("ready", undo=ROLLBACK),
-    Step("adopted", undo=ROLLBACK),
-    Step("finish", mutates=True, undo="abort (hands the component back)"),
-    Step("record"),
-), per_component="inventory", finished_at="finish")
+PHASE3 = Chain(
+    "phase3",
+    (
+        Step("preconditions"),
+        Step("backup"),
+        Step("snapshot"),
+        Step("handover", mutates=True, undo=ROLLBACK),
+        Step("ready", undo=ROLLBACK),
+        Step("adopted", undo=ROLLBACK),
+        Step("finish", mutates=True, undo="abort (hands the component back)"),
+        Step("record"),
+    ),
+    per_component="inventory",
+    finished_at="finish",
+)
 
-PHASE4 = Chain("phase4", (
-    Step("component_handed_over"),
-    Step("no_temporary_kustomizations"),
-    Step("snapshot_before_resume", needs=("component_handed_over",
-                                          "no_temporary_kustomizations")),
-    Step("resume_in_git", mutates=True, undo="phase 2 step 1 suspends them again",
-         needs=("component_handed_over", "no_temporary_kustomizations",
-                "snapshot_before_resume")),
-    Step("reconciled", mutates=True, needs=("resume_in_git",)),
-    Step("every_kustomization_ready", needs=("reconciled",)),
-    Step("every_helmrelease_ready", needs=("reconciled",)),
-    Step("nothing_deleted", needs=("snapshot_before_resume", "reconciled")),
-    Step("health", needs=("reconciled",)),
-))
+PHASE4 = Chain(
+    "phase4",
+    (
+        Step("component_handed_over"),
+        Step("no_temporary_kustomizations"),
+        Step(
+            "snapshot_before_resume", needs=("component_handed_over", "no_temporary_kustomizations")
+        ),
+        Step(
+            "resume_in_git",
+            mutates=True,
+            undo="phase 2 step 1 suspends them again",
+            needs=(
+                "component_handed_over",
+                "no_temporary_kustomizations",
+                "snapshot_before_resume",
+            ),
+        ),
+        Step("reconciled", mutates=True, needs=("resume_in_git",)),
+        Step("every_kustomization_ready", needs=("reconciled",)),
+        Step("every_helmrelease_ready", needs=("reconciled",)),
+        Step("nothing_deleted", needs=("snapshot_before_resume", "reconciled")),
+        Step("health", needs=("reconciled",)),
+    ),
+)
 
 # No rollback of an abort: a failure leaves everything frozen (suspended), the safe state; every
 # step checks the live state first, so running the abort again continues where it stopped.
-ABORT = Chain("abort", (
-    Step("preconditions"),
-    Step("freeze", mutates=True, undo="phase 4 resumes the entry points"),
-    Step("orphan", mutates=True, undo="phase 3 hands the component over again"),
-    Step("prove"),
-), per_component="reverse", final=(Step("remove_flux", mutates=True),))
+ABORT = Chain(
+    "abort",
+    (
+        Step("preconditions"),
+        Step("freeze", mutates=True, undo="phase 4 resumes the entry points"),
+        Step("orphan", mutates=True, undo="phase 3 hands the component over again"),
+        Step("prove"),
+    ),
+    per_component="reverse",
+    final=(Step("remove_flux", mutates=True),),
+)
 
 CHAINS: dict[str, Chain] = {c.phase: c for c in (PHASE2, PHASE3, PHASE4, ABORT)}
 # The order of the phases in one session (`pytest` runs suites/ in this order; the abort runs on
@@ -140,5 +173,6 @@ def chain(name: str) -> Chain:
     try:
         return CHAINS[name]
     except KeyError:
-        raise KeyError(f"{name!r} is not a chain of the runbook (chains: "
-                       f"{', '.join(CHAINS)})") from None
+        raise KeyError(
+            f"{name!r} is not a chain of the runbook (chains: {', '.join(CHAINS)})"
+        ) from None

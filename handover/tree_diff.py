@@ -11,6 +11,7 @@ A ``Difference`` prints as ``path: live <v>, Git <v>``; every value is shown as 
 (handover.core.redact: only booleans, null and structural fields in clear), so reports never carry a
 secret in clear whatever its key is called.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,13 +47,24 @@ MISSING: Any = _Missing()
 # `port`+`protocol` on ServiceSpec.Ports): a container may open 53/TCP and 53/UDP.
 PORT_KEY = "port+protocol"  # MERGE_KEYS value for ports: containerPort/port + protocol
 MERGE_KEYS = {
-    "containers": "name", "initContainers": "name", "ephemeralContainers": "name",
-    "env": "name", "volumes": "name", "volumeMounts": "mountPath", "volumeDevices": "devicePath",
-    "ports": PORT_KEY, "imagePullSecrets": "name", "hostAliases": "ip",
-    "volumeClaimTemplates": "metadata.name", "topologySpreadConstraints": "topologyKey",
+    "containers": "name",
+    "initContainers": "name",
+    "ephemeralContainers": "name",
+    "env": "name",
+    "volumes": "name",
+    "volumeMounts": "mountPath",
+    "volumeDevices": "devicePath",
+    "ports": PORT_KEY,
+    "imagePullSecrets": "name",
+    "hostAliases": "ip",
+    "volumeClaimTemplates": "metadata.name",
+    "topologySpreadConstraints": "topologyKey",
 }
-SECRET_KEY = re.compile(r"pass(word|wd)?|secret|token|credential|private|apikey|api_key|"
-                        r"cert|(^|[._-])key$", re.I)
+SECRET_KEY = re.compile(
+    r"pass(word|wd)?|secret|token|credential|private|apikey|api_key|"
+    r"cert|(^|[._-])key$",
+    re.I,
+)
 QUANTITY_PARENT = re.compile(r"(^|\.)(limits|requests|capacity)$|(^|\.)sizeLimit$")
 
 
@@ -71,16 +83,21 @@ class Difference:
     def __str__(self) -> str:
         """``[subject: ]path <live> -> <git>[ (meaning)]``, values as Python literals: for values
         that are not secret (uids, counts, states); object trees are reported by describe()."""
-        s = f"{self.subject + ': ' if self.subject else ''}{self.path} {self.live!r} -> " \
+        s = (
+            f"{self.subject + ': ' if self.subject else ''}{self.path} {self.live!r} -> "
             f"{self.git!r}"
+        )
         return f"{s} ({self.meaning})" if self.meaning else s
 
     def describe(self) -> str:
         return f"{self.path}: live {show(self.path, self.live)}, Git {show(self.path, self.git)}"
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "live": show(self.path, self.live),
-                "git": show(self.path, self.git)}
+        return {
+            "path": self.path,
+            "live": show(self.path, self.live),
+            "git": show(self.path, self.git),
+        }
 
     def arrow(self, limit: int = 120) -> str:
         """``path: <live> -> <git>`` with the values as they are held (strings unquoted): for a
@@ -89,15 +106,18 @@ class Difference:
 
     def as_json(self) -> dict[str, Any]:
         """The values as they are held, absent as null (already-redacted differences)."""
-        return {"path": self.path, "live": None if self.live is MISSING else self.live,
-                "git": None if self.git is MISSING else self.git}
+        return {
+            "path": self.path,
+            "live": None if self.live is MISSING else self.live,
+            "git": None if self.git is MISSING else self.git,
+        }
 
 
 def _short(v: Any, limit: int) -> str:
     if v is MISSING:
         return "(absent)"
     s = v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
-    return s if len(s) <= limit else s[:limit - 3] + "..."
+    return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
 def is_secret_path(path: str) -> bool:
@@ -128,8 +148,16 @@ def describe_all(diffs: list[Difference], limit: int = 20) -> str:
 
 # --- exact comparison --------------------------------------------------------------------------
 
-def exact(live: Any, git: Any, path: str = "", *, subtrees: bool = False,
-          by_index: bool = False, git_keys_only: bool = False) -> list[Difference]:
+
+def exact(
+    live: Any,
+    git: Any,
+    path: str = "",
+    *,
+    subtrees: bool = False,
+    by_index: bool = False,
+    git_keys_only: bool = False,
+) -> list[Difference]:
     """Every path where the two trees differ.
 
     A key on one side only gives one Difference per leaf below it, or with ``subtrees`` one
@@ -147,11 +175,13 @@ def exact(live: Any, git: Any, path: str = "", *, subtrees: bool = False,
             if git_keys_only:
                 out.extend(exact(live.get(k), git[k], p, git_keys_only=True))
             elif k not in git:
-                out.extend([Difference(p, live[k], MISSING)] if subtrees else
-                           _leaves(p, live[k], "live"))
+                out.extend(
+                    [Difference(p, live[k], MISSING)] if subtrees else _leaves(p, live[k], "live")
+                )
             elif k not in live:
-                out.extend([Difference(p, MISSING, git[k])] if subtrees else
-                           _leaves(p, git[k], "git"))
+                out.extend(
+                    [Difference(p, MISSING, git[k])] if subtrees else _leaves(p, git[k], "git")
+                )
             else:
                 out.extend(exact(live[k], git[k], p, subtrees=subtrees, by_index=by_index))
         return out
@@ -164,8 +194,16 @@ def exact(live: Any, git: Any, path: str = "", *, subtrees: bool = False,
             elif i >= len(git):
                 out.append(Difference(p, live[i], MISSING))
             else:
-                out.extend(exact(live[i], git[i], p, subtrees=subtrees, by_index=by_index,
-                                 git_keys_only=git_keys_only))
+                out.extend(
+                    exact(
+                        live[i],
+                        git[i],
+                        p,
+                        subtrees=subtrees,
+                        by_index=by_index,
+                        git_keys_only=git_keys_only,
+                    )
+                )
         return out
     if _scalar_equal(live, git):
         return []
@@ -179,8 +217,9 @@ def _leaves(path: str, value: Any, side: str) -> list[Difference]:
         for k in sorted(value, key=str):
             out.extend(_leaves(join(path, str(k)), value[k], side))
         return out
-    return [Difference(path, value, MISSING) if side == "live" else
-            Difference(path, MISSING, value)]
+    return [
+        Difference(path, value, MISSING) if side == "live" else Difference(path, MISSING, value)
+    ]
 
 
 def _scalar_equal(a: Any, b: Any) -> bool:
@@ -190,6 +229,7 @@ def _scalar_equal(a: Any, b: Any) -> bool:
 
 
 # --- desired against live ------------------------------------------------------------------------
+
 
 def _empty(v: Any) -> bool:
     return v is None or v == {} or v == []
@@ -206,14 +246,21 @@ def _loose_equal(path: str, desired: Any, live: Any) -> bool:
     if _scalar_equal(desired, live):
         return True
     parent = path.rsplit(".", 1)[0] if "." in path else ""
-    if QUANTITY_PARENT.search(parent) or path.endswith("sizeLimit") or \
-            path.endswith("requests.storage"):
+    if (
+        QUANTITY_PARENT.search(parent)
+        or path.endswith("sizeLimit")
+        or path.endswith("requests.storage")
+    ):
         if _quantity_equal(desired, live):
             return True
     # int-or-string fields (targetPort, maxSurge ...): 8080 == "8080"
-    if isinstance(desired, (int, float, Decimal)) != isinstance(live, (int, float, Decimal)) and \
-            not isinstance(desired, bool) and not isinstance(live, bool) and \
-            isinstance(desired, (str, int, float)) and isinstance(live, (str, int, float)):
+    if (
+        isinstance(desired, (int, float, Decimal)) != isinstance(live, (int, float, Decimal))
+        and not isinstance(desired, bool)
+        and not isinstance(live, bool)
+        and isinstance(desired, (str, int, float))
+        and isinstance(live, (str, int, float))
+    ):
         return str(desired) == str(live)
     return False
 
@@ -245,8 +292,9 @@ def _list_key(path: str) -> str | None:
     return MERGE_KEYS.get(last)
 
 
-def against_live(desired: Any, live: Any, path: str = "",
-                 strict_lists: bool = False) -> list[Difference]:
+def against_live(
+    desired: Any, live: Any, path: str = "", strict_lists: bool = False
+) -> list[Difference]:
     """Fields of ``desired`` whose live value differs (or is absent live).
 
     Live-only fields are ignored (defaults, status, other managers), except that in keyed lists a
@@ -270,8 +318,11 @@ def against_live(desired: Any, live: Any, path: str = "",
         if not isinstance(live, list):
             return [Difference(path, MISSING if live is None else live, desired)]
         key = _list_key(path)
-        if key and all(isinstance(i, dict) and _key_of(i, key) is not None for i in desired) \
-                and all(isinstance(i, dict) for i in live):
+        if (
+            key
+            and all(isinstance(i, dict) and _key_of(i, key) is not None for i in desired)
+            and all(isinstance(i, dict) for i in live)
+        ):
             out = []
             live_by = {str(_key_of(i, key)): i for i in live}
             want = [str(_key_of(i, key)) for i in desired]
@@ -309,8 +360,9 @@ def removed_fields(previous: Any, desired: Any, live: Any, path: str = "") -> li
             p = join(path, str(k))
             if k not in live or _empty(previous[k]):
                 continue
-            if (k not in desired or desired[k] is None) and \
-                    not (isinstance(previous[k], dict) and isinstance(live[k], dict)):
+            if (k not in desired or desired[k] is None) and not (
+                isinstance(previous[k], dict) and isinstance(live[k], dict)
+            ):
                 out.append(Difference(p, live[k], MISSING))
             elif k not in desired or desired[k] is None:
                 out.extend(removed_fields(previous[k], {}, live[k], p))

@@ -16,6 +16,7 @@ abort chains (suites/abort; the chain is handover.runbook.ABORT).
 - one availability probe over the health checks of every selected component, from the first
   mutating step to the last component's proof (the downtime of the whole abort).
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,8 @@ from typing import Any
 
 import pytest
 
-from handover.core import journal as journal_mod
 from handover.chain.abort import ComponentState
+from handover.core import journal as journal_mod
 from handover.runbook import ABORT
 from plugins.journal import HandoverRun
 
@@ -60,8 +61,11 @@ class AbortRun:
     def component(self, name: str) -> AbortComponent:
         if name not in self.components:
             self.components[name] = AbortComponent(
-                name, journal_mod.progress(self.journal, PHASE, name, first_step=ABORT.first,
-                                           last_step=ABORT.last))
+                name,
+                journal_mod.progress(
+                    self.journal, PHASE, name, first_step=ABORT.first, last_step=ABORT.last
+                ),
+            )
         return self.components[name]
 
     def record_step(self, component: str, step: str, status: str, **detail: Any) -> None:
@@ -89,6 +93,7 @@ class AbortRun:
     def restore(self, component: str) -> AbortComponent:
         """A resumed chain: read the preconditions' record back from the journal."""
         from handover.snapshot import component as snapshot_mod
+
         ac = self.component(component)
         d = self.passed_detail(component, "preconditions")
         if ac.state is None and d.get("state"):

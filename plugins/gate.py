@@ -6,6 +6,7 @@ with the opt-out in effect it is skipped as "skipped by opt-out NAME (source)"; 
 FAILS naming what to configure and the opt-out. The terminal summary (the verdict) lists every
 opt-out in effect and the tests it skipped; check 8 writes them into MIGRATION_STATE.md.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -17,14 +18,19 @@ _SKIPPED = pytest.StashKey[list]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.getgroup("flux-handover").addoption(
-        "--skip-check", action="append", default=[], metavar="NAME",
+        "--skip-check",
+        action="append",
+        default=[],
+        metavar="NAME",
         help="phase 1: opt out of a check that cannot run here, by name (repeatable; "
-             f"{', '.join(sorted(gate.SKIPPABLE))}); printed in the verdict and in "
-             "MIGRATION_STATE.md. Also: gate.skipChecks in the inventory")
+        f"{', '.join(sorted(gate.SKIPPABLE))}); printed in the verdict and in "
+        "MIGRATION_STATE.md. Also: gate.skipChecks in the inventory",
+    )
 
 
 def opt_outs(config: pytest.Config) -> list[gate.OptOut]:
     from plugins.safety import load_inventory
+
     inv = load_inventory(config, stop=False)  # an invalid one: the safety plugin reports it
     inv_names = inv.gate_skip_checks if inv is not None else ()
     try:
@@ -66,8 +72,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     tr.section("gate opt-outs (NOT checked)", sep="=", yellow=True, bold=True)
     for o in outs:
         n = sum(1 for name, _ in skipped if name == o.name)
-        tr.write_line(f"{o.name} ({o.source}): not checked: {o.skips}; "
-                      f"{n} test(s) skipped by it in this run")
+        tr.write_line(
+            f"{o.name} ({o.source}): not checked: {o.skips}; {n} test(s) skipped by it in this run"
+        )
         for name, why in skipped:
             if name == o.name:
                 tr.write_line(f"    - {why[:300]}")

@@ -17,6 +17,7 @@ chain stood (handover.core.journal.progress):
 
 The chain (its steps, where mutation begins, where it is finished) is handover.runbook.PHASE3.
 """
+
 from __future__ import annotations
 
 import time
@@ -63,8 +64,9 @@ class HandoverRun:
     def component(self, name: str) -> ComponentRun:
         if name not in self.components:
             cr = ComponentRun(name)
-            cr.progress = journal_mod.progress(self.journal, PHASE, name,
-                                               first_step=PHASE3.first, last_step=PHASE3.last)
+            cr.progress = journal_mod.progress(
+                self.journal, PHASE, name, first_step=PHASE3.first, last_step=PHASE3.last
+            )
             self.components[name] = cr
         return self.components[name]
 
@@ -94,8 +96,11 @@ class HandoverRun:
         p = cr.progress
         if cr.mutated:
             return True
-        return bool(p and p.state != "rolled-back" and (
-            PHASE3.mutation_begins in p.passed or PHASE3.after_mutation_began(p.last_started)))
+        return bool(
+            p
+            and p.state != "rolled-back"
+            and (PHASE3.mutation_begins in p.passed or PHASE3.after_mutation_began(p.last_started))
+        )
 
     def backup_record(self, component: str) -> backup_mod.BackupRecord | None:
         """The backup the journal recorded for the component's current attempt, or None."""
@@ -115,11 +120,15 @@ def resume_skip_reason(run: HandoverRun, component: str, step: str) -> str | Non
     if p is None or p.state == "fresh" or p.state == "rolled-back":
         return None
     if p.state == "done":
-        return (f"{component} was handed over in run {p.run} (journal {run.journal.path}); "
-                "nothing is repeated")
+        return (
+            f"{component} was handed over in run {p.run} (journal {run.journal.path}); "
+            "nothing is repeated"
+        )
     resumable = p.state == "in-progress" or (p.state == "failed" and run.finished(component))
     if resumable and run.mutation_began(component) and step in p.passed:
         cr.resumed = True
-        return (f"{component}: step {step} passed in run {p.passed[step].get('run', '?')} "
-                "(journal); not repeated, continuing from the journal")
+        return (
+            f"{component}: step {step} passed in run {p.passed[step].get('run', '?')} "
+            "(journal); not repeated, continuing from the journal"
+        )
     return None

@@ -11,6 +11,7 @@ prediction, hooks, CRDs, PVs, the server version, the migration state) and the G
 the migration checkout (clean / pushed / on the inventory's branch) is SKIPPED with a reason
 naming what is not checked: never reported as passed.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -24,9 +25,13 @@ CHECKOUT_TESTS = {"test_working_tree_clean", "test_remote_reachable", "test_bran
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("flux-handover")
-    group.addoption("--offline", action="store_true", default=False,
-                    help="phase 1 without a cluster (the GitOps repo's CI): checks that need the "
-                         "cluster are skipped, naming what is not checked")
+    group.addoption(
+        "--offline",
+        action="store_true",
+        default=False,
+        help="phase 1 without a cluster (the GitOps repo's CI): checks that need the "
+        "cluster are skipped, naming what is not checked",
+    )
 
 
 def is_offline(config: pytest.Config) -> bool:
@@ -48,15 +53,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         live = sorted(LIVE_FIXTURES & set(getattr(item, "fixturenames", ())))
         name = getattr(item, "originalname", item.name)
         if live and not (item.get_closest_marker("offline_capable")):
-            item.add_marker(pytest.mark.skip(
-                reason=f"--offline: not checked, needs the live cluster ({', '.join(live)})"))
+            item.add_marker(
+                pytest.mark.skip(
+                    reason=f"--offline: not checked, needs the live cluster ({', '.join(live)})"
+                )
+            )
         elif name in CHECKOUT_TESTS:
-            item.add_marker(pytest.mark.skip(
-                reason="--offline: not checked, Git pre-flight of the migration checkout (clean, "
-                       "pushed, on the inventory's branch) belongs to the handover run"))
+            item.add_marker(
+                pytest.mark.skip(
+                    reason="--offline: not checked, Git pre-flight of the migration checkout (clean, "
+                    "pushed, on the inventory's branch) belongs to the handover run"
+                )
+            )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "offline_capable: runs under --offline although it asks "
-                                       "for a live fixture (which then answers without the "
-                                       "cluster)")
+    config.addinivalue_line(
+        "markers",
+        "offline_capable: runs under --offline although it asks "
+        "for a live fixture (which then answers without the "
+        "cluster)",
+    )

@@ -9,6 +9,7 @@ logs stay readable. Messages pass through the report's redaction.
 Output bypasses pytest's capture the way live logging does (the capture manager's
 ``global_and_fixture_disabled``), so it shows while a test runs.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -50,8 +51,11 @@ class TerminalProgress:
         if not self.tty:
             if key != self.last_key:
                 # a new wait starts on its own line (pytest may be mid-line with its dots)
-                new = self.last_key is None or self.last_key[0] != p.what or \
-                    self.last_key[1] != "waiting"
+                new = (
+                    self.last_key is None
+                    or self.last_key[0] != p.what
+                    or self.last_key[1] != "waiting"
+                )
                 self._write(("\n" if new else "") + line + "\n")
             self.last_key = key
             return
@@ -60,7 +64,7 @@ class TerminalProgress:
         if not final and key == self.last_key and now - self.last_draw < REDRAW_EVERY:
             return
         width = max(20, shutil.get_terminal_size((100, 20)).columns - 1)
-        text = line if len(line) <= width else line[:width - 3] + "..."
+        text = line if len(line) <= width else line[: width - 3] + "..."
         prefix = "\r" if self.drawing else "\n"
         self._write(prefix + text.ljust(width) + ("\n" if final else ""))
         self.drawing = not final

@@ -6,6 +6,7 @@ that reached an exception message (a kubectl stderr, an API error) is shown by i
 It wraps the runbook plugin's journal/rollback ``pytest_runtest_makereport`` (a tryfirst wrapper,
 outside it, so it scrubs what the rollback adds); only the runbook plugin's report recorder is
 further out, so the migration report gets the scrubbed text."""
+
 from __future__ import annotations
 
 from collections.abc import Generator
@@ -22,9 +23,15 @@ class ScrubbedRepr:
 
     def __init__(self, text: str, crash) -> None:
         self.text = text
-        self.reprcrash = None if crash is None else SimpleNamespace(
-            path=getattr(crash, "path", ""), lineno=getattr(crash, "lineno", 0),
-            message=redact.scrub(str(getattr(crash, "message", ""))))
+        self.reprcrash = (
+            None
+            if crash is None
+            else SimpleNamespace(
+                path=getattr(crash, "path", ""),
+                lineno=getattr(crash, "lineno", 0),
+                message=redact.scrub(str(getattr(crash, "message", ""))),
+            )
+        )
 
     def toterminal(self, tw) -> None:
         for line in self.text.splitlines():
@@ -40,8 +47,9 @@ def _scrub_props(props: list) -> None:
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo
-                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report: pytest.TestReport = yield
     lr = report.longrepr
     if isinstance(lr, tuple) and len(lr) == 3:  # a skip: (path, line, reason)

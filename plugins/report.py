@@ -20,6 +20,7 @@ A phase-3 run's report is rewritten after every step, so a run that is killed le
 for the resumed run's page (one timeline). Writing never fails the run: an unwritable report
 directory is reported in the terminal summary.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,10 +30,9 @@ from typing import Any
 
 import pytest
 
-from handover.report.migration import MigrationReport, StepResult
 from handover.report.html import safe_detail
+from handover.report.migration import MigrationReport, StepResult
 from plugins.journal import HandoverRun
-
 
 
 def report_dir(config: pytest.Config) -> Path:
@@ -46,6 +46,7 @@ def _fidelity_notes(config: pytest.Config, rep: MigrationReport) -> None:
     """The target's run-level fidelity notes (a rehearsal's; none on a live cluster)."""
     from handover import target as targets
     from plugins.safety import load_inventory
+
     try:
         target = targets.of(load_inventory(config))
     except Exception:  # noqa: BLE001 - the report is written regardless
@@ -56,13 +57,18 @@ def _fidelity_notes(config: pytest.Config, rep: MigrationReport) -> None:
 class Recorder:
     """The run's MigrationReport, what it records and where it was written."""
 
-    def __init__(self, config: pytest.Config, run: HandoverRun, inventory: str,
-                 context: str) -> None:
+    def __init__(
+        self, config: pytest.Config, run: HandoverRun, inventory: str, context: str
+    ) -> None:
         self.config = config
         self.run = run
         self.report = MigrationReport(
-            run=run.id, inventory=inventory, context=context,
-            perform=bool(config.getoption("--perform")), journal=str(run.journal.path))
+            run=run.id,
+            inventory=inventory,
+            context=context,
+            perform=bool(config.getoption("--perform")),
+            journal=str(run.journal.path),
+        )
         self.written: tuple | None = None
         self.write_error: str | None = None
         self._consumed: dict[str, Any] = {}  # component -> the probe result already drawn
@@ -83,8 +89,10 @@ class Recorder:
                 raise
             except Exception as e:  # a drawing bug must never break a migration: md + json
                 self.written = rep.write(d, html=False)
-                self.write_error = (f"the HTML page failed ({e.__class__.__name__}: {e}); the "
-                                    ".md and .json are written")
+                self.write_error = (
+                    f"the HTML page failed ({e.__class__.__name__}: {e}); the "
+                    ".md and .json are written"
+                )
                 return
             self.write_error = None
         except OSError as e:
@@ -94,13 +102,15 @@ class Recorder:
         if self.written is not None:
             md, js = self.written
             html = md.with_suffix(".html")
-            terminalreporter.write_line(f"migration report: {md} ({js.name}"
-                                        f"{', ' + html.name if html.exists() else ''})")
+            terminalreporter.write_line(
+                f"migration report: {md} ({js.name}{', ' + html.name if html.exists() else ''})"
+            )
         if self.write_error is not None:
             terminalreporter.write_line(f"migration report NOT written: {self.write_error}")
 
 
 # -- recording what the HTML report draws -------------------------------------------------------
+
 
 def phase_of(item: pytest.Item, chain_phase: str = "") -> int:
     """3 for a phase-3 chain step (``chain_phase``: the phase of the item's chain), N for an item
@@ -136,8 +146,9 @@ def _outcome(report: pytest.TestReport) -> str:
     return {"passed": "passed", "failed": "failed", "skipped": "skipped"}[report.outcome]
 
 
-def record(rec: Recorder, item: pytest.Item, report: pytest.TestReport, start: float | None,
-           ref) -> None:
+def record(
+    rec: Recorder, item: pytest.Item, report: pytest.TestReport, start: float | None, ref
+) -> None:
     """One report of a runbook item into the migration report (``ref``: its chain step, or
     None)."""
     phase = phase_of(item, ref.chain.phase if ref is not None else "")
@@ -155,9 +166,15 @@ def record(rec: Recorder, item: pytest.Item, report: pytest.TestReport, start: f
             _record_step(rec, ref.step.name, ref.component, start or end, end)
         return
     name = item.nodeid.split("::", 1)[-1]
-    check: dict[str, Any] = {"phase": phase, "name": name, "outcome": _outcome(report),
-                             "seconds": round(report.duration, 3), "start": start or end,
-                             "end": end, "message": _message(report)[:4000]}
+    check: dict[str, Any] = {
+        "phase": phase,
+        "name": name,
+        "outcome": _outcome(report),
+        "seconds": round(report.duration, 3),
+        "start": start or end,
+        "end": end,
+        "message": _message(report)[:4000],
+    }
     rep.checks.append(check)
     if phase == 2:
         _record_diff(item, rep, report)
@@ -174,11 +191,15 @@ def _record_diff(item: pytest.Item, rep: MigrationReport, report: pytest.TestRep
     ep = getattr(getattr(item, "callspec", None), "params", {}).get("entrypoint")
     counts = dict(counts)
     counts["configured"] = counts.get("modified", 0) + counts.get("owner-labels", 0)
-    rep.diffs.append({
-        "entrypoint": getattr(ep, "name", str(ep or item.name)), "counts": counts,
-        "deleted": sorted(k.split(": ", 1)[1] for k in props if k.startswith("deleted: ")),
-        "configured": sorted(k.split(": ", 1)[1] for k in props if k.startswith("modified: ")),
-        "errors": sorted(k.split(": ", 1)[1] for k in props if k.startswith("error: "))})
+    rep.diffs.append(
+        {
+            "entrypoint": getattr(ep, "name", str(ep or item.name)),
+            "counts": counts,
+            "deleted": sorted(k.split(": ", 1)[1] for k in props if k.startswith("deleted: ")),
+            "configured": sorted(k.split(": ", 1)[1] for k in props if k.startswith("modified: ")),
+            "errors": sorted(k.split(": ", 1)[1] for k in props if k.startswith("error: ")),
+        }
+    )
 
 
 def _record_step(rec: Recorder, step: str, component, start: float, end: float) -> None:
@@ -209,10 +230,19 @@ def _record_step(rec: Recorder, step: str, component, start: float, end: float) 
         off = getattr(res, "clock_offset", 0.0) or 0.0
         for check, segs in (getattr(res, "segments", None) or {}).items():
             c.probe_segments.setdefault(check, []).extend(
-                [[a + off, b + off, bool(ok)] for a, b, ok in segs])
-        c.outages += [{"check": o.check, "start": o.start + off, "end": o.end + off,
-                       "seconds": o.seconds, "samples": o.samples,
-                       "first_error": o.first_error[:200]} for o in res.outages]
+                [[a + off, b + off, bool(ok)] for a, b, ok in segs]
+            )
+        c.outages += [
+            {
+                "check": o.check,
+                "start": o.start + off,
+                "end": o.end + off,
+                "seconds": o.seconds,
+                "samples": o.samples,
+                "first_error": o.first_error[:200],
+            }
+            for o in res.outages
+        ]
     if cr.before is not None and not c.pods_before:
         c.pods_before = [{"pod": f"{p.namespace}/{p.name}", "uid": p.uid} for p in cr.before.pods]
     if cr.after is not None:
@@ -220,8 +250,11 @@ def _record_step(rec: Recorder, step: str, component, start: float, end: float) 
     if step == "adopted" and c.revision_before is not None and component.helm_release:
         hr = component.helm_release
         passed = any(sr.step == "adopted" and sr.outcome == "passed" for sr in c.steps)
-        c.revision_made_by = (f"helm-controller, HelmRelease {hr.namespace}/{hr.name}" if passed
-                              else "not proven: step adopted failed")
+        c.revision_made_by = (
+            f"helm-controller, HelmRelease {hr.namespace}/{hr.name}"
+            if passed
+            else "not proven: step adopted failed"
+        )
     rec.write()
 
 
@@ -231,20 +264,39 @@ def _from_journal(run, c, component: str, step: str) -> None:
     never wrote its report."""
     p = run.component(component).progress
     earlier = ((p.passed.get(step) if p else None) or {}).get("run")
-    if not earlier or earlier == run.id or any(
-            s.step == step and s.run == earlier for s in c.steps):
+    if (
+        not earlier
+        or earlier == run.id
+        or any(s.step == step and s.run == earlier for s in c.steps)
+    ):
         return
-    times = {e.action: e.time for e in run.journal.entries()
-             if e.kind == "step" and e.component == component and e.step == step
-             and (e.detail or {}).get("run") == earlier and e.action in ("started", "passed")}
+    times = {
+        e.action: e.time
+        for e in run.journal.entries()
+        if e.kind == "step"
+        and e.component == component
+        and e.step == step
+        and (e.detail or {}).get("run") == earlier
+        and e.action in ("started", "passed")
+    }
     if "passed" not in times:
         return
     start = times.get("started", times["passed"])
-    skipped = next((i for i, s in enumerate(c.steps) if s.step == step and s.run == run.id),
-                   len(c.steps))
-    c.steps.insert(skipped, StepResult(step, "passed", times["passed"] - start,
-                                       f"in run {earlier} (journal)", start=start,
-                                       end=times["passed"], run=earlier))
+    skipped = next(
+        (i for i, s in enumerate(c.steps) if s.step == step and s.run == run.id), len(c.steps)
+    )
+    c.steps.insert(
+        skipped,
+        StepResult(
+            step,
+            "passed",
+            times["passed"] - start,
+            f"in run {earlier} (journal)",
+            start=start,
+            end=times["passed"],
+            run=earlier,
+        ),
+    )
 
 
 def _enrich_rollbacks(run: HandoverRun, rep: MigrationReport) -> None:
@@ -261,7 +313,11 @@ def _enrich_rollbacks(run: HandoverRun, rep: MigrationReport) -> None:
             continue
         since = min([s.start for s in c.steps if s.start] + [rep.started])
         c.rollback_events = [
-            {"t": e.time, "kind": e.kind if e.kind != "step" else f"step {e.action}",
-             "action": e.action if e.kind != "step" else f"rollback {e.action}"}
-            for e in entries if e.component == c.name and e.step == "rollback"
-            and e.time >= since - 1]
+            {
+                "t": e.time,
+                "kind": e.kind if e.kind != "step" else f"step {e.action}",
+                "action": e.action if e.kind != "step" else f"rollback {e.action}",
+            }
+            for e in entries
+            if e.component == c.name and e.step == "rollback" and e.time >= since - 1
+        ]

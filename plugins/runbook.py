@@ -22,12 +22,14 @@ Options: --journal (default ``<inventory backups>/journal.jsonl``), --report-dir
 ``mutator`` (the one place that mutates: --perform, context guard, journal first), ``report`` (the
 MigrationReport), ``abort_state``, ``remove_flux_requested``.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generator
+from typing import Any
 
 import pytest
 
@@ -75,13 +77,17 @@ def bind(item: pytest.Item) -> StepRef | None:
     if cm is None and sm is None:
         return None
     if cm is None or not cm.args:
-        raise pytest.UsageError(f"{item.nodeid}: a step marker without a chain: mark its module "
-                                "`pytestmark = pytest.mark.chain(\"<phase>\")`")
+        raise pytest.UsageError(
+            f"{item.nodeid}: a step marker without a chain: mark its module "
+            '`pytestmark = pytest.mark.chain("<phase>")`'
+        )
     try:
         chain = model.chain(cm.args[0])
         if sm is None or not sm.args:
-            raise KeyError(f"every test of the {chain.phase} chain is one of its steps: mark it "
-                           f"@pytest.mark.step(\"<step>\") (steps: {', '.join(chain.names)})")
+            raise KeyError(
+                f"every test of the {chain.phase} chain is one of its steps: mark it "
+                f'@pytest.mark.step("<step>") (steps: {", ".join(chain.names)})'
+            )
         step = chain.step(sm.args[0])
     except KeyError as e:
         raise pytest.UsageError(f"{item.nodeid}: {e.args[0]}") from None
@@ -89,8 +95,10 @@ def bind(item: pytest.Item) -> StepRef | None:
     if chain.per_component and step not in chain.final:
         callspec = getattr(item, "callspec", None)
         if callspec is None or "component" not in callspec.params:
-            raise pytest.UsageError(f"{item.nodeid}: a step of the per-component {chain.phase} "
-                                    "chain takes a `component` argument")
+            raise pytest.UsageError(
+                f"{item.nodeid}: a step of the per-component {chain.phase} "
+                "chain takes a `component` argument"
+            )
         component = callspec.params["component"]
     return StepRef(chain, step, component)
 
@@ -139,16 +147,18 @@ class RunbookPlugin:
     def run(self) -> HandoverRun:
         if self._run is None:
             path = self.config.getoption("--journal")
-            self._run = HandoverRun(Path(path) if path else
-                                    self.inventory.backups / "journal.jsonl")
+            self._run = HandoverRun(
+                Path(path) if path else self.inventory.backups / "journal.jsonl"
+            )
         return self._run
 
     @property
     def recorder(self) -> report_part.Recorder:
         if self._recorder is None:
             inv = self.inventory
-            self._recorder = report_part.Recorder(self.config, self.run, str(inv.source),
-                                                  kube_context_in_use(self.config, inv))
+            self._recorder = report_part.Recorder(
+                self.config, self.run, str(inv.source), kube_context_in_use(self.config, inv)
+            )
         return self._recorder
 
     @property
@@ -172,8 +182,9 @@ class RunbookPlugin:
         return True if abort_part.ignored(collection_path, config) else None
 
     @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config,
-                                      items: list[pytest.Item]) -> None:
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
         """Bind every item to its step, and give pytest-order what it orders: the phases in
         PHASES order, each step after the steps it needs."""
         funcs: dict[tuple[str, str], set[str]] = {}
@@ -183,31 +194,35 @@ class RunbookPlugin:
             if ref is not None:
                 it.stash[STEP_KEY] = ref
                 funcs.setdefault((ref.chain.phase, ref.step.name), set()).add(
-                    getattr(it, "originalname", it.name))
+                    getattr(it, "originalname", it.name)
+                )
         if any((r := step_ref(it)) and r.chain is model.ABORT for it in items):
             others = [it.nodeid for it in items if not abort_part.under_abort(it.path)]
             if others:
                 raise pytest.UsageError(
                     f"the abort (suites/abort) runs on its own, not in one session with other "
                     f"steps ({others[0]}{' and more' if len(others) > 1 else ''}): run "
-                    "`pytest suites/abort` alone")
+                    "`pytest suites/abort` alone"
+                )
         ranks = [phase_rank(it) for it in items]
         if len(set(ranks) - {None}) > 1:  # several phases: pytest-order puts them in order
-            for it, rank in zip(items, ranks):
+            for it, rank in zip(items, ranks, strict=True):
                 it.add_marker(pytest.mark.order(rank or 0))
         for it in items:
             ref = step_ref(it)
             if ref is None or not ref.step.needs:
                 continue
-            self._after[it.nodeid] = [(n, funcs.get((ref.chain.phase, n), set()))
-                                      for n in ref.step.needs]
+            self._after[it.nodeid] = [
+                (n, funcs.get((ref.chain.phase, n), set())) for n in ref.step.needs
+            ]
             self._needing.append(it)
             self._mark_after(it, set())
 
     def _mark_after(self, item: pytest.Item, gone: set[str]) -> None:
         """order(after=...) over the needed steps' test functions still selected."""
-        item.own_markers[:] = [m for m in item.own_markers
-                               if not (m.name == "order" and "after" in m.kwargs)]
+        item.own_markers[:] = [
+            m for m in item.own_markers if not (m.name == "order" and "after" in m.kwargs)
+        ]
         labels = sorted({f for _, fs in self._after.get(item.nodeid, []) for f in fs} - gone)
         if labels:
             item.add_marker(pytest.mark.order(after=labels))
@@ -222,8 +237,9 @@ class RunbookPlugin:
                 self._mark_after(it, gone)
 
     @pytest.hookimpl(wrapper=True, specname="pytest_collection_modifyitems")
-    def pytest_regroup_chains(self, session: pytest.Session, config: pytest.Config,
-                              items: list[pytest.Item]) -> Generator:
+    def pytest_regroup_chains(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> Generator:
         """After every other collection hook, pytest-order's included."""
         result = yield
         self._chain_order(items)
@@ -250,14 +266,19 @@ class RunbookPlugin:
             order = comps if ref.chain.per_component == "inventory" else comps[::-1]
             pos = order.index(ref.component.name) if ref.component.name in order else len(order)
             return (rank, 1, pos, ref.chain.index(ref.step.name), i)
+
         items[:] = [it for _, it in sorted(enumerate(items), key=key)]
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         names: list[str] = []
         for it in session.items:
             ref = step_ref(it)
-            if ref is not None and ref.chain is model.ABORT and ref.component is not None \
-                    and ref.component.name not in names:
+            if (
+                ref is not None
+                and ref.chain is model.ABORT
+                and ref.component is not None
+                and ref.component.name not in names
+            ):
                 names.append(ref.component.name)
         if names:
             self.abort.selected = names
@@ -276,8 +297,10 @@ class RunbookPlugin:
         for need in ref.step.needs:
             if (ref.chain.phase, need) in self.blocking:
                 nodeid, how = self.blocking[(ref.chain.phase, need)]
-                skip_not_acted(f"not run: the earlier step {nodeid} {how} in this run; fix what "
-                               "it reports (or run with --perform) and run the phase again")
+                skip_not_acted(
+                    f"not run: the earlier step {nodeid} {how} in this run; fix what "
+                    "it reports (or run with --perform) and run the phase again"
+                )
         return (yield)
 
     def _halted(self, ref: StepRef, suffix: str = "") -> None:
@@ -285,16 +308,23 @@ class RunbookPlugin:
         if halt is None:
             return
         if ref.component is None:  # the abort's final step
-            pytest.skip(f"not run: component {halt.component} halted at step {halt.step} "
-                        f"({halt.test})")
+            pytest.skip(
+                f"not run: component {halt.component} halted at step {halt.step} ({halt.test})"
+            )
         if halt.component == ref.component.name:
             if ref.chain is model.PHASE3:
-                pytest.skip(f"halted: {halt.component} failed at step {halt.step} ({halt.test})"
-                            f"{'; rolled back' if halt.rolled_back else ''}")
-            pytest.skip(f"halted: {halt.component} failed at step {halt.step} ({halt.test}); "
-                        "everything is left suspended (frozen); fix the cause and run again")
-        pytest.skip(f"not started: component {halt.component} halted at step {halt.step} "
-                    f"({halt.test}); later components are not started")
+                pytest.skip(
+                    f"halted: {halt.component} failed at step {halt.step} ({halt.test})"
+                    f"{'; rolled back' if halt.rolled_back else ''}"
+                )
+            pytest.skip(
+                f"halted: {halt.component} failed at step {halt.step} ({halt.test}); "
+                "everything is left suspended (frozen); fix the cause and run again"
+            )
+        pytest.skip(
+            f"not started: component {halt.component} halted at step {halt.step} "
+            f"({halt.test}); later components are not started"
+        )
 
     def _setup_phase3(self, item: pytest.Item, ref: StepRef) -> Generator:
         step, component = ref.step.name, ref.component
@@ -305,24 +335,38 @@ class RunbookPlugin:
         run = self.run
         cr = run.component(component.name)
         p = cr.progress
-        if p is not None and p.state == "failed" and step == ref.chain.first and not cr.mutated \
-                and not run.finished(component.name):
+        if (
+            p is not None
+            and p.state == "failed"
+            and step == ref.chain.first
+            and not cr.mutated
+            and not run.finished(component.name)
+        ):
             # A previous run failed (or was killed) and its rollback did not complete: finish it.
             # The item is set up first: its fixtures (the suite's `mutator`) register the
             # session's kube/mutator/inventory that the rollback uses.
             yield
-            actions = run_rollback(run, self.resources, component,
-                                   f"journal: run {p.run} failed at "
-                                   f"{p.failed_step or p.last_started}")
+            actions = run_rollback(
+                run,
+                self.resources,
+                component,
+                f"journal: run {p.run} failed at {p.failed_step or p.last_started}",
+            )
             rep = self.recorder.component(component)
             rep.rollback += [a.to_dict() for a in actions]
-            rep.status = "rolled back (from the journal)" if all(
-                a.result != "failed" for a in actions) else "rollback FAILED"
-            self.halts[ref.chain.phase] = Halt(component.name, p.failed_step or p.last_started,
-                                               f"run {p.run}", True)
-            pytest.skip(f"halted: {component.name}: run {p.run} failed at step "
-                        f"{p.failed_step or p.last_started}; rolled back from the journal now "
-                        f"({'; '.join(str(a) for a in actions)}). Fix the cause and run again.")
+            rep.status = (
+                "rolled back (from the journal)"
+                if all(a.result != "failed" for a in actions)
+                else "rollback FAILED"
+            )
+            self.halts[ref.chain.phase] = Halt(
+                component.name, p.failed_step or p.last_started, f"run {p.run}", True
+            )
+            pytest.skip(
+                f"halted: {component.name}: run {p.run} failed at step "
+                f"{p.failed_step or p.last_started}; rolled back from the journal now "
+                f"({'; '.join(str(a) for a in actions)}). Fix the cause and run again."
+            )
         reason = resume_skip_reason(run, component.name, step)
         if reason:
             rep = self.recorder.component(component)
@@ -344,22 +388,35 @@ class RunbookPlugin:
             p3 = run.handover.component(component.name).progress
             if p3 is not None and p3.state not in ("fresh", "rolled-back"):
                 # handed over again (phase 3) since that abort: this is a new abort attempt
-                run.record_step(component.name, "rollback", "rolled-back",
-                                reason=f"phase 3 handed {component.name} over again (journal: "
-                                       f"{p3.state}, run {p3.run}) after abort run {p.run}: a "
-                                       "new abort attempt")
+                run.record_step(
+                    component.name,
+                    "rollback",
+                    "rolled-back",
+                    reason=f"phase 3 handed {component.name} over again (journal: "
+                    f"{p3.state}, run {p3.run}) after abort run {p.run}: a "
+                    "new abort attempt",
+                )
                 ac.progress = p = journal_mod.Progress(component.name)
         if p is not None and p.state == "done":
-            pytest.skip(f"{component.name} was handed back in abort run {p.run} (journal "
-                        f"{run.journal.path}); nothing is repeated")
-        if p is not None and p.state in ("in-progress", "failed") and step in p.passed and not (
-                step == ref.chain.first and not (p.passed[step].get("state") or {})
-                .get("managed")):
+            pytest.skip(
+                f"{component.name} was handed back in abort run {p.run} (journal "
+                f"{run.journal.path}); nothing is repeated"
+            )
+        if (
+            p is not None
+            and p.state in ("in-progress", "failed")
+            and step in p.passed
+            and not (
+                step == ref.chain.first and not (p.passed[step].get("state") or {}).get("managed")
+            )
+        ):
             # (a component found NOT managed is looked at again: it may have been handed over)
             ac.resumed = True
             run.restore(component.name)
-            pytest.skip(f"{component.name}: abort step {step} passed in run "
-                        f"{p.passed[step].get('run', '?')} (journal); not repeated")
+            pytest.skip(
+                f"{component.name}: abort step {step} passed in run "
+                f"{p.passed[step].get('run', '?')} (journal); not repeated"
+            )
         if step != ref.chain.first:
             run.restore(component.name)
 
@@ -379,8 +436,7 @@ class RunbookPlugin:
         return (yield)
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item,
-                                  call: pytest.CallInfo) -> Generator:
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> Generator:
         """Inner: journal, halt and rollback (plugins.redaction, outside, scrubs what this
         adds; ``pytest_record_report``, outermost, draws the result)."""
         report: pytest.TestReport = yield
@@ -393,7 +449,9 @@ class RunbookPlugin:
             self._report_abort(item, ref, report)
         elif report.failed or (report.skipped and did_not_act(call)):
             self.blocking[(ref.chain.phase, ref.step.name)] = (
-                report.nodeid, "failed" if report.failed else "was skipped")
+                report.nodeid,
+                "failed" if report.failed else "was skipped",
+            )
         return report
 
     @pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_runtest_makereport")
@@ -402,7 +460,8 @@ class RunbookPlugin:
         report: pytest.TestReport = yield
         ref = step_ref(item)
         if report_part.phase_of(item, ref.chain.phase if ref else "") and not (
-                report.when == "teardown" or (report.when == "setup" and report.passed)):
+            report.when == "teardown" or (report.when == "setup" and report.passed)
+        ):
             rec = self._recorder_or_none()
             if rec is not None:
                 report_part.record(rec, item, report, item.stash.get(_WALL0, None), ref)
@@ -443,8 +502,9 @@ class RunbookPlugin:
             # item.user_properties
             item.user_properties.append((f"rollback.{n}", str(a)))
             report.user_properties.append((f"rollback.{n}", str(a)))
-        report.sections.append(("rollback", "\n".join(f"{n}. {a}" for n, a in
-                                                      enumerate(actions, 1))))
+        report.sections.append(
+            ("rollback", "\n".join(f"{n}. {a}" for n, a in enumerate(actions, 1)))
+        )
         self.halts[ref.chain.phase] = Halt(component.name, step, item.name, rolled)
 
     def _report_abort(self, item: pytest.Item, ref: StepRef, report: pytest.TestReport) -> None:
@@ -466,8 +526,9 @@ class RunbookPlugin:
         rep = self.recorder.component(component)
         seconds = time.monotonic() - item.stash.get(_T0, time.monotonic())
         if report.passed:
-            run.record_step(component.name, step, "passed",
-                            **run.component(component.name).detail.get(step, {}))
+            run.record_step(
+                component.name, step, "passed", **run.component(component.name).detail.get(step, {})
+            )
             rep.steps.append(StepResult(f"abort:{step}", "passed", seconds))
             return
         message = _message(report)
@@ -493,22 +554,35 @@ class RunbookPlugin:
 
 # -- registration (junitxml.py's model: the object under a StashKey, cleaned in unconfigure) -----
 
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("flux-handover")
-    group.addoption("--journal", default=None,
-                    help="the migration journal (default: <inventory backups>/journal.jsonl)")
-    group.addoption("--report-dir", default="reports",
-                    help="where the migration report goes (<dir>/<run>.md and .json)")
-    group.addoption("--remove-flux", action="store_true", default=False,
-                    help="abort: after every component is handed back, remove Flux itself "
-                         "(controllers, CRDs), only when no Flux object left has a finalizer "
-                         "that would act")
+    group.addoption(
+        "--journal",
+        default=None,
+        help="the migration journal (default: <inventory backups>/journal.jsonl)",
+    )
+    group.addoption(
+        "--report-dir",
+        default="reports",
+        help="where the migration report goes (<dir>/<run>.md and .json)",
+    )
+    group.addoption(
+        "--remove-flux",
+        action="store_true",
+        default=False,
+        help="abort: after every component is handed back, remove Flux itself "
+        "(controllers, CRDs), only when no Flux object left has a finalizer "
+        "that would act",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "chain(phase): the module's tests are steps of this "
-                                       "chain of handover.runbook (" +
-                            ", ".join(model.CHAINS) + ")")
+    config.addinivalue_line(
+        "markers",
+        "chain(phase): the module's tests are steps of this "
+        "chain of handover.runbook (" + ", ".join(model.CHAINS) + ")",
+    )
     config.addinivalue_line("markers", "step(name): the chain step this test performs")
     plugin = RunbookPlugin(config)
     config.stash[RUNBOOK_KEY] = plugin

@@ -13,6 +13,7 @@ Options registered here: --inventory, --kube-context, --kubeconfig, --perform.
   ``@pytest.mark.component_types("helm", ...)`` limits them to some types,
   ``@pytest.mark.component_with("pvs")`` to components that have PVs.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,27 +30,43 @@ INVENTORY_KEY = pytest.StashKey[object]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("flux-handover", "flux-handover safety interlocks")
-    group.addoption("--inventory", default=os.environ.get("HANDOVER_INVENTORY", "migration.yaml"),
-                    help="the migration inventory (default: ./migration.yaml)")
-    group.addoption("--kube-context", default=None,
-                    help="kube context to use (default: the inventory's cluster.context; it must "
-                         "match it)")
+    group.addoption(
+        "--inventory",
+        default=os.environ.get("HANDOVER_INVENTORY", "migration.yaml"),
+        help="the migration inventory (default: ./migration.yaml)",
+    )
+    group.addoption(
+        "--kube-context",
+        default=None,
+        help="kube context to use (default: the inventory's cluster.context; it must match it)",
+    )
     try:
-        group.addoption("--kubeconfig", default=None,
-                        help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+        group.addoption(
+            "--kubeconfig",
+            default=None,
+            help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)",
+        )
     except ValueError:
         pass  # pytest-kind-ng (kind backend) registers the same option with the same meaning
-    group.addoption("--perform", action="store_true", default=False,
-                    help="perform mutating steps; without it they are skipped with the action "
-                         "they would take")
+    group.addoption(
+        "--perform",
+        action="store_true",
+        default=False,
+        help="perform mutating steps; without it they are skipped with the action they would take",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "component_types(*types): parametrize `component` only "
-                                       "over components of these types")
-    config.addinivalue_line("markers", "component_with(*fields): parametrize `component` only "
-                                       "over components whose inventory has these fields set "
-                                       "(e.g. pvs, health)")
+    config.addinivalue_line(
+        "markers",
+        "component_types(*types): parametrize `component` only over components of these types",
+    )
+    config.addinivalue_line(
+        "markers",
+        "component_with(*fields): parametrize `component` only "
+        "over components whose inventory has these fields set "
+        "(e.g. pvs, health)",
+    )
 
 
 INVENTORY_ERROR_KEY = pytest.StashKey[str]()
@@ -82,7 +99,8 @@ INVENTORY_FIXTURES = {"inventory", "kube", "kube_context", "component", "perform
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Validate the inventory once before any test runs when a collected test needs it."""
     needs = INVENTORY_ERROR_KEY in session.config.stash or any(
-        INVENTORY_FIXTURES & set(getattr(item, "fixturenames", ())) for item in session.items)
+        INVENTORY_FIXTURES & set(getattr(item, "fixturenames", ())) for item in session.items
+    )
     if needs:
         load_inventory(session.config)
 
@@ -98,8 +116,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     types = set(marker.args) if marker else None
     with_marker = metafunc.definition.get_closest_marker("component_with")
     fields = with_marker.args if with_marker else ()
-    comps = [c for c in inv.components if (types is None or c.type in types)
-             and all(getattr(c, f) for f in fields)]
+    comps = [
+        c
+        for c in inv.components
+        if (types is None or c.type in types) and all(getattr(c, f) for f in fields)
+    ]
     metafunc.parametrize("component", comps, ids=[c.name for c in comps], scope="function")
 
 
@@ -112,6 +133,7 @@ def inventory(pytestconfig: pytest.Config) -> inventory_mod.Inventory:
 def target(inventory: inventory_mod.Inventory):
     """Where the runbook runs (handover.target: Live | Rehearsal), chosen once per session."""
     from handover import target as targets
+
     return targets.of(inventory)
 
 
@@ -147,8 +169,11 @@ def kube(pytestconfig: pytest.Config, kube_context: str) -> Kube:
 
 def skip_unless_perform(config_or_flag, action: str) -> None:
     """Skip a mutating step without --perform, saying exactly what it would have done."""
-    flag = config_or_flag if isinstance(config_or_flag, bool) else \
-        bool(config_or_flag.getoption("--perform"))
+    flag = (
+        config_or_flag
+        if isinstance(config_or_flag, bool)
+        else bool(config_or_flag.getoption("--perform"))
+    )
     if not flag:
         skip_not_acted(f"dry run (no --perform): would {action}")
 

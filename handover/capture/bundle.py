@@ -40,6 +40,7 @@ bundle that describes a cluster by how a person made it, read into the same :cla
 Its releases carry no stored Secret (:attr:`Revision.stored` is False): the replay installs each
 with real ``helm install`` from the rehearsal chart repository instead of writing its Secret.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -51,15 +52,17 @@ from typing import Any
 
 import yaml
 
-from handover.sources import helm_storage
 from handover.core.errors import HandoverError
+from handover.sources import helm_storage
 
 INDEX = "index.yaml"
 FORMAT = "flux-handover/capture-v1"
 SEED_FORMAT = "flux-handover/seed-v1"  # a seed file read as a bundle (its index's format)
 SEED_KIND = "Seed"
-WARNING = ("# flux-handover capture bundle: it holds the Helm releases' values, which can include "
-           "secrets (passwords, tokens): keep it as you keep those secrets.")
+WARNING = (
+    "# flux-handover capture bundle: it holds the Helm releases' values, which can include "
+    "secrets (passwords, tokens): keep it as you keep those secrets."
+)
 
 
 class BundleError(HandoverError):
@@ -67,8 +70,10 @@ class BundleError(HandoverError):
 
 
 def first_line(context: str, server_version: str, captured_at: str) -> str:
-    return (f"{WARNING} Captured from kube context {context!r} (server {server_version}) "
-            f"at {captured_at}.")
+    return (
+        f"{WARNING} Captured from kube context {context!r} (server {server_version}) "
+        f"at {captured_at}."
+    )
 
 
 def sha256(data: bytes) -> str:
@@ -208,19 +213,27 @@ def read(path: Path | str) -> Bundle:
         return read_seed(path)
     idx_path = path / INDEX
     if not idx_path.is_file():
-        raise BundleError(f"{path} is not a capture bundle: no {INDEX} (was the capture "
-                          "interrupted, or is this the wrong directory?)")
+        raise BundleError(
+            f"{path} is not a capture bundle: no {INDEX} (was the capture "
+            "interrupted, or is this the wrong directory?)"
+        )
     text = idx_path.read_text()
     if not text.startswith(WARNING):
-        raise BundleError(f"{idx_path}: its first line is not the capture warning: not a bundle "
-                          "written by `handover capture`, or hand-edited")
+        raise BundleError(
+            f"{idx_path}: its first line is not the capture warning: not a bundle "
+            "written by `handover capture`, or hand-edited"
+        )
     try:
         index = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise BundleError(f"{idx_path} is not valid YAML ({e}): truncated or hand-edited") from e
-    if not isinstance(index, dict) or index.get("format") != FORMAT or \
-            not isinstance(index.get("files"), dict) or "source" not in index or \
-            not index.get("complete"):
+    if (
+        not isinstance(index, dict)
+        or index.get("format") != FORMAT
+        or not isinstance(index.get("files"), dict)
+        or "source" not in index
+        or not index.get("complete")
+    ):
         raise BundleError(f"{idx_path}: not a complete {FORMAT} index (truncated or hand-edited)")
     files: dict[str, str] = index["files"]
     problems = []
@@ -229,14 +242,17 @@ def read(path: Path | str) -> Bundle:
         if not f.is_file():
             problems.append(f"{rel}: listed in the index but missing (truncated bundle)")
         elif sha256(f.read_bytes()) != digest:
-            problems.append(f"{rel}: its sha256 is not the one in the index (the file was "
-                            "changed after the capture, or truncated)")
+            problems.append(
+                f"{rel}: its sha256 is not the one in the index (the file was "
+                "changed after the capture, or truncated)"
+            )
     present = {str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()} - {INDEX}
     for rel in sorted(present - set(files)):
         problems.append(f"{rel}: not listed in the index (added after the capture)")
     if problems:
-        raise BundleError(f"bundle {path} is not as captured:\n" +
-                          "\n".join(f"  - {p}" for p in problems))
+        raise BundleError(
+            f"bundle {path} is not as captured:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
 
     releases: dict[tuple[str, str], Release] = {}
     applied: list[Any] = []
@@ -248,12 +264,15 @@ def read(path: Path | str) -> Bundle:
             try:
                 record = helm_storage.decode_release(data["data"]["release"])
             except Exception as e:  # noqa: BLE001 - any decoding failure is a bad bundle
-                raise BundleError(f"bundle {path}: {rel}: the release record does not decode "
-                                  f"({type(e).__name__}: {e})") from e
+                raise BundleError(
+                    f"bundle {path}: {rel}: the release record does not decode "
+                    f"({type(e).__name__}: {e})"
+                ) from e
             rev = Revision(secret=data, record=record, path=rel)
             key = (rev.storage_namespace, rev.name)
-            releases.setdefault(key, Release(rev.name, rev.storage_namespace, [])) \
-                .revisions.append(rev)
+            releases.setdefault(key, Release(rev.name, rev.storage_namespace, [])).revisions.append(
+                rev
+            )
         elif top == "helm":
             pass
         elif top == "applied":
@@ -268,12 +287,16 @@ def read(path: Path | str) -> Bundle:
     for entry in index.get("releases") or []:
         key = (entry["storageNamespace"], entry["name"])
         if key not in releases:
-            raise BundleError(f"bundle {path}: release {key[0]}/{key[1]} is in the index but "
-                              "none of its revisions is in the bundle")
+            raise BundleError(
+                f"bundle {path}: release {key[0]}/{key[1]} is in the index but "
+                "none of its revisions is in the bundle"
+            )
         have = [v.revision for v in releases[key].revisions]
         if have != list(entry["revisions"]):
-            raise BundleError(f"bundle {path}: release {key[0]}/{key[1]}: the index lists "
-                              f"revisions {entry['revisions']}, the bundle holds {have}")
+            raise BundleError(
+                f"bundle {path}: release {key[0]}/{key[1]}: the index lists "
+                f"revisions {entry['revisions']}, the bundle holds {have}"
+            )
     return Bundle(path, index, sorted(releases.values(), key=lambda r: r.key), applied, cluster)
 
 
@@ -291,49 +314,64 @@ def read_seed(path: Path | str) -> Bundle:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise BundleError(f"{path} is not valid YAML ({e})") from e
-    if not isinstance(data, dict) or data.get("kind") != SEED_KIND or \
-            not isinstance(data.get("releases", []), list) or \
-            not isinstance(data.get("applied", []), list):
-        raise BundleError(f"{path}: not a seed file (kind: {SEED_KIND} with a releases list "
-                          "and an applied list)")
+    if (
+        not isinstance(data, dict)
+        or data.get("kind") != SEED_KIND
+        or not isinstance(data.get("releases", []), list)
+        or not isinstance(data.get("applied", []), list)
+    ):
+        raise BundleError(
+            f"{path}: not a seed file (kind: {SEED_KIND} with a releases list and an applied list)"
+        )
     releases: dict[tuple[str, str], Release] = {}
     for i, r in enumerate(data.get("releases") or []):
         try:
             meta = r["chart"]["metadata"]
             chart = {"metadata": {"name": str(meta["name"]), "version": str(meta["version"])}}
             earlier = r.get("earlierRevisions") or []
-            if not isinstance(earlier, list) or \
-                    not all(isinstance(e, dict) for e in earlier):
+            if not isinstance(earlier, list) or not all(isinstance(e, dict) for e in earlier):
                 raise TypeError("earlierRevisions")
             # the install, each earlier upgrade, then the deployed revision: `helm install`
             # makes revision 1, each `helm upgrade` the next
-            configs = [dict(e.get("config") or {}) for e in earlier] + \
-                [dict(r.get("config") or {})]
+            configs = [dict(e.get("config") or {}) for e in earlier] + [dict(r.get("config") or {})]
             latest = int(r.get("version", len(configs)))  # the replay checks 1, 2, .. n
-            records = [{"name": str(r["name"]), "namespace": str(r["namespace"]),
-                        "version": n + 1 if n + 1 < len(configs) else latest,
-                        "info": {"status": "superseded" if n + 1 < len(configs) else
-                                 str((r.get("info") or {}).get("status", "deployed"))},
-                        "chart": chart, "config": config}
-                       for n, config in enumerate(configs)]
+            records = [
+                {
+                    "name": str(r["name"]),
+                    "namespace": str(r["namespace"]),
+                    "version": n + 1 if n + 1 < len(configs) else latest,
+                    "info": {
+                        "status": "superseded"
+                        if n + 1 < len(configs)
+                        else str((r.get("info") or {}).get("status", "deployed"))
+                    },
+                    "chart": chart,
+                    "config": config,
+                }
+                for n, config in enumerate(configs)
+            ]
         except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise BundleError(f"{path}: releases[{i}] lacks {e} (needs name, namespace, "
-                              "chart.metadata.name/version, config; earlierRevisions is a "
-                              "list of {config: ...})") from e
-        revs = [Revision(secret={}, record=rec, path=f"{path.name}:releases[{i}]")
-                for rec in records]
+            raise BundleError(
+                f"{path}: releases[{i}] lacks {e} (needs name, namespace, "
+                "chart.metadata.name/version, config; earlierRevisions is a "
+                "list of {config: ...})"
+            ) from e
+        revs = [
+            Revision(secret={}, record=rec, path=f"{path.name}:releases[{i}]") for rec in records
+        ]
         key = (revs[-1].storage_namespace, revs[-1].name)
         if key in releases:
-            raise BundleError(f"{path}: releases[{i}]: release {key[0]}/{key[1]} twice (a seed "
-                              "holds one entry per release; earlier upgrades go in its "
-                              "earlierRevisions)")
+            raise BundleError(
+                f"{path}: releases[{i}]: release {key[0]}/{key[1]} twice (a seed "
+                "holds one entry per release; earlier upgrades go in its "
+                "earlierRevisions)"
+            )
         releases[key] = Release(revs[-1].name, revs[-1].storage_namespace, revs)
     applied = []
     for i, rel in enumerate(data.get("applied") or []):
         d = (path.parent / str(rel)).resolve()
         if not d.is_dir():
-            raise BundleError(f"{path}: applied[{i}] {rel}: no such directory beside the seed "
-                              "file")
+            raise BundleError(f"{path}: applied[{i}] {rel}: no such directory beside the seed file")
         try:
             objects = kustomize.build(d)
         except HandoverError as e:
@@ -349,11 +387,17 @@ def read_seed(path: Path | str) -> Bundle:
     for r in releases.values():
         meta = r.latest.record["chart"]["metadata"]
         if (meta["name"], meta["version"]) not in served:
-            raise BundleError(f"{path}: release {r.key} ({r.latest.path}) asks for chart "
-                              f"{meta['name']} {meta['version']}, which is not among the chart "
-                              f"sources {charts} (its `charts`): the rehearsal chart repository "
-                              "could not install it")
-    index = {"format": SEED_FORMAT, "source": {"seed": str(path.resolve())}, "scope": {},
-             "charts": str(charts)}
+            raise BundleError(
+                f"{path}: release {r.key} ({r.latest.path}) asks for chart "
+                f"{meta['name']} {meta['version']}, which is not among the chart "
+                f"sources {charts} (its `charts`): the rehearsal chart repository "
+                "could not install it"
+            )
+    index = {
+        "format": SEED_FORMAT,
+        "source": {"seed": str(path.resolve())},
+        "scope": {},
+        "charts": str(charts),
+    }
     # in the file's order: the order a person installed them in
     return Bundle(path, index, list(releases.values()), applied, {})

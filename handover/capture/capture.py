@@ -17,6 +17,7 @@ releases, else every namespace. In scope:
 A release kept in ConfigMaps (HELM_DRIVER=configmap) is not captured: it is listed by name under
 ``notCaptured`` in the index (never silently dropped).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -27,20 +28,37 @@ from typing import Any
 
 import yaml
 
-from handover.sources import helm_storage
-from handover.core import tools
 from handover.capture import bundle
+from handover.core import tools
 from handover.core.errors import HandoverError
 from handover.core.kube import Kube, check_context
 from handover.core.objects import group_of
+from handover.sources import helm_storage
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
-SKIP_KINDS = {"Event", "Lease", "EndpointSlice", "Endpoints", "Pod", "ReplicaSet",
-              "ControllerRevision", "TokenReview", "SubjectAccessReview",
-              "LocalSubjectAccessReview", "SelfSubjectAccessReview", "SelfSubjectRulesReview",
-              "ComponentStatus", "Binding"}
-CLUSTER_KINDS = ("Namespace", "StorageClass", "PersistentVolume", "PersistentVolumeClaim",
-                 "CustomResourceDefinition")
+SKIP_KINDS = {
+    "Event",
+    "Lease",
+    "EndpointSlice",
+    "Endpoints",
+    "Pod",
+    "ReplicaSet",
+    "ControllerRevision",
+    "TokenReview",
+    "SubjectAccessReview",
+    "LocalSubjectAccessReview",
+    "SelfSubjectAccessReview",
+    "SelfSubjectRulesReview",
+    "ComponentStatus",
+    "Binding",
+}
+CLUSTER_KINDS = (
+    "Namespace",
+    "StorageClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "CustomResourceDefinition",
+)
 
 
 @dataclass
@@ -62,13 +80,18 @@ def _clean(obj: dict[str, Any]) -> dict[str, Any]:
 def _helm_outputs(kubeconfig: str | None, context: str, name: str, ns: str) -> dict[str, Any]:
     """What real helm prints for the release (reads release storage only)."""
     base = [str(tools.helm())]
-    tail = ["-n", ns, "--kube-context", context] + (["--kubeconfig", kubeconfig]
-                                                   if kubeconfig else [])
+    tail = ["-n", ns, "--kube-context", context] + (
+        ["--kubeconfig", kubeconfig] if kubeconfig else []
+    )
     manifest = tools.run(base + ["get", "manifest", name] + tail, check=True).stdout
-    values = json.loads(tools.run(base + ["get", "values", name, "--all", "-o", "json"] + tail,
-                                  check=True).stdout or "null")
-    history = json.loads(tools.run(base + ["history", name, "-o", "json", "--max", "1000"] + tail,
-                                   check=True).stdout or "[]")
+    values = json.loads(
+        tools.run(base + ["get", "values", name, "--all", "-o", "json"] + tail, check=True).stdout
+        or "null"
+    )
+    history = json.loads(
+        tools.run(base + ["history", name, "-o", "json", "--max", "1000"] + tail, check=True).stdout
+        or "[]"
+    )
     return {"manifest": manifest, "valuesAll": values, "history": history}
 
 
@@ -89,16 +112,20 @@ def _kinds_in_manifest(text: str) -> set[tuple[str, str]]:
 
 def _chart_crd_kinds(record: dict[str, Any]) -> set[tuple[str, str]]:
     import base64
+
     out = set()
     for f in (record.get("chart") or {}).get("files") or []:
         if f.get("name", "").startswith("crds/"):
-            out |= _kinds_in_manifest(base64.b64decode(f.get("data") or "").decode(errors="replace"))
+            out |= _kinds_in_manifest(
+                base64.b64decode(f.get("data") or "").decode(errors="replace")
+            )
     return out
 
 
 def scope_from_inventory(inventory_path: Path) -> tuple[str, list[str], set[str]]:
     """(context, namespaces, PV names) an inventory puts in scope."""
     from handover.core.inventory import load
+
     inv = load(inventory_path)
     nss: set[str] = set()
     pvs: set[str] = set()
@@ -110,9 +137,14 @@ def scope_from_inventory(inventory_path: Path) -> tuple[str, list[str], set[str]
     return inv.cluster.context, sorted(nss), pvs
 
 
-def capture(out: Path | str, *, kubeconfig: str | Path | None = None, context: str | None = None,
-            namespaces: list[str] | None = None, inventory: Path | str | None = None
-            ) -> CaptureResult:
+def capture(
+    out: Path | str,
+    *,
+    kubeconfig: str | Path | None = None,
+    context: str | None = None,
+    namespaces: list[str] | None = None,
+    inventory: Path | str | None = None,
+) -> CaptureResult:
     """Write a bundle of the cluster at (kubeconfig, context) into ``out`` (a new directory)."""
     out = Path(out)
     named_pvs: set[str] = set()
@@ -123,8 +155,9 @@ def capture(out: Path | str, *, kubeconfig: str | Path | None = None, context: s
         context = inv_context
         namespaces = namespaces or inv_nss
     if context is None:
-        raise HandoverError("capture needs --inventory or --kube-context: it never guesses "
-                            "which cluster to read")
+        raise HandoverError(
+            "capture needs --inventory or --kube-context: it never guesses which cluster to read"
+        )
     kubeconfig = str(kubeconfig) if kubeconfig else None
     kube = Kube(kubeconfig, context)
     if out.exists() and any(out.iterdir()):
@@ -152,14 +185,20 @@ def capture(out: Path | str, *, kubeconfig: str | Path | None = None, context: s
                 continue
             d = kube.api.sanitize_for_serialization(s)
             meta = d["metadata"]
-            entry = {"name": meta["name"], "namespace": meta["namespace"], "type": d["type"],
-                     "labels": meta.get("labels") or {}, "data": {"release": d["data"]["release"]}}
+            entry = {
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "type": d["type"],
+                "labels": meta.get("labels") or {},
+                "data": {"release": d["data"]["release"]},
+            }
             record = helm_storage.decode_release(entry["data"]["release"])
             key = (ns, record["name"])
             releases.setdefault(key, []).append((int(record["version"]), record["info"]["status"]))
             w.write(f"releases/{bundle.safe_name(ns)}/{bundle.safe_name(meta['name'])}.json", entry)
-            if key not in latest_records or int(record["version"]) > \
-                    int(latest_records[key]["version"]):
+            if key not in latest_records or int(record["version"]) > int(
+                latest_records[key]["version"]
+            ):
                 latest_records[key] = record
             used |= _kinds_in_manifest(record.get("manifest") or "")
             for h in record.get("hooks") or []:
@@ -169,36 +208,52 @@ def capture(out: Path | str, *, kubeconfig: str | Path | None = None, context: s
         for cm in cms.items:
             result.not_captured.append(
                 f"ConfigMap {ns}/{cm.metadata.name}: a Helm release kept in ConfigMaps "
-                "(HELM_DRIVER=configmap); only Secret storage is captured")
+                "(HELM_DRIVER=configmap); only Secret storage is captured"
+            )
     index_releases = []
     for (ns, name), revs in sorted(releases.items()):
         revs.sort()
-        w.write(f"helm/{bundle.safe_name(ns)}/{bundle.safe_name(name)}.json",
-                _helm_outputs(kubeconfig, context, name, ns))
+        w.write(
+            f"helm/{bundle.safe_name(ns)}/{bundle.safe_name(name)}.json",
+            _helm_outputs(kubeconfig, context, name, ns),
+        )
         rec = latest_records[(ns, name)]
         cmeta = (rec.get("chart") or {}).get("metadata") or {}
-        index_releases.append({"name": name, "storageNamespace": ns,
-                               "namespace": rec.get("namespace", ns),
-                               "revisions": [r for r, _ in revs], "status": revs[-1][1],
-                               "chart": cmeta.get("name"), "chartVersion": cmeta.get("version")})
+        index_releases.append(
+            {
+                "name": name,
+                "storageNamespace": ns,
+                "namespace": rec.get("namespace", ns),
+                "revisions": [r for r, _ in revs],
+                "status": revs[-1][1],
+                "chart": cmeta.get("name"),
+                "chartVersion": cmeta.get("version"),
+            }
+        )
         result.releases.append(f"{ns}/{name} (revisions {', '.join(str(r) for r, _ in revs)})")
 
     # -- kubectl-applied objects ---------------------------------------------------------------
     seen_uids: set[str] = set()
     seen_kinds: set[tuple[str, str]] = set()
     for res in kube.dynamic.resources.search():
-        if type(res).__name__ == "ResourceList" or "/" in res.name or \
-                "list" not in (getattr(res, "verbs", None) or []):
+        if (
+            type(res).__name__ == "ResourceList"
+            or "/" in res.name
+            or "list" not in (getattr(res, "verbs", None) or [])
+        ):
             continue
         if res.kind in SKIP_KINDS or (res.group, res.kind) in seen_kinds:
             continue
         if not res.namespaced and (scoped or res.kind in CLUSTER_KINDS):
             continue  # cluster-scoped objects: the kinds below, or everything when unscoped
         seen_kinds.add((res.group, res.kind))
-        for ns in (in_scope if res.namespaced else [None]):
+        for ns in in_scope if res.namespaced else [None]:
             try:
-                items = res.get(namespace=ns).to_dict().get("items", []) if ns else \
-                    res.get().to_dict().get("items", [])
+                items = (
+                    res.get(namespace=ns).to_dict().get("items", [])
+                    if ns
+                    else res.get().to_dict().get("items", [])
+                )
             except Exception:  # noqa: BLE001 - a kind this identity may not list is skipped
                 continue
             for item in items:
@@ -210,15 +265,18 @@ def capture(out: Path | str, *, kubeconfig: str | Path | None = None, context: s
                 try:
                     last = json.loads(ann)
                 except ValueError:
-                    result.not_captured.append(f"{item['kind']} {ns}/{meta['name']}: its "
-                                               f"{LAST_APPLIED} is not JSON")
+                    result.not_captured.append(
+                        f"{item['kind']} {ns}/{meta['name']}: its {LAST_APPLIED} is not JSON"
+                    )
                     continue
                 oid = f"{item['kind']} {ns + '/' if ns else ''}{meta['name']}"
                 used |= _kinds_in_manifest(json.dumps(last))
-                w.write(f"applied/{bundle.safe_name(ns or '_cluster')}/"
-                        f"{bundle.safe_name(res.group + '.' + item['kind'])}."
-                        f"{bundle.safe_name(meta['name'])}.json",
-                        {"id": oid, "namespace": ns, "lastApplied": last})
+                w.write(
+                    f"applied/{bundle.safe_name(ns or '_cluster')}/"
+                    f"{bundle.safe_name(res.group + '.' + item['kind'])}."
+                    f"{bundle.safe_name(meta['name'])}.json",
+                    {"id": oid, "namespace": ns, "lastApplied": last},
+                )
                 result.applied.append(oid)
 
     # -- storage, namespaces, CRDs -------------------------------------------------------------
@@ -226,8 +284,10 @@ def capture(out: Path | str, *, kubeconfig: str | Path | None = None, context: s
 
     def keep(kind: str, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
-        rel = (f"cluster/{kind}/{bundle.safe_name(meta.get('namespace') or '_')}."
-               f"{bundle.safe_name(meta['name'])}.json")
+        rel = (
+            f"cluster/{kind}/{bundle.safe_name(meta.get('namespace') or '_')}."
+            f"{bundle.safe_name(meta['name'])}.json"
+        )
         obj.setdefault("apiVersion", "v1")
         obj.setdefault("kind", kind)
         w.write(rel, _clean(obj))
@@ -240,8 +300,12 @@ def capture(out: Path | str, *, kubeconfig: str | Path | None = None, context: s
         keep("StorageClass", {**sc, "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass"})
     for pv in kube.list("v1", "PersistentVolume"):
         ref = (pv.get("spec") or {}).get("claimRef") or {}
-        if not scoped or not ref or ref.get("namespace") in in_scope or \
-                pv["metadata"]["name"] in named_pvs:
+        if (
+            not scoped
+            or not ref
+            or ref.get("namespace") in in_scope
+            or pv["metadata"]["name"] in named_pvs
+        ):
             keep("PersistentVolume", pv)
     for ns in in_scope:
         for pvc in kube.list("v1", "PersistentVolumeClaim", ns):
@@ -250,19 +314,34 @@ def capture(out: Path | str, *, kubeconfig: str | Path | None = None, context: s
     for crd in crds:
         spec = crd.get("spec") or {}
         if (spec.get("group", ""), (spec.get("names") or {}).get("kind", "")) in used:
-            keep("CustomResourceDefinition", {**crd, "apiVersion": "apiextensions.k8s.io/v1",
-                                              "kind": "CustomResourceDefinition"})
+            keep(
+                "CustomResourceDefinition",
+                {
+                    **crd,
+                    "apiVersion": "apiextensions.k8s.io/v1",
+                    "kind": "CustomResourceDefinition",
+                },
+            )
 
     header = bundle.first_line(context, server_version, captured_at)
-    w.finish(header, {
-        "source": {"context": context, "server": kube.server, "serverVersion": server_version,
-                   "capturedAt": captured_at},
-        "scope": {"namespaces": scoped,
-                  "inventory": str(Path(inventory).resolve()) if inventory else None},
-        "releases": index_releases,
-        "applied": len(result.applied),
-        "cluster": counts,
-        "notCaptured": result.not_captured,
-        "complete": True,
-    })
+    w.finish(
+        header,
+        {
+            "source": {
+                "context": context,
+                "server": kube.server,
+                "serverVersion": server_version,
+                "capturedAt": captured_at,
+            },
+            "scope": {
+                "namespaces": scoped,
+                "inventory": str(Path(inventory).resolve()) if inventory else None,
+            },
+            "releases": index_releases,
+            "applied": len(result.applied),
+            "cluster": counts,
+            "notCaptured": result.not_captured,
+            "complete": True,
+        },
+    )
     return result

@@ -26,6 +26,7 @@ Every mutation goes through :class:`handover.core.mutation.Mutator` (journal fir
 guard). Every action checks the live state first, so running it again (a resumed abort) repeats
 nothing that is done.
 """
+
 from __future__ import annotations
 
 import glob
@@ -38,13 +39,12 @@ import yaml
 
 from handover import target as targets
 from handover.chain import backup as backup_mod
-from handover.flux import rules as flux
-from handover.sources import helm_storage
-from handover.core import tools
-from handover.core import wait
+from handover.core import tools, wait
 from handover.core.errors import HandoverError
 from handover.core.inventory import Component, Inventory
 from handover.core.objects import ObjectId, group_of, object_id
+from handover.flux import rules as flux
+from handover.sources import helm_storage
 
 if TYPE_CHECKING:
     from handover.core.kube import Kube
@@ -52,13 +52,15 @@ if TYPE_CHECKING:
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 FLUX_LABEL_PREFIXES = ("kustomize.toolkit.fluxcd.io/", "helm.toolkit.fluxcd.io/")
-FLUX_KINDS = {("helm.toolkit.fluxcd.io", "HelmRelease"),
-              ("kustomize.toolkit.fluxcd.io", "Kustomization"),
-              ("source.toolkit.fluxcd.io", "GitRepository"),
-              ("source.toolkit.fluxcd.io", "HelmRepository"),
-              ("source.toolkit.fluxcd.io", "HelmChart"),
-              ("source.toolkit.fluxcd.io", "OCIRepository"),
-              ("source.toolkit.fluxcd.io", "Bucket")}
+FLUX_KINDS = {
+    ("helm.toolkit.fluxcd.io", "HelmRelease"),
+    ("kustomize.toolkit.fluxcd.io", "Kustomization"),
+    ("source.toolkit.fluxcd.io", "GitRepository"),
+    ("source.toolkit.fluxcd.io", "HelmRepository"),
+    ("source.toolkit.fluxcd.io", "HelmChart"),
+    ("source.toolkit.fluxcd.io", "OCIRepository"),
+    ("source.toolkit.fluxcd.io", "Bucket"),
+}
 
 
 class AbortError(HandoverError):
@@ -102,12 +104,14 @@ class ComponentState:
         return f"{self.name}: {who} ({ev}); phase 3 journal: {self.journal_hint or 'no entry'}"
 
 
-def component_objects(kube: Kube, inventory: Inventory, component: Component
-                      ) -> list[tuple[str, str, str | None, str]]:
+def component_objects(
+    kube: Kube, inventory: Inventory, component: Component
+) -> list[tuple[str, str, str | None, str]]:
     """(apiVersion, kind, namespace or None, name) of the component's live objects: the release
     manifest's objects (newest revision), the component path's kustomize build (Flux kinds
     left out: they are handled by name), its workloads and PVs."""
     from handover.sources import kustomize
+
     refs: dict[tuple[str, str, str | None, str], None] = {}
 
     def add(api_version: str, kind: str, ns: str | None, name: str, default_ns: str) -> None:
@@ -138,8 +142,9 @@ def component_objects(kube: Kube, inventory: Inventory, component: Component
     return list(refs)
 
 
-def state(kube: Kube, inventory: Inventory, component: Component, journal_hint: str = ""
-          ) -> ComponentState:
+def state(
+    kube: Kube, inventory: Inventory, component: Component, journal_hint: str = ""
+) -> ComponentState:
     """Read from the cluster whether Flux manages the component now (read-only)."""
     st = ComponentState(component.name, component.type, False, journal_hint=journal_hint)
     flux_served = kube.has_resource(flux.HELM_API, "HelmRelease")
@@ -152,19 +157,24 @@ def state(kube: Kube, inventory: Inventory, component: Component, journal_hint: 
         live = kube.get(flux.HELM_API, "HelmRelease", hr.name, hr.namespace)
         if live is not None:
             st.helm_release = f"{hr.namespace}/{hr.name}"
-            st.evidence.append(f"HelmRelease {hr.namespace}/{hr.name} exists (suspend: "
-                               f"{bool((live.get('spec') or {}).get('suspend'))})")
+            st.evidence.append(
+                f"HelmRelease {hr.namespace}/{hr.name} exists (suspend: "
+                f"{bool((live.get('spec') or {}).get('suspend'))})"
+            )
     if component.release is not None and flux_served:
         for live_hr in kube.list(flux.HELM_API, "HelmRelease"):
             m = live_hr["metadata"]
-            if flux.helm_release_name(live_hr) == component.release.name and \
-                    flux.storage_namespace(live_hr) == component.release.namespace and \
-                    f"{m['namespace']}/{m['name']}" != st.helm_release:
+            if (
+                flux.helm_release_name(live_hr) == component.release.name
+                and flux.storage_namespace(live_hr) == component.release.namespace
+                and f"{m['namespace']}/{m['name']}" != st.helm_release
+            ):
                 raise AbortError(
                     f"{component.name}: HelmRelease {m['namespace']}/{m['name']} also manages "
                     f"release {component.release.namespace}/{component.release.name} and is not "
                     "the inventory's helmRelease: fix the inventory (components[].helmRelease) "
-                    "so the abort hands back the right object; nothing was changed.")
+                    "so the abort hands back the right object; nothing was changed."
+                )
     owners: dict[str, None] = {}
     for api_version, kind, ns, name in component_objects(kube, inventory, component):
         live = kube.get(api_version, kind, name, ns)
@@ -172,25 +182,37 @@ def state(kube: Kube, inventory: Inventory, component: Component, journal_hint: 
         if not labels:
             continue
         if flux.KUSTOMIZE_OWNER_NAME in labels:
-            owners[f"{labels.get(flux.KUSTOMIZE_OWNER_NAMESPACE, '')}/"
-                   f"{labels[flux.KUSTOMIZE_OWNER_NAME]}"] = None
-        st.evidence.append(f"{_what(kind, name, ns)} labelled "
-                           + ", ".join(f"{k}={v}" for k, v in sorted(labels.items())))
+            owners[
+                f"{labels.get(flux.KUSTOMIZE_OWNER_NAMESPACE, '')}/"
+                f"{labels[flux.KUSTOMIZE_OWNER_NAME]}"
+            ] = None
+        st.evidence.append(
+            f"{_what(kind, name, ns)} labelled "
+            + ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        )
     if st.helm_release and flux_served:
         ref = component.helm_release
         assert ref is not None, "st.helm_release is set only from the inventory's helmRelease"
         live = kube.get(flux.HELM_API, "HelmRelease", ref.name, ref.namespace)
         labels = _flux_labels(live)
         if flux.KUSTOMIZE_OWNER_NAME in labels:
-            owners[f"{labels.get(flux.KUSTOMIZE_OWNER_NAMESPACE, '')}/"
-                   f"{labels[flux.KUSTOMIZE_OWNER_NAME]}"] = None
+            owners[
+                f"{labels.get(flux.KUSTOMIZE_OWNER_NAMESPACE, '')}/"
+                f"{labels[flux.KUSTOMIZE_OWNER_NAME]}"
+            ] = None
     if flux_served:
-        tmp = kube.get(flux.KUSTOMIZE_API, "Kustomization", component.kustomization_name,
-                       inventory.cluster.flux_namespace)
+        tmp = kube.get(
+            flux.KUSTOMIZE_API,
+            "Kustomization",
+            component.kustomization_name,
+            inventory.cluster.flux_namespace,
+        )
         if tmp is not None:
             owners[f"{inventory.cluster.flux_namespace}/{component.kustomization_name}"] = None
-            st.evidence.append(f"temporary Kustomization {inventory.cluster.flux_namespace}/"
-                               f"{component.kustomization_name} exists")
+            st.evidence.append(
+                f"temporary Kustomization {inventory.cluster.flux_namespace}/"
+                f"{component.kustomization_name} exists"
+            )
     st.kustomizations = list(owners)
     st.managed = bool(st.evidence)
     return st
@@ -213,7 +235,9 @@ def entry_kustomizations(inventory: Inventory) -> list[str]:
     return [ep.name for ep in inventory.gitops.entrypoints]
 
 
-def freeze_cluster(kube: Kube, mutator: Mutator, inventory: Inventory, st: ComponentState) -> list[str]:
+def freeze_cluster(
+    kube: Kube, mutator: Mutator, inventory: Inventory, st: ComponentState
+) -> list[str]:
     """Suspend the entry-point Kustomizations, the component's owning Kustomizations and its
     HelmRelease in the cluster. Returns one line per object."""
     ns = inventory.cluster.flux_namespace
@@ -234,7 +258,7 @@ def freeze_cluster(kube: Kube, mutator: Mutator, inventory: Inventory, st: Compo
 
 
 def _ns_name(ref: str) -> tuple[str, str]:
-    """"namespace/name" (as ComponentState records it) split in two."""
+    """ "namespace/name" (as ComponentState records it) split in two."""
     ns, name = ref.split("/", 1)
     return ns, name
 
@@ -257,8 +281,9 @@ def not_suspended(kube: Kube, inventory: Inventory, st: ComponentState) -> list[
 
 
 # -- 3. orphan ---------------------------------------------------------------------------------
-def find_backup(inventory: Inventory, component: str, journal_dir: str | None
-                ) -> backup_mod.BackupRecord | None:
+def find_backup(
+    inventory: Inventory, component: str, journal_dir: str | None
+) -> backup_mod.BackupRecord | None:
     """The phase-3 backup of the component: the one the journal names (``journal_dir``), else
     the newest ``<backups>/<component>/<run>/index.json`` on disk."""
     if journal_dir:
@@ -266,8 +291,10 @@ def find_backup(inventory: Inventory, component: str, journal_dir: str | None
             return backup_mod.load_record(journal_dir)
         except (backup_mod.BackupError, OSError):
             pass
-    found = sorted(glob.glob(str(inventory.backups / component / "*" / "index.json")),
-                   key=lambda p: Path(p).stat().st_mtime)
+    found = sorted(
+        glob.glob(str(inventory.backups / component / "*" / "index.json")),
+        key=lambda p: Path(p).stat().st_mtime,
+    )
     for index in reversed(found):
         try:
             return backup_mod.load_record(Path(index).parent)
@@ -276,31 +303,48 @@ def find_backup(inventory: Inventory, component: str, journal_dir: str | None
     return None
 
 
-def delete_helmrelease(kube: Kube, mutator: Mutator, st: ComponentState, timeout: float = 60) -> str:
+def delete_helmrelease(
+    kube: Kube, mutator: Mutator, st: ComponentState, timeout: float = 60
+) -> str:
     """Delete the component's HelmRelease, which must be suspended (the Mutator refuses an
     unsuspended one: it would uninstall the release); wait for its finalizer."""
     from handover.flux.takeover import wait_gone
+
     if not st.helm_release:
         return "no HelmRelease"
     ns, name = st.helm_release.split("/", 1)
-    if not kube.has_resource(flux.HELM_API, "HelmRelease") or \
-            kube.get(flux.HELM_API, "HelmRelease", name, ns) is None:
+    if (
+        not kube.has_resource(flux.HELM_API, "HelmRelease")
+        or kube.get(flux.HELM_API, "HelmRelease", name, ns) is None
+    ):
         return f"HelmRelease {ns}/{name}: already gone"
-    mutator.delete(flux.HELM_API, "HelmRelease", name, ns,
-                   "abort: suspended, so the release is orphaned, not uninstalled")
+    mutator.delete(
+        flux.HELM_API,
+        "HelmRelease",
+        name,
+        ns,
+        "abort: suspended, so the release is orphaned, not uninstalled",
+    )
     if not wait_gone(kube, flux.HELM_API, "HelmRelease", name, ns, timeout):
-        raise AbortError(f"HelmRelease {ns}/{name} still present {timeout:.0f} s after its "
-                         "deletion (finalizer not removed): check helm-controller")
+        raise AbortError(
+            f"HelmRelease {ns}/{name} still present {timeout:.0f} s after its "
+            "deletion (finalizer not removed): check helm-controller"
+        )
     return f"HelmRelease {ns}/{name}: deleted while suspended (release orphaned)"
 
 
-def delete_own_kustomization(kube: Kube, mutator: Mutator, inventory: Inventory, component: Component) -> str:
+def delete_own_kustomization(
+    kube: Kube, mutator: Mutator, inventory: Inventory, component: Component
+) -> str:
     """Delete the component's temporary Kustomization (``handover-<name>``) when it is left; the
     Mutator refuses when deleting it would garbage-collect (not suspended, prune, no Orphan)."""
     from handover.flux.takeover import remove
+
     ns, name = inventory.cluster.flux_namespace, component.kustomization_name
-    if not kube.has_resource(flux.KUSTOMIZE_API, "Kustomization") or \
-            kube.get(flux.KUSTOMIZE_API, "Kustomization", name, ns) is None:
+    if (
+        not kube.has_resource(flux.KUSTOMIZE_API, "Kustomization")
+        or kube.get(flux.KUSTOMIZE_API, "Kustomization", name, ns) is None
+    ):
         return f"Kustomization {ns}/{name}: not present"
     remove(kube, mutator, inventory, name, "abort: suspended/orphaning, nothing garbage-collected")
     return f"Kustomization {ns}/{name}: deleted without garbage collection"
@@ -319,9 +363,12 @@ def _owned_by_migration(labels: dict[str, Any], prefix: str, owners: frozenset[s
     return isinstance(name, str) and (name.startswith("handover-") or name in owners)
 
 
-def metadata_patch(live: dict[str, Any], backup_obj: dict[str, Any] | None,
-                   kubectl_managed: bool, owners: frozenset[str] = frozenset()
-                   ) -> dict[str, Any]:
+def metadata_patch(
+    live: dict[str, Any],
+    backup_obj: dict[str, Any] | None,
+    kubectl_managed: bool,
+    owners: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
     """Merge patch that takes Flux's hands off one live object: its Flux owner labels removed
     (unless the backup from before the handover had the same label, written by a Flux object that
     is not this migration's: a backup of an object shared by two components, e.g. a PV of storage
@@ -345,8 +392,13 @@ def metadata_patch(live: dict[str, Any], backup_obj: dict[str, Any] | None,
     return patch
 
 
-def release_labels(kube: Kube, mutator: Mutator, inventory: Inventory, component: Component,
-                   record: backup_mod.BackupRecord | None) -> list[str]:
+def release_labels(
+    kube: Kube,
+    mutator: Mutator,
+    inventory: Inventory,
+    component: Component,
+    record: backup_mod.BackupRecord | None,
+) -> list[str]:
     """Remove Flux owner labels from the component's live objects; kubectl-managed objects
     (components of type manifests / storage) get their last-applied-configuration back from the
     backup. Returns one line per object patched."""
@@ -370,10 +422,19 @@ def release_labels(kube: Kube, mutator: Mutator, inventory: Inventory, component
         if "labels" in patch:
             desc.append("remove Flux owner labels " + ", ".join(sorted(patch["labels"])))
         if "annotations" in patch:
-            desc.append(f"restore {LAST_APPLIED} from the backup {record.directory}"
-                        if record else f"restore {LAST_APPLIED}")
-        mutator.patch(api_version, kind, name, ns, {"metadata": patch},
-                      description="abort: " + "; ".join(desc))
+            desc.append(
+                f"restore {LAST_APPLIED} from the backup {record.directory}"
+                if record
+                else f"restore {LAST_APPLIED}"
+            )
+        mutator.patch(
+            api_version,
+            kind,
+            name,
+            ns,
+            {"metadata": patch},
+            description="abort: " + "; ".join(desc),
+        )
         done.append(f"{what}: " + "; ".join(desc))
     return done
 
@@ -388,8 +449,9 @@ def labels_left(kube: Kube, inventory: Inventory, component: Component) -> list[
     return out
 
 
-def last_applied_missing(kube: Kube, inventory: Inventory, component: Component,
-                         record: backup_mod.BackupRecord | None) -> list[str]:
+def last_applied_missing(
+    kube: Kube, inventory: Inventory, component: Component, record: backup_mod.BackupRecord | None
+) -> list[str]:
     """kubectl-managed objects whose last-applied-configuration is not the backup's."""
     if component.type == "helm" or record is None:
         return []
@@ -406,16 +468,29 @@ def last_applied_missing(kube: Kube, inventory: Inventory, component: Component,
             continue
         have = ((live.get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED)
         if have != want:
-            out.append(f"{_what(obj['kind'], m['name'], ns)}: {LAST_APPLIED} "
-                       f"{'missing' if have is None else 'differs'} (backup {record.directory})")
+            out.append(
+                f"{_what(obj['kind'], m['name'], ns)}: {LAST_APPLIED} "
+                f"{'missing' if have is None else 'differs'} (backup {record.directory})"
+            )
     return out
 
 
 # -- 4. proof helpers ------------------------------------------------------------------------
 def helm_list(kube: Kube, release: str, namespace: str) -> dict[str, Any] | None:
     """What the real ``helm list`` says about one release (read-only), or None."""
-    argv = [str(tools.helm()), "list", "--namespace", namespace, "--filter", f"^{release}$",
-            "--all", "--output", "json", "--kube-context", kube.context]
+    argv = [
+        str(tools.helm()),
+        "list",
+        "--namespace",
+        namespace,
+        "--filter",
+        f"^{release}$",
+        "--all",
+        "--output",
+        "json",
+        "--kube-context",
+        kube.context,
+    ]
     if kube.kubeconfig:
         argv += ["--kubeconfig", str(kube.kubeconfig)]
     res = tools.run(argv)
@@ -426,8 +501,12 @@ def helm_list(kube: Kube, release: str, namespace: str) -> dict[str, Any] | None
 
 
 # -- 5. remove Flux ----------------------------------------------------------------------------
-FLUX_CR_KINDS = ((flux.KUSTOMIZE_API, "Kustomization"), (flux.HELM_API, "HelmRelease"),
-                 (flux.SOURCE_API, "GitRepository"), (flux.SOURCE_API, "HelmRepository"))
+FLUX_CR_KINDS = (
+    (flux.KUSTOMIZE_API, "Kustomization"),
+    (flux.HELM_API, "HelmRelease"),
+    (flux.SOURCE_API, "GitRepository"),
+    (flux.SOURCE_API, "HelmRepository"),
+)
 
 
 def flux_objects(kube: Kube) -> list[dict[str, Any]]:
@@ -474,9 +553,13 @@ def foreign_objects_in_flux_namespace(kube: Kube, inventory: Inventory) -> list[
     own: removing Flux (its namespace) would delete them."""
     ns = inventory.cluster.flux_namespace
     out = []
-    for api_version, kind in (("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"),
-                              ("apps/v1", "DaemonSet"), ("v1", "Service"),
-                              ("v1", "PersistentVolumeClaim")):
+    for api_version, kind in (
+        ("apps/v1", "Deployment"),
+        ("apps/v1", "StatefulSet"),
+        ("apps/v1", "DaemonSet"),
+        ("v1", "Service"),
+        ("v1", "PersistentVolumeClaim"),
+    ):
         for obj in kube.list(api_version, kind, ns):
             labels = obj["metadata"].get("labels") or {}
             if labels.get("app.kubernetes.io/part-of") != "flux":
@@ -490,13 +573,23 @@ def flux_uninstall(kube, mutator, inventory: Inventory) -> str:
     """A live cluster's Flux removal: ``flux uninstall --silent`` (which removes the custom
     resources' finalizers before the CRDs, so nothing is pruned), through the mutator."""
     from handover.flux.bootstrap import flux_cli
+
     cli = flux_cli()
     if cli is None:
-        raise AbortError("the flux CLI is not installed (not on PATH, HANDOVER_FLUX unset): "
-                         "it is needed to remove Flux (`flux uninstall`); nothing was "
-                         "removed. Everything is suspended and orphaned: Flux can stay.")
-    argv = [str(cli), "uninstall", "--silent", "--namespace",
-            inventory.cluster.flux_namespace, "--context", kube.context]
+        raise AbortError(
+            "the flux CLI is not installed (not on PATH, HANDOVER_FLUX unset): "
+            "it is needed to remove Flux (`flux uninstall`); nothing was "
+            "removed. Everything is suspended and orphaned: Flux can stay."
+        )
+    argv = [
+        str(cli),
+        "uninstall",
+        "--silent",
+        "--namespace",
+        inventory.cluster.flux_namespace,
+        "--context",
+        kube.context,
+    ]
     if kube.kubeconfig:
         argv += ["--kubeconfig", str(kube.kubeconfig)]
     action = f"flux uninstall --silent --namespace {inventory.cluster.flux_namespace}"
@@ -515,14 +608,19 @@ def remove_flux(kube, mutator, inventory: Inventory) -> list[str]:
     done = suspend_all(kube, mutator)
     acting = acting_finalizers(kube, mutator)
     if acting:
-        raise AbortError("refusing to remove Flux: these objects' finalizers would act:\n- "
-                         + "\n- ".join(acting))
+        raise AbortError(
+            "refusing to remove Flux: these objects' finalizers would act:\n- "
+            + "\n- ".join(acting)
+        )
     foreign = foreign_objects_in_flux_namespace(kube, inventory)
     if foreign:
-        raise AbortError("refusing to remove Flux: the namespace "
-                         f"{inventory.cluster.flux_namespace} holds objects that are not Flux's "
-                         "own and would be deleted with it: " + ", ".join(foreign)
-                         + ". Move them first; nothing was removed.")
+        raise AbortError(
+            "refusing to remove Flux: the namespace "
+            f"{inventory.cluster.flux_namespace} holds objects that are not Flux's "
+            "own and would be deleted with it: "
+            + ", ".join(foreign)
+            + ". Move them first; nothing was removed."
+        )
     action = targets.of(inventory).remove_flux(kube, mutator, inventory)
     done.append(action)
 
@@ -534,10 +632,18 @@ def remove_flux(kube, mutator, inventory: Inventory) -> list[str]:
         return served
 
     # CRDs go once their custom resources are gone (asynchronous)
-    served = wait.until("Flux CRDs and namespace gone", still_served, timeout=120, interval=1,
-                        done=lambda s: not s, report=False)
+    served = wait.until(
+        "Flux CRDs and namespace gone",
+        still_served,
+        timeout=120,
+        interval=1,
+        done=lambda s: not s,
+        report=False,
+    )
     if served:
-        raise AbortError(f"Flux removed, but {', '.join(served)} still served 120 s later: "
-                         "look at `kubectl get crd | grep fluxcd` (a custom resource with a "
-                         "finalizer left?)")
+        raise AbortError(
+            f"Flux removed, but {', '.join(served)} still served 120 s later: "
+            "look at `kubectl get crd | grep fluxcd` (a custom resource with a "
+            "finalizer left?)"
+        )
     return done

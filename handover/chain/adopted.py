@@ -10,15 +10,16 @@
 Source: fluxcd/pkg ssa (owner labels), helm-controller internal/postrender/origin_labels.go,
 api/v2 HelmReleaseStatus.History.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from handover.core.inventory import Component, Inventory
 from handover.flux import rules as flux
 from handover.sources import helm_storage
-from handover.core.inventory import Component, Inventory
 
 if TYPE_CHECKING:
     from handover.core.kube import Kube
@@ -28,12 +29,15 @@ def _labels(obj: dict[str, Any] | None) -> dict[str, str]:
     return ((obj or {}).get("metadata") or {}).get("labels") or {}
 
 
-def missing_kustomize_labels(kube: Kube, inventory: Inventory, component: Component,
-                             built: list[dict[str, Any]]) -> list[str]:
+def missing_kustomize_labels(
+    kube: Kube, inventory: Inventory, component: Component, built: list[dict[str, Any]]
+) -> list[str]:
     """Objects of the component path that are not labelled as applied by handover-<name>."""
     problems = []
-    want = {flux.KUSTOMIZE_OWNER_NAME: component.kustomization_name,
-            flux.KUSTOMIZE_OWNER_NAMESPACE: inventory.cluster.flux_namespace}
+    want = {
+        flux.KUSTOMIZE_OWNER_NAME: component.kustomization_name,
+        flux.KUSTOMIZE_OWNER_NAMESPACE: inventory.cluster.flux_namespace,
+    }
     for o in built:
         m = o["metadata"]
         res = kube.resource(o["apiVersion"], o["kind"])
@@ -80,22 +84,31 @@ def release_made_by_controller(kube: Kube, component: Component, before_revision
         return [f"{what}: gone from storage (uninstalled)"]
     problems = []
     if rel.revision != before_revision + 1:
-        problems.append(f"{what}: revision {before_revision} -> {rel.revision}, expected exactly "
-                        f"{before_revision + 1} (one adoption upgrade)")
+        problems.append(
+            f"{what}: revision {before_revision} -> {rel.revision}, expected exactly "
+            f"{before_revision + 1} (one adoption upgrade)"
+        )
     if rel.status != "deployed":
         problems.append(f"{what}: revision {rel.revision} status {rel.status!r}, expected deployed")
-    hr = kube.get(flux.HELM_API, "HelmRelease", component.helm_release.name,
-                  component.helm_release.namespace)
+    hr = kube.get(
+        flux.HELM_API, "HelmRelease", component.helm_release.name, component.helm_release.namespace
+    )
     hist = ((hr or {}).get("status") or {}).get("history") or []
     if not hist:
-        problems.append(f"HelmRelease {component.helm_release.namespace}/"
-                        f"{component.helm_release.name}: no status.history: the controller "
-                        "recorded no release of its own")
+        problems.append(
+            f"HelmRelease {component.helm_release.namespace}/"
+            f"{component.helm_release.name}: no status.history: the controller "
+            "recorded no release of its own"
+        )
     elif int(hist[0].get("version", -1)) != rel.revision or hist[0].get("name") != rel.name:
-        problems.append(f"HelmRelease status.history[0] is {hist[0].get('name')} "
-                        f"v{hist[0].get('version')}, the newest stored revision is {rel.name} "
-                        f"v{rel.revision}: that revision was not made by the controller")
+        problems.append(
+            f"HelmRelease status.history[0] is {hist[0].get('name')} "
+            f"v{hist[0].get('version')}, the newest stored revision is {rel.name} "
+            f"v{rel.revision}: that revision was not made by the controller"
+        )
     if not any(d and flux.HELM_ORIGIN_NAME in _labels(d) for d in yaml.safe_load_all(rel.manifest)):
-        problems.append(f"{what} v{rel.revision}: manifest has no {flux.HELM_ORIGIN_NAME} "
-                        "labels: not rendered by helm-controller")
+        problems.append(
+            f"{what} v{rel.revision}: manifest has no {flux.HELM_ORIGIN_NAME} "
+            "labels: not rendered by helm-controller"
+        )
     return problems

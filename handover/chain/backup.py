@@ -14,6 +14,7 @@ Written under ``<inventory.backups>/<component>/<run>/`` (directories 0700, file
 Values and Secrets may hold credentials: they are written only to these 0600 files, never printed,
 never logged, never put in the journal or a report (the record only names the files).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,16 +26,25 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from handover.sources import helm_storage
 from handover.core import redact
 from handover.core.errors import HandoverError
 from handover.core.inventory import Component, Inventory
+from handover.sources import helm_storage
 
 if TYPE_CHECKING:
     from handover.core.kube import Kube
 
-SERVER_FIELDS = ("uid", "resourceVersion", "managedFields", "creationTimestamp", "generation",
-                 "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds", "ownerReferences")
+SERVER_FIELDS = (
+    "uid",
+    "resourceVersion",
+    "managedFields",
+    "creationTimestamp",
+    "generation",
+    "selfLink",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "ownerReferences",
+)
 
 
 class BackupError(HandoverError):
@@ -71,8 +81,11 @@ def _write_private(path: Path, text: str, root: Path | None = None) -> str:
 def clean(obj: dict[str, Any]) -> dict[str, Any]:
     """A live object made re-appliable: without status and server-set metadata."""
     out = {k: v for k, v in obj.items() if k != "status"}
-    meta = {k: v for k, v in (obj.get("metadata") or {}).items()
-            if k not in SERVER_FIELDS and v is not None}
+    meta = {
+        k: v
+        for k, v in (obj.get("metadata") or {}).items()
+        if k not in SERVER_FIELDS and v is not None
+    }
     out["metadata"] = meta
     return _drop_none(out)
 
@@ -87,18 +100,27 @@ def _drop_none(o: Any) -> Any:
 
 def object_key(obj: dict[str, Any]) -> tuple[str, str, str, str]:
     meta = obj.get("metadata") or {}
-    return (obj.get("apiVersion", ""), obj.get("kind", ""), meta.get("namespace") or "",
-            meta.get("name", ""))
+    return (
+        obj.get("apiVersion", ""),
+        obj.get("kind", ""),
+        meta.get("namespace") or "",
+        meta.get("name", ""),
+    )
 
 
 def _file_name(kind: str, ns: str, name: str) -> str:
     return f"live/{kind}_{ns or '_cluster'}_{name}.yaml"
 
 
-def _objects_of(kube: Kube, inventory: Inventory, component: Component,
-                release: helm_storage.HelmReleaseRecord | None) -> list[tuple[str, str, str, str]]:
+def _objects_of(
+    kube: Kube,
+    inventory: Inventory,
+    component: Component,
+    release: helm_storage.HelmReleaseRecord | None,
+) -> list[tuple[str, str, str, str]]:
     """(apiVersion, kind, namespace, name) of every object that makes up the component."""
     from handover.sources import kustomize
+
     refs: dict[tuple[str, str, str, str], None] = {}
     if release is not None:
         for d in yaml.safe_load_all(release.manifest):
@@ -117,7 +139,9 @@ def _objects_of(kube: Kube, inventory: Inventory, component: Component,
     return list(refs)
 
 
-def _namespace_default(kube: Kube, api_version: str, kind: str, ns: str, release_ns: str | None) -> str:
+def _namespace_default(
+    kube: Kube, api_version: str, kind: str, ns: str, release_ns: str | None
+) -> str:
     if ns:
         return ns
     res = kube.resource(api_version, kind)
@@ -133,20 +157,31 @@ def take(kube: Kube, inventory: Inventory, component: Component, run: str) -> Ba
     if component.release is not None:
         release = helm_storage.latest(kube, component.release.name, component.release.namespace)
         if release is None:
-            raise BackupError(f"{component.name}: no Helm release {component.release.namespace}/"
-                              f"{component.release.name} in storage: nothing to back up")
+            raise BackupError(
+                f"{component.name}: no Helm release {component.release.namespace}/"
+                f"{component.release.name} in storage: nothing to back up"
+            )
         rec.release = release.summary()
-        rec.files["release.json"] = _write_private(directory / "release.json",
-                                                   json.dumps(release.summary(), indent=2), root)
+        rec.files["release.json"] = _write_private(
+            directory / "release.json", json.dumps(release.summary(), indent=2), root
+        )
         rec.files["values.yaml"] = _write_private(
-            directory / "values.yaml", yaml.safe_dump(release.config, sort_keys=True), root)
-        rec.files["manifest.yaml"] = _write_private(directory / "manifest.yaml", release.manifest,
-                                                    root)
+            directory / "values.yaml", yaml.safe_dump(release.config, sort_keys=True), root
+        )
+        rec.files["manifest.yaml"] = _write_private(
+            directory / "manifest.yaml", release.manifest, root
+        )
     seen: set[tuple[str, str, str]] = set()
     for api_version, kind, ns, name in _objects_of(kube, inventory, component, release):
-        ns = _namespace_default(kube, api_version, kind, ns,
-                                release.namespace if release else
-                                (component.namespaces[0] if component.namespaces else None))
+        ns = _namespace_default(
+            kube,
+            api_version,
+            kind,
+            ns,
+            release.namespace
+            if release
+            else (component.namespaces[0] if component.namespaces else None),
+        )
         if (kind, ns, name) in seen:
             continue
         seen.add((kind, ns, name))
@@ -156,8 +191,9 @@ def take(kube: Kube, inventory: Inventory, component: Component, run: str) -> Ba
         rel = _file_name(kind, ns, name)
         if kind == "Secret":
             redact.register_secret(live)  # hashed wherever it turns up in free text
-        rec.files[rel] = _write_private(directory / rel, yaml.safe_dump(clean(live),
-                                                                         sort_keys=True), root)
+        rec.files[rel] = _write_private(
+            directory / rel, yaml.safe_dump(clean(live), sort_keys=True), root
+        )
         rec.objects.append(f"{kind} {ns + '/' if ns else ''}{name}")
     _write_private(directory / "index.json", json.dumps(rec.to_dict(), indent=2), root)
     return rec

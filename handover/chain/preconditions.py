@@ -7,16 +7,17 @@
   the kustomize build of the component path); the data-safety check among them proves every PV
   behind the component is Retain.
 """
+
 from __future__ import annotations
 
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any
 
+from handover.core.findings import Finding
+from handover.core.inventory import Component, Inventory
 from handover.flux import rules as flux
 from handover.gate.hazards import registry as hazards
 from handover.sources import helm_storage
-from handover.core.findings import Finding
-from handover.core.inventory import Component, Inventory
 
 if TYPE_CHECKING:
     from handover.core.kube import Kube
@@ -24,8 +25,9 @@ if TYPE_CHECKING:
 
 def flux_problems(kube: Kube, inventory: Inventory) -> list[str]:
     ns = inventory.cluster.flux_namespace
-    if not kube.has_resource(flux.SOURCE_API, "GitRepository") or \
-            not kube.has_resource(flux.KUSTOMIZE_API, "Kustomization"):
+    if not kube.has_resource(flux.SOURCE_API, "GitRepository") or not kube.has_resource(
+        flux.KUSTOMIZE_API, "Kustomization"
+    ):
         return ["Flux is not installed (no GitRepository / Kustomization API): run phase 2 first"]
     repo = kube.get(flux.SOURCE_API, "GitRepository", "flux-system", ns)
     if repo is None:
@@ -42,11 +44,15 @@ def release_problems(kube: Kube, component: Component) -> list[str]:
     r = component.release
     rec = helm_storage.latest(kube, r.name, r.namespace)
     if rec is None:
-        return [f"Helm release {r.namespace}/{r.name}: not in storage (no "
-                f"sh.helm.release.v1.{r.name}.v* Secret in {r.namespace})"]
+        return [
+            f"Helm release {r.namespace}/{r.name}: not in storage (no "
+            f"sh.helm.release.v1.{r.name}.v* Secret in {r.namespace})"
+        ]
     if rec.status != "deployed":
-        return [f"Helm release {r.namespace}/{r.name} revision {rec.revision} is {rec.status!r}, "
-                "expected deployed: fix the release before handing it over"]
+        return [
+            f"Helm release {r.namespace}/{r.name} revision {rec.revision} is {rec.status!r}, "
+            "expected deployed: fix the release before handing it over"
+        ]
     return []
 
 
@@ -63,14 +69,21 @@ def workload_problems(kube: Kube, component: Component) -> list[str]:
         else:
             want = (live.get("spec") or {}).get("replicas", 1)
         # client models type every field Optional; a served Pod has metadata and status
-        listed: list[Any] = kube.core.list_namespaced_pod(w.namespace,
-                                                          label_selector=w.selector).items
+        listed: list[Any] = kube.core.list_namespaced_pod(
+            w.namespace, label_selector=w.selector
+        ).items
         pods = [p for p in listed if not p.metadata.deletion_timestamp]
-        ready = [p.metadata.name for p in pods if p.status.phase == "Running" and any(
-            c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
+        ready = [
+            p.metadata.name
+            for p in pods
+            if p.status.phase == "Running"
+            and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+        ]
         if len(ready) < (want or 0) or not pods:
-            out.append(f"{w.kind} {w.namespace}/{w.name}: {len(ready)}/{want} pods Running and "
-                       f"Ready (selector {w.selector})")
+            out.append(
+                f"{w.kind} {w.namespace}/{w.name}: {len(ready)}/{want} pods Running and "
+                f"Ready (selector {w.selector})"
+            )
     return out
 
 
@@ -81,18 +94,29 @@ def pv_problems(kube: Kube, component: Component) -> list[str]:
         if pv is None:
             out.append(f"PersistentVolume {name}: missing")
         elif (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy") != "Retain":
-            out.append(f"PersistentVolume {name}: reclaim policy "
-                       f"{pv['spec'].get('persistentVolumeReclaimPolicy')!r}, must be Retain "
-                       f"(kubectl patch pv {name} -p "
-                       "'{\"spec\":{\"persistentVolumeReclaimPolicy\":\"Retain\"}}')")
+            out.append(
+                f"PersistentVolume {name}: reclaim policy "
+                f"{pv['spec'].get('persistentVolumeReclaimPolicy')!r}, must be Retain "
+                f"(kubectl patch pv {name} -p "
+                '\'{"spec":{"persistentVolumeReclaimPolicy":"Retain"}}\')'
+            )
     return out
 
 
-def hazard_findings(kube: Kube, inventory: Inventory, component: Component,
-                    built: list[dict[str, Any]], accepted: AbstractSet[str] = frozenset()
-                    ) -> tuple[list[Finding], list[Finding]]:
+def hazard_findings(
+    kube: Kube,
+    inventory: Inventory,
+    component: Component,
+    built: list[dict[str, Any]],
+    accepted: AbstractSet[str] = frozenset(),
+) -> tuple[list[Finding], list[Finding]]:
     """(blocking errors, accepted errors) of phase 1's hazard checks for this component."""
-    found = [f for f in hazards.hazards_for_component(kube, inventory, component, built)
-             if f.severity == "error"]
-    return ([f for f in found if f.check not in accepted],
-            [f for f in found if f.check in accepted])
+    found = [
+        f
+        for f in hazards.hazards_for_component(kube, inventory, component, built)
+        if f.severity == "error"
+    ]
+    return (
+        [f for f in found if f.check not in accepted],
+        [f for f in found if f.check in accepted],
+    )

@@ -14,13 +14,14 @@ Two ways to reach the Service:
 - ``proxy``: GET ``/api/v1/namespaces/<ns>/services/<name>:<port>/proxy<path>`` through the API
   server (what a live cluster needs: the probe runs outside it).
 """
+
 from __future__ import annotations
 
 import http.client
 import threading
 import time
-from pathlib import Path
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from handover import target as targets
@@ -92,9 +93,11 @@ class ProbeResult:
     def summary(self) -> str:
         if not self.measured:
             return "not measured (no health check)"
-        s = (f"{self.samples} samples every {self.interval * 1000:.0f} ms over "
-             f"{self.stopped - self.started:.1f} s ({self.mode}), {self.failed} failed, "
-             f"longest outage {self.downtime:.2f} s")
+        s = (
+            f"{self.samples} samples every {self.interval * 1000:.0f} ms over "
+            f"{self.stopped - self.started:.1f} s ({self.mode}), {self.failed} failed, "
+            f"longest outage {self.downtime:.2f} s"
+        )
         if self.outages:
             worst = max(self.outages, key=lambda o: o.seconds)
             s += f" ({worst.check}: {worst.first_error})"
@@ -141,9 +144,16 @@ def outages_from(samples: list[Sample], end: float) -> list[Outage]:
 
 
 class Probe:
-    def __init__(self, kube: Kube, checks: list[HealthCheck] | tuple[HealthCheck, ...],
-                 mode: str = "endpoints", interval: float = 0.1, timeout: float = 1.0,
-                 resolve_every: float = 0.5, pod_fallback: bool = False):
+    def __init__(
+        self,
+        kube: Kube,
+        checks: list[HealthCheck] | tuple[HealthCheck, ...],
+        mode: str = "endpoints",
+        interval: float = 0.1,
+        timeout: float = 1.0,
+        resolve_every: float = 0.5,
+        pod_fallback: bool = False,
+    ):
         if mode not in ("endpoints", "proxy"):
             raise ValueError(f"probe mode must be endpoints or proxy, got {mode!r}")
         self.kube = kube
@@ -188,8 +198,9 @@ class Probe:
             for pod in pods.items:
                 if pod.metadata.deletion_timestamp or not pod.status.pod_ip:
                     continue
-                if not any(c.type == "Ready" and c.status == "True"
-                           for c in pod.status.conditions or []):
+                if not any(
+                    c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []
+                ):
                     continue
                 port = target if isinstance(target, int) else None
                 if port is None:
@@ -245,8 +256,12 @@ class Probe:
         """GET /api/v1/namespaces/<ns>/services/<svc>:<port>/proxy<path>."""
         try:
             resp: Any = self.kube.core.connect_get_namespaced_service_proxy_with_path(
-                f"{h.service}:{h.port}", h.namespace, h.path.lstrip("/"),
-                _preload_content=False, _request_timeout=self.timeout)
+                f"{h.service}:{h.port}",
+                h.namespace,
+                h.path.lstrip("/"),
+                _preload_content=False,
+                _request_timeout=self.timeout,
+            )
             status = resp.status
             resp.release_conn()
         except Exception as e:  # ApiException carries the HTTP status
@@ -261,8 +276,9 @@ class Probe:
         out = []
         for h in self.checks:
             at = time.monotonic()
-            ok, detail = (self._sample_endpoints(h) if self.mode == "endpoints"
-                          else self._sample_proxy(h))
+            ok, detail = (
+                self._sample_endpoints(h) if self.mode == "endpoints" else self._sample_proxy(h)
+            )
             out.append(Sample(check_name(h), at, ok, detail))
         return out
 
@@ -284,8 +300,9 @@ class Probe:
         self.started = time.monotonic()
         if self.checks:
             self.kube = _private_client(self.kube)
-            self._thread = threading.Thread(target=self._run, name="availability-probe",
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, name="availability-probe", daemon=True
+            )
             self._thread.start()
         return self
 
@@ -299,12 +316,18 @@ class Probe:
         for s in samples:
             d = per.setdefault(s.check, {"ok": 0, "failed": 0})
             d["ok" if s.ok else "failed"] += 1
-        return ProbeResult(mode=self.mode, interval=self.interval, started=self.started,
-                           stopped=self.stopped, samples=len(samples),
-                           failed=sum(1 for s in samples if not s.ok), per_check=per,
-                           outages=outages_from(samples, self.stopped),
-                           segments=segments_from(samples),
-                           clock_offset=time.time() - time.monotonic())
+        return ProbeResult(
+            mode=self.mode,
+            interval=self.interval,
+            started=self.started,
+            stopped=self.stopped,
+            samples=len(samples),
+            failed=sum(1 for s in samples if not s.ok),
+            per_check=per,
+            outages=outages_from(samples, self.stopped),
+            segments=segments_from(samples),
+            clock_offset=time.time() - time.monotonic(),
+        )
 
 
 def _where(e: BaseException) -> str:
@@ -324,27 +347,39 @@ def _private_client(kube: Kube):
     refresh hook, which rewrites the shared Configuration), and the runbook keeps using the
     caller's client while the probe samples. Test doubles without a kubeconfig are kept."""
     from handover.core.kube import Kube
+
     if type(kube) is not Kube:
         return kube
     return Kube(kubeconfig=kube.kubeconfig, context=kube.context)
 
 
-def for_inventory(kube, checks: list[HealthCheck] | tuple[HealthCheck, ...], inventory,
-                  **options: Any) -> Probe:
+def for_inventory(
+    kube, checks: list[HealthCheck] | tuple[HealthCheck, ...], inventory, **options: Any
+) -> Probe:
     """A Probe that reaches the Services the way the inventory's target needs (handover.target:
     the mode, and the rehearsal's pod fallback). ``options`` are Probe's (interval, timeout)."""
     t = targets.of(inventory)
     return Probe(kube, checks, mode=t.probe_mode, pod_fallback=t.pod_fallback, **options)
 
 
-def wait_answering(kube, checks: list[HealthCheck] | tuple[HealthCheck, ...], inventory,
-                   within: float = 30.0, interval: float = 1.0,
-                   **options: Any) -> list[Sample]:
+def wait_answering(
+    kube,
+    checks: list[HealthCheck] | tuple[HealthCheck, ...],
+    inventory,
+    within: float = 30.0,
+    interval: float = 1.0,
+    **options: Any,
+) -> list[Sample]:
     """One sample per check, repeated every ``interval`` seconds until every check answers or
     ``within`` seconds have passed: the last samples (a check that does not answer has ok=False
     and its error in ``detail``). For a "does it answer now" step, not a downtime measurement."""
     probe = for_inventory(kube, checks, inventory, **options)
     names = ", ".join(check_name(h) for h in checks)
-    return wait.until(f"{names} answering", probe.sample_once, timeout=within,
-                      interval=interval, done=lambda samples: all(s.ok for s in samples),
-                      report=False)
+    return wait.until(
+        f"{names} answering",
+        probe.sample_once,
+        timeout=within,
+        interval=interval,
+        done=lambda samples: all(s.ok for s in samples),
+        report=False,
+    )

@@ -3,6 +3,7 @@ JSON event per line). Used to prove from the server's side that a run was read-o
 request was a read, or a write that carried ``dryRun`` (which the server validates, admits and
 then discards).
 """
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,9 @@ class Request:
         return f"{self.verb} {self.uri} -> {self.code}"
 
 
-def requests(log: Path | list[Path], user: str, since_line: dict[Path, int] | None = None
-             ) -> list[Request]:
+def requests(
+    log: Path | list[Path], user: str, since_line: dict[Path, int] | None = None
+) -> list[Request]:
     """The completed requests of ``user`` (ResponseComplete stage), optionally only the lines
     after ``since_line[path]`` of each file."""
     paths = log if isinstance(log, list) else [log]
@@ -55,12 +57,19 @@ def requests(log: Path | list[Path], user: str, since_line: dict[Path, int] | No
                     ev = json.loads(line)
                 except ValueError:
                     continue
-                if (ev.get("user") or {}).get("username") != user or \
-                        ev.get("stage") != "ResponseComplete":
+                if (ev.get("user") or {}).get("username") != user or ev.get(
+                    "stage"
+                ) != "ResponseComplete":
                     continue
-                out.append(Request(ev.get("verb", ""), ev.get("requestURI", ""), user,
-                                   (ev.get("responseStatus") or {}).get("code"),
-                                   ev.get("stage", "")))
+                out.append(
+                    Request(
+                        ev.get("verb", ""),
+                        ev.get("requestURI", ""),
+                        user,
+                        (ev.get("responseStatus") or {}).get("code"),
+                        ev.get("stage", ""),
+                    )
+                )
     return out
 
 

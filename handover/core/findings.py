@@ -4,11 +4,12 @@ A check is a function returning a list of Findings (empty = pass); suites assert
 report and JUnit output show them. Checks are shared: phase 3 re-runs phase 1's hazard checks for
 one component by calling the same functions.
 """
+
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ Every problem in the file is reported at once, each with its key path
 
 Relative paths in the file (``gitops.path``, ``backups.path``) are relative to the file itself.
 """
+
 from __future__ import annotations
 
 import json
@@ -100,6 +101,7 @@ class GitOps:
 @dataclass(frozen=True)
 class NodeAccess:
     """How to reach a node's filesystem for node checks (pytest-testinfra host spec)."""
+
     name: str  # the Kubernetes node name, or "*" for every node
     host: str  # testinfra host spec: local://, ssh://user@node, paramiko://...
     root: str = "/"  # path prefix of the node's filesystem (the rehearsal's node has its own)
@@ -167,9 +169,16 @@ class _Checker:
             return None
         return data
 
-    def string(self, data: dict, key: str, path: str, required: bool = True,
-               pattern: re.Pattern | None = None, choices: tuple | None = None,
-               default: str | None = None) -> str | None:
+    def string(
+        self,
+        data: dict,
+        key: str,
+        path: str,
+        required: bool = True,
+        pattern: re.Pattern | None = None,
+        choices: tuple | None = None,
+        default: str | None = None,
+    ) -> str | None:
         p = f"{path}.{key}" if path else key
         if key not in data or data[key] is None or data[key] == "":
             if required:
@@ -187,9 +196,16 @@ class _Checker:
             return default
         return v
 
-    def integer(self, data: dict, key: str, path: str, required: bool = True,
-                minimum: int = 1, maximum: int | None = None,
-                default: int | None = None) -> int | None:
+    def integer(
+        self,
+        data: dict,
+        key: str,
+        path: str,
+        required: bool = True,
+        minimum: int = 1,
+        maximum: int | None = None,
+        default: int | None = None,
+    ) -> int | None:
         p = f"{path}.{key}" if path else key
         if key not in data or data[key] is None:
             if required:
@@ -238,8 +254,23 @@ def _component(ck: _Checker, data: Any, path: str) -> Component | None:
     m = ck.mapping(data, path)
     if m is None:
         return None
-    ck.unknown(m, {"name", "type", "risk", "path", "namespaces", "release", "helmRelease",
-                   "workloads", "pvs", "health", "readyTimeout"}, path)
+    ck.unknown(
+        m,
+        {
+            "name",
+            "type",
+            "risk",
+            "path",
+            "namespaces",
+            "release",
+            "helmRelease",
+            "workloads",
+            "pvs",
+            "health",
+            "readyTimeout",
+        },
+        path,
+    )
     name = ck.string(m, "name", path, pattern=DNS_LABEL)
     ctype = ck.string(m, "type", path, choices=COMPONENT_TYPES)
     risk = ck.string(m, "risk", path, choices=RISKS)
@@ -272,12 +303,17 @@ def _component(ck: _Checker, data: Any, path: str) -> Component | None:
         wns = ck.string(wm, "namespace", wp, pattern=DNS_LABEL)
         sel = ck.string(wm, "selector", wp)
         if wns and namespaces and wns not in namespaces:
-            ck.problem(f"{wp}.namespace", f"{wns!r} is not one of the component's namespaces "
-                                          f"{namespaces}")
+            ck.problem(
+                f"{wp}.namespace", f"{wns!r} is not one of the component's namespaces {namespaces}"
+            )
         if kind and wname and wns and sel:
             workloads.append(Workload(kind, wname, wns, sel))
-    if ctype in ("helm", "manifests") and "workloads" in m and not workloads and \
-            not ck.seq(m, "workloads", path):
+    if (
+        ctype in ("helm", "manifests")
+        and "workloads" in m
+        and not workloads
+        and not ck.seq(m, "workloads", path)
+    ):
         ck.problem(f"{path}.workloads", "must name at least one workload")
     pvs = []
     for i, pv in enumerate(ck.seq(m, "pvs", path, required=ctype == "storage")):
@@ -298,17 +334,25 @@ def _component(ck: _Checker, data: Any, path: str) -> Component | None:
         hpath = ck.string(hm, "path", hp, required=False, default="/")
         if hpath and not hpath.startswith("/"):
             ck.problem(f"{hp}.path", f"must start with '/', got {hpath!r}")
-        expect = ck.integer(hm, "expect", hp, required=False, minimum=100, maximum=599,
-                            default=200)
+        expect = ck.integer(hm, "expect", hp, required=False, minimum=100, maximum=599, default=200)
         if svc and hns and port:
             health.append(HealthCheck(svc, hns, port, hpath or "/", expect or 200))
     timeout = ck.integer(m, "readyTimeout", path, required=False)
     if not (name and ctype and risk and repo_path):
         return None
-    return Component(name=name, type=ctype, risk=risk, path=repo_path.rstrip("/"),
-                     namespaces=tuple(namespaces), release=release, helm_release=helm_release,
-                     workloads=tuple(workloads), pvs=tuple(pvs), health=tuple(health),
-                     ready_timeout=timeout)
+    return Component(
+        name=name,
+        type=ctype,
+        risk=risk,
+        path=repo_path.rstrip("/"),
+        namespaces=tuple(namespaces),
+        release=release,
+        helm_release=helm_release,
+        workloads=tuple(workloads),
+        pvs=tuple(pvs),
+        health=tuple(health),
+        ready_timeout=timeout,
+    )
 
 
 def parse(data: Any, source: Path) -> Inventory:
@@ -318,8 +362,11 @@ def parse(data: Any, source: Path) -> Inventory:
     top = ck.mapping(data, "(document)")
     if top is None:
         raise InventoryError(str(source), ck.problems)
-    ck.unknown(top, {"apiVersion", "kind", "cluster", "gitops", "backups", "timeouts",
-                     "components", "gate"}, "")
+    ck.unknown(
+        top,
+        {"apiVersion", "kind", "cluster", "gitops", "backups", "timeouts", "components", "gate"},
+        "",
+    )
     if top.get("apiVersion") != "flux-handover/v1":
         ck.problem("apiVersion", f"must be flux-handover/v1, got {top.get('apiVersion')!r}")
     if top.get("kind") != "Migration":
@@ -328,16 +375,29 @@ def parse(data: Any, source: Path) -> Inventory:
     cluster = None
     cm = ck.mapping(top.get("cluster"), "cluster")
     if cm is not None:
-        ck.unknown(cm, {"name", "context", "fluxVersion", "fluxNamespace", "rehearsalStateDir",
-                        "nodes", "fluxComponentsExtra"}, "cluster")
+        ck.unknown(
+            cm,
+            {
+                "name",
+                "context",
+                "fluxVersion",
+                "fluxNamespace",
+                "rehearsalStateDir",
+                "nodes",
+                "fluxComponentsExtra",
+            },
+            "cluster",
+        )
         extra = cm.get("fluxComponentsExtra") or []
         if not isinstance(extra, list) or not all(isinstance(x, str) for x in extra):
             ck.problem("cluster.fluxComponentsExtra", f"must be a list of names, got {extra!r}")
             extra = []
         for x in extra:
             if x not in FLUX_EXTRA_COMPONENTS:
-                ck.problem("cluster.fluxComponentsExtra",
-                           f"unknown component {x!r}; one of {', '.join(FLUX_EXTRA_COMPONENTS)}")
+                ck.problem(
+                    "cluster.fluxComponentsExtra",
+                    f"unknown component {x!r}; one of {', '.join(FLUX_EXTRA_COMPONENTS)}",
+                )
         extra = tuple(x for x in extra if x in FLUX_EXTRA_COMPONENTS)
         cname = ck.string(cm, "name", "cluster", pattern=DNS_LABEL)
         ctx = ck.string(cm, "context", "cluster")
@@ -347,8 +407,9 @@ def parse(data: Any, source: Path) -> Inventory:
         elif not FLUX_VERSION.match(str(fv)):
             ck.problem("cluster.fluxVersion", f"must look like 2.4 or 2.4.0, got {fv!r}")
             fv = None
-        fns = ck.string(cm, "fluxNamespace", "cluster", required=False, pattern=DNS_LABEL,
-                        default="flux-system")
+        fns = ck.string(
+            cm, "fluxNamespace", "cluster", required=False, pattern=DNS_LABEL, default="flux-system"
+        )
         rdir = ck.string(cm, "rehearsalStateDir", "cluster", required=False)
         nodes = []
         for i, n in enumerate(ck.seq(cm, "nodes", "cluster")):
@@ -361,22 +422,35 @@ def parse(data: Any, source: Path) -> Inventory:
             nhost = ck.string(nm, "host", np_)
             nroot = ck.string(nm, "root", np_, required=False, default="/")
             if nhost and "://" not in nhost:
-                ck.problem(f"{np_}.host", f"must be a testinfra host spec such as local:// or "
-                                          f"ssh://user@node, got {nhost!r}")
+                ck.problem(
+                    f"{np_}.host",
+                    f"must be a testinfra host spec such as local:// or "
+                    f"ssh://user@node, got {nhost!r}",
+                )
                 nhost = None
             if nroot and not nroot.startswith("/"):
                 nroot = str((base / nroot).resolve())
             if nname and nhost:
                 nodes.append(NodeAccess(nname, nhost, nroot or "/"))
         if cname and ctx and fv:
-            cluster = Cluster(cname, ctx, str(fv).lstrip("v"), fns or "flux-system",
-                              (base / rdir).resolve() if rdir else None, tuple(nodes), extra)
+            cluster = Cluster(
+                cname,
+                ctx,
+                str(fv).lstrip("v"),
+                fns or "flux-system",
+                (base / rdir).resolve() if rdir else None,
+                tuple(nodes),
+                extra,
+            )
 
     gitops = None
     gm = ck.mapping(top.get("gitops"), "gitops")
     if gm is not None:
-        ck.unknown(gm, {"path", "remote", "url", "branch", "clusterPath", "sourcesPath",
-                        "entrypoints"}, "gitops")
+        ck.unknown(
+            gm,
+            {"path", "remote", "url", "branch", "clusterPath", "sourcesPath", "entrypoints"},
+            "gitops",
+        )
         gpath = ck.string(gm, "path", "gitops")
         branch = ck.string(gm, "branch", "gitops")
         remote = ck.string(gm, "remote", "gitops", required=False, default="origin")
@@ -397,9 +471,15 @@ def parse(data: Any, source: Path) -> Inventory:
         if "entrypoints" in gm and isinstance(gm["entrypoints"], list) and not gm["entrypoints"]:
             ck.problem("gitops.entrypoints", "must name at least one entry-point Kustomization")
         if gpath and branch:
-            gitops = GitOps(path=(base / gpath).resolve(), branch=branch, remote=remote or "origin",
-                            url=url, cluster_path=cpath or "", sources_path=spath,
-                            entrypoints=tuple(entries))
+            gitops = GitOps(
+                path=(base / gpath).resolve(),
+                branch=branch,
+                remote=remote or "origin",
+                url=url,
+                cluster_path=cpath or "",
+                sources_path=spath,
+                entrypoints=tuple(entries),
+            )
 
     backups = None
     bm = ck.mapping(top.get("backups"), "backups")
@@ -419,11 +499,15 @@ def parse(data: Any, source: Path) -> Inventory:
     gm_ = ck.mapping(top.get("gate"), "gate", required=False)
     if gm_ is not None:
         from handover.gate.optouts import SKIPPABLE
+
         ck.unknown(gm_, {"skipChecks"}, "gate")
         for i, n in enumerate(ck.seq(gm_, "skipChecks", "gate")):
             if n not in SKIPPABLE:
-                ck.problem(f"gate.skipChecks[{i}]", f"unknown check {n!r} (checks that may be "
-                                                     f"skipped: {', '.join(sorted(SKIPPABLE))})")
+                ck.problem(
+                    f"gate.skipChecks[{i}]",
+                    f"unknown check {n!r} (checks that may be "
+                    f"skipped: {', '.join(sorted(SKIPPABLE))})",
+                )
             else:
                 skip_checks.append(n)
 
@@ -442,25 +526,38 @@ def parse(data: Any, source: Path) -> Inventory:
             if comp is None:
                 continue
             if comp.name in seen:
-                ck.problem(f"components[{i}].name",
-                           f"duplicate name {comp.name!r} (also components[{seen[comp.name]}])")
+                ck.problem(
+                    f"components[{i}].name",
+                    f"duplicate name {comp.name!r} (also components[{seen[comp.name]}])",
+                )
             seen[comp.name] = i
             components.append(comp)
 
     if ck.problems:
         raise InventoryError(str(source), ck.problems)
     assert cluster and gitops and backups
-    return Inventory(source=source.resolve(), cluster=cluster, gitops=gitops, backups=backups,
-                     components=tuple(components), ready_timeout=ready_timeout,
-                     gate_skip_checks=tuple(skip_checks))
+    return Inventory(
+        source=source.resolve(),
+        cluster=cluster,
+        gitops=gitops,
+        backups=backups,
+        components=tuple(components),
+        ready_timeout=ready_timeout,
+        gate_skip_checks=tuple(skip_checks),
+    )
 
 
 def load(path: str | Path) -> Inventory:
     """Read and validate an inventory file."""
     p = Path(path)
     if not p.exists():
-        raise InventoryError(str(p), [f"(file): not found: {p.resolve()} "
-                                      "(pass --inventory PATH or create ./migration.yaml)"])
+        raise InventoryError(
+            str(p),
+            [
+                f"(file): not found: {p.resolve()} "
+                "(pass --inventory PATH or create ./migration.yaml)"
+            ],
+        )
     try:
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:

@@ -27,6 +27,7 @@ What comes from where:
 
 Nothing here writes to the cluster: it lists and gets.
 """
+
 from __future__ import annotations
 
 import io
@@ -34,19 +35,19 @@ import os
 import subprocess
 import textwrap
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterable
 
 import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from handover.flux import rules as flux
-from handover.sources import helm_storage
 from handover.core.errors import HandoverError
 from handover.core.objects import group_of
+from handover.flux import rules as flux
+from handover.sources import helm_storage
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
@@ -107,8 +108,9 @@ def scan_repo(root: Path) -> list[RepoObject]:
 
 def _git(repo: Path, *args: str) -> str | None:
     try:
-        p = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                           timeout=30)
+        p = subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=30
+        )
     except OSError:
         return None
     return p.stdout.strip() if p.returncode == 0 else None
@@ -131,6 +133,7 @@ class LiveCluster:
     def __init__(self, kubeconfig: str | Path | None, context: str, kube: Any = None):
         if kube is None:
             from handover.core.kube import Kube
+
             kube = Kube(kubeconfig, context)
         self.kube = kube
         self.context = context
@@ -145,8 +148,9 @@ class LiveCluster:
             self._cache[key] = self.kube.list(api_version, kind)
         return self._cache[key]
 
-    def get(self, api_version: str, kind: str, name: str,
-            namespace: str | None) -> dict[str, Any] | None:
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None
+    ) -> dict[str, Any] | None:
         for o in self.list(api_version, kind):
             m = o["metadata"]
             if m["name"] == name and m.get("namespace") == namespace:
@@ -167,8 +171,10 @@ class BundleCluster:
         try:
             from handover.capture import bundle as capture_bundle
         except ImportError as e:
-            raise InitError(f"--from-capture {path}: this installation has no capture bundle "
-                            f"reader (handover.capture): use --kube-context") from e
+            raise InitError(
+                f"--from-capture {path}: this installation has no capture bundle "
+                f"reader (handover.capture): use --kube-context"
+            ) from e
         self.bundle = capture_bundle.read(path)  # refuses a truncated or hand-edited bundle
         self.context = self.bundle.context
         self._objects: list[dict] | None = None
@@ -177,10 +183,18 @@ class BundleCluster:
         out = []
         for r in self.bundle.releases:
             sec = r.latest.secret
-            out.append(helm_storage.record_from_secret(
-                {"metadata": {"name": sec["name"], "namespace": sec["namespace"],
-                              "labels": sec.get("labels") or {}},
-                 "data": {"release": sec["data"]["release"]}}))
+            out.append(
+                helm_storage.record_from_secret(
+                    {
+                        "metadata": {
+                            "name": sec["name"],
+                            "namespace": sec["namespace"],
+                            "labels": sec.get("labels") or {},
+                        },
+                        "data": {"release": sec["data"]["release"]},
+                    }
+                )
+            )
         return out
 
     def _all(self) -> list[dict]:
@@ -204,11 +218,16 @@ class BundleCluster:
         return self._objects
 
     def list(self, api_version: str, kind: str) -> list[dict[str, Any]]:
-        return [o for o in self._all() if o.get("kind") == kind and
-                group_of(o.get("apiVersion", "v1")) == group_of(api_version)]
+        return [
+            o
+            for o in self._all()
+            if o.get("kind") == kind
+            and group_of(o.get("apiVersion", "v1")) == group_of(api_version)
+        ]
 
-    def get(self, api_version: str, kind: str, name: str,
-            namespace: str | None) -> dict[str, Any] | None:
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None
+    ) -> dict[str, Any] | None:
         for o in self.list(api_version, kind):
             m = o.get("metadata") or {}
             if m.get("name") == name and m.get("namespace") == namespace:
@@ -232,6 +251,7 @@ def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
 @dataclass
 class Draft:
     """One component of the draft, with the comments (guesses and warnings) that go with it."""
+
     name: str
     type: str
     path: str
@@ -259,25 +279,38 @@ class Draft:
 def _workload(live: LiveCluster, kind: str, name: str, ns: str, d: Draft) -> dict | None:
     obj = live.get("apps/v1", kind, name, ns)
     if obj is None:
-        d.comments.append(f"WARNING: {kind} {ns}/{name} is in the repo/release but not on the "
-                          f"cluster: left out of workloads")
+        d.comments.append(
+            f"WARNING: {kind} {ns}/{name} is in the repo/release but not on the "
+            f"cluster: left out of workloads"
+        )
         return None
     sel = (obj.get("spec") or {}).get("selector") or {}
     labels = sel.get("matchLabels") or {}
     if sel.get("matchExpressions"):
-        d.comments.append(f"GUESS: {kind} {ns}/{name} also selects by matchExpressions, which a "
-                          f"label selector string cannot hold here: only its matchLabels are used")
+        d.comments.append(
+            f"GUESS: {kind} {ns}/{name} also selects by matchExpressions, which a "
+            f"label selector string cannot hold here: only its matchLabels are used"
+        )
     if not labels:
         d.comments.append(f"WARNING: {kind} {ns}/{name} has no matchLabels: left out")
         return None
-    return {"kind": kind, "name": name, "namespace": ns, "selector": _selector_string(labels),
-            "_obj": obj}
+    return {
+        "kind": kind,
+        "name": name,
+        "namespace": ns,
+        "selector": _selector_string(labels),
+        "_obj": obj,
+    }
 
 
 def _pods_of(live: LiveCluster, w: dict) -> list[dict]:
     sel = w["_obj"]["spec"]["selector"]["matchLabels"]
-    return [p for p in live.list("v1", "Pod") if _meta(p).get("namespace") == w["namespace"]
-            and _matches(sel, _meta(p).get("labels") or {})]
+    return [
+        p
+        for p in live.list("v1", "Pod")
+        if _meta(p).get("namespace") == w["namespace"]
+        and _matches(sel, _meta(p).get("labels") or {})
+    ]
 
 
 def _claims_of(live: Any, w: dict) -> list[str]:
@@ -286,19 +319,27 @@ def _claims_of(live: Any, w: dict) -> list[str]:
     if getattr(live, "pods_captured", True):
         pods = _pods_of(live, w)
         if pods:
-            return [v["persistentVolumeClaim"]["claimName"] for p in pods
-                    for v in (p.get("spec") or {}).get("volumes") or []
-                    if (v.get("persistentVolumeClaim") or {}).get("claimName")]
+            return [
+                v["persistentVolumeClaim"]["claimName"]
+                for p in pods
+                for v in (p.get("spec") or {}).get("volumes") or []
+                if (v.get("persistentVolumeClaim") or {}).get("claimName")
+            ]
     spec = w["_obj"].get("spec") or {}
-    claims = [v["persistentVolumeClaim"]["claimName"]
-              for v in ((spec.get("template") or {}).get("spec") or {}).get("volumes") or []
-              if (v.get("persistentVolumeClaim") or {}).get("claimName")]
+    claims = [
+        v["persistentVolumeClaim"]["claimName"]
+        for v in ((spec.get("template") or {}).get("spec") or {}).get("volumes") or []
+        if (v.get("persistentVolumeClaim") or {}).get("claimName")
+    ]
     for t in spec.get("volumeClaimTemplates") or []:
         prefix = f"{_meta(t).get('name')}-{w['name']}-"
-        claims += [_meta(c)["name"] for c in live.list("v1", "PersistentVolumeClaim")
-                   if _meta(c).get("namespace") == w["namespace"]
-                   and _meta(c)["name"].startswith(prefix)
-                   and _meta(c)["name"][len(prefix):].isdigit()]
+        claims += [
+            _meta(c)["name"]
+            for c in live.list("v1", "PersistentVolumeClaim")
+            if _meta(c).get("namespace") == w["namespace"]
+            and _meta(c)["name"].startswith(prefix)
+            and _meta(c)["name"][len(prefix) :].isdigit()
+        ]
     return claims
 
 
@@ -325,15 +366,19 @@ def _health(live: LiveCluster, w: dict, d: Draft) -> list[dict]:
     pod_labels = _meta(tmpl).get("labels") or {}
     probes = []
     for c in (tmpl.get("spec") or {}).get("containers") or []:
-        http = ((c.get("readinessProbe") or {}).get("httpGet") or {})
+        http = (c.get("readinessProbe") or {}).get("httpGet") or {}
         if http:
             num, name = _probe_port(c, http.get("port"))
             probes.append((num, name, http.get("path") or "/"))
-    services = [s for s in live.list("v1", "Service") if _meta(s).get("namespace") ==
-                w["namespace"] and _matches((s.get("spec") or {}).get("selector") or {},
-                                            pod_labels)]
-    services.sort(key=lambda s: ((s.get("spec") or {}).get("clusterIP") == "None",
-                                 _meta(s)["name"]))
+    services = [
+        s
+        for s in live.list("v1", "Service")
+        if _meta(s).get("namespace") == w["namespace"]
+        and _matches((s.get("spec") or {}).get("selector") or {}, pod_labels)
+    ]
+    services.sort(
+        key=lambda s: ((s.get("spec") or {}).get("clusterIP") == "None", _meta(s)["name"])
+    )
     for svc in services:
         for sp in (svc.get("spec") or {}).get("ports") or []:
             if sp.get("protocol", "TCP") != "TCP":
@@ -341,19 +386,33 @@ def _health(live: LiveCluster, w: dict, d: Draft) -> list[dict]:
             target = sp.get("targetPort", sp.get("port"))
             for num, name, path in probes:
                 if target in (num, name) and target is not None:
-                    return [{"service": _meta(svc)["name"], "namespace": w["namespace"],
-                             "port": sp["port"], "path": path}]
+                    return [
+                        {
+                            "service": _meta(svc)["name"],
+                            "namespace": w["namespace"],
+                            "port": sp["port"],
+                            "path": path,
+                        }
+                    ]
     if services:
         svc = services[0]
         ports = (svc.get("spec") or {}).get("ports") or []
         if ports:
             d.comments.append(
                 f"GUESS: health of {w['kind']} {w['name']}: Service {_meta(svc)['name']} port "
-                f"{ports[0]['port']}, path / (no readiness probe on a port the Service targets)")
-            return [{"service": _meta(svc)["name"], "namespace": w["namespace"],
-                     "port": ports[0]["port"], "path": "/"}]
-    d.comments.append(f"no Service selects the pods of {w['kind']} {w['namespace']}/{w['name']}"
-                      f": no health check")
+                f"{ports[0]['port']}, path / (no readiness probe on a port the Service targets)"
+            )
+            return [
+                {
+                    "service": _meta(svc)["name"],
+                    "namespace": w["namespace"],
+                    "port": ports[0]["port"],
+                    "path": "/",
+                }
+            ]
+    d.comments.append(
+        f"no Service selects the pods of {w['kind']} {w['namespace']}/{w['name']}: no health check"
+    )
     return []
 
 
@@ -376,8 +435,11 @@ def _fill_workloads(live: LiveCluster, d: Draft, refs: list[tuple[str, str, str]
 def _manifest_workloads(manifest: str, default_ns: str) -> list[tuple[str, str, str]]:
     out = []
     for doc in yaml.safe_load_all(manifest or ""):
-        if isinstance(doc, dict) and doc.get("kind") in WORKLOAD_KINDS and \
-                doc.get("apiVersion", "").startswith("apps/"):
+        if (
+            isinstance(doc, dict)
+            and doc.get("kind") in WORKLOAD_KINDS
+            and doc.get("apiVersion", "").startswith("apps/")
+        ):
             m = doc.get("metadata") or {}
             out.append((doc["kind"], m.get("name", ""), m.get("namespace") or default_ns))
     return out
@@ -393,8 +455,9 @@ def _manifest_namespaces(manifest: str, default_ns: str) -> list[str]:
     return sorted(nss)
 
 
-def _helm_components(objs: list[RepoObject], live: LiveCluster,
-                     top: list[str]) -> tuple[list[Draft], set[tuple[str, str]]]:
+def _helm_components(
+    objs: list[RepoObject], live: LiveCluster, top: list[str]
+) -> tuple[list[Draft], set[tuple[str, str]]]:
     releases = live.releases()
     by_key = {(r.storage_namespace, r.name): r for r in releases}
     used: set[tuple[str, str]] = set()
@@ -406,20 +469,31 @@ def _helm_components(objs: list[RepoObject], live: LiveCluster,
         hr_ns = ro.namespace or "default"
         name, storage = flux.helm_release_name(hr), flux.storage_namespace(hr)
         target = flux.target_namespace(hr)
-        d = Draft(name=ro.name, type="helm", path=ro.dir,
-                  helm_release={"name": ro.name, "namespace": hr_ns})
+        d = Draft(
+            name=ro.name,
+            type="helm",
+            path=ro.dir,
+            helm_release={"name": ro.name, "namespace": hr_ns},
+        )
         rel = by_key.get((storage, name))
         if rel is None:
             chart = ((hr.get("spec") or {}).get("chart") or {}).get("spec", {}).get("chart")
-            cands = [r for r in releases if (r.storage_namespace, r.name) not in used and (
-                r.name in (ro.name, name) or (chart and r.chart_name == chart
-                                              and r.namespace == target))]
+            cands = [
+                r
+                for r in releases
+                if (r.storage_namespace, r.name) not in used
+                and (
+                    r.name in (ro.name, name)
+                    or (chart and r.chart_name == chart and r.namespace == target)
+                )
+            ]
             if not cands:
                 d.comments.append(
                     f"WARNING: HelmRelease {hr_ns}/{ro.name} would manage release {name!r} "
                     f"stored in {storage!r}; there is no such release on the cluster and no "
                     f"candidate: Flux would INSTALL it (nothing to adopt). Left out of the "
-                    f"inventory.")
+                    f"inventory."
+                )
                 top.extend(d.comments)
                 continue
             rel = cands[0]
@@ -431,25 +505,31 @@ def _helm_components(objs: list[RepoObject], live: LiveCluster,
                 f"{rel.storage_namespace!r}. As written, Flux installs a SECOND release over "
                 f"the same objects. Set spec.releaseName: {rel.name} and put the HelmRelease in "
                 f"(or set spec.storageNamespace:) {rel.storage_namespace}. Phase 1 fails until "
-                f"then.")
+                f"then."
+            )
         used.add((rel.storage_namespace, rel.name))
         if rel.status != "deployed":
-            d.comments.append(f"WARNING: release {rel.storage_namespace}/{rel.name} is "
-                              f"{rel.status!r} (revision {rel.revision}), not deployed")
+            d.comments.append(
+                f"WARNING: release {rel.storage_namespace}/{rel.name} is "
+                f"{rel.status!r} (revision {rel.revision}), not deployed"
+            )
         d.release = {"name": rel.name, "namespace": rel.storage_namespace}
         d.namespaces = _manifest_namespaces(rel.manifest, rel.namespace)
         _fill_workloads(live, d, _manifest_workloads(rel.manifest, rel.namespace))
         drafts.append(d)
     for (ns, name), r in sorted(by_key.items()):
         if (ns, name) not in used:
-            top.append(f"live Helm release {ns}/{name} (chart {r.chart_name} "
-                       f"{r.chart_version}) has no HelmRelease in the repo: not in this "
-                       f"inventory")
+            top.append(
+                f"live Helm release {ns}/{name} (chart {r.chart_name} "
+                f"{r.chart_version}) has no HelmRelease in the repo: not in this "
+                f"inventory"
+            )
     return drafts, used
 
 
-def _manifests_components(objs: list[RepoObject], live: LiveCluster,
-                          helm_dirs: set[str], top: list[str]) -> list[Draft]:
+def _manifests_components(
+    objs: list[RepoObject], live: LiveCluster, helm_dirs: set[str], top: list[str]
+) -> list[Draft]:
     by_dir: dict[str, list[RepoObject]] = {}
     for ro in objs:
         if ro.kind in WORKLOAD_KINDS and ro.group.startswith("apps") and ro.dir not in helm_dirs:
@@ -462,13 +542,17 @@ def _manifests_components(objs: list[RepoObject], live: LiveCluster,
             ns = ro.namespace or "default"
             obj = live.get("apps/v1", ro.kind, ro.name, ns)
             if obj is None:
-                d.comments.append(f"WARNING: {ro.kind} {ns}/{ro.name} ({ro.file}) is not on the "
-                                  f"cluster: Flux would create it")
+                d.comments.append(
+                    f"WARNING: {ro.kind} {ns}/{ro.name} ({ro.file}) is not on the "
+                    f"cluster: Flux would create it"
+                )
                 continue
             if LAST_APPLIED not in (_meta(obj).get("annotations") or {}):
-                d.comments.append(f"GUESS: {ro.kind} {ns}/{ro.name} has no last-applied-"
-                                  f"configuration: not made by kubectl apply (helm? a "
-                                  f"controller?); taken as a manifests workload anyway")
+                d.comments.append(
+                    f"GUESS: {ro.kind} {ns}/{ro.name} has no last-applied-"
+                    f"configuration: not made by kubectl apply (helm? a "
+                    f"controller?); taken as a manifests workload anyway"
+                )
             refs.append((ro.kind, ro.name, ns))
         if not refs:
             top.extend(d.comments)
@@ -482,8 +566,7 @@ def _manifests_components(objs: list[RepoObject], live: LiveCluster,
     return drafts
 
 
-def _storage_components(objs: list[RepoObject], live: LiveCluster,
-                        top: list[str]) -> list[Draft]:
+def _storage_components(objs: list[RepoObject], live: LiveCluster, top: list[str]) -> list[Draft]:
     live_pvs = {_meta(p)["name"]: p for p in live.list("v1", "PersistentVolume")}
     by_dir: dict[str, list[str]] = {}
     for ro in objs:
@@ -491,18 +574,26 @@ def _storage_components(objs: list[RepoObject], live: LiveCluster,
             by_dir.setdefault(ro.dir, []).append(ro.name)
     drafts = []
     for dirname, names in by_dir.items():
-        d = Draft(name="storage" if len(by_dir) == 1 else f"storage-{os.path.basename(dirname)}",
-                  type="storage", path=dirname, risk="low")
+        d = Draft(
+            name="storage" if len(by_dir) == 1 else f"storage-{os.path.basename(dirname)}",
+            type="storage",
+            path=dirname,
+            risk="low",
+        )
         for n in names:
             pv = live_pvs.get(n)
             if pv is None:
-                d.comments.append(f"WARNING: PersistentVolume {n} is in {dirname} but not on "
-                                  f"the cluster: left out of pvs")
+                d.comments.append(
+                    f"WARNING: PersistentVolume {n} is in {dirname} but not on "
+                    f"the cluster: left out of pvs"
+                )
                 continue
             policy = (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy")
             if policy != "Retain":
-                d.comments.append(f"WARNING: PersistentVolume {n} has reclaim policy {policy}: "
-                                  f"phase 1 refuses it until it is Retain")
+                d.comments.append(
+                    f"WARNING: PersistentVolume {n} has reclaim policy {policy}: "
+                    f"phase 1 refuses it until it is Retain"
+                )
             d.pvs.append(n)
         if d.pvs:
             drafts.append(d)
@@ -521,8 +612,11 @@ def _risk(d: Draft) -> tuple[str, str]:
         return "high", "a StatefulSet on PersistentVolumes: its data is at stake"
     if d.type == "helm" and not d.pvs:
         return "low", "a Helm release without PersistentVolumes (a stateless controller)"
-    return "medium", ("a workload with PersistentVolumes" if d.pvs else
-                      "a kubectl-applied workload without PersistentVolumes")
+    return "medium", (
+        "a workload with PersistentVolumes"
+        if d.pvs
+        else "a kubectl-applied workload without PersistentVolumes"
+    )
 
 
 def build(gitops: Path, live: LiveCluster) -> tuple[dict, list[Draft], list[str]]:
@@ -533,19 +627,31 @@ def build(gitops: Path, live: LiveCluster) -> tuple[dict, list[Draft], list[str]
         raise InitError(f"--gitops {gitops}: not a directory")
     objs = scan_repo(root)
     top: list[str] = []
-    ks = [ro for ro in objs if ro.kind == "Kustomization"
-          and ro.group.startswith("kustomize.toolkit.fluxcd.io")
-          and "flux-system" not in Path(ro.file).parts and ro.name != "flux-system"]
+    ks = [
+        ro
+        for ro in objs
+        if ro.kind == "Kustomization"
+        and ro.group.startswith("kustomize.toolkit.fluxcd.io")
+        and "flux-system" not in Path(ro.file).parts
+        and ro.name != "flux-system"
+    ]
     if not ks:
-        raise InitError(f"--gitops {gitops}: no Flux Kustomization (kustomize.toolkit.fluxcd.io)"
-                        f" in the repository: there is no cluster path to hand over to")
+        raise InitError(
+            f"--gitops {gitops}: no Flux Kustomization (kustomize.toolkit.fluxcd.io)"
+            f" in the repository: there is no cluster path to hand over to"
+        )
     cluster_path, others = _most_common(ro.dir for ro in ks)
     if others:
-        top.append(f"GUESS: cluster path {cluster_path} (most Flux Kustomizations); also found "
-                   f"in {', '.join(others)}")
+        top.append(
+            f"GUESS: cluster path {cluster_path} (most Flux Kustomizations); also found "
+            f"in {', '.join(others)}"
+        )
     entry = [ro for ro in ks if ro.dir == cluster_path]
-    sources, more = _most_common(ro.dir for ro in objs if ro.kind in SOURCE_KINDS
-                                 and ro.group.startswith("source.toolkit.fluxcd.io"))
+    sources, more = _most_common(
+        ro.dir
+        for ro in objs
+        if ro.kind in SOURCE_KINDS and ro.group.startswith("source.toolkit.fluxcd.io")
+    )
     helm, _ = _helm_components(objs, live, top)
     helm_dirs = {d.path for d in helm}
     manifests = _manifests_components(objs, live, helm_dirs, top)
@@ -563,13 +669,21 @@ def build(gitops: Path, live: LiveCluster) -> tuple[dict, list[Draft], list[str]
     branch = _git(root, "rev-parse", "--abbrev-ref", "HEAD") or "main"
     url = _git(root, "remote", "get-url", "origin")
     data = {
-        "cluster": {"name": os.path.basename(cluster_path or "") or live.context,
-                    "context": live.context, "fluxVersion": DEFAULT_FLUX_VERSION,
-                    "fluxNamespace": "flux-system"},
-        "gitops": {"path": str(root), "remote": "origin", "branch": branch,
-                   **({"url": url} if url else {}), "clusterPath": cluster_path,
-                   **({"sourcesPath": sources} if sources else {}),
-                   "entrypoints": [{"file": ro.file, "name": ro.name} for ro in entry]},
+        "cluster": {
+            "name": os.path.basename(cluster_path or "") or live.context,
+            "context": live.context,
+            "fluxVersion": DEFAULT_FLUX_VERSION,
+            "fluxNamespace": "flux-system",
+        },
+        "gitops": {
+            "path": str(root),
+            "remote": "origin",
+            "branch": branch,
+            **({"url": url} if url else {}),
+            "clusterPath": cluster_path,
+            **({"sourcesPath": sources} if sources else {}),
+            "entrypoints": [{"file": ro.file, "name": ro.name} for ro in entry],
+        },
         "backups": {"path": "./backups"},
         "timeouts": {"ready": 300},
     }
@@ -618,16 +732,17 @@ def _wrap(comments: list[str], width: int) -> list[str]:
     return out
 
 
-def render(data: dict, components: list[Draft], top: list[str], source: str,
-           out: Path) -> str:
+def render(data: dict, components: list[Draft], top: list[str], source: str, out: Path) -> str:
     """The draft as YAML text with its comments (ruamel.yaml)."""
     doc = CommentedMap()
     doc["apiVersion"] = "flux-handover/v1"
     doc["kind"] = "Migration"
     cluster = CommentedMap(data["cluster"])
     cluster.yaml_add_eol_comment("GUESS: from the cluster path's name", "name")
-    cluster.yaml_add_eol_comment("GUESS: the Flux version you will bootstrap (sets the minimum "
-                                 "Kubernetes version)", "fluxVersion")
+    cluster.yaml_add_eol_comment(
+        "GUESS: the Flux version you will bootstrap (sets the minimum Kubernetes version)",
+        "fluxVersion",
+    )
     doc["cluster"] = cluster
     g = dict(data["gitops"])
     entry = g.pop("entrypoints")
@@ -639,8 +754,9 @@ def render(data: dict, components: list[Draft], top: list[str], source: str,
     gm.yaml_add_eol_comment("the Flux Kustomizations of the cluster path", "entrypoints")
     doc["gitops"] = gm
     bm = CommentedMap(data["backups"])
-    bm.yaml_add_eol_comment("GUESS: backups, the journal and the migration state (files 0600)",
-                            "path")
+    bm.yaml_add_eol_comment(
+        "GUESS: backups, the journal and the migration state (files 0600)", "path"
+    )
     doc["backups"] = bm
     doc["timeouts"] = CommentedMap(data["timeouts"])
     comps = CommentedSeq()
@@ -648,15 +764,20 @@ def render(data: dict, components: list[Draft], top: list[str], source: str,
         comps.append(_component_map(d))
         if d.comments:
             comps.yaml_set_comment_before_after_key(
-                i, before="\n".join(_wrap(d.comments, 94)), indent=2)
+                i, before="\n".join(_wrap(d.comments, 94)), indent=2
+            )
     doc["components"] = comps
     doc.yaml_set_comment_before_after_key(
-        "components", before="in handover order: storage first, stateless controllers, then "
-                             "workloads, stateful last (GUESS: review the order)")
-    head = [f"Draft written by `handover inventory init` from {source}",
-            f"at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}. Review every GUESS,",
-            "WARNING and TRAP comment, then: handover inventory check <this file>.",
-            "Reference for every key: docs/inventory.md."]
+        "components",
+        before="in handover order: storage first, stateless controllers, then "
+        "workloads, stateful last (GUESS: review the order)",
+    )
+    head = [
+        f"Draft written by `handover inventory init` from {source}",
+        f"at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}. Review every GUESS,",
+        "WARNING and TRAP comment, then: handover inventory check <this file>.",
+        "Reference for every key: docs/inventory.md.",
+    ]
     head += _wrap(top, 96)
     doc.yaml_set_start_comment("\n".join(head))
     y = YAML()
@@ -667,10 +788,17 @@ def render(data: dict, components: list[Draft], top: list[str], source: str,
     return buf.getvalue()
 
 
-def init(gitops: Path, out: Path, *, kube_context: str | None = None,
-         kubeconfig: Path | None = None, from_capture: Path | None = None) -> tuple[Path, list]:
+def init(
+    gitops: Path,
+    out: Path,
+    *,
+    kube_context: str | None = None,
+    kubeconfig: Path | None = None,
+    from_capture: Path | None = None,
+) -> tuple[Path, list]:
     """Write the draft inventory to ``out`` (validated first); returns (path, components)."""
     from handover.core import inventory
+
     live: Any
     if from_capture is not None:
         if kube_context:
@@ -681,15 +809,22 @@ def init(gitops: Path, out: Path, *, kube_context: str | None = None,
         live = LiveCluster(kubeconfig, kube_context)
         source = f"{gitops} and context {kube_context}"
     else:
-        raise InitError("inventory init needs --kube-context (the live cluster, read-only) or "
-                        "--from-capture BUNDLE")
+        raise InitError(
+            "inventory init needs --kube-context (the live cluster, read-only) or "
+            "--from-capture BUNDLE"
+        )
     data, components, top = build(gitops, live)
     if not components:
-        raise InitError(f"no component found: none of the repository's HelmReleases, workloads "
-                        f"or PersistentVolumes in {gitops} matches {source}")
+        raise InitError(
+            f"no component found: none of the repository's HelmReleases, workloads "
+            f"or PersistentVolumes in {gitops} matches {source}"
+        )
     if from_capture is not None:
-        top.insert(0, "from a capture: pods are not captured, so each component's pvs come "
-                      "from its workloads' claims")
+        top.insert(
+            0,
+            "from a capture: pods are not captured, so each component's pvs come "
+            "from its workloads' claims",
+        )
     text = render(data, components, top, source, Path(out))
     out = Path(out)
     tmp = out.with_name(out.name + ".tmp")

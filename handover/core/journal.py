@@ -4,19 +4,19 @@ One JSON object per line (append-only, fsync'd), in ``<backups>/journal.jsonl``.
 killed leaves an ``intent`` without an outcome: the next run sees it (``interrupted()``) and
 continues or rolls back from there instead of repeating a step blindly.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterator
 
 from handover.core import redact
-
 
 KEPT_AS_WRITTEN = ("run", "backup", "snapshot")  # detail keys the suite writes itself
 
@@ -56,9 +56,16 @@ class Journal:
         return entry
 
     def _entry(self, kind: str, action: str, id: str | None = None, **detail: Any) -> Entry:
-        return Entry(id=id or uuid.uuid4().hex[:12], kind=kind, action=action,
-                     phase=self.context["phase"], component=self.context["component"],
-                     step=self.context["step"], time=time.time(), detail=detail)
+        return Entry(
+            id=id or uuid.uuid4().hex[:12],
+            kind=kind,
+            action=action,
+            phase=self.context["phase"],
+            component=self.context["component"],
+            step=self.context["step"],
+            time=time.time(),
+            detail=detail,
+        )
 
     def set_context(self, phase: str = "", component: str = "", step: str = "") -> None:
         self.context = {"phase": phase, "component": component, "step": step}
@@ -103,8 +110,12 @@ class Journal:
         """The last recorded status of a step, or None."""
         last = None
         for e in self.entries():
-            if e.kind == "step" and e.phase == phase and e.component == component \
-                    and e.step == step:
+            if (
+                e.kind == "step"
+                and e.phase == phase
+                and e.component == component
+                and e.step == step
+            ):
                 last = e.action
         return last
 
@@ -129,8 +140,13 @@ class Progress:
     interrupted: list[str] = field(default_factory=list)
 
 
-def progress(journal: Journal, phase: str, component: str,
-             first_step: str = "preconditions", last_step: str = "record") -> Progress:
+def progress(
+    journal: Journal,
+    phase: str,
+    component: str,
+    first_step: str = "preconditions",
+    last_step: str = "record",
+) -> Progress:
     p = Progress(component)
     entries = [e for e in journal.entries() if e.phase == phase and e.component == component]
     closed = {e.id for e in entries if e.kind in ("done", "failed")}

@@ -3,6 +3,7 @@
 Mutations never go through here: they go through handover.core.mutation (which checks --perform and the
 context guard and journals first).
 """
+
 from __future__ import annotations
 
 import os
@@ -24,9 +25,12 @@ def current_context(kubeconfig: str | Path | None = None) -> str:
     """The current context of a kubeconfig (default: $KUBECONFIG or ~/.kube/config)."""
     try:
         _, active = config.list_kube_config_contexts(
-            config_file=str(kubeconfig) if kubeconfig else None)
+            config_file=str(kubeconfig) if kubeconfig else None
+        )
     except (config.ConfigException, FileNotFoundError) as e:
-        raise HandoverError(f"cannot read kubeconfig {kubeconfig or os.environ.get('KUBECONFIG') or '~/.kube/config'}: {e}") from e
+        raise HandoverError(
+            f"cannot read kubeconfig {kubeconfig or os.environ.get('KUBECONFIG') or '~/.kube/config'}: {e}"
+        ) from e
     return active["name"]
 
 
@@ -48,8 +52,12 @@ class Kube:
         self.context = context or current_context(self.kubeconfig)
         cfg = client.Configuration()
         try:
-            config.load_kube_config(config_file=self.kubeconfig, context=self.context,
-                                    client_configuration=cfg, persist_config=False)
+            config.load_kube_config(
+                config_file=self.kubeconfig,
+                context=self.context,
+                client_configuration=cfg,
+                persist_config=False,
+            )
         except config.ConfigException as e:
             raise HandoverError(f"cannot load kube context {self.context!r}: {e}") from e
         self.configuration = cfg
@@ -86,8 +94,9 @@ class Kube:
         except ResourceNotFoundError:
             return False
 
-    def get(self, api_version: str, kind: str, name: str,
-            namespace: str | None = None) -> dict[str, Any] | None:
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
         res = self.resource(api_version, kind)
         try:
             obj = res.get(name=name, namespace=namespace) if res.namespaced else res.get(name=name)
@@ -95,8 +104,13 @@ class Kube:
             return None
         return obj.to_dict()
 
-    def list(self, api_version: str, kind: str, namespace: str | None = None,
-             label_selector: str | None = None) -> list[dict[str, Any]]:
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
         res = self.resource(api_version, kind)
         kwargs: dict[str, Any] = {}
         if label_selector:

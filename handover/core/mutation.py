@@ -10,23 +10,23 @@ Every mutation goes through a Mutator, which
    to which object, never a value: a patch body is journaled as its shape (paths + short hashes,
    handover.core.redact), an error scrubbed.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 from kubernetes.dynamic.exceptions import NotFoundError
 
-from handover.flux import rules as flux
-from handover.sources import helm_storage
-from handover.core import redact
-from handover.core import tools
+from handover.core import redact, tools
 from handover.core.errors import HandoverError, UnsafeActionRefused
 from handover.core.inventory import Inventory
 from handover.core.journal import Journal
 from handover.core.kube import Kube, check_context
 from handover.core.objects import group_of
+from handover.flux import rules as flux
+from handover.sources import helm_storage
 
 FIELD_MANAGER = "flux-handover"
 
@@ -72,8 +72,9 @@ class Mutator:
         return self._do(action, fn, **detail)
 
     # -- Kubernetes -------------------------------------------------------------------------
-    def apply(self, obj: dict[str, Any], field_manager: str = FIELD_MANAGER,
-              force: bool = False) -> dict[str, Any]:
+    def apply(
+        self, obj: dict[str, Any], field_manager: str = FIELD_MANAGER, force: bool = False
+    ) -> dict[str, Any]:
         """Server-side apply of one object."""
         meta = obj["metadata"]
         action = f"apply {_obj_id(obj['kind'], meta['name'], meta.get('namespace'))}"
@@ -84,18 +85,30 @@ class Mutator:
             if res.namespaced:
                 kwargs["namespace"] = meta.get("namespace")
             return res.server_side_apply(**kwargs).to_dict()
+
         return self._do(action, go, field_manager=field_manager)
 
-    def patch(self, api_version: str, kind: str, name: str, namespace: str | None,
-              body: dict[str, Any] | list, patch_type: str = "merge",
-              description: str = "") -> dict[str, Any]:
-        ctype = {"merge": "application/merge-patch+json", "json": "application/json-patch+json",
-                 "strategic": "application/strategic-merge-patch+json"}[patch_type]
+    def patch(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None,
+        body: dict[str, Any] | list,
+        patch_type: str = "merge",
+        description: str = "",
+    ) -> dict[str, Any]:
+        ctype = {
+            "merge": "application/merge-patch+json",
+            "json": "application/json-patch+json",
+            "strategic": "application/strategic-merge-patch+json",
+        }[patch_type]
         # the body's shape only (paths + short hashes): a patch may carry Secret data, e.g. the
         # last-applied annotation of a kubectl-applied Secret that the rollback puts back
         shape = redact.shape(body)
-        action = (f"patch {_obj_id(kind, name, namespace)} "
-                  f"{description or 'fields ' + ', '.join(shape)}")
+        action = (
+            f"patch {_obj_id(kind, name, namespace)} {description or 'fields ' + ', '.join(shape)}"
+        )
 
         def go():
             res = self.kube.resource(api_version, kind)
@@ -103,49 +116,75 @@ class Mutator:
             if res.namespaced:
                 kwargs["namespace"] = namespace
             return res.patch(**kwargs).to_dict()
+
         return self._do(action, go, patch=shape)
 
-    def suspend(self, api_version: str, kind: str, name: str, namespace: str,
-                suspend: bool = True) -> dict[str, Any]:
-        return self.patch(api_version, kind, name, namespace, {"spec": {"suspend": suspend}},
-                          description=f"spec.suspend={str(suspend).lower()}")
+    def suspend(
+        self, api_version: str, kind: str, name: str, namespace: str, suspend: bool = True
+    ) -> dict[str, Any]:
+        return self.patch(
+            api_version,
+            kind,
+            name,
+            namespace,
+            {"spec": {"suspend": suspend}},
+            description=f"spec.suspend={str(suspend).lower()}",
+        )
 
-    def request_reconcile(self, api_version: str, kind: str, name: str, namespace: str,
-                          token: str) -> dict[str, Any]:
-        return self.patch(api_version, kind, name, namespace,
-                          {"metadata": {"annotations": {flux.RECONCILE_REQUESTED_AT: token}}},
-                          description=f"{flux.RECONCILE_REQUESTED_AT}={token}")
+    def request_reconcile(
+        self, api_version: str, kind: str, name: str, namespace: str, token: str
+    ) -> dict[str, Any]:
+        return self.patch(
+            api_version,
+            kind,
+            name,
+            namespace,
+            {"metadata": {"annotations": {flux.RECONCILE_REQUESTED_AT: token}}},
+            description=f"{flux.RECONCILE_REQUESTED_AT}={token}",
+        )
 
-    def delete_safety(self, api_version: str, kind: str, name: str,
-                      namespace: str | None) -> str | None:
+    def delete_safety(
+        self, api_version: str, kind: str, name: str, namespace: str | None
+    ) -> str | None:
         """Why deleting this object is refused, or None when it is safe (see DELETABLE)."""
         rule = DELETABLE.get((group_of(api_version), kind))
         what = _obj_id(kind, name, namespace)
         if rule is None:
-            return (f"deleting {what} is not a step of the runbook; flux-handover deletes only "
-                    "suspended HelmReleases and orphaning Kustomizations")
+            return (
+                f"deleting {what} is not a step of the runbook; flux-handover deletes only "
+                "suspended HelmReleases and orphaning Kustomizations"
+            )
         live = self.kube.get(api_version, kind, name, namespace)
         if live is None:
             return None
         spec = live.get("spec") or {}
         if rule == "suspended" and not spec.get("suspend"):
             if (live.get("status") or {}).get("storageNamespace"):
-                return (f"{what} is not suspended: deleting it would UNINSTALL its Helm release "
-                        "and delete every object of it (helm-controller reconcileDelete). "
-                        "Suspend it first (spec.suspend: true).")
+                return (
+                    f"{what} is not suspended: deleting it would UNINSTALL its Helm release "
+                    "and delete every object of it (helm-controller reconcileDelete). "
+                    "Suspend it first (spec.suspend: true)."
+                )
         if rule == "orphaning":
             entries = ((live.get("status") or {}).get("inventory") or {}).get("entries") or []
             policy = spec.get("deletionPolicy") or "MirrorPrune"
-            orphans = spec.get("suspend") or not entries or policy == "Orphan" or \
-                (policy == "MirrorPrune" and not spec.get("prune"))
+            orphans = (
+                spec.get("suspend")
+                or not entries
+                or policy == "Orphan"
+                or (policy == "MirrorPrune" and not spec.get("prune"))
+            )
             if not orphans:
-                return (f"{what} would garbage-collect its {len(entries)} inventory objects on "
-                        f"deletion (prune: {spec.get('prune')}, deletionPolicy: {policy}). "
-                        "Suspend it or set deletionPolicy: Orphan first.")
+                return (
+                    f"{what} would garbage-collect its {len(entries)} inventory objects on "
+                    f"deletion (prune: {spec.get('prune')}, deletionPolicy: {policy}). "
+                    "Suspend it or set deletionPolicy: Orphan first."
+                )
         return None
 
-    def delete(self, api_version: str, kind: str, name: str, namespace: str | None,
-               reason: str) -> None:
+    def delete(
+        self, api_version: str, kind: str, name: str, namespace: str | None, reason: str
+    ) -> None:
         action = f"delete {_obj_id(kind, name, namespace)} ({reason})"
         self.guard(action)
         refusal = self.delete_safety(api_version, kind, name, namespace)
@@ -162,6 +201,7 @@ class Mutator:
                     res.delete(name=name)
             except NotFoundError:
                 pass
+
         self._do(action, go)
 
     # -- Helm -------------------------------------------------------------------------------
@@ -174,8 +214,10 @@ class Mutator:
             return f"helm-controller origin labels in revision {rec.revision}"
         if self.kube.has_resource(flux.HELM_API, "HelmRelease"):
             for hr in self.kube.list(flux.HELM_API, "HelmRelease"):
-                if flux.helm_release_name(hr) == release and \
-                        flux.storage_namespace(hr) == storage_namespace:
+                if (
+                    flux.helm_release_name(hr) == release
+                    and flux.storage_namespace(hr) == storage_namespace
+                ):
                     m = hr["metadata"]
                     return f"{m['namespace']}/{m['name']}"
         return None
@@ -187,11 +229,13 @@ class Mutator:
             release = args[1] if len(args) > 1 else ""
             manager = self.flux_manages(release, namespace)
             if manager:
-                return (f"refused: helm uninstall {release} -n {namespace}: Flux manages this "
-                        f"release ({manager}); uninstalling it deletes every object of it, the "
-                        "workloads Flux now manages (the hand-written runbook's step is unsafe "
-                        "after adoption). A Flux-managed release is an ordinary Helm release in "
-                        "storage: leave it.")
+                return (
+                    f"refused: helm uninstall {release} -n {namespace}: Flux manages this "
+                    f"release ({manager}); uninstalling it deletes every object of it, the "
+                    "workloads Flux now manages (the hand-written runbook's step is unsafe "
+                    "after adoption). A Flux-managed release is an ordinary Helm release in "
+                    "storage: leave it."
+                )
         if args and args[0] == "install":
             return self.reinstall_refusal(args, namespace)
         return None
@@ -206,22 +250,26 @@ class Mutator:
         rec = helm_storage.latest(self.kube, release, namespace) if release else None
         if rec is None or rec.status == "uninstalled":
             return None
-        return (f"refused: helm install {release} -n {namespace}: release {release} still exists "
-                f"in storage (revision {rec.revision}, {rec.status}); installing it again fails "
-                "(\"cannot re-use a name that is still in use\") or, forced, recreates its "
-                "objects and pods. It is an ordinary Helm release: keep it, `helm upgrade` it.")
+        return (
+            f"refused: helm install {release} -n {namespace}: release {release} still exists "
+            f"in storage (revision {rec.revision}, {rec.status}); installing it again fails "
+            '("cannot re-use a name that is still in use") or, forced, recreates its '
+            "objects and pods. It is an ordinary Helm release: keep it, `helm upgrade` it."
+        )
 
     def kubectl_refusal(self, args: list[str]) -> str | None:
         """Why a ``kubectl delete`` of a HelmRelease / Kustomization is refused (the same rules
         as :meth:`delete`), or None. Other kubectl commands are not judged here."""
         if not args or args[0] != "delete" or len(args) < 3:
             return None
-        kinds = {"helmrelease": (flux.HELM_API, "HelmRelease"),
-                 "helmreleases": (flux.HELM_API, "HelmRelease"),
-                 "hr": (flux.HELM_API, "HelmRelease"),
-                 "kustomization": (flux.KUSTOMIZE_API, "Kustomization"),
-                 "kustomizations": (flux.KUSTOMIZE_API, "Kustomization"),
-                 "ks": (flux.KUSTOMIZE_API, "Kustomization")}
+        kinds = {
+            "helmrelease": (flux.HELM_API, "HelmRelease"),
+            "helmreleases": (flux.HELM_API, "HelmRelease"),
+            "hr": (flux.HELM_API, "HelmRelease"),
+            "kustomization": (flux.KUSTOMIZE_API, "Kustomization"),
+            "kustomizations": (flux.KUSTOMIZE_API, "Kustomization"),
+            "ks": (flux.KUSTOMIZE_API, "Kustomization"),
+        }
         target = args[1].lower()
         kind = kinds.get(target.split(".")[0])
         if kind is None or not self.kube.has_resource(*kind):
@@ -232,8 +280,11 @@ class Mutator:
                 namespace = args[i + 1]
             elif a.startswith("--namespace="):
                 namespace = a.split("=", 1)[1]
-        names = [a for i, a in enumerate(args[2:], 2) if not a.startswith("-")
-                 and args[i - 1] not in ("-n", "--namespace")]
+        names = [
+            a
+            for i, a in enumerate(args[2:], 2)
+            if not a.startswith("-") and args[i - 1] not in ("-n", "--namespace")
+        ]
         for name in names:
             why = self.delete_safety(kind[0], kind[1], name, namespace)
             if why:
@@ -247,12 +298,20 @@ class Mutator:
         if why:
             self.journal.note(f"refused: helm {' '.join(args)}", why=why)
             raise UnsafeActionRefused(why)
-        argv = [str(tools.helm()), *args, "--namespace", namespace,
-                "--kube-context", self.kube.context]
+        argv = [
+            str(tools.helm()),
+            *args,
+            "--namespace",
+            namespace,
+            "--kube-context",
+            self.kube.context,
+        ]
         if self.kube.kubeconfig:
             argv += ["--kubeconfig", self.kube.kubeconfig]
-        return self._do(f"helm {' '.join(args)} -n {namespace} ({description})",
-                        lambda: tools.run(argv, check=True))
+        return self._do(
+            f"helm {' '.join(args)} -n {namespace} ({description})",
+            lambda: tools.run(argv, check=True),
+        )
 
     def kubectl(self, args: list[str], description: str, input: str | None = None) -> tools.Result:
         why = self.kubectl_refusal(args)
@@ -263,20 +322,26 @@ class Mutator:
         if self.kube.kubeconfig:
             argv += ["--kubeconfig", self.kube.kubeconfig]
         argv += args
-        return self._do(f"kubectl {' '.join(args)} ({description})",
-                        lambda: tools.run(argv, input=input, check=True))
+        return self._do(
+            f"kubectl {' '.join(args)} ({description})",
+            lambda: tools.run(argv, input=input, check=True),
+        )
 
     # -- Git (the GitOps repo) --------------------------------------------------------------
     def git(self, args: list[str], description: str, cwd: Path | None = None) -> tools.Result:
         """A mutating git command in the GitOps repo (commit, push)."""
         repo = cwd or self.inventory.gitops.path
-        return self._do(f"git {' '.join(args)} in {repo} ({description})",
-                        lambda: tools.run(["git", "-C", str(repo), *args], check=True))
+        return self._do(
+            f"git {' '.join(args)} in {repo} ({description})",
+            lambda: tools.run(["git", "-C", str(repo), *args], check=True),
+        )
 
     def write_file(self, path: Path, text: str, description: str) -> None:
         """Write a file in the GitOps repo (journaled)."""
+
         def go():
             path.write_text(text)
+
         self._do(f"write {path} ({description})", go)
 
 

@@ -4,10 +4,11 @@ Every module that keys, compares or prints Kubernetes objects uses these, so two
 disagree on what "the same object" is (the core group is "", a namespaced object's key carries
 its namespace, a cluster-scoped one's carries "").
 """
+
 from __future__ import annotations
 
-from typing import Any, NamedTuple
 from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 
 def group_of(api_version: str) -> str:
@@ -36,5 +37,9 @@ def object_id(obj: Mapping[str, Any], default_namespace: str = "") -> ObjectId:
     served at several versions), kind, namespace (``default_namespace`` when the manifest leaves
     it out; pass "" for cluster-scoped kinds), name."""
     meta = obj.get("metadata") or {}
-    return ObjectId(group_of(str(obj.get("apiVersion", ""))), str(obj.get("kind", "")),
-                    str(meta.get("namespace") or default_namespace), str(meta.get("name", "")))
+    return ObjectId(
+        group_of(str(obj.get("apiVersion", ""))),
+        str(obj.get("kind", "")),
+        str(meta.get("namespace") or default_namespace),
+        str(meta.get("name", "")),
+    )

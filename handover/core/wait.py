@@ -8,11 +8,12 @@ observation, and the caller says what a timeout means (a failed step, a finding,
                        lambda: takeover_state(kube, name), timeout=300,
                        done=lambda s: s.ready, message=lambda s: s.message)
 """
+
 from __future__ import annotations
 
 import time
-from typing import TypeVar
 from collections.abc import Callable
+from typing import TypeVar
 
 from handover.core import progress
 
@@ -38,10 +39,18 @@ class Deadline:
         return self.clock() - self.start
 
 
-def until(what: str, probe: Callable[[], T], *, timeout: float, interval: float = 1.0,
-          done: Callable[[T], bool] = bool, message: Callable[[T], str] | None = None,
-          report: bool = True, sleep: Callable[[float], None] = time.sleep,
-          clock: Callable[[], float] = time.monotonic) -> T:
+def until(
+    what: str,
+    probe: Callable[[], T],
+    *,
+    timeout: float,
+    interval: float = 1.0,
+    done: Callable[[T], bool] = bool,
+    message: Callable[[T], str] | None = None,
+    report: bool = True,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
     """Call ``probe()`` until ``done(result)`` or ``timeout`` seconds have passed; return the last
     result. ``message(result)`` is the progress line's detail (e.g. a condition message).
     ``report=False`` for short internal waits that should not draw a progress line."""

@@ -23,6 +23,7 @@ Every mutation goes through the Mutator (journal first, --perform, context guard
 
 Bootstrapping an already bootstrapped cluster is a no-op (:func:`already_bootstrapped`).
 """
+
 from __future__ import annotations
 
 import os
@@ -33,20 +34,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from handover import target as targets
-from handover.flux import rules as flux
-from handover.core import wait
-from handover.core import tools
+from handover.core import tools, wait
 from handover.core.errors import HandoverError
-from handover.sources.gitops import GitOpsRepo
 from handover.core.inventory import Inventory
+from handover.flux import rules as flux
+from handover.sources.gitops import GitOpsRepo
 
 if TYPE_CHECKING:
     from handover.core.kube import Kube
     from handover.core.mutation import Mutator
 
 SYNC_NAME = "flux-system"
-GITHUB_URL = re.compile(r"^(?:https://github\.com/|ssh://git@github\.com/|git@github\.com:)"
-                        r"(?P<owner>[^/]+)/(?P<repo>[^/]+?)(?:\.git)?/?$")
+GITHUB_URL = re.compile(
+    r"^(?:https://github\.com/|ssh://git@github\.com/|git@github\.com:)"
+    r"(?P<owner>[^/]+)/(?P<repo>[^/]+?)(?:\.git)?/?$"
+)
 
 
 class BootstrapError(HandoverError):
@@ -66,6 +68,7 @@ class BootstrapPlan:
 @dataclass
 class FluxState:
     """What is live in the Flux namespace (read-only)."""
+
     crds_served: bool
     git_repository: dict[str, Any] | None
     kustomization: dict[str, Any] | None
@@ -73,8 +76,12 @@ class FluxState:
 
     @property
     def ready(self) -> bool:
-        return bool(self.git_repository and self.kustomization and
-                    flux.is_ready(self.git_repository) and flux.is_ready(self.kustomization))
+        return bool(
+            self.git_repository
+            and self.kustomization
+            and flux.is_ready(self.git_repository)
+            and flux.is_ready(self.kustomization)
+        )
 
     def revision(self) -> str:
         art = ((self.git_repository or {}).get("status") or {}).get("artifact") or {}
@@ -82,16 +89,20 @@ class FluxState:
 
     def problems(self) -> list[str]:
         out = []
-        for what, obj in (("GitRepository", self.git_repository),
-                          ("Kustomization", self.kustomization)):
+        for what, obj in (
+            ("GitRepository", self.git_repository),
+            ("Kustomization", self.kustomization),
+        ):
             if obj is None:
                 out.append(f"{what} {SYNC_NAME} does not exist")
             elif not flux.is_ready(obj):
                 c = flux.condition(obj, "Ready") or {}
                 reason = c.get("reason", "no Ready condition")
-                out.append(f"{what} {SYNC_NAME} is not Ready for generation "
-                           f"{obj['metadata'].get('generation')}: {reason}: "
-                           f"{c.get('message', '')}".rstrip(": "))
+                out.append(
+                    f"{what} {SYNC_NAME} is not Ready for generation "
+                    f"{obj['metadata'].get('generation')}: {reason}: "
+                    f"{c.get('message', '')}".rstrip(": ")
+                )
         return out
 
 
@@ -101,13 +112,23 @@ def sync_manifests(inventory: Inventory, url: str) -> list[dict[str, Any]]:
     ns = inventory.cluster.flux_namespace
     path = "./" + inventory.gitops.cluster_path.strip("/").removeprefix("./")
     return [
-        {"apiVersion": flux.SOURCE_API, "kind": "GitRepository",
-         "metadata": {"name": SYNC_NAME, "namespace": ns},
-         "spec": {"interval": "1m0s", "url": url, "ref": {"branch": inventory.gitops.branch}}},
-        {"apiVersion": flux.KUSTOMIZE_API, "kind": "Kustomization",
-         "metadata": {"name": SYNC_NAME, "namespace": ns},
-         "spec": {"interval": "10m0s", "path": path, "prune": True,
-                  "sourceRef": {"kind": "GitRepository", "name": SYNC_NAME}}},
+        {
+            "apiVersion": flux.SOURCE_API,
+            "kind": "GitRepository",
+            "metadata": {"name": SYNC_NAME, "namespace": ns},
+            "spec": {"interval": "1m0s", "url": url, "ref": {"branch": inventory.gitops.branch}},
+        },
+        {
+            "apiVersion": flux.KUSTOMIZE_API,
+            "kind": "Kustomization",
+            "metadata": {"name": SYNC_NAME, "namespace": ns},
+            "spec": {
+                "interval": "10m0s",
+                "path": path,
+                "prune": True,
+                "sourceRef": {"kind": "GitRepository", "name": SYNC_NAME},
+            },
+        },
     ]
 
 
@@ -119,8 +140,12 @@ def flux_cli() -> Path | None:
     return Path(found) if found else None
 
 
-DEFAULT_CONTROLLERS = ("source-controller", "kustomize-controller", "helm-controller",
-                       "notification-controller")
+DEFAULT_CONTROLLERS = (
+    "source-controller",
+    "kustomize-controller",
+    "helm-controller",
+    "notification-controller",
+)
 _CLI_VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 
 
@@ -129,9 +154,11 @@ def flux_cli_version(cli: Path) -> str:
     res = tools.run([str(cli), "--version"], timeout=60)
     m = _CLI_VERSION.search(res.stdout if res.ok else "")
     if not m:
-        raise BootstrapError(f"cannot read the flux CLI's version from `{cli} --version` "
-                             f"(exit {res.returncode}: {(res.stdout + res.stderr).strip()[:200]})."
-                             " Nothing was applied.")
+        raise BootstrapError(
+            f"cannot read the flux CLI's version from `{cli} --version` "
+            f"(exit {res.returncode}: {(res.stdout + res.stderr).strip()[:200]})."
+            " Nothing was applied."
+        )
     return ".".join(m.groups())
 
 
@@ -140,12 +167,13 @@ def check_cli_version(inventory: Inventory, cli: Path) -> str:
     match (a CLI installs its own release's manifests)."""
     want = inventory.cluster.flux_version.lstrip("v")
     have = flux_cli_version(cli)
-    if have.split(".")[:len(want.split("."))] != want.split("."):
+    if have.split(".")[: len(want.split("."))] != want.split("."):
         raise BootstrapError(
             f"the flux CLI {cli} is version {have}, the inventory's cluster.fluxVersion is "
             f"{want}: phase 2 would install a Flux version phase 1 did not check. Install the "
             f"flux CLI {want} (https://fluxcd.io/flux/installation/) or change "
-            "cluster.fluxVersion and run phase 1 again. Nothing was applied.")
+            "cluster.fluxVersion and run phase 1 again. Nothing was applied."
+        )
     return "v" + (want if want.count(".") == 2 else have)
 
 
@@ -173,8 +201,10 @@ def controller_problems(kube: Kube, inventory: Inventory) -> list[str]:
         conds = {c.get("type"): c for c in (dep.get("status") or {}).get("conditions") or []}
         avail = conds.get("Available") or {}
         if avail.get("status") != "True":
-            out.append(f"Deployment {ns}/{name} is not Available"
-                       + (f": {avail.get('reason')}: {avail.get('message')}" if avail else ""))
+            out.append(
+                f"Deployment {ns}/{name} is not Available"
+                + (f": {avail.get('reason')}: {avail.get('message')}" if avail else "")
+            )
     return out
 
 
@@ -205,43 +235,59 @@ def live_plan(inventory: Inventory, repo: GitOpsRepo) -> BootstrapPlan:
             "the flux CLI is not installed (not on PATH, HANDOVER_FLUX unset): phase 2 needs it to "
             f"bootstrap Flux {inventory.cluster.flux_version} on {inventory.cluster.context}. "
             "Install the flux CLI of that version (https://fluxcd.io/flux/installation/), then run "
-            "phase 2 again. Nothing was applied.")
+            "phase 2 again. Nothing was applied."
+        )
     version = check_cli_version(inventory, cli)
     extra = " ".join(_version_args(inventory, version))
     gh = _github(inventory.gitops.url)
     if os.environ.get("GITHUB_TOKEN") and gh:
         owner, name = gh
-        return BootstrapPlan("flux-bootstrap-github", [
-            f"{cli} bootstrap github --owner {owner} --repository {name} --branch "
-            f"{inventory.gitops.branch} --path {cpath} --personal {extra} (token from "
-            "GITHUB_TOKEN)"], version)
+        return BootstrapPlan(
+            "flux-bootstrap-github",
+            [
+                f"{cli} bootstrap github --owner {owner} --repository {name} --branch "
+                f"{inventory.gitops.branch} --path {cpath} --personal {extra} (token from "
+                "GITHUB_TOKEN)"
+            ],
+            version,
+        )
     fs_dir = repo.path / cpath / "flux-system"
     if not (fs_dir / "kustomization.yaml").exists():
-        why = "GITHUB_TOKEN is not set" if gh else \
-            f"gitops.url {inventory.gitops.url!r} is not a GitHub repository URL"
+        why = (
+            "GITHUB_TOKEN is not set"
+            if gh
+            else f"gitops.url {inventory.gitops.url!r} is not a GitHub repository URL"
+        )
         raise BootstrapError(
             f"cannot bootstrap: {why}, and {fs_dir}/kustomization.yaml does not exist for "
             "`flux install` + kubectl apply. Either export GITHUB_TOKEN (and set gitops.url to "
             "https://github.com/<owner>/<repo>) or commit the flux-system manifests "
             "(gotk-components.yaml, gotk-sync.yaml, kustomization.yaml) there. Nothing was "
-            "applied.")
-    return BootstrapPlan("flux-install", [
-        f"{cli} install --namespace {ns} {extra}",
-        f"kubectl apply -k {fs_dir}"], version)
+            "applied."
+        )
+    return BootstrapPlan(
+        "flux-install",
+        [f"{cli} install --namespace {ns} {extra}", f"kubectl apply -k {fs_dir}"],
+        version,
+    )
 
 
 def state(kube: Kube, inventory: Inventory) -> FluxState:
     ns = inventory.cluster.flux_namespace
-    served = kube.has_resource(flux.KUSTOMIZE_API, "Kustomization") and \
-        kube.has_resource(flux.SOURCE_API, "GitRepository")
+    served = kube.has_resource(flux.KUSTOMIZE_API, "Kustomization") and kube.has_resource(
+        flux.SOURCE_API, "GitRepository"
+    )
     if not served:
         return FluxState(False, None, None, {ep.name: None for ep in inventory.gitops.entrypoints})
     return FluxState(
         True,
         kube.get(flux.SOURCE_API, "GitRepository", SYNC_NAME, ns),
         kube.get(flux.KUSTOMIZE_API, "Kustomization", SYNC_NAME, ns),
-        {ep.name: kube.get(flux.KUSTOMIZE_API, "Kustomization", ep.name, ns)
-         for ep in inventory.gitops.entrypoints})
+        {
+            ep.name: kube.get(flux.KUSTOMIZE_API, "Kustomization", ep.name, ns)
+            for ep in inventory.gitops.entrypoints
+        },
+    )
 
 
 def _controllers_running(kube: Kube, inventory: Inventory) -> bool:
@@ -265,37 +311,60 @@ def already_bootstrapped(kube: Kube, inventory: Inventory, repo: GitOpsRepo) -> 
     want_url = targets.of(inventory).expected_sync_url(inventory, repo)
     if want_url is not None and gspec.get("url") != want_url:
         return False
-    return (gspec.get("ref") or {}).get("branch") == inventory.gitops.branch and \
-        str(kspec.get("path", "")).strip("./") == inventory.gitops.cluster_path.strip("./")
+    return (gspec.get("ref") or {}).get("branch") == inventory.gitops.branch and str(
+        kspec.get("path", "")
+    ).strip("./") == inventory.gitops.cluster_path.strip("./")
 
 
 def bootstrap(mutator: Mutator, kube: Kube, inventory: Inventory, repo: GitOpsRepo) -> list[str]:
     """Bootstrap Flux (no-op when already bootstrapped). Returns what was done."""
     if already_bootstrapped(kube, inventory, repo):
         return []
-    done = targets.of(inventory).bootstrap(plan(inventory, repo, kube), mutator, kube,
-                                           inventory, repo)
+    done = targets.of(inventory).bootstrap(
+        plan(inventory, repo, kube), mutator, kube, inventory, repo
+    )
     kube.dynamic.resources.invalidate_cache()
     return done
 
 
-def live_bootstrap(p: BootstrapPlan, mutator, kube, inventory: Inventory,
-                   repo: GitOpsRepo) -> list[str]:
+def live_bootstrap(
+    p: BootstrapPlan, mutator, kube, inventory: Inventory, repo: GitOpsRepo
+) -> list[str]:
     """Run a live plan (:func:`live_plan`) with the flux CLI, through the mutator."""
     ns = inventory.cluster.flux_namespace
     done: list[str] = []
     if p.mode == "flux-bootstrap-github":
         owner, name = _github(inventory.gitops.url)  # type: ignore[misc]
-        argv = [str(flux_cli()), "bootstrap", "github", "--owner", owner, "--repository", name,
-                "--branch", inventory.gitops.branch, "--path", inventory.gitops.cluster_path,
-                "--personal", "--namespace", ns, *_version_args(inventory, p.version),
-                *_kube_args(kube)]
+        argv = [
+            str(flux_cli()),
+            "bootstrap",
+            "github",
+            "--owner",
+            owner,
+            "--repository",
+            name,
+            "--branch",
+            inventory.gitops.branch,
+            "--path",
+            inventory.gitops.cluster_path,
+            "--personal",
+            "--namespace",
+            ns,
+            *_version_args(inventory, p.version),
+            *_kube_args(kube),
+        ]
         # the token stays in the environment flux inherits; argv and journal never carry it
         mutator.call(p.actions[0], lambda: tools.run(argv, check=True, timeout=900))
         done.append(p.actions[0])
     else:
-        argv = [str(flux_cli()), "install", "--namespace", ns,
-                *_version_args(inventory, p.version), *_kube_args(kube)]
+        argv = [
+            str(flux_cli()),
+            "install",
+            "--namespace",
+            ns,
+            *_version_args(inventory, p.version),
+            *_kube_args(kube),
+        ]
         mutator.call(p.actions[0], lambda: tools.run(argv, check=True, timeout=900))
         fs_dir = repo.path / inventory.gitops.cluster_path / "flux-system"
         mutator.kubectl(["apply", "-k", str(fs_dir)], "the repository's flux-system manifests")
@@ -303,18 +372,29 @@ def live_bootstrap(p: BootstrapPlan, mutator, kube, inventory: Inventory,
     return done
 
 
-def wait_ready(kube: Kube, inventory: Inventory, timeout: float | None = None,
-               interval: float = 1.0) -> FluxState:
+def wait_ready(
+    kube: Kube, inventory: Inventory, timeout: float | None = None, interval: float = 1.0
+) -> FluxState:
     """Wait until flux-system's GitRepository and Kustomization are Ready for their generation."""
-    return wait.until(f"Flux {inventory.cluster.flux_namespace}/flux-system Ready",
-                      lambda: state(kube, inventory), timeout=timeout or inventory.ready_timeout,
-                      interval=interval, done=lambda st: st.ready,
-                      message=lambda st: "; ".join(st.problems()))
+    return wait.until(
+        f"Flux {inventory.cluster.flux_namespace}/flux-system Ready",
+        lambda: state(kube, inventory),
+        timeout=timeout or inventory.ready_timeout,
+        interval=interval,
+        done=lambda st: st.ready,
+        message=lambda st: "; ".join(st.problems()),
+    )
 
 
-def wait_controllers(kube: Kube, inventory: Inventory, timeout: float | None = None,
-                     interval: float = 1.0) -> list[str]:
+def wait_controllers(
+    kube: Kube, inventory: Inventory, timeout: float | None = None, interval: float = 1.0
+) -> list[str]:
     """Wait until every controller Deployment is Available; the problems left at the timeout."""
-    return wait.until("Flux controllers Available", lambda: controller_problems(kube, inventory),
-                      timeout=timeout or inventory.ready_timeout, interval=interval,
-                      done=lambda problems: not problems, report=False)
+    return wait.until(
+        "Flux controllers Available",
+        lambda: controller_problems(kube, inventory),
+        timeout=timeout or inventory.ready_timeout,
+        interval=interval,
+        done=lambda problems: not problems,
+        report=False,
+    )

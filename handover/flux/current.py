@@ -31,17 +31,18 @@ Each rule cites its upstream source (see ../shared/docs/flux-and-helm-facts.md, 
   (kustomize-controller#1647, fixed in v1.8.5 / Flux 2.8.7): error.
 Read-only.
 """
+
 from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any
 
-from handover.flux import rules as flux
-from handover.sources import helm_storage
-from handover.flux import render
-from handover.gate.hazards.adoption import helm_release_of, hr_id
 from handover.core.findings import Finding
 from handover.core.inventory import Component, Inventory
+from handover.flux import render
+from handover.flux import rules as flux
+from handover.gate.hazards.adoption import helm_release_of, hr_id
+from handover.sources import helm_storage
 from handover.tree_diff import join, show
 
 if TYPE_CHECKING:
@@ -67,8 +68,9 @@ def _spec(hr: dict[str, Any], *keys: str) -> Any:
     return cur
 
 
-def check_helm_release_rules(inventory: Inventory, component: Component,
-                             objects: list[dict[str, Any]]) -> list[Finding]:
+def check_helm_release_rules(
+    inventory: Inventory, component: Component, objects: list[dict[str, Any]]
+) -> list[Finding]:
     """Take ownership, upgrade remediation / strategy and apply method of the adopting
     HelmRelease, for the inventory's Flux version."""
     if component.type != "helm" or component.release is None:
@@ -81,68 +83,105 @@ def check_helm_release_rules(inventory: Inventory, component: Component,
     found: list[Finding] = []
     subject = hr_id(hr)
     # take ownership
-    set_where = [k for k in ("install", "upgrade") if _spec(hr, k, "disableTakeOwnership")
-                 is True]
+    set_where = [k for k in ("install", "upgrade") if _spec(hr, k, "disableTakeOwnership") is True]
     if v < (2, 5, 0):
         if set_where:
-            found.append(Finding(
-                TAKE_OWNERSHIP, subject,
-                f"spec.{set_where[0]}.disableTakeOwnership is set but Flux {fv} does not know it "
-                f"(added in Flux 2.5, helm-controller v1.2.0): it does nothing",
-                f"remove it, or set cluster.fluxVersion to 2.5 or later in {inventory.source}"))
+            found.append(
+                Finding(
+                    TAKE_OWNERSHIP,
+                    subject,
+                    f"spec.{set_where[0]}.disableTakeOwnership is set but Flux {fv} does not know it "
+                    f"(added in Flux 2.5, helm-controller v1.2.0): it does nothing",
+                    f"remove it, or set cluster.fluxVersion to 2.5 or later in {inventory.source}",
+                )
+            )
     elif set_where == ["install"]:
-        found.append(Finding(
-            TAKE_OWNERSHIP, subject,
-            "spec.install.disableTakeOwnership is set but not spec.upgrade.disableTakeOwnership: "
-            "the adoption of an existing release is an UPGRADE, so take-ownership stays on for it "
-            "(a name mismatch still installs a second release silently)",
-            "set spec.upgrade.disableTakeOwnership: true as well for the handover"))
+        found.append(
+            Finding(
+                TAKE_OWNERSHIP,
+                subject,
+                "spec.install.disableTakeOwnership is set but not spec.upgrade.disableTakeOwnership: "
+                "the adoption of an existing release is an UPGRADE, so take-ownership stays on for it "
+                "(a name mismatch still installs a second release silently)",
+                "set spec.upgrade.disableTakeOwnership: true as well for the handover",
+            )
+        )
     elif "upgrade" not in set_where:
-        found.append(Finding(
-            TAKE_OWNERSHIP, subject,
-            "take-ownership is on (Flux default since 2.4): a release-name or storage-namespace "
-            "mismatch would silently install a second release over the CLI release's objects",
-            "for the handover set spec.install.disableTakeOwnership: true and "
-            "spec.upgrade.disableTakeOwnership: true (a mismatch then fails loudly); remove them "
-            "after the adoption", severity="warning"))
+        found.append(
+            Finding(
+                TAKE_OWNERSHIP,
+                subject,
+                "take-ownership is on (Flux default since 2.4): a release-name or storage-namespace "
+                "mismatch would silently install a second release over the CLI release's objects",
+                "for the handover set spec.install.disableTakeOwnership: true and "
+                "spec.upgrade.disableTakeOwnership: true (a mismatch then fails loudly); remove them "
+                "after the adoption",
+                severity="warning",
+            )
+        )
     # remediation and strategy
     if _spec(hr, "upgrade", "remediation", "strategy") == "uninstall":
-        found.append(Finding(
-            REMEDIATION, subject,
-            "spec.upgrade.remediation.strategy: uninstall: if the adoption upgrade fails, "
-            "helm-controller UNINSTALLS the adopted release (every object of it, data with it)",
-            "remove the strategy (default rollback, to the CLI revision) for the handover"))
+        found.append(
+            Finding(
+                REMEDIATION,
+                subject,
+                "spec.upgrade.remediation.strategy: uninstall: if the adoption upgrade fails, "
+                "helm-controller UNINSTALLS the adopted release (every object of it, data with it)",
+                "remove the strategy (default rollback, to the CLI revision) for the handover",
+            )
+        )
     strategy = _spec(hr, "upgrade", "strategy", "name")
     retries = _spec(hr, "upgrade", "remediation", "retries") or 0
     if strategy == "RetryOnFailure":
-        found.append(Finding(
-            REMEDIATION, subject,
-            "spec.upgrade.strategy.name: RetryOnFailure: a failed adoption upgrade is retried, "
-            "never rolled back to the CLI revision", "roll back by hand (phase 3's rollback) "
-            "if it fails, or use RemediateOnFailure with retries >= 1", severity="warning"))
+        found.append(
+            Finding(
+                REMEDIATION,
+                subject,
+                "spec.upgrade.strategy.name: RetryOnFailure: a failed adoption upgrade is retried, "
+                "never rolled back to the CLI revision",
+                "roll back by hand (phase 3's rollback) "
+                "if it fails, or use RemediateOnFailure with retries >= 1",
+                severity="warning",
+            )
+        )
     elif retries == 0 and _spec(hr, "upgrade", "remediation", "strategy") != "uninstall":
-        found.append(Finding(
-            REMEDIATION, subject,
-            "spec.upgrade.remediation.retries is 0 (the default): a failed adoption upgrade is "
-            "left failed, not rolled back", "rely on phase 3's rollback, or set "
-            "spec.upgrade.remediation.retries: 1 for a rollback to the CLI revision",
-            severity="warning"))
+        found.append(
+            Finding(
+                REMEDIATION,
+                subject,
+                "spec.upgrade.remediation.retries is 0 (the default): a failed adoption upgrade is "
+                "left failed, not rolled back",
+                "rely on phase 3's rollback, or set "
+                "spec.upgrade.remediation.retries: 1 for a rollback to the CLI revision",
+                severity="warning",
+            )
+        )
     # apply method (Helm 4 in helm-controller from Flux 2.8)
     ssa = _spec(hr, "upgrade", "serverSideApply")
     if v >= (2, 8, 0) and ssa == "enabled":
-        found.append(Finding(
-            APPLY_METHOD, subject,
-            f"spec.upgrade.serverSideApply: enabled: Flux {fv} (Helm 4) upgrades the Helm 3 CLI "
-            f"release with server-side apply, conflicts forced; fields the CLI's `helm` field "
-            f"manager owns that the chart no longer sets stay co-owned and persist, and the "
-            f"rollout prediction (a three-way merge) does not model it",
-            "leave spec.upgrade.serverSideApply unset or `auto` for the handover (a release "
-            "made by the Helm 3 CLI is then upgraded client-side, as predicted)"))
+        found.append(
+            Finding(
+                APPLY_METHOD,
+                subject,
+                f"spec.upgrade.serverSideApply: enabled: Flux {fv} (Helm 4) upgrades the Helm 3 CLI "
+                f"release with server-side apply, conflicts forced; fields the CLI's `helm` field "
+                f"manager owns that the chart no longer sets stay co-owned and persist, and the "
+                f"rollout prediction (a three-way merge) does not model it",
+                "leave spec.upgrade.serverSideApply unset or `auto` for the handover (a release "
+                "made by the Helm 3 CLI is then upgraded client-side, as predicted)",
+            )
+        )
     elif v < (2, 8, 0) and ssa is not None:
-        found.append(Finding(
-            APPLY_METHOD, subject, f"spec.upgrade.serverSideApply is set but Flux {fv} runs "
-            f"Helm 3 (server-side apply came with Flux 2.8): it does nothing",
-            "remove it", severity="warning"))
+        found.append(
+            Finding(
+                APPLY_METHOD,
+                subject,
+                f"spec.upgrade.serverSideApply is set but Flux {fv} runs "
+                f"Helm 3 (server-side apply came with Flux 2.8): it does nothing",
+                "remove it",
+                severity="warning",
+            )
+        )
     return found
 
 
@@ -160,21 +199,30 @@ def check_stored_apis(kube: Kube, component: Component) -> list[Finding]:
     rec = helm_storage.latest(kube, component.release.name, component.release.namespace)
     if rec is None:
         return []
-    missing = sorted({(o.get("apiVersion"), o.get("kind"))
-                      for o in render.parse_manifest(rec.manifest)
-                      if o.get("apiVersion") and o.get("kind")
-                      and not _served(kube, o["apiVersion"], o["kind"])})
+    missing = sorted(
+        {
+            (o.get("apiVersion"), o.get("kind"))
+            for o in render.parse_manifest(rec.manifest)
+            if o.get("apiVersion")
+            and o.get("kind")
+            and not _served(kube, o["apiVersion"], o["kind"])
+        }
+    )
     if not missing:
         return []
     names = ", ".join(f"{a} {k}" for a, k in missing)
-    return [Finding(
-        REMOVED_APIS, f"Helm release {component.release.namespace}/{component.release.name}",
-        f"revision {rec.revision}'s stored manifest holds {names}, not served by this cluster: "
-        f"the adoption upgrade cannot start (\"unable to build kubernetes objects from current "
-        f"release manifest\", helm-controller#530)",
-        f"rewrite the stored release first: helm mapkubeapis {component.release.name} "
-        f"--namespace {component.release.namespace} (helm-mapkubeapis plugin), then re-run the "
-        f"gate")]
+    return [
+        Finding(
+            REMOVED_APIS,
+            f"Helm release {component.release.namespace}/{component.release.name}",
+            f"revision {rec.revision}'s stored manifest holds {names}, not served by this cluster: "
+            f'the adoption upgrade cannot start ("unable to build kubernetes objects from current '
+            f'release manifest", helm-controller#530)',
+            f"rewrite the stored release first: helm mapkubeapis {component.release.name} "
+            f"--namespace {component.release.namespace} (helm-mapkubeapis plugin), then re-run the "
+            f"gate",
+        )
+    ]
 
 
 # --- kubectl field managers -----------------------------------------------------------------------
@@ -182,25 +230,48 @@ def check_stored_apis(kube: Kube, component: Component) -> list[Finding]:
 # Fields the API server defaults (k8s.io/kubernetes pkg/apis/*/v1/defaults.go): when Git omits
 # them they come back with this value after the kubectl managers' fields are dropped.
 DEFAULTS: dict[str, tuple[Any, ...]] = {
-    "dnsPolicy": ("ClusterFirst",), "restartPolicy": ("Always",),
-    "schedulerName": ("default-scheduler",), "terminationGracePeriodSeconds": (30,),
-    "terminationMessagePath": ("/dev/termination-log",), "terminationMessagePolicy": ("File",),
-    "imagePullPolicy": ("IfNotPresent", "Always"), "protocol": ("TCP",),
-    "revisionHistoryLimit": (10,), "progressDeadlineSeconds": (600,), "securityContext": ({},),
-    "type": ("RollingUpdate", "ClusterIP", "Opaque", ""), "maxSurge": ("25%", 1),
-    "maxUnavailable": ("25%", 1, 0), "sessionAffinity": ("None",),
-    "podManagementPolicy": ("OrderedReady",), "partition": (0,), "defaultMode": (420,),
-    "volumeMode": ("Filesystem",), "successThreshold": (1,), "failureThreshold": (3,),
-    "periodSeconds": (10,), "timeoutSeconds": (1,), "scheme": ("HTTP",),
-    "enableServiceLinks": (True,), "internalTrafficPolicy": ("Cluster",),
-    "ipFamilyPolicy": ("SingleStack",), "minReadySeconds": (0,),
+    "dnsPolicy": ("ClusterFirst",),
+    "restartPolicy": ("Always",),
+    "schedulerName": ("default-scheduler",),
+    "terminationGracePeriodSeconds": (30,),
+    "terminationMessagePath": ("/dev/termination-log",),
+    "terminationMessagePolicy": ("File",),
+    "imagePullPolicy": ("IfNotPresent", "Always"),
+    "protocol": ("TCP",),
+    "revisionHistoryLimit": (10,),
+    "progressDeadlineSeconds": (600,),
+    "securityContext": ({},),
+    "type": ("RollingUpdate", "ClusterIP", "Opaque", ""),
+    "maxSurge": ("25%", 1),
+    "maxUnavailable": ("25%", 1, 0),
+    "sessionAffinity": ("None",),
+    "podManagementPolicy": ("OrderedReady",),
+    "partition": (0,),
+    "defaultMode": (420,),
+    "volumeMode": ("Filesystem",),
+    "successThreshold": (1,),
+    "failureThreshold": (3,),
+    "periodSeconds": (10,),
+    "timeoutSeconds": (1,),
+    "scheme": ("HTTP",),
+    "enableServiceLinks": (True,),
+    "internalTrafficPolicy": ("Cluster",),
+    "ipFamilyPolicy": ("SingleStack",),
+    "minReadySeconds": (0,),
     "finalizers": (["kubernetes"],),  # a Namespace's spec.finalizers
 }
 IGNORED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 # Fields the API server allocates or keeps when an update omits them (Service clusterIP and node
 # ports, a bound claim's volumeName): dropping their owner changes nothing.
-KEPT_WHEN_OMITTED = ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy", "nodePort",
-                     "healthCheckNodePort", "volumeName")
+KEPT_WHEN_OMITTED = (
+    "clusterIP",
+    "clusterIPs",
+    "ipFamilies",
+    "ipFamilyPolicy",
+    "nodePort",
+    "healthCheckNodePort",
+    "volumeName",
+)
 
 
 def _field(key: str) -> tuple[str, Any]:
@@ -225,8 +296,9 @@ def _match(item: Any, keyfields: dict[str, Any]) -> bool:
     return True
 
 
-def owned_missing(fields: dict[str, Any], live: Any, git: Any, path: str = "") -> list[
-        tuple[str, Any]]:
+def owned_missing(
+    fields: dict[str, Any], live: Any, git: Any, path: str = ""
+) -> list[tuple[str, Any]]:
     """(path, live value) of leaf fields in a fieldsV1 tree that Git does not set."""
     out: list[tuple[str, Any]] = []
     for key, sub in (fields or {}).items():
@@ -238,13 +310,21 @@ def owned_missing(fields: dict[str, Any], live: Any, git: Any, path: str = "") -
             lv = live.get(val) if isinstance(live, dict) else None
             gv = git.get(val) if isinstance(git, dict) else None
             if isinstance(git, dict) and val not in git:
-                if lv is None or lv == {} or lv == [] or val in IGNORED_ANNOTATIONS or \
-                        val in KEPT_WHEN_OMITTED:
+                if (
+                    lv is None
+                    or lv == {}
+                    or lv == []
+                    or val in IGNORED_ANNOTATIONS
+                    or val in KEPT_WHEN_OMITTED
+                ):
                     continue
                 if val in DEFAULTS and lv in DEFAULTS[val]:
                     continue
-                if val == "targetPort" and isinstance(live, dict) and \
-                        str(lv) == str(live.get("port")):
+                if (
+                    val == "targetPort"
+                    and isinstance(live, dict)
+                    and str(lv) == str(live.get("port"))
+                ):
                     continue  # a Service port's targetPort defaults to its port
                 if isinstance(lv, dict) and sub:
                     out.extend(owned_missing(sub, lv, {}, p))
@@ -255,10 +335,16 @@ def owned_missing(fields: dict[str, Any], live: Any, git: Any, path: str = "") -
         elif kind == "k":
             label = ",".join(f"{k}={v}" for k, v in val.items())
             p = f"{path}[{label}]"
-            lv = next((i for i in live or [] if _match(i, val)), None) \
-                if isinstance(live, list) else None
-            gv = next((i for i in git or [] if _match(i, val)), None) \
-                if isinstance(git, list) else None
+            lv = (
+                next((i for i in live or [] if _match(i, val)), None)
+                if isinstance(live, list)
+                else None
+            )
+            gv = (
+                next((i for i in git or [] if _match(i, val)), None)
+                if isinstance(git, list)
+                else None
+            )
             if lv is None:
                 continue
             if gv is None:
@@ -283,8 +369,9 @@ def kubectl_owned_missing(live: dict[str, Any], git: dict[str, Any]) -> list[tup
     return out
 
 
-def check_kubectl_managers(kube: Kube, component: Component,
-                           objects: list[dict[str, Any]]) -> list[Finding]:
+def check_kubectl_managers(
+    kube: Kube, component: Component, objects: list[dict[str, Any]]
+) -> list[Finding]:
     """Per kubectl-applied object of the component: the fields kubectl* managers own that Git
     does not have (deleted at the first reconcile)."""
     if component.type != "manifests":
@@ -307,18 +394,23 @@ def check_kubectl_managers(kube: Kube, component: Component,
         subject = f"{kind} {m['namespace'] + '/' if m.get('namespace') else ''}{m['name']}"
         in_template = [x for x in missing if x[1].startswith("spec.template")]
         listed = "; ".join(f"{p}: live {show(p, v)} (owned by {mgr})" for mgr, p, v in missing[:15])
-        found.append(Finding(
-            KUBECTL_MANAGERS, subject,
-            f"{len(missing)} field(s) set by kubectl are not in Git and will be DELETED at the "
-            f"first reconcile (kustomize-controller takes over the kubectl* field managers)"
-            + (" - in the pod template, so the pods roll" if in_template else "")
-            + f": {listed}",
-            "add these fields to the object in Git (or drop them live knowingly)",
-            severity="error" if in_template else "warning"))
+        found.append(
+            Finding(
+                KUBECTL_MANAGERS,
+                subject,
+                f"{len(missing)} field(s) set by kubectl are not in Git and will be DELETED at the "
+                f"first reconcile (kustomize-controller takes over the kubectl* field managers)"
+                + (" - in the pod template, so the pods roll" if in_template else "")
+                + f": {listed}",
+                "add these fields to the object in Git (or drop them live knowingly)",
+                severity="error" if in_template else "warning",
+            )
+        )
     return found
 
 
 # --- ssa: IfNotPresent ----------------------------------------------------------------------------
+
 
 def _cluster_scoped(kube: Kube, o: dict[str, Any]) -> bool:
     try:
@@ -327,8 +419,9 @@ def _cluster_scoped(kube: Kube, o: dict[str, Any]) -> bool:
         return not (o.get("metadata") or {}).get("namespace")
 
 
-def check_ssa_if_not_present(kube: Kube, inventory: Inventory, component: Component,
-                             objects: list[dict[str, Any]]) -> list[Finding]:
+def check_ssa_if_not_present(
+    kube: Kube, inventory: Inventory, component: Component, objects: list[dict[str, Any]]
+) -> list[Finding]:
     """Adopted objects annotated kustomize.toolkit.fluxcd.io/ssa: IfNotPresent."""
     found: list[Finding] = []
     for o in objects:
@@ -343,20 +436,28 @@ def check_ssa_if_not_present(kube: Kube, inventory: Inventory, component: Compon
             live = None
         if live is None:
             continue
-        subject = f"{o['kind']} {m['namespace'] + '/' if m.get('namespace') else ''}" \
-                  f"{m.get('name')}"
+        subject = f"{o['kind']} {m['namespace'] + '/' if m.get('namespace') else ''}{m.get('name')}"
         if flapping and _cluster_scoped(kube, o):
-            found.append(Finding(
-                SSA_IF_NOT_PRESENT, subject,
-                f"cluster-scoped, exists live and is annotated {flux.SSA_ANNOTATION}: "
-                f"IfNotPresent: kustomize-controller of Flux {fv} deletes and recreates it at "
-                f"every reconcile (kustomize-controller#1647, fixed in Flux 2.8.7)",
-                "use Flux 2.8.7 or later (cluster.fluxVersion), or drop the annotation"))
+            found.append(
+                Finding(
+                    SSA_IF_NOT_PRESENT,
+                    subject,
+                    f"cluster-scoped, exists live and is annotated {flux.SSA_ANNOTATION}: "
+                    f"IfNotPresent: kustomize-controller of Flux {fv} deletes and recreates it at "
+                    f"every reconcile (kustomize-controller#1647, fixed in Flux 2.8.7)",
+                    "use Flux 2.8.7 or later (cluster.fluxVersion), or drop the annotation",
+                )
+            )
         else:
-            found.append(Finding(
-                SSA_IF_NOT_PRESENT, subject,
-                f"exists live and is annotated {flux.SSA_ANNOTATION}: IfNotPresent: Flux skips "
-                f"it: it never gets Flux's owner labels, is never pruned and its drift is not "
-                f"managed", "drop the annotation if Flux should manage it",
-                severity="warning"))
+            found.append(
+                Finding(
+                    SSA_IF_NOT_PRESENT,
+                    subject,
+                    f"exists live and is annotated {flux.SSA_ANNOTATION}: IfNotPresent: Flux skips "
+                    f"it: it never gets Flux's owner labels, is never pruned and its drift is not "
+                    f"managed",
+                    "drop the annotation if Flux should manage it",
+                    severity="warning",
+                )
+            )
     return found

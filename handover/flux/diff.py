@@ -18,33 +18,48 @@ Values never appear in a diff: Secret data is ``(hidden)``, every other value is
 path and a short hash (handover.core.redact), so HelmRelease spec.values or a ConfigMap's connection
 URL are not written in clear into JUnit properties or phase2-diff-*.json.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import DynamicApiError
 
-from handover.flux import rules as flux
-from handover.flux import ssa
 from handover import tree_diff
-from handover.tree_diff import MISSING, Difference
-from handover.sources import kustomize
 from handover.core import redact
 from handover.core.errors import HandoverError
 from handover.core.objects import group_of
+from handover.flux import rules as flux
+from handover.flux import ssa
+from handover.sources import kustomize
+from handover.tree_diff import MISSING, Difference
 
 if TYPE_CHECKING:
     from handover.core.kube import Kube
 
 CREATED, MODIFIED, OWNER_LABELS, UNCHANGED, DELETED, ERROR = (
-    "created", "modified", "owner-labels", "unchanged", "deleted", "error")
-UNSUPPORTED_SPEC = ("postBuild", "patches", "patchesStrategicMerge", "patchesJson6902", "images",
-                    "components", "namePrefix", "nameSuffix")
+    "created",
+    "modified",
+    "owner-labels",
+    "unchanged",
+    "deleted",
+    "error",
+)
+UNSUPPORTED_SPEC = (
+    "postBuild",
+    "patches",
+    "patchesStrategicMerge",
+    "patchesJson6902",
+    "images",
+    "components",
+    "namePrefix",
+    "nameSuffix",
+)
 HIDDEN = "(hidden)"
 
 
@@ -90,9 +105,14 @@ class KustomizationDiff:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "namespace": self.namespace, "path": self.path,
-                "objects": [{**asdict(o), "changes": [c.as_json() for c in o.changes]}
-                            for o in self.objects]}
+        return {
+            "name": self.name,
+            "namespace": self.namespace,
+            "path": self.path,
+            "objects": [
+                {**asdict(o), "changes": [c.as_json() for c in o.changes]} for o in self.objects
+            ],
+        }
 
     def report(self) -> str:
         counts = ", ".join(f"{n} {a}" for a, n in sorted(self.counts().items())) or "no objects"
@@ -128,8 +148,12 @@ def is_owner_label_change(c: Difference) -> bool:
     only the owner labels)."""
     if c.path in (f'metadata.labels["{k}"]' for k in OWNER_LABEL_KEYS):
         return True
-    return c.path == "metadata.labels" and c.live is MISSING and isinstance(c.git, dict) and \
-        set(c.git) <= set(OWNER_LABEL_KEYS)
+    return (
+        c.path == "metadata.labels"
+        and c.live is MISSING
+        and isinstance(c.git, dict)
+        and set(c.git) <= set(OWNER_LABEL_KEYS)
+    )
 
 
 def field_changes(live: Any, git: Any) -> list[Difference]:
@@ -139,8 +163,9 @@ def field_changes(live: Any, git: Any) -> list[Difference]:
     return tree_diff.exact(live, git, subtrees=True, by_index=True)
 
 
-def classify(live: dict[str, Any] | None, dry_run: dict[str, Any], kustomization: str,
-             subject: str) -> ObjectDiff:
+def classify(
+    live: dict[str, Any] | None, dry_run: dict[str, Any], kustomization: str, subject: str
+) -> ObjectDiff:
     """created / modified / owner-labels / unchanged for one built object."""
     if live is None or not (dry_run.get("metadata") or {}).get("resourceVersion"):
         return ObjectDiff(kustomization, subject, CREATED)
@@ -148,30 +173,48 @@ def classify(live: dict[str, Any] | None, dry_run: dict[str, Any], kustomization
     if not changes:
         return ObjectDiff(kustomization, subject, UNCHANGED)
     if dry_run.get("kind") == "Secret":
-        changes = [Difference(c.path, HIDDEN if c.live is not MISSING else MISSING,
-                              HIDDEN if c.git is not MISSING else MISSING)
-                   if c.path.startswith(("data", "stringData")) else c for c in changes]
+        changes = [
+            Difference(
+                c.path,
+                HIDDEN if c.live is not MISSING else MISSING,
+                HIDDEN if c.git is not MISSING else MISSING,
+            )
+            if c.path.startswith(("data", "stringData"))
+            else c
+            for c in changes
+        ]
     owner_only = all(is_owner_label_change(c) for c in changes)
     changes = [redacted(c) for c in changes]
     if owner_only:
-        return ObjectDiff(kustomization, subject, OWNER_LABELS, changes,
-                          "only the Flux owner labels are added: not drift")
+        return ObjectDiff(
+            kustomization,
+            subject,
+            OWNER_LABELS,
+            changes,
+            "only the Flux owner labels are added: not drift",
+        )
     return ObjectDiff(kustomization, subject, MODIFIED, changes)
 
 
 def redacted(c: Difference) -> Difference:
     """The change with its values as handover.core.redact shows them (path + hash; the values of
     HelmRelease spec.values, ConfigMap data, env... never in clear)."""
+
     def one(v: Any) -> Any:
         if v is MISSING or v is None or v == HIDDEN or redact.clear_ok(c.path, v):
             return v
         return redact.show(c.path, v)
+
     return Difference(c.path, one(c.live), one(c.git))
 
 
-def prepare(objects: list[dict[str, Any]], ks_name: str, ks_namespace: str,
-            spec: dict[str, Any],
-            namespaced: Callable[[str, str], bool | None]) -> list[dict[str, Any]]:
+def prepare(
+    objects: list[dict[str, Any]],
+    ks_name: str,
+    ks_namespace: str,
+    spec: dict[str, Any],
+    namespaced: Callable[[str, str], bool | None],
+) -> list[dict[str, Any]]:
     """What kustomize-controller applies: owner labels, targetNamespace, commonMetadata.
     ``namespaced(api_version, kind)`` -> True / False / None (kind not served)."""
     out = []
@@ -200,8 +243,9 @@ def _api_message(e: Exception) -> str:
         return redact.scrub(str(body or e))
 
 
-def diff_kustomization(kube: Kube, repo_path: str | Path, ks: dict[str, Any],
-                       live_ks: dict[str, Any] | None = None) -> KustomizationDiff:
+def diff_kustomization(
+    kube: Kube, repo_path: str | Path, ks: dict[str, Any], live_ks: dict[str, Any] | None = None
+) -> KustomizationDiff:
     """Diff one Kustomization (``ks``: its manifest from Git) against the cluster.
 
     ``live_ks``: the live Kustomization (its ``status.inventory`` and ``spec.prune`` give the
@@ -211,9 +255,11 @@ def diff_kustomization(kube: Kube, repo_path: str | Path, ks: dict[str, Any],
     spec = ks.get("spec") or {}
     bad = [k for k in UNSUPPORTED_SPEC if spec.get(k)]
     if bad:
-        raise FluxDiffError(f"Kustomization {namespace}/{name} uses {', '.join(bad)}, which this "
-                            "native diff does not reproduce: run `flux diff kustomization "
-                            f"{name} --path <dir>` with the flux CLI instead.")
+        raise FluxDiffError(
+            f"Kustomization {namespace}/{name} uses {', '.join(bad)}, which this "
+            "native diff does not reproduce: run `flux diff kustomization "
+            f"{name} --path <dir>` with the flux CLI instead."
+        )
     rel = str(spec.get("path") or ".")
     path = (Path(repo_path) / rel).resolve()
     if not path.is_relative_to(Path(repo_path).resolve()):
@@ -225,8 +271,9 @@ def diff_kustomization(kube: Kube, repo_path: str | Path, ks: dict[str, Any],
 
     def resource(api_version: str, kind: str):
         if (api_version, kind) not in served:
-            served[(api_version, kind)] = kube.resource(api_version, kind) \
-                if kube.has_resource(api_version, kind) else None
+            served[(api_version, kind)] = (
+                kube.resource(api_version, kind) if kube.has_resource(api_version, kind) else None
+            )
         return served[(api_version, kind)]
 
     def namespaced(api_version: str, kind: str) -> bool | None:
@@ -243,15 +290,27 @@ def diff_kustomization(kube: Kube, repo_path: str | Path, ks: dict[str, Any],
         subj = subject_of(obj["kind"], m["name"], m.get("namespace"))
         in_build.add(inventory_id(obj))
         if ns_flag is None:
-            result.objects.append(ObjectDiff(name, subj, CREATED,
-                                             note=f"{obj['apiVersion']} {obj['kind']} is not "
-                                                  "served yet (its CRD is not installed)"))
+            result.objects.append(
+                ObjectDiff(
+                    name,
+                    subj,
+                    CREATED,
+                    note=f"{obj['apiVersion']} {obj['kind']} is not "
+                    "served yet (its CRD is not installed)",
+                )
+            )
             continue
         if ns_flag and not m.get("namespace"):
-            result.objects.append(ObjectDiff(name, subj, ERROR,
-                                             note="namespaced object without a namespace and no "
-                                                  "spec.targetNamespace: kustomize-controller "
-                                                  "rejects it"))
+            result.objects.append(
+                ObjectDiff(
+                    name,
+                    subj,
+                    ERROR,
+                    note="namespaced object without a namespace and no "
+                    "spec.targetNamespace: kustomize-controller "
+                    "rejects it",
+                )
+            )
             continue
         res = resource(obj["apiVersion"], obj["kind"])
         live = kube.get(obj["apiVersion"], obj["kind"], m["name"], m.get("namespace"))
@@ -263,8 +322,9 @@ def diff_kustomization(kube: Kube, repo_path: str | Path, ks: dict[str, Any],
                 # the namespace itself is created by this same build
                 result.objects.append(ObjectDiff(name, subj, CREATED, note=msg))
             else:
-                result.objects.append(ObjectDiff(name, subj, ERROR,
-                                                 note=f"server-side dry-run rejected it: {msg}"))
+                result.objects.append(
+                    ObjectDiff(name, subj, ERROR, note=f"server-side dry-run rejected it: {msg}")
+                )
             continue
         result.objects.append(classify(live, dry, name, subj))
 
@@ -277,17 +337,26 @@ def diff_kustomization(kube: Kube, repo_path: str | Path, ks: dict[str, Any],
             ns, oname, group, kind = parse_inventory_id(eid)
             subj = subject_of(kind, oname, ns or None)
             api_version = f"{group}/{entry.get('v')}" if group else str(entry.get("v") or "v1")
-            live = kube.get(api_version, kind, oname, ns or None) \
-                if resource(api_version, kind) is not None else None
+            live = (
+                kube.get(api_version, kind, oname, ns or None)
+                if resource(api_version, kind) is not None
+                else None
+            )
             if live is None:
                 continue  # already gone: nothing to prune
             ann = (live.get("metadata") or {}).get("annotations") or {}
             if ann.get(flux.PRUNE_ANNOTATION) == "disabled":
-                result.objects.append(ObjectDiff(name, subj, UNCHANGED,
-                                                 note="dropped from Git, prune disabled"))
+                result.objects.append(
+                    ObjectDiff(name, subj, UNCHANGED, note="dropped from Git, prune disabled")
+                )
                 continue
-            result.objects.append(ObjectDiff(
-                name, subj, DELETED,
-                note=f"in the live inventory of Kustomization {namespace}/{name}, not in the "
-                     f"build of {rel}: prune: true would delete it"))
+            result.objects.append(
+                ObjectDiff(
+                    name,
+                    subj,
+                    DELETED,
+                    note=f"in the live inventory of Kustomization {namespace}/{name}, not in the "
+                    f"build of {rel}: prune: true would delete it",
+                )
+            )
     return result

@@ -22,6 +22,7 @@ state dir (it reads the rendered manifest on stdin and writes the result on stdo
     python -m handover.flux.postrender --name N --namespace NS [--release-namespace RN
         --storage-namespace SN] [--spec FILE] < manifest.yaml
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,6 +35,7 @@ from typing import Any
 
 import yaml
 
+
 class Yaml12Loader(yaml.SafeLoader):
     """YAML 1.2 booleans (only true/false), as Helm and kustomize (Go yaml) read them: PyYAML's
     1.1 resolver would turn ``y``/``yes``/``on`` strings into booleans."""
@@ -41,10 +43,13 @@ class Yaml12Loader(yaml.SafeLoader):
 
 Yaml12Loader.yaml_implicit_resolvers = {
     k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
-    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.copy().items()}
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.copy().items()
+}
 Yaml12Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", __import__("re").compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-    list("tTfF"))
+    "tag:yaml.org,2002:bool",
+    __import__("re").compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
 
 
 def load_all(text: str) -> list:
@@ -55,14 +60,31 @@ NAME_LABEL = "helm.toolkit.fluxcd.io/name"
 NAMESPACE_LABEL = "helm.toolkit.fluxcd.io/namespace"
 
 # Kinds that are cluster-scoped in the charts the rehearsal renders (no namespace to move).
-CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
-                  "PersistentVolume", "StorageClass", "PriorityClass", "IngressClass",
-                  "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
-                  "APIService", "RuntimeClass", "CSIDriver", "VolumeSnapshotClass"}
+CLUSTER_SCOPED = {
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "PersistentVolume",
+    "StorageClass",
+    "PriorityClass",
+    "IngressClass",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+    "APIService",
+    "RuntimeClass",
+    "CSIDriver",
+    "VolumeSnapshotClass",
+}
 
 
-def transform(docs: list, name: str, namespace: str, release_namespace: str | None = None,
-              storage_namespace: str | None = None) -> list:
+def transform(
+    docs: list,
+    name: str,
+    namespace: str,
+    release_namespace: str | None = None,
+    storage_namespace: str | None = None,
+) -> list:
     out = []
     for doc in docs:
         if not isinstance(doc, dict) or "kind" not in doc:
@@ -73,9 +95,13 @@ def transform(docs: list, name: str, namespace: str, release_namespace: str | No
         labels[NAME_LABEL] = name
         labels[NAMESPACE_LABEL] = namespace
         meta["labels"] = labels
-        if (release_namespace and storage_namespace and release_namespace != storage_namespace
-                and doc["kind"] not in CLUSTER_SCOPED
-                and meta.get("namespace") in (None, "", storage_namespace)):
+        if (
+            release_namespace
+            and storage_namespace
+            and release_namespace != storage_namespace
+            and doc["kind"] not in CLUSTER_SCOPED
+            and meta.get("namespace") in (None, "", storage_namespace)
+        ):
             meta["namespace"] = release_namespace
         out.append(doc)
     return out
@@ -86,21 +112,30 @@ def kustomize(docs: list, renderer: dict[str, Any], kubectl: str) -> list:
     with tempfile.TemporaryDirectory(prefix="flux-postrender-") as tmp:
         d = Path(tmp)
         (d / "helm-output.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
-        k: dict[str, Any] = {"apiVersion": "kustomize.config.k8s.io/v1beta1",
-                             "kind": "Kustomization", "resources": ["helm-output.yaml"]}
+        k: dict[str, Any] = {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": ["helm-output.yaml"],
+        }
         if renderer.get("images"):
             k["images"] = renderer["images"]
         if renderer.get("patches"):
             k["patches"] = renderer["patches"]
         if renderer.get("patchesStrategicMerge"):
-            k["patchesStrategicMerge"] = [yaml.safe_dump(p)
-                                          for p in renderer["patchesStrategicMerge"]]
+            k["patchesStrategicMerge"] = [
+                yaml.safe_dump(p) for p in renderer["patchesStrategicMerge"]
+            ]
         if renderer.get("patchesJson6902"):
-            k["patchesJson6902"] = [{"target": p["target"], "patch": json.dumps(p["patch"])}
-                                    for p in renderer["patchesJson6902"]]
+            k["patchesJson6902"] = [
+                {"target": p["target"], "patch": json.dumps(p["patch"])}
+                for p in renderer["patchesJson6902"]
+            ]
         (d / "kustomization.yaml").write_text(yaml.safe_dump(k, sort_keys=False))
-        res = subprocess.run([kubectl, "kustomize", str(d), "--load-restrictor",
-                              "LoadRestrictionsNone"], capture_output=True, text=True)
+        res = subprocess.run(
+            [kubectl, "kustomize", str(d), "--load-restrictor", "LoadRestrictionsNone"],
+            capture_output=True,
+            text=True,
+        )
         if res.returncode != 0:
             raise SystemExit(f"post-renderer kustomize failed: {res.stderr.strip()}")
         return [x for x in load_all(res.stdout) if x]

@@ -11,6 +11,7 @@ The suite (suites/phase4/test_resume.py) calls these; it holds no wait loop of i
   point handled its own reconcile request and is Ready;
 - :func:`not_ready`: every object of a Flux kind that is not Ready or is suspended, one line each.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -32,9 +33,11 @@ def handed_over_state(journal: journal_mod.Journal, component: str) -> str:
 
 def temporary_kustomizations(kube) -> list[str]:
     """``namespace/name`` of every Kustomization named ``handover-*`` (phase 3's temporary ones)."""
-    return [f"{k['metadata']['namespace']}/{k['metadata']['name']}"
-            for k in kube.list(flux.KUSTOMIZE_API, "Kustomization")
-            if k["metadata"]["name"].startswith(TEMPORARY_PREFIX)]
+    return [
+        f"{k['metadata']['namespace']}/{k['metadata']['name']}"
+        for k in kube.list(flux.KUSTOMIZE_API, "Kustomization")
+        if k["metadata"]["name"].startswith(TEMPORARY_PREFIX)
+    ]
 
 
 def _suspended(obj: Obj | None) -> bool:
@@ -48,8 +51,10 @@ def entrypoint(kube, inventory: Inventory, name: str) -> Obj | None:
 
 def flux_system_applied(kube, inventory: Inventory, rhead: str) -> bool:
     """flux-system's Kustomization last applied the remote head ``rhead``."""
-    fs = kube.get(flux.KUSTOMIZE_API, "Kustomization", SYNC_NAME,
-                  inventory.cluster.flux_namespace) or {}
+    fs = (
+        kube.get(flux.KUSTOMIZE_API, "Kustomization", SYNC_NAME, inventory.cluster.flux_namespace)
+        or {}
+    )
     return ((fs.get("status") or {}).get("lastAppliedRevision") or "").endswith(rhead)
 
 
@@ -57,8 +62,12 @@ def reconciled(kube, inventory: Inventory, name: str, rhead: str) -> bool:
     """Nothing left to do: flux-system applied ``rhead`` and the entry point is live, not
     suspended and Ready for its generation."""
     live = entrypoint(kube, inventory, name)
-    return bool(flux_system_applied(kube, inventory, rhead) and live and not _suspended(live)
-                and flux.is_ready(live))
+    return bool(
+        flux_system_applied(kube, inventory, rhead)
+        and live
+        and not _suspended(live)
+        and flux.is_ready(live)
+    )
 
 
 def request_sync(mutator, inventory: Inventory, token: str) -> None:
@@ -68,28 +77,44 @@ def request_sync(mutator, inventory: Inventory, token: str) -> None:
     mutator.request_reconcile(flux.KUSTOMIZE_API, "Kustomization", SYNC_NAME, ns, token)
 
 
-def wait_applied(kube, inventory: Inventory, name: str, rhead: str,
-                 timeout: float) -> Obj | None:
+def wait_applied(kube, inventory: Inventory, name: str, rhead: str, timeout: float) -> Obj | None:
     """Wait until flux-system applied ``rhead`` with the entry point ``name`` live and resumed;
     the entry point then, None at the timeout."""
+
     def applied() -> Obj | None:
         live = entrypoint(kube, inventory, name)
         ok = flux_system_applied(kube, inventory, rhead)
         return live if ok and live and not _suspended(live) else None
-    return wait.until(f"Kustomization {inventory.cluster.flux_namespace}/{SYNC_NAME} applies "
-                      f"{rhead[:12]} with {name} resumed", applied, timeout=timeout)
+
+    return wait.until(
+        f"Kustomization {inventory.cluster.flux_namespace}/{SYNC_NAME} applies "
+        f"{rhead[:12]} with {name} resumed",
+        applied,
+        timeout=timeout,
+    )
 
 
-def wait_reconciled(kube, inventory: Inventory, name: str, token: str,
-                    timeout: float) -> Obj | None:
+def wait_reconciled(
+    kube, inventory: Inventory, name: str, token: str, timeout: float
+) -> Obj | None:
     """Wait until the entry point handled the reconcile request ``token`` and is Ready for its
     generation; the entry point then, None at the timeout."""
+
     def handled() -> Obj | None:
         live = entrypoint(kube, inventory, name)
-        return live if live and flux.is_ready(live) and \
-            (live.get("status") or {}).get("lastHandledReconcileAt") == token else None
-    return wait.until(f"Kustomization {inventory.cluster.flux_namespace}/{name} reconciled",
-                      handled, timeout=timeout)
+        return (
+            live
+            if live
+            and flux.is_ready(live)
+            and (live.get("status") or {}).get("lastHandledReconcileAt") == token
+            else None
+        )
+
+    return wait.until(
+        f"Kustomization {inventory.cluster.flux_namespace}/{name} reconciled",
+        handled,
+        timeout=timeout,
+    )
 
 
 def not_ready(kube, api_version: str, kind: str) -> list[str]:
@@ -98,8 +123,13 @@ def not_ready(kube, api_version: str, kind: str) -> list[str]:
     for o in kube.list(api_version, kind):
         if not flux.is_ready(o) or _suspended(o):
             c = flux.condition(o, "Ready") or {}
-            why = "suspended" if _suspended(o) else \
-                f"{c.get('reason', 'no Ready condition')}: {c.get('message', '')}"
-            out.append(f"{kind} {o['metadata']['namespace']}/{o['metadata']['name']} "
-                       f"(generation {o['metadata'].get('generation')}): {why}")
+            why = (
+                "suspended"
+                if _suspended(o)
+                else f"{c.get('reason', 'no Ready condition')}: {c.get('message', '')}"
+            )
+            out.append(
+                f"{kind} {o['metadata']['namespace']}/{o['metadata']['name']} "
+                f"(generation {o['metadata'].get('generation')}): {why}"
+            )
     return out

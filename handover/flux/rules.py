@@ -2,6 +2,7 @@
 
 Each rule names its upstream source.
 """
+
 from __future__ import annotations
 
 import hashlib

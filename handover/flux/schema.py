@@ -20,6 +20,7 @@ it; Flux would then reconcile with the field missing (here: the newest chart ins
 version). Every Flux object in the build is validated, and each problem names its field path.
 Offline, read-only.
 """
+
 from __future__ import annotations
 
 import copy
@@ -39,8 +40,12 @@ DURATION = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 
 
 # ---- small constructors for the schema data -------------------------------------------------------
-def _s(enum: list[str] | None = None, pattern: str | None = None, max_length: int | None = None,
-       min_length: int | None = None) -> Schema:
+def _s(
+    enum: list[str] | None = None,
+    pattern: str | None = None,
+    max_length: int | None = None,
+    min_length: int | None = None,
+) -> Schema:
     out: Schema = {"type": "string"}
     if enum:
         out["enum"] = enum
@@ -92,23 +97,41 @@ def _obj(required: list[str] | None = None, **props: Schema) -> Schema:
 LOCAL_REF = _obj(["name"], name=_s())
 SECRET_KEY_REF = _obj(["name"], name=_s(), key=_s())
 KUBECONFIG_REF = _obj(secretRef=SECRET_KEY_REF, configMapRef=LOCAL_REF)
-SELECTOR = _obj(group=_s(), version=_s(), kind=_s(), name=_s(), namespace=_s(),
-                annotationSelector=_s(), labelSelector=_s())
+SELECTOR = _obj(
+    group=_s(),
+    version=_s(),
+    kind=_s(),
+    name=_s(),
+    namespace=_s(),
+    annotationSelector=_s(),
+    labelSelector=_s(),
+)
 PATCH = _obj(["patch"], patch=_s(), target=SELECTOR)
 IMAGE = _obj(["name"], name=_s(), newName=_s(), newTag=_s(), digest=_s())
-CUSTOM_HEALTH_CHECK = _obj(["apiVersion", "kind", "current"], apiVersion=_s(), kind=_s(),
-                           current=_s(), inProgress=_s(), failed=_s())
+CUSTOM_HEALTH_CHECK = _obj(
+    ["apiVersion", "kind", "current"],
+    apiVersion=_s(),
+    kind=_s(),
+    current=_s(),
+    inProgress=_s(),
+    failed=_s(),
+)
 COMMON_METADATA = _obj(annotations=_map(), labels=_map())
 IGNORE_RULE = _obj(["paths"], paths=_arr(_s()), target=SELECTOR)
 DEPENDENCY = _obj(["name"], name=_s(), namespace=_s(), readyExpr=_s())
-VALUES_REF = _obj(["kind", "name"], kind=_s(enum=["Secret", "ConfigMap"]),
-                  name=_s(min_length=1, max_length=253),
-                  valuesKey=_s(max_length=253, pattern=r"^[\-._a-zA-Z0-9]+$"),
-                  targetPath=_s(max_length=250), optional=_b())
+VALUES_REF = _obj(
+    ["kind", "name"],
+    kind=_s(enum=["Secret", "ConfigMap"]),
+    name=_s(min_length=1, max_length=253),
+    valuesKey=_s(max_length=253, pattern=r"^[\-._a-zA-Z0-9]+$"),
+    targetPath=_s(max_length=250),
+    optional=_b(),
+)
 
 # ---- helm-controller api/v2 HelmRelease -----------------------------------------------------------
-_STRATEGY = _obj(["name"], name=_s(enum=["RemediateOnFailure", "RetryOnFailure"]),
-                 retryInterval=_dur())
+_STRATEGY = _obj(
+    ["name"], name=_s(enum=["RemediateOnFailure", "RetryOnFailure"]), retryInterval=_dur()
+)
 HELMRELEASE_SPEC = _obj(
     ["interval"],
     chart=_obj(
@@ -118,23 +141,29 @@ HELMRELEASE_SPEC = _obj(
             ["chart", "sourceRef"],
             chart=_s(min_length=1, max_length=2048),
             version=_s(),
-            sourceRef=_obj(["name"],
-                           apiVersion=_s(),
-                           kind=_s(enum=["HelmRepository", "GitRepository", "Bucket"]),
-                           name=_s(min_length=1, max_length=253),
-                           namespace=_s(min_length=1, max_length=63)),
+            sourceRef=_obj(
+                ["name"],
+                apiVersion=_s(),
+                kind=_s(enum=["HelmRepository", "GitRepository", "Bucket"]),
+                name=_s(min_length=1, max_length=253),
+                namespace=_s(min_length=1, max_length=63),
+            ),
             interval=_dur(),
             reconcileStrategy=_s(enum=["ChartVersion", "Revision"]),
             valuesFiles=_arr(_s()),
             ignoreMissingValuesFiles=_b(),
-            verify=_obj(["provider"], provider=_s(enum=["cosign", "notation"]),
-                        secretRef=LOCAL_REF),
+            verify=_obj(
+                ["provider"], provider=_s(enum=["cosign", "notation"]), secretRef=LOCAL_REF
+            ),
         ),
     ),
-    chartRef=_obj(["kind", "name"], apiVersion=_s(),
-                  kind=_s(enum=["OCIRepository", "HelmChart", "ExternalArtifact"]),
-                  name=_s(min_length=1, max_length=253),
-                  namespace=_s(min_length=1, max_length=63)),
+    chartRef=_obj(
+        ["kind", "name"],
+        apiVersion=_s(),
+        kind=_s(enum=["OCIRepository", "HelmChart", "ExternalArtifact"]),
+        name=_s(min_length=1, max_length=253),
+        namespace=_s(min_length=1, max_length=63),
+    ),
     interval=_dur(),
     kubeConfig=KUBECONFIG_REF,
     suspend=_b(),
@@ -146,31 +175,68 @@ HELMRELEASE_SPEC = _obj(
     maxHistory=_i(),
     serviceAccountName=_s(min_length=1, max_length=253),
     persistentClient=_b(),
-    driftDetection=_obj(mode=_s(enum=["enabled", "warn", "disabled"]),
-                        ignore=_arr(IGNORE_RULE)),
+    driftDetection=_obj(mode=_s(enum=["enabled", "warn", "disabled"]), ignore=_arr(IGNORE_RULE)),
     install=_obj(
-        timeout=_dur(), strategy=_STRATEGY,
+        timeout=_dur(),
+        strategy=_STRATEGY,
         remediation=_obj(retries=_i(), ignoreTestFailures=_b(), remediateLastFailure=_b()),
-        disableTakeOwnership=_b(), disableWait=_b(), disableWaitForJobs=_b(), disableHooks=_b(),
-        disableOpenAPIValidation=_b(), disableSchemaValidation=_b(), replace=_b(), skipCRDs=_b(),
-        crds=_s(enum=["Skip", "Create", "CreateReplace"]), createNamespace=_b(),
-        serverSideApply=_b()),
+        disableTakeOwnership=_b(),
+        disableWait=_b(),
+        disableWaitForJobs=_b(),
+        disableHooks=_b(),
+        disableOpenAPIValidation=_b(),
+        disableSchemaValidation=_b(),
+        replace=_b(),
+        skipCRDs=_b(),
+        crds=_s(enum=["Skip", "Create", "CreateReplace"]),
+        createNamespace=_b(),
+        serverSideApply=_b(),
+    ),
     upgrade=_obj(
-        timeout=_dur(), strategy=_STRATEGY,
-        remediation=_obj(retries=_i(), ignoreTestFailures=_b(), remediateLastFailure=_b(),
-                         strategy=_s(enum=["rollback", "uninstall"])),
-        disableTakeOwnership=_b(), disableWait=_b(), disableWaitForJobs=_b(), disableHooks=_b(),
-        disableOpenAPIValidation=_b(), disableSchemaValidation=_b(), force=_b(),
-        preserveValues=_b(), cleanupOnFail=_b(), crds=_s(enum=["Skip", "Create", "CreateReplace"]),
+        timeout=_dur(),
+        strategy=_STRATEGY,
+        remediation=_obj(
+            retries=_i(),
+            ignoreTestFailures=_b(),
+            remediateLastFailure=_b(),
+            strategy=_s(enum=["rollback", "uninstall"]),
+        ),
+        disableTakeOwnership=_b(),
+        disableWait=_b(),
+        disableWaitForJobs=_b(),
+        disableHooks=_b(),
+        disableOpenAPIValidation=_b(),
+        disableSchemaValidation=_b(),
+        force=_b(),
+        preserveValues=_b(),
+        cleanupOnFail=_b(),
+        crds=_s(enum=["Skip", "Create", "CreateReplace"]),
         serverSideApply=_s(enum=["enabled", "disabled", "auto"]),
-        chartNameChangeStrategy=_s(enum=["InPlaceUpdate", "Reinstall"])),
-    test=_obj(enable=_b(), timeout=_dur(), ignoreFailures=_b(),
-              filters=_arr(_obj(["name"], name=_s(), exclude=_b()))),
-    rollback=_obj(timeout=_dur(), disableWait=_b(), disableWaitForJobs=_b(), disableHooks=_b(),
-                  recreate=_b(), force=_b(), cleanupOnFail=_b(),
-                  serverSideApply=_s(enum=["enabled", "disabled", "auto"])),
-    uninstall=_obj(timeout=_dur(), disableHooks=_b(), keepHistory=_b(), disableWait=_b(),
-                   deletionPropagation=_s(enum=["background", "foreground", "orphan"])),
+        chartNameChangeStrategy=_s(enum=["InPlaceUpdate", "Reinstall"]),
+    ),
+    test=_obj(
+        enable=_b(),
+        timeout=_dur(),
+        ignoreFailures=_b(),
+        filters=_arr(_obj(["name"], name=_s(), exclude=_b())),
+    ),
+    rollback=_obj(
+        timeout=_dur(),
+        disableWait=_b(),
+        disableWaitForJobs=_b(),
+        disableHooks=_b(),
+        recreate=_b(),
+        force=_b(),
+        cleanupOnFail=_b(),
+        serverSideApply=_s(enum=["enabled", "disabled", "auto"]),
+    ),
+    uninstall=_obj(
+        timeout=_dur(),
+        disableHooks=_b(),
+        keepHistory=_b(),
+        disableWait=_b(),
+        deletionPropagation=_s(enum=["background", "foreground", "orphan"]),
+    ),
     valuesFrom=_arr(VALUES_REF),
     values=_json(),
     commonMetadata=COMMON_METADATA,
@@ -185,30 +251,37 @@ KUSTOMIZATION_SPEC = _obj(
     ["interval", "prune", "sourceRef"],
     commonMetadata=COMMON_METADATA,
     dependsOn=_arr(DEPENDENCY),
-    decryption=_obj(["provider"], provider=_s(enum=["sops"]), serviceAccountName=_s(),
-                    secretRef=LOCAL_REF),
+    decryption=_obj(
+        ["provider"], provider=_s(enum=["sops"]), serviceAccountName=_s(), secretRef=LOCAL_REF
+    ),
     interval=_dur(),
     retryInterval=_dur(),
     kubeConfig=KUBECONFIG_REF,
     path=_s(),
-    postBuild=_obj(substituteStrategy=_s(enum=["WithVariables", "Always"]),
-                   substitute=_map(),
-                   substituteFrom=_arr(_obj(["kind", "name"],
-                                            kind=_s(enum=["Secret", "ConfigMap"]),
-                                            name=_s(), optional=_b()))),
+    postBuild=_obj(
+        substituteStrategy=_s(enum=["WithVariables", "Always"]),
+        substitute=_map(),
+        substituteFrom=_arr(
+            _obj(["kind", "name"], kind=_s(enum=["Secret", "ConfigMap"]), name=_s(), optional=_b())
+        ),
+    ),
     prune=_b(),
     deletionPolicy=_s(enum=["MirrorPrune", "Delete", "WaitForTermination", "Orphan"]),
-    healthChecks=_arr(_obj(["kind", "name"], apiVersion=_s(), kind=_s(), name=_s(),
-                           namespace=_s())),
+    healthChecks=_arr(
+        _obj(["kind", "name"], apiVersion=_s(), kind=_s(), name=_s(), namespace=_s())
+    ),
     namePrefix=_s(max_length=200),
     nameSuffix=_s(max_length=200),
     patches=_arr(PATCH),
     images=_arr(IMAGE),
     serviceAccountName=_s(),
-    sourceRef=_obj(["kind", "name"], apiVersion=_s(),
-                   kind=_s(enum=["OCIRepository", "GitRepository", "Bucket",
-                                 "ExternalArtifact"]),
-                   name=_s(), namespace=_s()),
+    sourceRef=_obj(
+        ["kind", "name"],
+        apiVersion=_s(),
+        kind=_s(enum=["OCIRepository", "GitRepository", "Bucket", "ExternalArtifact"]),
+        name=_s(),
+        namespace=_s(),
+    ),
     suspend=_b(),
     targetNamespace=_s(min_length=1, max_length=63),
     timeout=_dur(),
@@ -231,8 +304,9 @@ GITREPOSITORY_SPEC = _obj(
     interval=_dur(),
     timeout=_s(pattern=r"^([0-9]+(\.[0-9]+)?(ms|s|m))+$"),
     ref=_obj(branch=_s(), tag=_s(), semver=_s(), name=_s(), commit=_s()),
-    verify=_obj(["secretRef"], mode=_s(enum=["head", "HEAD", "Tag", "TagAndHEAD"]),
-                secretRef=LOCAL_REF),
+    verify=_obj(
+        ["secretRef"], mode=_s(enum=["head", "HEAD", "Tag", "TagAndHEAD"]), secretRef=LOCAL_REF
+    ),
     proxySecretRef=LOCAL_REF,
     ignore=_s(),
     suspend=_b(),
@@ -251,8 +325,7 @@ HELMREPOSITORY_SPEC = _obj(
     insecure=_b(),
     timeout=_s(pattern=r"^([0-9]+(\.[0-9]+)?(ms|s|m))+$"),
     suspend=_b(),
-    accessFrom=_obj(["namespaceSelectors"],
-                    namespaceSelectors=_arr(_obj(matchLabels=_map()))),
+    accessFrom=_obj(["namespaceSelectors"], namespaceSelectors=_arr(_obj(matchLabels=_map()))),
     type=_s(enum=["default", "oci"]),
     provider=_s(enum=["generic", "aws", "azure", "gcp"]),
 )
@@ -266,9 +339,12 @@ OCIREPOSITORY_SPEC = _obj(
     layerSelector=_obj(mediaType=_s(), operation=_s(enum=["extract", "copy"])),
     provider=_s(enum=["generic", "aws", "azure", "gcp"]),
     secretRef=LOCAL_REF,
-    verify=_obj(["provider"], provider=_s(enum=["cosign", "notation"]), secretRef=LOCAL_REF,
-                matchOIDCIdentity=_arr(_obj(["issuer", "subject"], issuer=_s(),
-                                            subject=_s()))),
+    verify=_obj(
+        ["provider"],
+        provider=_s(enum=["cosign", "notation"]),
+        secretRef=LOCAL_REF,
+        matchOIDCIdentity=_arr(_obj(["issuer", "subject"], issuer=_s(), subject=_s())),
+    ),
     serviceAccountName=_s(),
     certSecretRef=LOCAL_REF,
     proxySecretRef=LOCAL_REF,
@@ -283,54 +359,87 @@ HELMCHART_SPEC = _obj(
     ["chart", "interval", "sourceRef"],
     chart=_s(),
     version=_s(),
-    sourceRef=_obj(["kind", "name"], apiVersion=_s(),
-                   kind=_s(enum=["HelmRepository", "GitRepository", "Bucket"]), name=_s()),
+    sourceRef=_obj(
+        ["kind", "name"],
+        apiVersion=_s(),
+        kind=_s(enum=["HelmRepository", "GitRepository", "Bucket"]),
+        name=_s(),
+    ),
     interval=_dur(),
     reconcileStrategy=_s(enum=["ChartVersion", "Revision"]),
     valuesFiles=_arr(_s()),
     ignoreMissingValuesFiles=_b(),
     suspend=_b(),
-    verify=_obj(["provider"], provider=_s(enum=["cosign", "notation"]), secretRef=LOCAL_REF,
-                matchOIDCIdentity=_arr(_obj(["issuer", "subject"], issuer=_s(),
-                                            subject=_s()))),
+    verify=_obj(
+        ["provider"],
+        provider=_s(enum=["cosign", "notation"]),
+        secretRef=LOCAL_REF,
+        matchOIDCIdentity=_arr(_obj(["issuer", "subject"], issuer=_s(), subject=_s())),
+    ),
 )
 
 # written by its producer (an ArtifactGenerator), rarely in Git
 EXTERNALARTIFACT_SPEC = _obj(
-    sourceRef=_obj(["kind", "name"], apiVersion=_s(), kind=_s(), name=_s(), namespace=_s()))
+    sourceRef=_obj(["kind", "name"], apiVersion=_s(), kind=_s(), name=_s(), namespace=_s())
+)
 
 # ---- source-watcher api/v1beta1 ArtifactGenerator (source.extensions.fluxcd.io, Flux 2.7) --------
 _ALIAS_PATH = r"^@([a-z0-9]([a-z0-9_-]*[a-z0-9])?)/(.*)$"
 ARTIFACTGENERATOR_SPEC = _obj(
     ["sources", "artifacts"],
     commonMetadata=COMMON_METADATA,
-    sources=_arr(_obj(["alias", "kind", "name"],
-                      alias=_s(pattern=r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$", max_length=63),
-                      name=_s(max_length=253), namespace=_s(max_length=63),
-                      kind=_s(enum=["Bucket", "GitRepository", "OCIRepository", "HelmChart",
-                                    "ExternalArtifact"]))),
+    sources=_arr(
+        _obj(
+            ["alias", "kind", "name"],
+            alias=_s(pattern=r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$", max_length=63),
+            name=_s(max_length=253),
+            namespace=_s(max_length=63),
+            kind=_s(
+                enum=["Bucket", "GitRepository", "OCIRepository", "HelmChart", "ExternalArtifact"]
+            ),
+        )
+    ),
     serviceAccountName=_s(max_length=63),
     pathPattern=_s(pattern=_ALIAS_PATH, max_length=1024),
-    namespaces=_obj(["strategy"], strategy=_s(enum=["Unmanaged", "Managed"]), prune=_b(),
-                    metadata=_json()),
-    artifacts=_arr(_obj(
-        ["name", "copy"],
-        name=_s(max_length=1024), namespace=_s(max_length=1024),
-        inputsFrom=_s(pattern=_ALIAS_PATH, max_length=1024),
-        revision=_s(pattern=r"^@([a-z0-9]([a-z0-9_-]*[a-z0-9])?)$", max_length=64),
-        originRevision=_s(pattern=r"^@([a-z0-9]([a-z0-9_-]*[a-z0-9])?)$", max_length=64),
-        copy=_arr(_obj(["from", "to"], **{
-            "from": _s(pattern=_ALIAS_PATH, max_length=1024),
-            "to": _s(pattern=r"^@artifact/.*$", max_length=1024),
-            "exclude": _arr(_s(max_length=1024)),
-            "strategy": _s(enum=["Overwrite", "Merge", "Extract"]),
-            "optional": _b()})))),
+    namespaces=_obj(
+        ["strategy"], strategy=_s(enum=["Unmanaged", "Managed"]), prune=_b(), metadata=_json()
+    ),
+    artifacts=_arr(
+        _obj(
+            ["name", "copy"],
+            name=_s(max_length=1024),
+            namespace=_s(max_length=1024),
+            inputsFrom=_s(pattern=_ALIAS_PATH, max_length=1024),
+            revision=_s(pattern=r"^@([a-z0-9]([a-z0-9_-]*[a-z0-9])?)$", max_length=64),
+            originRevision=_s(pattern=r"^@([a-z0-9]([a-z0-9_-]*[a-z0-9])?)$", max_length=64),
+            copy=_arr(
+                _obj(
+                    ["from", "to"],
+                    **{
+                        "from": _s(pattern=_ALIAS_PATH, max_length=1024),
+                        "to": _s(pattern=r"^@artifact/.*$", max_length=1024),
+                        "exclude": _arr(_s(max_length=1024)),
+                        "strategy": _s(enum=["Overwrite", "Merge", "Extract"]),
+                        "optional": _b(),
+                    },
+                )
+            ),
+        )
+    ),
 )
 
 
 class KindInfo:
-    def __init__(self, group: str, version: str, kind: str, plural: str, short: list[str],
-                 spec: Schema, printer: list[dict[str, Any]]):
+    def __init__(
+        self,
+        group: str,
+        version: str,
+        kind: str,
+        plural: str,
+        short: list[str],
+        spec: Schema,
+        printer: list[dict[str, Any]],
+    ):
         self.group, self.version, self.kind, self.plural = group, version, kind, plural
         self.short, self.spec, self.printer = short, spec, printer
 
@@ -341,35 +450,91 @@ class KindInfo:
 
 _READY_COLUMNS = [
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-    {"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"},
-    {"name": "Status", "type": "string",
-     "jsonPath": ".status.conditions[?(@.type==\"Ready\")].message"},
+    {
+        "name": "Ready",
+        "type": "string",
+        "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+    },
+    {
+        "name": "Status",
+        "type": "string",
+        "jsonPath": '.status.conditions[?(@.type=="Ready")].message',
+    },
 ]
 
 KINDS: dict[str, KindInfo] = {
-    "HelmRelease": KindInfo("helm.toolkit.fluxcd.io", "v2", "HelmRelease", "helmreleases",
-                            ["hr"], HELMRELEASE_SPEC, _READY_COLUMNS),
-    "Kustomization": KindInfo("kustomize.toolkit.fluxcd.io", "v1", "Kustomization",
-                              "kustomizations", ["ks"], KUSTOMIZATION_SPEC, _READY_COLUMNS),
-    "GitRepository": KindInfo("source.toolkit.fluxcd.io", "v1", "GitRepository",
-                              "gitrepositories", ["gitrepo"], GITREPOSITORY_SPEC,
-                              [{"name": "URL", "type": "string", "jsonPath": ".spec.url"}]
-                              + _READY_COLUMNS),
-    "HelmRepository": KindInfo("source.toolkit.fluxcd.io", "v1", "HelmRepository",
-                               "helmrepositories", ["helmrepo"], HELMREPOSITORY_SPEC,
-                               [{"name": "URL", "type": "string", "jsonPath": ".spec.url"}]
-                               + _READY_COLUMNS),
-    "OCIRepository": KindInfo("source.toolkit.fluxcd.io", "v1", "OCIRepository",
-                              "ocirepositories", ["ocirepo"], OCIREPOSITORY_SPEC,
-                              [{"name": "URL", "type": "string", "jsonPath": ".spec.url"}]
-                              + _READY_COLUMNS),
-    "HelmChart": KindInfo("source.toolkit.fluxcd.io", "v1", "HelmChart", "helmcharts", ["hc"],
-                          HELMCHART_SPEC, _READY_COLUMNS),
-    "ExternalArtifact": KindInfo("source.toolkit.fluxcd.io", "v1", "ExternalArtifact",
-                                 "externalartifacts", [], EXTERNALARTIFACT_SPEC, _READY_COLUMNS),
-    "ArtifactGenerator": KindInfo("source.extensions.fluxcd.io", "v1beta1", "ArtifactGenerator",
-                                  "artifactgenerators", ["ag"], ARTIFACTGENERATOR_SPEC,
-                                  _READY_COLUMNS),
+    "HelmRelease": KindInfo(
+        "helm.toolkit.fluxcd.io",
+        "v2",
+        "HelmRelease",
+        "helmreleases",
+        ["hr"],
+        HELMRELEASE_SPEC,
+        _READY_COLUMNS,
+    ),
+    "Kustomization": KindInfo(
+        "kustomize.toolkit.fluxcd.io",
+        "v1",
+        "Kustomization",
+        "kustomizations",
+        ["ks"],
+        KUSTOMIZATION_SPEC,
+        _READY_COLUMNS,
+    ),
+    "GitRepository": KindInfo(
+        "source.toolkit.fluxcd.io",
+        "v1",
+        "GitRepository",
+        "gitrepositories",
+        ["gitrepo"],
+        GITREPOSITORY_SPEC,
+        [{"name": "URL", "type": "string", "jsonPath": ".spec.url"}] + _READY_COLUMNS,
+    ),
+    "HelmRepository": KindInfo(
+        "source.toolkit.fluxcd.io",
+        "v1",
+        "HelmRepository",
+        "helmrepositories",
+        ["helmrepo"],
+        HELMREPOSITORY_SPEC,
+        [{"name": "URL", "type": "string", "jsonPath": ".spec.url"}] + _READY_COLUMNS,
+    ),
+    "OCIRepository": KindInfo(
+        "source.toolkit.fluxcd.io",
+        "v1",
+        "OCIRepository",
+        "ocirepositories",
+        ["ocirepo"],
+        OCIREPOSITORY_SPEC,
+        [{"name": "URL", "type": "string", "jsonPath": ".spec.url"}] + _READY_COLUMNS,
+    ),
+    "HelmChart": KindInfo(
+        "source.toolkit.fluxcd.io",
+        "v1",
+        "HelmChart",
+        "helmcharts",
+        ["hc"],
+        HELMCHART_SPEC,
+        _READY_COLUMNS,
+    ),
+    "ExternalArtifact": KindInfo(
+        "source.toolkit.fluxcd.io",
+        "v1",
+        "ExternalArtifact",
+        "externalartifacts",
+        [],
+        EXTERNALARTIFACT_SPEC,
+        _READY_COLUMNS,
+    ),
+    "ArtifactGenerator": KindInfo(
+        "source.extensions.fluxcd.io",
+        "v1beta1",
+        "ArtifactGenerator",
+        "artifactgenerators",
+        ["ag"],
+        ARTIFACTGENERATOR_SPEC,
+        _READY_COLUMNS,
+    ),
 }
 
 
@@ -394,8 +559,14 @@ def _type_ok(value: Any, typ: str) -> bool:
 def _typename(value: Any) -> str:
     if value is None:
         return "null"
-    return {bool: "boolean", int: "integer", float: "number", str: "string", dict: "object",
-            list: "array"}.get(type(value), type(value).__name__)
+    return {
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        str: "string",
+        dict: "object",
+        list: "array",
+    }.get(type(value), type(value).__name__)
 
 
 def _walk(value: Any, schema: Schema, path: str, problems: list[str]) -> None:
@@ -413,8 +584,11 @@ def _walk(value: Any, schema: Schema, path: str, problems: list[str]) -> None:
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             problems.append(f"{path}: longer than {schema['maxLength']} characters")
         if "minLength" in schema and len(value) < schema["minLength"]:
-            problems.append(f"{path}: must not be empty" if schema["minLength"] == 1
-                            else f"{path}: shorter than {schema['minLength']} characters")
+            problems.append(
+                f"{path}: must not be empty"
+                if schema["minLength"] == 1
+                else f"{path}: shorter than {schema['minLength']} characters"
+            )
     elif typ == "integer":
         if "minimum" in schema and value < schema["minimum"]:
             problems.append(f"{path}: {value} is less than {schema['minimum']}")
@@ -496,36 +670,54 @@ def crd(kind: str) -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{info.plural}.{info.group}",
-                     "labels": {"app.kubernetes.io/part-of": "flux",
-                                "app.kubernetes.io/component": "flux-handover-standin"}},
+        "metadata": {
+            "name": f"{info.plural}.{info.group}",
+            "labels": {
+                "app.kubernetes.io/part-of": "flux",
+                "app.kubernetes.io/component": "flux-handover-standin",
+            },
+        },
         "spec": {
             "group": info.group,
-            "names": {"kind": info.kind, "listKind": f"{info.kind}List", "plural": info.plural,
-                      "singular": info.kind.lower(), "shortNames": info.short,
-                      "categories": ["all"]},
+            "names": {
+                "kind": info.kind,
+                "listKind": f"{info.kind}List",
+                "plural": info.plural,
+                "singular": info.kind.lower(),
+                "shortNames": info.short,
+                "categories": ["all"],
+            },
             "scope": "Namespaced",
-            "versions": [{
-                "name": info.version, "served": True, "storage": True,
-                "schema": {"openAPIV3Schema": crd_schema(kind)},
-                "subresources": {"status": {}},
-                "additionalPrinterColumns": info.printer,
-            }],
+            "versions": [
+                {
+                    "name": info.version,
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": crd_schema(kind)},
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": info.printer,
+                }
+            ],
         },
     }
 
 
 # ---- Flux objects against the schema (phase 1 hazard check) --------------------------------------
 CHECK = "flux-schema"
-FLUX_KINDS = {"HelmRelease": flux.HELM_GROUP, "Kustomization": flux.KUSTOMIZE_GROUP,
-              "HelmRepository": flux.SOURCE_GROUP, "GitRepository": flux.SOURCE_GROUP,
-              "OCIRepository": flux.SOURCE_GROUP, "HelmChart": flux.SOURCE_GROUP,
-              "ExternalArtifact": flux.SOURCE_GROUP,
-              "ArtifactGenerator": "source.extensions.fluxcd.io"}
+FLUX_KINDS = {
+    "HelmRelease": flux.HELM_GROUP,
+    "Kustomization": flux.KUSTOMIZE_GROUP,
+    "HelmRepository": flux.SOURCE_GROUP,
+    "GitRepository": flux.SOURCE_GROUP,
+    "OCIRepository": flux.SOURCE_GROUP,
+    "HelmChart": flux.SOURCE_GROUP,
+    "ExternalArtifact": flux.SOURCE_GROUP,
+    "ArtifactGenerator": "source.extensions.fluxcd.io",
+}
 
 
 def is_flux_object(obj: dict[str, Any]) -> bool:
-    return FLUX_KINDS.get(obj.get("kind")) == group_of(str(obj.get("apiVersion", "")))
+    return FLUX_KINDS.get(str(obj.get("kind", ""))) == group_of(str(obj.get("apiVersion", "")))
 
 
 def flux_objects(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -534,11 +726,16 @@ def flux_objects(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def check_object(obj: dict[str, Any]) -> list[Finding]:
     subject = kustomize.object_id(obj)
-    return [Finding(CHECK, subject, f"{p} (Flux {obj.get('kind')} schema "
-                                    f"{obj.get('apiVersion')})",
-                    "correct the field in Git: Flux ignores unknown fields, so the setting you "
-                    "meant is not applied")
-            for p in validate(obj)]
+    return [
+        Finding(
+            CHECK,
+            subject,
+            f"{p} (Flux {obj.get('kind')} schema {obj.get('apiVersion')})",
+            "correct the field in Git: Flux ignores unknown fields, so the setting you "
+            "meant is not applied",
+        )
+        for p in validate(obj)
+    ]
 
 
 def check_objects(objects: list[dict[str, Any]]) -> list[Finding]:

@@ -29,6 +29,7 @@ Used by the gate's check 2 (handover.gate.dryrun), by the native ``flux diff``
    ``uid``, ``creationTimestamp``, ``selfLink``) and without empty labels/annotations maps, so
    that two of them compare equal when applying would change nothing.
 """
+
 from __future__ import annotations
 
 import base64
@@ -38,8 +39,14 @@ from typing import Any
 from handover.flux.rules import KUSTOMIZE_FIELD_MANAGER
 
 POD_TEMPLATE_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
-VOLATILE_META = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp",
-                 "selfLink")
+VOLATILE_META = (
+    "managedFields",
+    "resourceVersion",
+    "generation",
+    "uid",
+    "creationTimestamp",
+    "selfLink",
+)
 CONTAINER_LISTS = ("containers", "initContainers")
 
 
@@ -122,13 +129,21 @@ def comparable(obj: dict[str, Any]) -> dict[str, Any]:
     return o
 
 
-def dry_run_apply(resource: Any, body: dict[str, Any], namespace: str | None = None,
-                  field_manager: str = KUSTOMIZE_FIELD_MANAGER) -> dict[str, Any]:
+def dry_run_apply(
+    resource: Any,
+    body: dict[str, Any],
+    namespace: str | None = None,
+    field_manager: str = KUSTOMIZE_FIELD_MANAGER,
+) -> dict[str, Any]:
     """Server-side apply ``body`` with ``dryRun=All`` and forced conflicts, as kustomize-controller
     applies (``resource``: a kubernetes dynamic-client Resource). Returns the object the server
     would store; raises the client's DynamicApiError / ApiException when the server refuses it."""
-    kwargs: dict[str, Any] = {"body": body, "field_manager": field_manager,
-                              "force_conflicts": True, "dry_run": "All"}
+    kwargs: dict[str, Any] = {
+        "body": body,
+        "field_manager": field_manager,
+        "force_conflicts": True,
+        "dry_run": "All",
+    }
     if namespace:
         kwargs["namespace"] = namespace
     return resource.server_side_apply(**kwargs).to_dict()

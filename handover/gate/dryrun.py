@@ -22,29 +22,31 @@ in its own namespace (a dry-run create of the namespace persists nothing). It is
 in the substitute namespace ``default`` instead, which runs the server's validation and admission
 of the object itself, and reported as ``created (validated in namespace default ...)``.
 """
+
 from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
-from collections.abc import Iterable
 
 from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
 
-from handover.core.findings import Finding
 from handover import tree_diff
-from handover.flux import ssa
-from handover.flux.rules import KUSTOMIZE_FIELD_MANAGER
+from handover.core.findings import Finding
 from handover.core.kube import Kube
 from handover.core.objects import group_of
+from handover.flux import ssa
+from handover.flux.rules import KUSTOMIZE_FIELD_MANAGER
 from handover.sources.kustomize import object_id
 
 CHECK = "server-dry-run"
 SUBSTITUTE_NAMESPACE = "default"
 FLUX_GROUP_SUFFIX = ".toolkit.fluxcd.io"
-NOT_SERVED_FLUX = ("not served before bootstrap: checked offline against the Flux schema "
-                   "(flux-schema check)")
+NOT_SERVED_FLUX = (
+    "not served before bootstrap: checked offline against the Flux schema (flux-schema check)"
+)
 MAX_PATHS = 8
 
 
@@ -67,11 +69,23 @@ def _rank(obj: dict[str, Any]) -> int:
         return 0
     if kind == "Namespace":
         return 1
-    if kind in ("StorageClass", "PersistentVolume", "ClusterRole", "ClusterRoleBinding",
-                "PriorityClass"):
+    if kind in (
+        "StorageClass",
+        "PersistentVolume",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "PriorityClass",
+    ):
         return 2
-    if kind in ("ServiceAccount", "Secret", "ConfigMap", "ResourceQuota", "LimitRange", "Role",
-                "RoleBinding"):
+    if kind in (
+        "ServiceAccount",
+        "Secret",
+        "ConfigMap",
+        "ResourceQuota",
+        "LimitRange",
+        "Role",
+        "RoleBinding",
+    ):
         return 3
     if kind == "PersistentVolumeClaim":
         return 4
@@ -86,8 +100,9 @@ def order(objects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 def changed_paths(live: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """The field paths a dry-run apply changes on the live object (Flux's comparison
     normalisation, handover.flux.ssa.comparable; one path per field set or removed whole)."""
-    return [d.path for d in
-            tree_diff.exact(ssa.comparable(live), ssa.comparable(after), subtrees=True)]
+    return [
+        d.path for d in tree_diff.exact(ssa.comparable(live), ssa.comparable(after), subtrees=True)
+    ]
 
 
 def api_message(e: DynamicApiError) -> str:
@@ -138,8 +153,12 @@ class DryRunner:
             results.append(r)
         return results
 
-    def one(self, obj: dict[str, Any], crds: dict[tuple[str, str], str],
-            git_namespaces: dict[str, DryRunResult]) -> DryRunResult:
+    def one(
+        self,
+        obj: dict[str, Any],
+        crds: dict[tuple[str, str], str],
+        git_namespaces: dict[str, DryRunResult],
+    ) -> DryRunResult:
         oid = object_id(obj)
         api_version, kind = str(obj.get("apiVersion", "")), str(obj.get("kind", ""))
         group = group_of(api_version)
@@ -149,27 +168,39 @@ class DryRunner:
             if group.endswith(FLUX_GROUP_SUFFIX):
                 return DryRunResult(oid, "not-served", NOT_SERVED_FLUX)
             if (group, kind) in crds:
-                return DryRunResult(oid, "not-served",
-                                    f"its CRD {crds[(group, kind)]} is created by Git in the same "
-                                    "apply; the object is validated once that CRD is established")
-            return DryRunResult(oid, "rejected",
-                                f"the server does not serve {kind} in {api_version} and no CRD in "
-                                "Git defines it: the apply would fail (install the CRD first or "
-                                "fix apiVersion/kind)")
+                return DryRunResult(
+                    oid,
+                    "not-served",
+                    f"its CRD {crds[(group, kind)]} is created by Git in the same "
+                    "apply; the object is validated once that CRD is established",
+                )
+            return DryRunResult(
+                oid,
+                "rejected",
+                f"the server does not serve {kind} in {api_version} and no CRD in "
+                "Git defines it: the apply would fail (install the CRD first or "
+                "fix apiVersion/kind)",
+            )
         meta = obj.get("metadata") or {}
         name = meta.get("name")
         namespace = (meta.get("namespace") or "default") if res.namespaced else None
         if namespace and namespace not in self.live_namespaces:
             ns_result = git_namespaces.get(namespace)
             if ns_result is None:
-                return DryRunResult(oid, "rejected",
-                                    f"namespace {namespace!r} does not exist and Git does not "
-                                    "create it: add a Namespace object to Git or fix "
-                                    "metadata.namespace")
+                return DryRunResult(
+                    oid,
+                    "rejected",
+                    f"namespace {namespace!r} does not exist and Git does not "
+                    "create it: add a Namespace object to Git or fix "
+                    "metadata.namespace",
+                )
             if ns_result.result in ("rejected", "forbidden"):
-                return DryRunResult(oid, ns_result.result,
-                                    f"its namespace {namespace!r} (created by Git) was "
-                                    f"{ns_result.result}: {ns_result.detail}")
+                return DryRunResult(
+                    oid,
+                    ns_result.result,
+                    f"its namespace {namespace!r} (created by Git) was "
+                    f"{ns_result.result}: {ns_result.detail}",
+                )
             return self._substitute(res, obj, oid, namespace)
         if not name:
             return DryRunResult(oid, "rejected", "it has no metadata.name: the apply would fail")
@@ -193,19 +224,34 @@ class DryRunner:
         body = copy.deepcopy(obj)
         body["metadata"]["namespace"] = SUBSTITUTE_NAMESPACE
         try:
-            self.kube.dynamic.create(res, body=body, namespace=SUBSTITUTE_NAMESPACE,
-                                     dry_run="All", field_manager=self.field_manager)
+            self.kube.dynamic.create(
+                res,
+                body=body,
+                namespace=SUBSTITUTE_NAMESPACE,
+                dry_run="All",
+                field_manager=self.field_manager,
+            )
         except DynamicApiError as e:
             if e.status == 409:
-                return DryRunResult(oid, "created",
-                                    f"namespace {namespace!r} is created by Git; not validated by "
-                                    f"the server (a {obj.get('kind')} of that name exists in the "
-                                    f"substitute namespace {SUBSTITUTE_NAMESPACE!r})")
-            return self._error(oid, e, f" (dry-run in namespace {SUBSTITUTE_NAMESPACE!r}, since "
-                                       f"{namespace!r} is only created by Git)")
-        return DryRunResult(oid, "created",
-                            f"namespace {namespace!r} is created by Git: validated by a dry-run "
-                            f"create in namespace {SUBSTITUTE_NAMESPACE!r}")
+                return DryRunResult(
+                    oid,
+                    "created",
+                    f"namespace {namespace!r} is created by Git; not validated by "
+                    f"the server (a {obj.get('kind')} of that name exists in the "
+                    f"substitute namespace {SUBSTITUTE_NAMESPACE!r})",
+                )
+            return self._error(
+                oid,
+                e,
+                f" (dry-run in namespace {SUBSTITUTE_NAMESPACE!r}, since "
+                f"{namespace!r} is only created by Git)",
+            )
+        return DryRunResult(
+            oid,
+            "created",
+            f"namespace {namespace!r} is created by Git: validated by a dry-run "
+            f"create in namespace {SUBSTITUTE_NAMESPACE!r}",
+        )
 
     @staticmethod
     def _error(oid: str, e: DynamicApiError, where: str = "") -> DryRunResult:
@@ -219,13 +265,24 @@ def findings(results: Iterable[DryRunResult], path: str) -> list[Finding]:
     out = []
     for r in results:
         if r.result == "rejected":
-            out.append(Finding(CHECK, r.object, f"rejected by the API server (path {path}): "
-                                                f"{r.detail}",
-                               f"fix the object in Git under {path} and re-run the gate"))
+            out.append(
+                Finding(
+                    CHECK,
+                    r.object,
+                    f"rejected by the API server (path {path}): {r.detail}",
+                    f"fix the object in Git under {path} and re-run the gate",
+                )
+            )
         elif r.result == "forbidden":
-            out.append(Finding(CHECK, r.object, f"dry-run forbidden for this identity: {r.detail}",
-                               "run the gate with an identity that may create/patch (a dry-run "
-                               "persists nothing), or accept that check 2 is skipped"))
+            out.append(
+                Finding(
+                    CHECK,
+                    r.object,
+                    f"dry-run forbidden for this identity: {r.detail}",
+                    "run the gate with an identity that may create/patch (a dry-run "
+                    "persists nothing), or accept that check 2 is skipped",
+                )
+            )
     return out
 
 

@@ -6,6 +6,7 @@
 - the remote is reachable (`git ls-remote`, no prompt);
 - the branch exists on the remote and local head == remote head (pushed).
 """
+
 from __future__ import annotations
 
 import os
@@ -28,11 +29,15 @@ class GitResult:
 
 
 def git(repo: Path, *args: str, timeout: float = TIMEOUT) -> GitResult:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/false",
-           "LC_ALL": "C"}
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/false", "LC_ALL": "C"}
     try:
-        p = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                           timeout=timeout, env=env)
+        p = subprocess.run(
+            ["git", "-C", str(repo), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
     except subprocess.TimeoutExpired:
         return GitResult(False, "", f"git {' '.join(args)} timed out after {timeout}s")
     except FileNotFoundError:
@@ -59,29 +64,48 @@ def working_tree(repo: Path) -> list[Finding]:
     if not (repo / ".git").exists():
         r = git(repo, "rev-parse", "--git-dir")
         if not r.ok:
-            return [Finding(CHECK, f"GitOps checkout {repo}", f"not a git repository: {r.err}",
-                            "point gitops.path in the inventory at a clone of the GitOps repo")]
+            return [
+                Finding(
+                    CHECK,
+                    f"GitOps checkout {repo}",
+                    f"not a git repository: {r.err}",
+                    "point gitops.path in the inventory at a clone of the GitOps repo",
+                )
+            ]
     r = git(repo, "status", "--porcelain", "--untracked-files=all")
     if not r.ok:
-        return [Finding(CHECK, f"GitOps checkout {repo}", f"git status failed: {r.err}",
-                        "fix the checkout")]
+        return [
+            Finding(
+                CHECK, f"GitOps checkout {repo}", f"git status failed: {r.err}", "fix the checkout"
+            )
+        ]
     changes = [ln for ln in r.out.splitlines() if ln.strip()]
     if not changes:
         return []
     shown = "; ".join(changes[:10]) + (f" (+{len(changes) - 10} more)" if len(changes) > 10 else "")
-    return [Finding(CHECK, f"GitOps checkout {repo}",
-                    f"working tree not clean ({len(changes)} change(s)): {shown}",
-                    "commit and push (or discard) the changes: Flux applies the pushed commit, "
-                    "the gate checks the working tree")]
+    return [
+        Finding(
+            CHECK,
+            f"GitOps checkout {repo}",
+            f"working tree not clean ({len(changes)} change(s)): {shown}",
+            "commit and push (or discard) the changes: Flux applies the pushed commit, "
+            "the gate checks the working tree",
+        )
+    ]
 
 
 def branch(repo: Path, expected: str) -> list[Finding]:
     r = git(repo, "symbolic-ref", "--short", "-q", "HEAD")
     current = r.out.strip() if r.ok else "(detached HEAD)"
     if current != expected:
-        return [Finding(CHECK, f"GitOps checkout {repo}",
-                        f"checked out branch is {current}, the inventory's gitops.branch is "
-                        f"{expected}", f"git -C {repo} checkout {expected}")]
+        return [
+            Finding(
+                CHECK,
+                f"GitOps checkout {repo}",
+                f"checked out branch is {current}, the inventory's gitops.branch is {expected}",
+                f"git -C {repo} checkout {expected}",
+            )
+        ]
     return []
 
 
@@ -94,7 +118,7 @@ def remote_heads(repo: Path, remote: str) -> tuple[dict[str, str] | None, str]:
     for ln in r.out.splitlines():
         sha, _, ref = ln.partition("\t")
         if ref.startswith("refs/heads/"):
-            heads[ref[len("refs/heads/"):]] = sha
+            heads[ref[len("refs/heads/") :]] = sha
     return heads, ""
 
 
@@ -102,28 +126,51 @@ def remote_reachable(repo: Path, remote: str) -> list[Finding]:
     heads, err = remote_heads(repo, remote)
     if heads is None:
         url = remote_url(repo, remote) or "(no such remote)"
-        return [Finding(CHECK, f"remote {remote} ({url})", f"not reachable: {err}",
-                        "fix the remote URL/credentials or the network; Flux bootstrap and "
-                        "every reconcile need it")]
+        return [
+            Finding(
+                CHECK,
+                f"remote {remote} ({url})",
+                f"not reachable: {err}",
+                "fix the remote URL/credentials or the network; Flux bootstrap and "
+                "every reconcile need it",
+            )
+        ]
     return []
 
 
 def pushed(repo: Path, remote: str, branch_name: str) -> list[Finding]:
     heads, err = remote_heads(repo, remote)
     if heads is None:
-        return [Finding(CHECK, f"branch {branch_name}", f"remote {remote} not reachable ({err}): "
-                                                        "cannot tell whether it is pushed",
-                        "see test_remote_reachable")]
+        return [
+            Finding(
+                CHECK,
+                f"branch {branch_name}",
+                f"remote {remote} not reachable ({err}): cannot tell whether it is pushed",
+                "see test_remote_reachable",
+            )
+        ]
     subject = f"branch {branch_name} on remote {remote}"
     local = git(repo, "rev-parse", "-q", "--verify", f"refs/heads/{branch_name}")
     if not local.ok:
-        return [Finding(CHECK, subject, f"no local branch {branch_name}",
-                        f"git -C {repo} checkout {branch_name}")]
+        return [
+            Finding(
+                CHECK,
+                subject,
+                f"no local branch {branch_name}",
+                f"git -C {repo} checkout {branch_name}",
+            )
+        ]
     lsha = local.out.strip()
     if branch_name not in heads:
-        return [Finding(CHECK, subject, f"the branch does not exist on the remote "
-                                        f"(remote branches: {', '.join(sorted(heads)) or 'none'})",
-                        f"git -C {repo} push {remote} {branch_name}")]
+        return [
+            Finding(
+                CHECK,
+                subject,
+                f"the branch does not exist on the remote "
+                f"(remote branches: {', '.join(sorted(heads)) or 'none'})",
+                f"git -C {repo} push {remote} {branch_name}",
+            )
+        ]
     rsha = heads[branch_name]
     if rsha == lsha:
         return []
@@ -135,6 +182,12 @@ def pushed(repo: Path, remote: str, branch_name: str) -> list[Finding]:
         detail += f", {behind.out.strip()} behind)" if behind.ok else ")"
     else:
         detail += " (remote commit not fetched locally: the remote has commits you do not have)"
-    return [Finding(CHECK, subject, detail,
-                    f"git -C {repo} pull --rebase {remote} {branch_name} && git -C {repo} push "
-                    f"{remote} {branch_name}: Flux deploys what is on the remote")]
+    return [
+        Finding(
+            CHECK,
+            subject,
+            detail,
+            f"git -C {repo} pull --rebase {remote} {branch_name} && git -C {repo} push "
+            f"{remote} {branch_name}: Flux deploys what is on the remote",
+        )
+    ]

@@ -10,24 +10,24 @@ version and revision, which is what a rollback needs); remote URLs lose their cr
 ``leaks()`` double-checks a written report against every Secret value in the covered namespaces
 and every secret-looking Helm value.
 """
+
 from __future__ import annotations
 
 import base64
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterable
 
-from handover.gate import git_preflight
-from handover.sources import helm_storage
 from handover.core.inventory import Component, Inventory
 from handover.core.kube import Kube
+from handover.gate import git_preflight
+from handover.sources import helm_storage
 
-SECRET_KEY = re.compile(r"pass(word|wd)?|secret|token|api[-_]?key|private[-_]?key|credential",
-                        re.I)
+SECRET_KEY = re.compile(r"pass(word|wd)?|secret|token|api[-_]?key|private[-_]?key|credential", re.I)
 MIN_LEAK_LEN = 6  # shorter values ("true", "admin") are too common to mean a leak
 
 
@@ -111,35 +111,53 @@ def rollback_plan(inv: Inventory, comp: Component, release: ReleaseState | None)
     if comp.type == "helm":
         hr = comp.helm_release
         assert hr is not None  # the inventory requires helmRelease for a helm component
-        steps = [f"suspend HelmRelease {hr.namespace}/{hr.name} (spec.suspend: true) BEFORE "
-                 "deleting it: deleting an unsuspended HelmRelease uninstalls the release",
-                 f"delete the suspended HelmRelease (finalizer removed, release kept) and the "
-                 f"temporary Kustomization {comp.kustomization_name} (prune: false)"]
+        steps = [
+            f"suspend HelmRelease {hr.namespace}/{hr.name} (spec.suspend: true) BEFORE "
+            "deleting it: deleting an unsuspended HelmRelease uninstalls the release",
+            f"delete the suspended HelmRelease (finalizer removed, release kept) and the "
+            f"temporary Kustomization {comp.kustomization_name} (prune: false)",
+        ]
         if release:
-            steps.append(f"if the adoption upgrade changed anything: helm rollback {release.name} "
-                         f"{release.revision} -n {release.namespace} (revision {release.revision}"
-                         f" = chart {release.chart} {release.chart_version}, today's state)")
+            steps.append(
+                f"if the adoption upgrade changed anything: helm rollback {release.name} "
+                f"{release.revision} -n {release.namespace} (revision {release.revision}"
+                f" = chart {release.chart} {release.chart_version}, today's state)"
+            )
         steps.append("never `helm uninstall` a release Flux has adopted")
     elif comp.type == "manifests":
-        steps = [f"suspend and delete the temporary Kustomization {comp.kustomization_name} "
-                 "(prune: false, so its objects stay)",
-                 f"kubectl apply --server-side the objects backed up under {b}"]
+        steps = [
+            f"suspend and delete the temporary Kustomization {comp.kustomization_name} "
+            "(prune: false, so its objects stay)",
+            f"kubectl apply --server-side the objects backed up under {b}",
+        ]
     else:
-        steps = [f"suspend and delete the temporary Kustomization {comp.kustomization_name} "
-                 "(prune: false); PVs stay (reclaim policy Retain required)"]
+        steps = [
+            f"suspend and delete the temporary Kustomization {comp.kustomization_name} "
+            "(prune: false); PVs stay (reclaim policy Retain required)"
+        ]
     return steps
 
 
 def collect(inv: Inventory, kube: Kube, now: datetime | None = None) -> MigrationState:
     repo = inv.gitops.path
     major, minor, git_version = kube.server_version()
-    release_of = {f"{c.release.namespace}/{c.release.name}": c.name
-                  for c in inv.components if c.release}
+    release_of = {
+        f"{c.release.namespace}/{c.release.name}": c.name for c in inv.components if c.release
+    }
     releases = []
     for r in sorted(helm_storage.list_releases(kube), key=lambda r: (r.namespace, r.name)):
-        releases.append(ReleaseState(r.name, r.namespace, r.chart_name, r.chart_version,
-                                     r.app_version, r.revision, r.status,
-                                     release_of.get(f"{r.storage_namespace}/{r.name}")))
+        releases.append(
+            ReleaseState(
+                r.name,
+                r.namespace,
+                r.chart_name,
+                r.chart_version,
+                r.app_version,
+                r.revision,
+                r.status,
+                release_of.get(f"{r.storage_namespace}/{r.name}"),
+            )
+        )
     by_key = {(r.namespace, r.name): r for r in releases}
     workloads = []
     for c in inv.components:
@@ -151,39 +169,70 @@ def collect(inv: Inventory, kube: Kube, now: datetime | None = None) -> Migratio
             if live:
                 meta = live.get("metadata") or {}
                 if "kubectl.kubernetes.io/last-applied-configuration" in (
-                        meta.get("annotations") or {}):
+                    meta.get("annotations") or {}
+                ):
                     mgr = "kubectl-apply"
                 else:
-                    mgr = ", ".join(sorted({m.get("manager", "?") for m in
-                                            meta.get("managedFields") or []})) or "-"
-            workloads.append(WorkloadState(c.name, w.kind, w.namespace, w.name, live is not None,
-                                           _replicas(live) if live else "0/0", mgr))
+                    mgr = (
+                        ", ".join(
+                            sorted({m.get("manager", "?") for m in meta.get("managedFields") or []})
+                        )
+                        or "-"
+                    )
+            workloads.append(
+                WorkloadState(
+                    c.name,
+                    w.kind,
+                    w.namespace,
+                    w.name,
+                    live is not None,
+                    _replicas(live) if live else "0/0",
+                    mgr,
+                )
+            )
     order = []
     for i, c in enumerate(inv.components, 1):
         rel = by_key.get((c.release.namespace, c.release.name)) if c.release else None
-        order.append(Step(i, c.name, c.type, c.risk, c.path, c.kustomization_name,
-                          rollback_plan(inv, c, rel)))
+        order.append(
+            Step(
+                i, c.name, c.type, c.risk, c.path, c.kustomization_name, rollback_plan(inv, c, rel)
+            )
+        )
     wanted = {pv for c in inv.components for pv in c.pvs}
     pvs = []
     for pv in kube.list("v1", "PersistentVolume"):
         spec, st = pv.get("spec") or {}, pv.get("status") or {}
         ref = spec.get("claimRef") or {}
         name = pv["metadata"]["name"]
-        pvs.append(PVState(name, spec.get("persistentVolumeReclaimPolicy"),
-                           spec.get("storageClassName"),
-                           f"{ref.get('namespace')}/{ref.get('name')}" if ref else None,
-                           st.get("phase"), (spec.get("capacity") or {}).get("storage"),
-                           name in wanted))
+        pvs.append(
+            PVState(
+                name,
+                spec.get("persistentVolumeReclaimPolicy"),
+                spec.get("storageClassName"),
+                f"{ref.get('namespace')}/{ref.get('name')}" if ref else None,
+                st.get("phase"),
+                (spec.get("capacity") or {}).get("storage"),
+                name in wanted,
+            )
+        )
     for name in sorted(wanted - {p.name for p in pvs}):
         pvs.append(PVState(name, None, None, None, None, None, True, exists=False))
     pvs.sort(key=lambda p: p.name)
     return MigrationState(
         date=(now or datetime.now(UTC)).isoformat(timespec="seconds"),
-        cluster=inv.cluster.name, context=kube.context, server_version=git_version,
-        flux_version=inv.cluster.flux_version, gitops_path=str(repo), branch=inv.gitops.branch,
+        cluster=inv.cluster.name,
+        context=kube.context,
+        server_version=git_version,
+        flux_version=inv.cluster.flux_version,
+        gitops_path=str(repo),
+        branch=inv.gitops.branch,
         commit=git_preflight.head_commit(repo),
-        remote=git_preflight.remote_url(repo, inv.gitops.remote), helm_releases=releases,
-        workloads=workloads, order=order, pvs=pvs)
+        remote=git_preflight.remote_url(repo, inv.gitops.remote),
+        helm_releases=releases,
+        workloads=workloads,
+        order=order,
+        pvs=pvs,
+    )
 
 
 def _table(headers: list[str], rows: Iterable[Iterable[Any]]) -> list[str]:
@@ -194,29 +243,82 @@ def _table(headers: list[str], rows: Iterable[Iterable[Any]]) -> list[str]:
 
 
 def to_markdown(s: MigrationState) -> str:
-    L = [f"# Migration state: {s.cluster}", "",
-         f"- Date: {s.date}", f"- Kube context: {s.context} (server {s.server_version})",
-         f"- Target Flux: {s.flux_version}", f"- GitOps checkout: {s.gitops_path}",
-         f"- Branch: {s.branch}", f"- Commit: {s.commit}", f"- Remote: {s.remote}", ""]
+    L = [
+        f"# Migration state: {s.cluster}",
+        "",
+        f"- Date: {s.date}",
+        f"- Kube context: {s.context} (server {s.server_version})",
+        f"- Target Flux: {s.flux_version}",
+        f"- GitOps checkout: {s.gitops_path}",
+        f"- Branch: {s.branch}",
+        f"- Commit: {s.commit}",
+        f"- Remote: {s.remote}",
+        "",
+    ]
     L += _gate_section(s)
     L += ["## Helm releases", ""]
-    L += _table(["release", "namespace", "chart", "chart version", "app version", "revision",
-                 "status", "component"],
-                [(r.name, r.namespace, r.chart, r.chart_version, r.app_version, r.revision,
-                  r.status, r.component or "(not in inventory)") for r in s.helm_releases])
+    L += _table(
+        [
+            "release",
+            "namespace",
+            "chart",
+            "chart version",
+            "app version",
+            "revision",
+            "status",
+            "component",
+        ],
+        [
+            (
+                r.name,
+                r.namespace,
+                r.chart,
+                r.chart_version,
+                r.app_version,
+                r.revision,
+                r.status,
+                r.component or "(not in inventory)",
+            )
+            for r in s.helm_releases
+        ],
+    )
     L += ["", "## YAML workloads (kubectl-applied)", ""]
-    L += _table(["component", "kind", "namespace", "name", "exists", "ready", "managed by"],
-                [(w.component, w.kind, w.namespace, w.name, "yes" if w.exists else "NO",
-                  w.replicas, w.managed_by) for w in s.workloads])
+    L += _table(
+        ["component", "kind", "namespace", "name", "exists", "ready", "managed by"],
+        [
+            (
+                w.component,
+                w.kind,
+                w.namespace,
+                w.name,
+                "yes" if w.exists else "NO",
+                w.replicas,
+                w.managed_by,
+            )
+            for w in s.workloads
+        ],
+    )
     L += ["", "## Migration order", ""]
-    L += _table(["#", "component", "type", "risk", "path", "temporary Kustomization"],
-                [(o.order, o.component, o.type, o.risk, o.path, o.kustomization)
-                 for o in s.order])
+    L += _table(
+        ["#", "component", "type", "risk", "path", "temporary Kustomization"],
+        [(o.order, o.component, o.type, o.risk, o.path, o.kustomization) for o in s.order],
+    )
     L += ["", "## PersistentVolumes", ""]
-    L += _table(["PV", "reclaim policy", "storage class", "claim", "phase", "capacity",
-                 "in inventory"],
-                [(p.name, p.reclaim_policy or "(missing)", p.storage_class, p.claim, p.phase,
-                  p.capacity, "yes" if p.in_inventory else "no") for p in s.pvs])
+    L += _table(
+        ["PV", "reclaim policy", "storage class", "claim", "phase", "capacity", "in inventory"],
+        [
+            (
+                p.name,
+                p.reclaim_policy or "(missing)",
+                p.storage_class,
+                p.claim,
+                p.phase,
+                p.capacity,
+                "yes" if p.in_inventory else "no",
+            )
+            for p in s.pvs
+        ],
+    )
     L += ["", "## Rollback plan", ""]
     for o in s.order:
         L.append(f"### {o.order}. {o.component} ({o.type}, risk {o.risk})")
@@ -229,13 +331,16 @@ def _gate_section(s: MigrationState) -> list[str]:
     L = ["## Gate checks skipped by opt-out (NOT checked)", ""]
     if not s.gate_opt_outs:
         return L + ["None: every gate check ran.", ""]
-    L += _table(["check", "opted out by", "not checked"],
-                [(o["check"], o["source"], o["not_checked"]) for o in s.gate_opt_outs])
+    L += _table(
+        ["check", "opted out by", "not checked"],
+        [(o["check"], o["source"], o["not_checked"]) for o in s.gate_opt_outs],
+    )
     return L + [""]
 
 
 def write(state: MigrationState, directory: Path) -> tuple[Path, Path]:
     from handover.core import redact
+
     md, js = directory / "MIGRATION_STATE.md", directory / "MIGRATION_STATE.json"
     redact.write_private(md, to_markdown(state))
     redact.write_private(js, state.to_json() + "\n")

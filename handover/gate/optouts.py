@@ -4,6 +4,7 @@ inventory's ``gate.skipChecks: [NAME, ...]``). An opted-out check is reported as
 opt-out", in the terminal verdict and in MIGRATION_STATE.md: a gate that says "safe" has either
 checked or says plainly what it was told not to check.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,15 +13,18 @@ from dataclasses import dataclass
 SKIPPABLE: dict[str, tuple[str, str]] = {
     "node-data": (
         "the data behind hostPath PersistentVolumes on the nodes (test_pv_host_paths)",
-        "node access in the inventory's cluster.nodes (local://, ssh://user@node)"),
+        "node access in the inventory's cluster.nodes (local://, ssh://user@node)",
+    ),
     "chart-registry": (
         "chart versions in OCI registries the gate cannot reach (test_chart_versions_available, "
         "test_helmrelease_refs)",
-        "network access from here to the registry (or its credentials)"),
+        "network access from here to the registry (or its credentials)",
+    ),
     "server-dry-run": (
         "the server-side dry-run (test_server_dry_run)",
         "an identity with create/patch rights for the gate (a dry-run is authorised like a "
-        "write and persists nothing)"),
+        "write and persists nothing)",
+    ),
 }
 
 
@@ -44,12 +48,15 @@ class OptOut:
 def validate(names: list[str] | tuple[str, ...], where: str) -> None:
     bad = [n for n in names if n not in SKIPPABLE]
     if bad:
-        raise UnknownCheck(f"{where}: unknown check(s) {bad}; the checks that may be skipped "
-                           f"by name: {', '.join(sorted(SKIPPABLE))}")
+        raise UnknownCheck(
+            f"{where}: unknown check(s) {bad}; the checks that may be skipped "
+            f"by name: {', '.join(sorted(SKIPPABLE))}"
+        )
 
 
-def opt_outs(cli: list[str] | tuple[str, ...],
-             inventory: list[str] | tuple[str, ...]) -> list[OptOut]:
+def opt_outs(
+    cli: list[str] | tuple[str, ...], inventory: list[str] | tuple[str, ...]
+) -> list[OptOut]:
     """The opt-outs in effect (the command line first), each once."""
     validate(cli, "--skip-check")
     validate(inventory, "gate.skipChecks")
@@ -64,10 +71,12 @@ def opt_outs(cli: list[str] | tuple[str, ...],
 def not_checked_message(name: str, why: str) -> str:
     """The failure of a check that could not run and was not opted out of."""
     what, configure = SKIPPABLE[name]
-    return (f"NOT CHECKED: {why}.\n    A gate that says safe must have checked: configure "
-            f"{configure},\n    or opt out of this check explicitly (recorded in the verdict "
-            f"and MIGRATION_STATE.md): --skip-check {name}, or in the inventory\n"
-            f"        gate:\n          skipChecks: [{name}]")
+    return (
+        f"NOT CHECKED: {why}.\n    A gate that says safe must have checked: configure "
+        f"{configure},\n    or opt out of this check explicitly (recorded in the verdict "
+        f"and MIGRATION_STATE.md): --skip-check {name}, or in the inventory\n"
+        f"        gate:\n          skipChecks: [{name}]"
+    )
 
 
 def skipped_message(opt: OptOut, why: str) -> str:

@@ -16,22 +16,23 @@ Errors (the gate fails):
 Warnings: objects in the inventory's namespaces that belong to nothing in the inventory (neither
 built from Git nor part of a component's Helm release); they are left unmanaged after the handover.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from collections.abc import Iterable
 
 import yaml
 
-from handover.flux import rules as flux
-from handover.sources import helm_storage
+from handover.core import objects as object_ids
 from handover.core.findings import Finding
 from handover.core.inventory import Component, Inventory
 from handover.core.kube import Kube
-from handover.core import objects as object_ids
 from handover.core.objects import group_of
+from handover.flux import rules as flux
+from handover.sources import helm_storage
 from handover.sources.kustomize import object_id
 
 CHECK = "ownership"
@@ -39,20 +40,43 @@ MANAGED_BY = "app.kubernetes.io/managed-by"
 RELEASE_NAME = "meta.helm.sh/release-name"
 RELEASE_NAMESPACE = "meta.helm.sh/release-namespace"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
-KUBECTL_MANAGERS = ("kubectl", "kubectl-client-side-apply", "kubectl-create", "kubectl-edit",
-                    "kubectl-patch", "kubectl-label", "kubectl-annotate", "before-first-apply",
-                    flux.KUSTOMIZE_FIELD_MANAGER)
-SYSTEM_MANAGERS = ("kube-controller-manager", "kube-apiserver", "kube-scheduler", "k3s",
-                   "node-agent")
+KUBECTL_MANAGERS = (
+    "kubectl",
+    "kubectl-client-side-apply",
+    "kubectl-create",
+    "kubectl-edit",
+    "kubectl-patch",
+    "kubectl-label",
+    "kubectl-annotate",
+    "before-first-apply",
+    flux.KUSTOMIZE_FIELD_MANAGER,
+)
+SYSTEM_MANAGERS = (
+    "kube-controller-manager",
+    "kube-apiserver",
+    "kube-scheduler",
+    "k3s",
+    "node-agent",
+)
 # Namespaced kinds listed when looking for objects that belong to nothing in the inventory.
-LISTED_KINDS = (("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "Service"),
-                ("v1", "ServiceAccount"), ("v1", "PersistentVolumeClaim"),
-                ("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"), ("apps/v1", "DaemonSet"),
-                ("batch/v1", "Job"), ("batch/v1", "CronJob"), ("batch/v1beta1", "CronJob"),
-                ("networking.k8s.io/v1", "Ingress"), ("networking.k8s.io/v1", "NetworkPolicy"),
-                ("rbac.authorization.k8s.io/v1", "Role"),
-                ("rbac.authorization.k8s.io/v1", "RoleBinding"),
-                ("autoscaling/v1", "HorizontalPodAutoscaler"))
+LISTED_KINDS = (
+    ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+    ("v1", "Service"),
+    ("v1", "ServiceAccount"),
+    ("v1", "PersistentVolumeClaim"),
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "StatefulSet"),
+    ("apps/v1", "DaemonSet"),
+    ("batch/v1", "Job"),
+    ("batch/v1", "CronJob"),
+    ("batch/v1beta1", "CronJob"),
+    ("networking.k8s.io/v1", "Ingress"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("autoscaling/v1", "HorizontalPodAutoscaler"),
+)
 
 
 @dataclass
@@ -128,8 +152,11 @@ def find_helm_release(objects: Iterable[dict[str, Any]], component: Component) -
         return None
     for o in objects:
         m = o.get("metadata") or {}
-        if o.get("kind") == "HelmRelease" and m.get("name") == component.helm_release.name and \
-                m.get("namespace", "default") == component.helm_release.namespace:
+        if (
+            o.get("kind") == "HelmRelease"
+            and m.get("name") == component.helm_release.name
+            and m.get("namespace", "default") == component.helm_release.namespace
+        ):
             return o
     return None
 
@@ -150,8 +177,9 @@ class ComponentOwnership:
         return "\n".join(lines)
 
 
-def check_component(kube: Kube, component: Component, git_objects: list[dict[str, Any]],
-                    claimed_releases: set[str]) -> ComponentOwnership:
+def check_component(
+    kube: Kube, component: Component, git_objects: list[dict[str, Any]], claimed_releases: set[str]
+) -> ComponentOwnership:
     """Ownership of a component's Git objects and (type helm) of its release's objects.
 
     claimed_releases: 'namespace/name' of every Helm release the inventory hands over."""
@@ -166,23 +194,36 @@ def check_component(kube: Kube, component: Component, git_objects: list[dict[str
         own = classify(oid, live)
         out.git.append(own)
         if own.owner == "helm":
-            out.findings.append(Finding(
-                CHECK, oid,
-                f"Git applies this object through Kustomization {component.kustomization_name} "
-                f"(kustomize-controller) but it is owned live by Helm release {own.release} "
-                f"(label {MANAGED_BY}=Helm, annotation {RELEASE_NAME}): two owners; a later helm "
-                "uninstall or HelmRelease deletion would delete it",
-                f"remove it from Git under {component.path} (let the chart own it), or remove it "
-                f"from the chart/release and strip the Helm labels and annotations live"))
+            out.findings.append(
+                Finding(
+                    CHECK,
+                    oid,
+                    f"Git applies this object through Kustomization {component.kustomization_name} "
+                    f"(kustomize-controller) but it is owned live by Helm release {own.release} "
+                    f"(label {MANAGED_BY}=Helm, annotation {RELEASE_NAME}): two owners; a later helm "
+                    "uninstall or HelmRelease deletion would delete it",
+                    f"remove it from Git under {component.path} (let the chart own it), or remove it "
+                    f"from the chart/release and strip the Helm labels and annotations live",
+                )
+            )
         else:
-            others = [m for m in own.managers if m not in KUBECTL_MANAGERS and
-                      m not in SYSTEM_MANAGERS and m != "helm"]
+            others = [
+                m
+                for m in own.managers
+                if m not in KUBECTL_MANAGERS and m not in SYSTEM_MANAGERS and m != "helm"
+            ]
             if others:
-                out.findings.append(Finding(
-                    CHECK, oid, f"fields are managed by {', '.join(others)} besides kubectl: "
-                                "kustomize-controller applies with force and takes their fields",
-                    "make sure that manager will not fight Flux (stop it, or let Flux not "
-                    "manage those fields)", severity="warning"))
+                out.findings.append(
+                    Finding(
+                        CHECK,
+                        oid,
+                        f"fields are managed by {', '.join(others)} besides kubectl: "
+                        "kustomize-controller applies with force and takes their fields",
+                        "make sure that manager will not fight Flux (stop it, or let Flux not "
+                        "manage those fields)",
+                        severity="warning",
+                    )
+                )
     if component.type != "helm" or not component.release:
         return out
     rel = component.release
@@ -193,52 +234,80 @@ def check_component(kube: Kube, component: Component, git_objects: list[dict[str
     if hr is not None:
         adopt = f"{flux.target_namespace(hr)}/{flux.helm_release_name(hr)}"
     for obj in manifest_objects(record):
-        oid = object_id(obj) if (obj.get("metadata") or {}).get("namespace") else \
-            object_id({**obj, "metadata": {**obj.get("metadata", {}),
-                                           "namespace": record.namespace}})
+        oid = (
+            object_id(obj)
+            if (obj.get("metadata") or {}).get("namespace")
+            else object_id(
+                {**obj, "metadata": {**obj.get("metadata", {}), "namespace": record.namespace}}
+            )
+        )
         served, live = _get_live(kube, obj, record.namespace)
         if not served:
             continue
         own = classify(oid, live)
         out.release.append(own)
         if live is None:
-            out.findings.append(Finding(
-                CHECK, oid, f"in the manifest of Helm release {rel.namespace}/{rel.name} "
-                            f"(revision {record.revision}) but missing live",
-                "the adoption upgrade will re-create it; check why it was deleted",
-                severity="warning"))
+            out.findings.append(
+                Finding(
+                    CHECK,
+                    oid,
+                    f"in the manifest of Helm release {rel.namespace}/{rel.name} "
+                    f"(revision {record.revision}) but missing live",
+                    "the adoption upgrade will re-create it; check why it was deleted",
+                    severity="warning",
+                )
+            )
             continue
         if own.owner != "helm":
-            out.findings.append(Finding(
-                CHECK, oid, f"in the manifest of Helm release {rel.namespace}/{rel.name} but "
-                            f"carries no Helm ownership metadata live (owner: {own.owner})",
-                f"label it {MANAGED_BY}=Helm and annotate {RELEASE_NAME}={rel.name}, "
-                f"{RELEASE_NAMESPACE}={rel.namespace}, or the upgrade fails with 'invalid "
-                "ownership metadata'", severity="warning"))
+            out.findings.append(
+                Finding(
+                    CHECK,
+                    oid,
+                    f"in the manifest of Helm release {rel.namespace}/{rel.name} but "
+                    f"carries no Helm ownership metadata live (owner: {own.owner})",
+                    f"label it {MANAGED_BY}=Helm and annotate {RELEASE_NAME}={rel.name}, "
+                    f"{RELEASE_NAMESPACE}={rel.namespace}, or the upgrade fails with 'invalid "
+                    "ownership metadata'",
+                    severity="warning",
+                )
+            )
             continue
         if own.release != f"{rel.namespace}/{rel.name}":
-            what = "another component's" if own.release in claimed_releases else \
-                "a release outside the inventory:"
-            out.findings.append(Finding(
-                CHECK, oid, f"in the manifest of Helm release {rel.namespace}/{rel.name} but "
-                            f"owned live by {what} Helm release {own.release}",
-                "find out which release should own it; fix the ownership annotations or the "
-                "charts before the handover"))
+            what = (
+                "another component's"
+                if own.release in claimed_releases
+                else "a release outside the inventory:"
+            )
+            out.findings.append(
+                Finding(
+                    CHECK,
+                    oid,
+                    f"in the manifest of Helm release {rel.namespace}/{rel.name} but "
+                    f"owned live by {what} Helm release {own.release}",
+                    "find out which release should own it; fix the ownership annotations or the "
+                    "charts before the handover",
+                )
+            )
         elif adopt is not None and adopt != own.release:
             assert component.helm_release is not None  # adopt comes from its HelmRelease
-            out.findings.append(Finding(
-                CHECK, oid,
-                f"owned by Helm release {own.release}, but HelmRelease "
-                f"{component.helm_release.namespace}/{component.helm_release.name} will manage "
-                f"release {adopt}: that is not the release that owns it, so Flux would install "
-                "a second release over it",
-                "set spec.releaseName (and spec.storageNamespace/targetNamespace) so the "
-                f"HelmRelease resolves to {own.release}"))
+            out.findings.append(
+                Finding(
+                    CHECK,
+                    oid,
+                    f"owned by Helm release {own.release}, but HelmRelease "
+                    f"{component.helm_release.namespace}/{component.helm_release.name} will manage "
+                    f"release {adopt}: that is not the release that owns it, so Flux would install "
+                    "a second release over it",
+                    "set spec.releaseName (and spec.storageNamespace/targetNamespace) so the "
+                    f"HelmRelease resolves to {own.release}",
+                )
+            )
     return out
 
 
-def unclaimed(kube: Kube, namespaces: Iterable[str],
-              claimed: set[tuple[str, str, str, str]]) -> list[Ownership]:
+def unclaimed(
+    kube: Kube, namespaces: Iterable[str], claimed: set[tuple[str, str, str, str]]
+) -> list[Ownership]:
     """Objects in these namespaces that belong to nothing in the inventory."""
     out = []
     vct_claims = _statefulset_claims(kube, namespaces)
@@ -254,17 +323,22 @@ def unclaimed(kube: Kube, namespaces: Iterable[str],
                 if (meta.get("labels") or {}).get("owner") == "helm":
                     continue  # Helm's release storage
                 if kind == "Secret" and live.get("type") in (
-                        helm_storage.SECRET_TYPE, "kubernetes.io/service-account-token"):
+                    helm_storage.SECRET_TYPE,
+                    "kubernetes.io/service-account-token",
+                ):
                     continue
-                if (kind, meta.get("name")) in (("ConfigMap", "kube-root-ca.crt"),
-                                                ("ServiceAccount", "default")):
+                if (kind, meta.get("name")) in (
+                    ("ConfigMap", "kube-root-ca.crt"),
+                    ("ServiceAccount", "default"),
+                ):
                     continue
                 k = (group_of(av), kind, ns, meta.get("name"))
                 if k in claimed:
                     continue
                 if kind == "PersistentVolumeClaim" and any(
-                        sts_ns == ns and (sts_ns, sts) in claimed_sts and rx.match(meta["name"])
-                        for (sts_ns, sts), rx in vct_claims.items()):
+                    sts_ns == ns and (sts_ns, sts) in claimed_sts and rx.match(meta["name"])
+                    for (sts_ns, sts), rx in vct_claims.items()
+                ):
                     continue  # made by a claimed StatefulSet from its volumeClaimTemplates
                 oid = f"{kind} {ns}/{meta.get('name')}"
                 out.append(classify(oid, live))
@@ -275,20 +349,26 @@ def _statefulset_claims(kube: Kube, namespaces: Iterable[str]) -> dict[tuple[str
     """(namespace, StatefulSet) -> regex of the PVC names its volumeClaimTemplates make
     (`<template>-<statefulset>-<ordinal>`; such claims carry no ownerReference)."""
     import re
+
     out = {}
     for ns in sorted(set(namespaces)):
         for sts in kube.list("apps/v1", "StatefulSet", namespace=ns):
             name = sts["metadata"]["name"]
-            tpls = [n for t in (sts.get("spec") or {}).get("volumeClaimTemplates") or []
-                    if (n := (t.get("metadata") or {}).get("name"))]
+            tpls = [
+                n
+                for t in (sts.get("spec") or {}).get("volumeClaimTemplates") or []
+                if (n := (t.get("metadata") or {}).get("name"))
+            ]
             if tpls:
                 out[(ns, name)] = re.compile(
-                    rf"^(?:{'|'.join(re.escape(t) for t in tpls)})-{re.escape(name)}-\d+$")
+                    rf"^(?:{'|'.join(re.escape(t) for t in tpls)})-{re.escape(name)}-\d+$"
+                )
     return out
 
 
-def claimed_keys(inv: Inventory, kube: Kube,
-                 builds: Iterable[list[dict[str, Any]]]) -> set[tuple[str, str, str, str]]:
+def claimed_keys(
+    inv: Inventory, kube: Kube, builds: Iterable[list[dict[str, Any]]]
+) -> set[tuple[str, str, str, str]]:
     """Keys of every object built from Git, and of every object of the components' releases."""
     keys: set[tuple[str, str, str, str]] = set()
     for objs in builds:
@@ -301,20 +381,34 @@ def claimed_keys(inv: Inventory, kube: Kube,
     return keys
 
 
-UNCLAIMED_IS_ERROR = ("Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job", "Service",
-                      "PersistentVolumeClaim", "Ingress")
+UNCLAIMED_IS_ERROR = (
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "CronJob",
+    "Job",
+    "Service",
+    "PersistentVolumeClaim",
+    "Ingress",
+)
 
 
 def unclaimed_findings(items: Iterable[Ownership]) -> list[Finding]:
     """Unmanaged workloads, Services, claims and Ingresses are errors; the rest warnings."""
-    return [Finding(CHECK, o.object,
-                    f"exists in a namespace the inventory hands over but belongs to nothing in "
-                    f"the inventory (owner: {o.owner}"
-                    + (f", managers {', '.join(o.managers)}" if o.managers else "") + "): "
-                    "after the handover nobody manages it",
-                    "add it to Git, or to a component's chart, or delete it if it is a leftover",
-                    severity="error" if o.object.split(" ")[0] in UNCLAIMED_IS_ERROR
-                    else "warning") for o in items]
+    return [
+        Finding(
+            CHECK,
+            o.object,
+            f"exists in a namespace the inventory hands over but belongs to nothing in "
+            f"the inventory (owner: {o.owner}"
+            + (f", managers {', '.join(o.managers)}" if o.managers else "")
+            + "): "
+            "after the handover nobody manages it",
+            "add it to Git, or to a component's chart, or delete it if it is a leftover",
+            severity="error" if o.object.split(" ")[0] in UNCLAIMED_IS_ERROR else "warning",
+        )
+        for o in items
+    ]
 
 
 def dumps(items: Iterable[Ownership]) -> str:

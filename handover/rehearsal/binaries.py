@@ -6,6 +6,7 @@
   ``scripts/build-kube-binaries.sh`` when absent (``ensure_kube_binaries``).
 - ``etcd``: from ``HANDOVER_ETCD``, else ``PATH`` (Debian package ``etcd-server``).
 """
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from handover.core import progress
-from handover.core import tools
+from handover.core import progress, tools
 from handover.core.errors import HandoverError, ToolNotFound
 
 KUBE_VERSION = "v1.20.2"
@@ -56,10 +56,15 @@ def ensure_kube_binaries(log: Path | None = None) -> Path:
     out = cache_kube_dir()
     log = log or (tools.cache_dir() / "kube" / f"build-{KUBE_VERSION}.log")
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as f, progress.wait(
-            f"building kube-apiserver/kube-controller-manager {KUBE_VERSION} (log {log})") as w:
-        p = subprocess.Popen(["bash", str(BUILD_SCRIPT), str(out)], stdout=f,
-                             stderr=subprocess.STDOUT)
+    with (
+        open(log, "ab") as f,
+        progress.wait(
+            f"building kube-apiserver/kube-controller-manager {KUBE_VERSION} (log {log})"
+        ) as w,
+    ):
+        p = subprocess.Popen(
+            ["bash", str(BUILD_SCRIPT), str(out)], stdout=f, stderr=subprocess.STDOUT
+        )
         while p.poll() is None:
             w.update(_last_line(log))
             try:
@@ -105,6 +110,8 @@ def etcd() -> Path:
 def openssl() -> Path:
     found = shutil.which("openssl")
     if not found:
-        raise ToolNotFound("openssl not found on PATH: `apt-get install -y openssl` (used to make "
-                           "the rehearsal cluster's CA, serving certificate and service-account keys)")
+        raise ToolNotFound(
+            "openssl not found on PATH: `apt-get install -y openssl` (used to make "
+            "the rehearsal cluster's CA, serving certificate and service-account keys)"
+        )
     return Path(found)

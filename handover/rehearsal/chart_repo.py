@@ -9,6 +9,7 @@ The server is a cluster service (``RehearsalCluster.start_service``), so ``down(
 ``ensure()`` is idempotent: the charts are packaged again only when their sources changed, and the
 server keeps its port across ``down``/``up`` while that port is free.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,8 +42,11 @@ def helm_env(state_dir: Path) -> dict[str, str]:
     """Helm's cache/config/data homes inside the state dir: the rehearsal never touches the
     user's Helm repositories or cache."""
     base = Path(state_dir) / "helm"
-    return {"HELM_CACHE_HOME": str(base / "cache"), "HELM_CONFIG_HOME": str(base / "config"),
-            "HELM_DATA_HOME": str(base / "data")}
+    return {
+        "HELM_CACHE_HOME": str(base / "cache"),
+        "HELM_CONFIG_HOME": str(base / "config"),
+        "HELM_DATA_HOME": str(base / "data"),
+    }
 
 
 def record_path(state_dir: Path) -> Path:
@@ -84,8 +88,7 @@ def package(source: Path, out_dir: Path, env: dict[str, str] | None = None) -> l
         old.unlink()
     helm = str(tools.helm())
     for chart in chart_dirs(source):
-        tools.run([helm, "package", str(chart), "--destination", str(out_dir)], env=env,
-                  check=True)
+        tools.run([helm, "package", str(chart), "--destination", str(out_dir)], env=env, check=True)
     tools.run([helm, "repo", "index", str(out_dir)], env=env, check=True)
     return sorted(out_dir.glob("*.tgz"))
 
@@ -108,22 +111,36 @@ def ensure(cluster: RehearsalCluster, source: Path | None = None) -> ChartRepo:
     env = helm_env(state_dir)
     digest = sources_digest(source)
     old = load(state_dir)
-    if not (old and old.digest == digest and old.source == str(source)
-            and (directory / "index.yaml").exists()):
+    if not (
+        old
+        and old.digest == digest
+        and old.source == str(source)
+        and (directory / "index.yaml").exists()
+    ):
         package(source, directory, env)
 
     port = old.port if old else None
     if port is None or (not cluster.service_running(SERVICE) and port_open(port)):
         port = free_port()  # the recorded port is taken by something else
     url = f"http://127.0.0.1:{port}"
-    repo = ChartRepo(url=url, port=port, directory=str(directory), source=str(source),
-                     digest=digest)
+    repo = ChartRepo(
+        url=url, port=port, directory=str(directory), source=str(source), digest=digest
+    )
     state_dir.mkdir(parents=True, exist_ok=True)
     record_path(state_dir).write_text(json.dumps(asdict(repo), indent=2) + "\n")
     cluster.start_service(
         SERVICE,
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-         "--directory", str(directory)],
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            str(directory),
+        ],
         env={"PYTHONUNBUFFERED": "1"},
-        ready=lambda: _serves_index(url))
+        ready=lambda: _serves_index(url),
+    )
     return repo

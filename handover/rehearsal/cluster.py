@@ -40,6 +40,7 @@ service proxy) and test traffic still only goes to hosts this cluster made itsel
 a namespace needs root and iproute2: without them ``up()`` fails at once naming what is missing.
 A state dir made by the former 198.18.0.0/15 pod network is moved to a namespace by ``up()``.
 """
+
 from __future__ import annotations
 
 import base64
@@ -56,9 +57,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Sequence
 
 import yaml
 
@@ -85,8 +86,14 @@ SERVICE_CIDR = "10.0.0.0/24"
 POD_NET = ipaddress.ip_network("10.64.0.0/10")  # pod networks: one /19 per cluster
 POD_PREFIX = 19  # 8190 pod addresses
 TRANSFER_NET = ipaddress.ip_network("10.41.0.0/16")  # veth pairs: one /30 per cluster
-CORE = ("etcd", "kube-apiserver", "kube-controller-manager", "pod-responder", "node-agent",
-        "crd-adapter")
+CORE = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "pod-responder",
+    "node-agent",
+    "crd-adapter",
+)
 
 _children: dict[int, subprocess.Popen] = {}  # processes this Python process started (reaped here)
 
@@ -111,7 +118,7 @@ def _proc_start_time(pid: int) -> str | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    rest = stat[stat.rfind(")") + 2:].split()
+    rest = stat[stat.rfind(")") + 2 :].split()
     if rest[0] in ("Z", "X"):
         _reap(pid)
         return None
@@ -202,7 +209,9 @@ class RehearsalCluster:
     def server(self) -> str:
         port = self.config.get("ports", {}).get("kube-apiserver")
         if not port:
-            raise HandoverError(f"rehearsal cluster in {self.state_dir} was never started: run up()")
+            raise HandoverError(
+                f"rehearsal cluster in {self.state_dir} was never started: run up()"
+            )
         return f"https://127.0.0.1:{port}"
 
     @property
@@ -241,12 +250,23 @@ class RehearsalCluster:
         with open(self.logs / f"{name}.log", "ab") as log:
             log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {argv[0]}\n".encode())
             log.flush()
-            p = subprocess.Popen([str(a) for a in argv], stdin=subprocess.DEVNULL, stdout=log,
-                                 stderr=subprocess.STDOUT, env=full_env, cwd=self.state_dir,
-                                 start_new_session=True, close_fds=True)
+            p = subprocess.Popen(
+                [str(a) for a in argv],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=full_env,
+                cwd=self.state_dir,
+                start_new_session=True,
+                close_fds=True,
+            )
         _children[p.pid] = p
-        rec = {"pid": p.pid, "argv": [str(a) for a in argv], "start_time": None,
-               "env_keys": sorted((env or {}).keys())}
+        rec = {
+            "pid": p.pid,
+            "argv": [str(a) for a in argv],
+            "start_time": None,
+            "env_keys": sorted((env or {}).keys()),
+        }
         for _ in range(100):
             rec["start_time"] = _proc_start_time(p.pid)
             if rec["start_time"] or p.poll() is not None:
@@ -282,27 +302,38 @@ class RehearsalCluster:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.pid(name) is None:
-                raise HandoverError(f"rehearsal {name} exited while starting; last lines of "
-                                    f"{self.logs / (name + '.log')}:\n{self._tail(name)}")
+                raise HandoverError(
+                    f"rehearsal {name} exited while starting; last lines of "
+                    f"{self.logs / (name + '.log')}:\n{self._tail(name)}"
+                )
             try:
                 if ready():
                     return
             except Exception:  # noqa: BLE001 - not ready yet, whatever the reason
                 pass
             time.sleep(0.1)
-        raise HandoverError(f"rehearsal {name} not ready after {timeout:.0f}s; last lines of "
-                            f"{self.logs / (name + '.log')}:\n{self._tail(name)}")
+        raise HandoverError(
+            f"rehearsal {name} not ready after {timeout:.0f}s; last lines of "
+            f"{self.logs / (name + '.log')}:\n{self._tail(name)}"
+        )
 
     def _tail(self, name: str, n: int = 15) -> str:
         try:
             return "\n".join(
-                (self.logs / f"{name}.log").read_text(errors="replace").splitlines()[-n:])
+                (self.logs / f"{name}.log").read_text(errors="replace").splitlines()[-n:]
+            )
         except OSError:
             return "(no log)"
 
     # -- extra services (chart repo, Flux stand-ins ...) -----------------------------------------
-    def start_service(self, name: str, argv: list[str], env: dict | None = None,
-                      ready: Callable[[], bool] | None = None, timeout: float = 30.0) -> int:
+    def start_service(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict | None = None,
+        ready: Callable[[], bool] | None = None,
+        timeout: float = 30.0,
+    ) -> int:
         """Start a daemon that belongs to this cluster (stopped by down(), before the core).
 
         Idempotent: when it already runs with the same argv, nothing happens. Output goes to
@@ -347,66 +378,105 @@ class RehearsalCluster:
 
         if self.pid("etcd") is None:
             self._check_ports_free("etcd", ports["etcd"], ports["etcd-peer"])
-            self._spawn("etcd", [
-                etcd_bin, "--name", "rehearsal", "--data-dir", self.state_dir / "etcd",
-                "--listen-client-urls", f"http://127.0.0.1:{ports['etcd']}",
-                "--advertise-client-urls", f"http://127.0.0.1:{ports['etcd']}",
-                "--listen-peer-urls", f"http://127.0.0.1:{ports['etcd-peer']}",
-                "--initial-advertise-peer-urls", f"http://127.0.0.1:{ports['etcd-peer']}",
-                "--initial-cluster", f"rehearsal=http://127.0.0.1:{ports['etcd-peer']}",
-                "--unsafe-no-fsync", "--log-level", "warn",
-            ])
-        self._wait("etcd", lambda: self._http_ok(f"http://127.0.0.1:{ports['etcd']}/health"),
-                   timeout)
+            self._spawn(
+                "etcd",
+                [
+                    etcd_bin,
+                    "--name",
+                    "rehearsal",
+                    "--data-dir",
+                    self.state_dir / "etcd",
+                    "--listen-client-urls",
+                    f"http://127.0.0.1:{ports['etcd']}",
+                    "--advertise-client-urls",
+                    f"http://127.0.0.1:{ports['etcd']}",
+                    "--listen-peer-urls",
+                    f"http://127.0.0.1:{ports['etcd-peer']}",
+                    "--initial-advertise-peer-urls",
+                    f"http://127.0.0.1:{ports['etcd-peer']}",
+                    "--initial-cluster",
+                    f"rehearsal=http://127.0.0.1:{ports['etcd-peer']}",
+                    "--unsafe-no-fsync",
+                    "--log-level",
+                    "warn",
+                ],
+            )
+        self._wait(
+            "etcd", lambda: self._http_ok(f"http://127.0.0.1:{ports['etcd']}/health"), timeout
+        )
 
         if self.pid("kube-apiserver") is None:
             self._check_ports_free("kube-apiserver", ports["kube-apiserver"])
             c = self.certs
-            self._spawn("kube-apiserver", [
-                kube_dir / "kube-apiserver",
-                f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
-                "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-                f"--secure-port={ports['kube-apiserver']}", "--insecure-port=0",
-                f"--cert-dir={c}", f"--tls-cert-file={c / 'apiserver.crt'}",
-                f"--tls-private-key-file={c / 'apiserver.key'}", f"--client-ca-file={c / 'ca.crt'}",
-                f"--token-auth-file={c / 'tokens.csv'}", "--authorization-mode=RBAC",
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                f"--service-account-key-file={c / 'sa.pub'}",
-                f"--service-account-signing-key-file={c / 'sa.key'}",
-                "--api-audiences=https://kubernetes.default.svc.cluster.local",
-                f"--service-cluster-ip-range={SERVICE_CIDR}", "--allow-privileged=true",
-                # the endpoint reconciler refuses the loopback advertise address
-                "--endpoint-reconciler-type=none",
-                f"--audit-policy-file={c / 'audit-policy.yaml'}",
-                f"--audit-log-path={self.audit_log}", "--audit-log-maxsize=50",
-                "--audit-log-maxbackup=2",
-                "--profiling=false", "--v=1",
-            ])
+            self._spawn(
+                "kube-apiserver",
+                [
+                    kube_dir / "kube-apiserver",
+                    f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
+                    "--bind-address=127.0.0.1",
+                    "--advertise-address=127.0.0.1",
+                    f"--secure-port={ports['kube-apiserver']}",
+                    "--insecure-port=0",
+                    f"--cert-dir={c}",
+                    f"--tls-cert-file={c / 'apiserver.crt'}",
+                    f"--tls-private-key-file={c / 'apiserver.key'}",
+                    f"--client-ca-file={c / 'ca.crt'}",
+                    f"--token-auth-file={c / 'tokens.csv'}",
+                    "--authorization-mode=RBAC",
+                    "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                    f"--service-account-key-file={c / 'sa.pub'}",
+                    f"--service-account-signing-key-file={c / 'sa.key'}",
+                    "--api-audiences=https://kubernetes.default.svc.cluster.local",
+                    f"--service-cluster-ip-range={SERVICE_CIDR}",
+                    "--allow-privileged=true",
+                    # the endpoint reconciler refuses the loopback advertise address
+                    "--endpoint-reconciler-type=none",
+                    f"--audit-policy-file={c / 'audit-policy.yaml'}",
+                    f"--audit-log-path={self.audit_log}",
+                    "--audit-log-maxsize=50",
+                    "--audit-log-maxbackup=2",
+                    "--profiling=false",
+                    "--v=1",
+                ],
+            )
         self._wait("kube-apiserver", lambda: self._api_get("/readyz") == b"ok", timeout)
 
         if self.pid("kube-controller-manager") is None:
             self._check_ports_free("kube-controller-manager", ports["kube-controller-manager"])
             c = self.certs
-            self._spawn("kube-controller-manager", [
-                kube_dir / "kube-controller-manager",
-                f"--kubeconfig={self.kubeconfig}",
-                f"--authentication-kubeconfig={self.kubeconfig}",
-                f"--authorization-kubeconfig={self.kubeconfig}",
-                "--bind-address=127.0.0.1", f"--secure-port={ports['kube-controller-manager']}",
-                "--port=0", f"--cert-dir={c / 'kcm'}",
-                f"--service-account-private-key-file={c / 'sa.key'}",
-                f"--root-ca-file={c / 'ca.crt'}",
-                f"--cluster-signing-cert-file={c / 'ca.crt'}",
-                f"--cluster-signing-key-file={c / 'ca.key'}",
-                "--controllers=*", "--leader-elect=false", "--use-service-account-credentials=false",
-                # the default 20 qps makes a 1000-replica Deployment take a minute to appear
-                "--kube-api-qps=200", "--kube-api-burst=400",
-                f"--service-cluster-ip-range={SERVICE_CIDR}",
-                "--profiling=false", "--v=1",
-            ])
-        self._wait("kube-controller-manager",
-                   lambda: self._http_ok(f"https://127.0.0.1:{ports['kube-controller-manager']}"
-                                         "/healthz", verify=False), timeout)
+            self._spawn(
+                "kube-controller-manager",
+                [
+                    kube_dir / "kube-controller-manager",
+                    f"--kubeconfig={self.kubeconfig}",
+                    f"--authentication-kubeconfig={self.kubeconfig}",
+                    f"--authorization-kubeconfig={self.kubeconfig}",
+                    "--bind-address=127.0.0.1",
+                    f"--secure-port={ports['kube-controller-manager']}",
+                    "--port=0",
+                    f"--cert-dir={c / 'kcm'}",
+                    f"--service-account-private-key-file={c / 'sa.key'}",
+                    f"--root-ca-file={c / 'ca.crt'}",
+                    f"--cluster-signing-cert-file={c / 'ca.crt'}",
+                    f"--cluster-signing-key-file={c / 'ca.key'}",
+                    "--controllers=*",
+                    "--leader-elect=false",
+                    "--use-service-account-credentials=false",
+                    # the default 20 qps makes a 1000-replica Deployment take a minute to appear
+                    "--kube-api-qps=200",
+                    "--kube-api-burst=400",
+                    f"--service-cluster-ip-range={SERVICE_CIDR}",
+                    "--profiling=false",
+                    "--v=1",
+                ],
+            )
+        self._wait(
+            "kube-controller-manager",
+            lambda: self._http_ok(
+                f"https://127.0.0.1:{ports['kube-controller-manager']}/healthz", verify=False
+            ),
+            timeout,
+        )
 
         self._bootstrap_objects()
 
@@ -418,19 +488,44 @@ class RehearsalCluster:
             self._stop("pod-responder")  # outlived a namespace that was deleted and made again
         if self.pid("pod-responder") is None:
             sock.unlink(missing_ok=True)
-            self._spawn("pod-responder", [
-                shutil.which("ip") or "ip", "netns", "exec", net["netns"],
-                sys.executable, "-m", "handover.rehearsal.pod_responder", "--control", sock,
-            ], env=env)
+            self._spawn(
+                "pod-responder",
+                [
+                    shutil.which("ip") or "ip",
+                    "netns",
+                    "exec",
+                    net["netns"],
+                    sys.executable,
+                    "-m",
+                    "handover.rehearsal.pod_responder",
+                    "--control",
+                    sock,
+                ],
+                env=env,
+            )
         self._wait("pod-responder", self._responder_ready, timeout)
 
-        agent_argv = [sys.executable, "-m", "handover.rehearsal.node_agent",
-                      "--kubeconfig", self.kubeconfig, "--node", self.node_name,
-                      "--state-dir", self.state_dir, "--pod-cidr", net["pod_cidr"],
-                      "--responder-socket", sock]
+        agent_argv = [
+            sys.executable,
+            "-m",
+            "handover.rehearsal.node_agent",
+            "--kubeconfig",
+            self.kubeconfig,
+            "--node",
+            self.node_name,
+            "--state-dir",
+            self.state_dir,
+            "--pod-cidr",
+            net["pod_cidr"],
+            "--responder-socket",
+            sock,
+        ]
         rec = self._record("node-agent")
-        if (self.pid("node-agent") is not None and rec
-                and rec["argv"][1:] != [str(a) for a in agent_argv[1:]]):
+        if (
+            self.pid("node-agent") is not None
+            and rec
+            and rec["argv"][1:] != [str(a) for a in agent_argv[1:]]
+        ):
             self._stop("node-agent", timeout=15.0)  # started for another pod network
         if self.pid("node-agent") is None:
             self._spawn("node-agent", agent_argv, env=env)
@@ -441,6 +536,7 @@ class RehearsalCluster:
         """Start the CRD adapter webhook (when not running) and register it with the API server
         (idempotent: the registration is replaced when its port or CA bundle differ)."""
         from handover.rehearsal import crd_adapter
+
         ports = cfg["ports"]
         if not ports.get("crd-adapter"):  # state dirs made before the adapter existed
             taken = set(ports.values())
@@ -453,20 +549,36 @@ class RehearsalCluster:
         self._ensure_adapter_cert()
         if self.pid("crd-adapter") is None:
             self._check_ports_free("crd-adapter", port)
-            self._spawn("crd-adapter", [
-                sys.executable, "-m", "handover.rehearsal.crd_adapter", "--port", port,
-                "--cert", self.certs / "crd-adapter.crt", "--key", self.certs / "crd-adapter.key",
-                "--state-dir", self.state_dir], env=env)
-        self._wait("crd-adapter", lambda: self._http_ok(f"https://127.0.0.1:{port}/healthz"),
-                   timeout)
+            self._spawn(
+                "crd-adapter",
+                [
+                    sys.executable,
+                    "-m",
+                    "handover.rehearsal.crd_adapter",
+                    "--port",
+                    port,
+                    "--cert",
+                    self.certs / "crd-adapter.crt",
+                    "--key",
+                    self.certs / "crd-adapter.key",
+                    "--state-dir",
+                    self.state_dir,
+                ],
+                env=env,
+            )
+        self._wait(
+            "crd-adapter", lambda: self._http_ok(f"https://127.0.0.1:{port}/healthz"), timeout
+        )
         want = crd_adapter.webhook_configuration(port, (self.certs / "ca.crt").read_bytes())
         from kubernetes.client.rest import ApiException
+
         api, client = self._api()
         with api:
             adm = client.AdmissionregistrationV1Api(api)
             try:
                 have = adm.read_mutating_webhook_configuration(
-                    crd_adapter.CONFIG_NAME, _preload_content=False)
+                    crd_adapter.CONFIG_NAME, _preload_content=False
+                )
                 have = json.loads(have.data)
             except ApiException as e:
                 if e.status != 404:
@@ -474,15 +586,17 @@ class RehearsalCluster:
                 have = None
             if have is None:
                 adm.create_mutating_webhook_configuration(want)
-            elif (have["metadata"].get("annotations") or {}).get(crd_adapter.HASH_ANNOTATION) \
-                    != want["metadata"]["annotations"][crd_adapter.HASH_ANNOTATION]:
+            elif (have["metadata"].get("annotations") or {}).get(
+                crd_adapter.HASH_ANNOTATION
+            ) != want["metadata"]["annotations"][crd_adapter.HASH_ANNOTATION]:
                 want["metadata"]["resourceVersion"] = have["metadata"]["resourceVersion"]
                 adm.replace_mutating_webhook_configuration(crd_adapter.CONFIG_NAME, want)
 
     def _openssl(self, *args: str) -> None:
         """Run openssl in the certificate directory; a failure names the command."""
-        p = subprocess.run([str(binaries.openssl()), *args], cwd=self.certs, capture_output=True,
-                           text=True)
+        p = subprocess.run(
+            [str(binaries.openssl()), *args], cwd=self.certs, capture_output=True, text=True
+        )
         if p.returncode:
             raise HandoverError(f"openssl {' '.join(args[:2])} failed: {p.stderr.strip()}")
 
@@ -495,13 +609,41 @@ class RehearsalCluster:
 
         (c / "crd-adapter.cnf").write_text(
             "[req]\ndistinguished_name=dn\n[dn]\n[ext]\nsubjectAltName=IP:127.0.0.1\n"
-            "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
-        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "crd-adapter.key", "-out",
-            "crd-adapter.csr", "-subj", "/CN=flux-handover-rehearsal-crd-adapter", "-config",
-            "crd-adapter.cnf")
-        run("x509", "-req", "-in", "crd-adapter.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "crd-adapter.crt", "-days", "3650", "-extfile",
-            "crd-adapter.cnf", "-extensions", "ext")
+            "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+        )
+        run(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "crd-adapter.key",
+            "-out",
+            "crd-adapter.csr",
+            "-subj",
+            "/CN=flux-handover-rehearsal-crd-adapter",
+            "-config",
+            "crd-adapter.cnf",
+        )
+        run(
+            "x509",
+            "-req",
+            "-in",
+            "crd-adapter.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "crd-adapter.crt",
+            "-days",
+            "3650",
+            "-extfile",
+            "crd-adapter.cnf",
+            "-extensions",
+            "ext",
+        )
         for f in ("crd-adapter.key", "crd-adapter.crt", "crd-adapter.csr", "crd-adapter.cnf"):
             (c / f).chmod(0o600)
 
@@ -509,12 +651,14 @@ class RehearsalCluster:
     def fidelity_notes_path(self) -> Path:
         """Where the CRD adapter keeps its notes (a run's report reads them from here)."""
         from handover.rehearsal import crd_adapter
+
         return crd_adapter.notes_path(self.state_dir)
 
     def fidelity_notes(self) -> list[str]:
         """Every way this rehearsal differs from a live cluster for what it holds: each CRD
         field the adapter changed, by CRD and field."""
         from handover.rehearsal import crd_adapter
+
         return [n.line() for n in crd_adapter.load_notes(self.state_dir)]
 
     def down(self, purge: bool = False) -> None:
@@ -537,17 +681,24 @@ class RehearsalCluster:
         """component -> {running, pid, port}; plus kubeconfig, context, server, state_dir."""
         cfg = self.config
         ports = cfg.get("ports", {})
-        out: dict = {"state_dir": str(self.state_dir), "kubeconfig": str(self.kubeconfig),
-                     "readonly_kubeconfig": str(self.readonly_kubeconfig),
-                     "audited_kubeconfig": str(self.audited_kubeconfig),
-                     "context": self.context, "pod_cidr": cfg.get("pod_cidr"),
-                     "components": {}}
+        out: dict = {
+            "state_dir": str(self.state_dir),
+            "kubeconfig": str(self.kubeconfig),
+            "readonly_kubeconfig": str(self.readonly_kubeconfig),
+            "audited_kubeconfig": str(self.audited_kubeconfig),
+            "context": self.context,
+            "pod_cidr": cfg.get("pod_cidr"),
+            "components": {},
+        }
         if ports.get("kube-apiserver"):
             out["server"] = f"https://127.0.0.1:{ports['kube-apiserver']}"
         for name in list(CORE) + list(cfg.get("services", [])):
             pid = self.pid(name)
-            out["components"][name] = {"running": pid is not None, "pid": pid,
-                                       "port": ports.get(name)}
+            out["components"][name] = {
+                "running": pid is not None,
+                "pid": pid,
+                "port": ports.get(name),
+            }
         out["running"] = all(out["components"][n]["running"] for n in CORE)
         out["fidelity_notes"] = self.fidelity_notes()
         out["fidelity_notes_file"] = str(self.fidelity_notes_path)
@@ -557,8 +708,12 @@ class RehearsalCluster:
     def _ensure_config(self) -> dict:
         cfg = self.config
         if not cfg.get("ports"):
-            cfg["ports"] = {"etcd": free_port(), "etcd-peer": free_port(),
-                            "kube-apiserver": free_port(), "kube-controller-manager": free_port()}
+            cfg["ports"] = {
+                "etcd": free_port(),
+                "etcd-peer": free_port(),
+                "kube-apiserver": free_port(),
+                "kube-controller-manager": free_port(),
+            }
             while len(set(cfg["ports"].values())) < 4:
                 cfg["ports"]["etcd-peer"] = free_port()
             cfg["node"] = self.node_name
@@ -573,7 +728,8 @@ class RehearsalCluster:
                 raise HandoverError(
                     f"rehearsal {name}: port 127.0.0.1:{port} (recorded in {self.config_path}) is "
                     f"taken by another process; stop it, or `handover rehearsal down --purge` "
-                    f"this state dir to choose new ports")
+                    f"this state dir to choose new ports"
+                )
 
     def _ensure_certs(self) -> None:
         c = self.certs
@@ -582,24 +738,68 @@ class RehearsalCluster:
             return
         run = self._openssl
 
-        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
-            "-days", "3650", "-subj", "/CN=flux-handover-rehearsal-ca")
+        run(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=flux-handover-rehearsal-ca",
+        )
         (c / "san.cnf").write_text(
             "[req]\ndistinguished_name=dn\n[dn]\n[ext]\n"
             "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
             "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.0.0.1\n"
-            "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
-        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "apiserver.key", "-out",
-            "apiserver.csr", "-subj", "/CN=kube-apiserver", "-config", "san.cnf")
-        run("x509", "-req", "-in", "apiserver.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "apiserver.crt", "-days", "3650", "-extfile", "san.cnf",
-            "-extensions", "ext")
+            "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+        )
+        run(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "apiserver.key",
+            "-out",
+            "apiserver.csr",
+            "-subj",
+            "/CN=kube-apiserver",
+            "-config",
+            "san.cnf",
+        )
+        run(
+            "x509",
+            "-req",
+            "-in",
+            "apiserver.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "apiserver.crt",
+            "-days",
+            "3650",
+            "-extfile",
+            "san.cnf",
+            "-extensions",
+            "ext",
+        )
         run("genrsa", "-out", "sa.key", "2048")
         run("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
         admin, ro = secrets.token_hex(24), secrets.token_hex(24)
         tokens = c / "tokens.csv"
-        tokens.write_text(f'{admin},flux-handover-admin,uid-admin,"system:masters"\n'
-                          f"{ro},{READONLY_USER},uid-readonly\n")
+        tokens.write_text(
+            f'{admin},flux-handover-admin,uid-admin,"system:masters"\n'
+            f"{ro},{READONLY_USER},uid-readonly\n"
+        )
         for f in c.iterdir():
             if f.is_file():
                 f.chmod(0o600)
@@ -630,16 +830,25 @@ class RehearsalCluster:
         admin, ro = self._tokens()
         ca = base64.b64encode((self.certs / "ca.crt").read_bytes()).decode()
         server = f"https://127.0.0.1:{cfg['ports']['kube-apiserver']}"
-        for path, ctx, user, token in ((self.kubeconfig, CONTEXT, "flux-handover-admin", admin),
-                                       (self.readonly_kubeconfig, READONLY_CONTEXT, READONLY_USER,
-                                        ro),
-                                       (self.audited_kubeconfig, AUDITED_CONTEXT, AUDITED_USER,
-                                        self._audited_token())):
-            doc = {"apiVersion": "v1", "kind": "Config", "current-context": ctx, "preferences": {},
-                   "clusters": [{"name": CONTEXT, "cluster": {
-                       "server": server, "certificate-authority-data": ca}}],
-                   "users": [{"name": user, "user": {"token": token}}],
-                   "contexts": [{"name": ctx, "context": {"cluster": CONTEXT, "user": user}}]}
+        for path, ctx, user, token in (
+            (self.kubeconfig, CONTEXT, "flux-handover-admin", admin),
+            (self.readonly_kubeconfig, READONLY_CONTEXT, READONLY_USER, ro),
+            (self.audited_kubeconfig, AUDITED_CONTEXT, AUDITED_USER, self._audited_token()),
+        ):
+            doc = {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": ctx,
+                "preferences": {},
+                "clusters": [
+                    {
+                        "name": CONTEXT,
+                        "cluster": {"server": server, "certificate-authority-data": ca},
+                    }
+                ],
+                "users": [{"name": user, "user": {"token": token}}],
+                "contexts": [{"name": ctx, "context": {"cluster": CONTEXT, "user": user}}],
+            }
             text = yaml.safe_dump(doc, sort_keys=False)
             if not path.exists() or path.read_text() != text:
                 tmp = path.with_suffix(".tmp")
@@ -663,41 +872,63 @@ class RehearsalCluster:
             return e.code < 500
 
     def _api_get(self, path: str) -> bytes:
-        req = urllib.request.Request(self.server + path,
-                                     headers={"Authorization": f"Bearer {self._tokens()[0]}"})
+        req = urllib.request.Request(
+            self.server + path, headers={"Authorization": f"Bearer {self._tokens()[0]}"}
+        )
         with urllib.request.urlopen(req, timeout=5, context=self._ssl()) as r:
             return r.read()
 
     def _api(self):
         from kubernetes import client, config  # imported late: keeps `handover --help` fast
+
         return config.new_client_from_config(str(self.kubeconfig), context=CONTEXT), client
 
     def _bootstrap_objects(self) -> None:
         """The read-only ClusterRole + binding and the `local-path` StorageClass (idempotent)."""
         from kubernetes.client.rest import ApiException
+
         api, client = self._api()
         with api:
             rbac = client.RbacAuthorizationV1Api(api)
             storage = client.StorageV1Api(api)
-            role: dict[str, Any] = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-                    "metadata": {"name": "flux-handover-readonly"},
-                    "rules": [{"apiGroups": ["*"], "resources": ["*"],
-                               "verbs": ["get", "list", "watch"]},
-                              {"nonResourceURLs": ["*"], "verbs": ["get"]}]}
-            binding: dict[str, Any] = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-                       "metadata": {"name": "flux-handover-readonly"},
-                       "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                   "name": "flux-handover-readonly"},
-                       "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                                     "name": READONLY_USER}]}
-            sc: dict[str, Any] = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-                  "metadata": {"name": "local-path", "annotations": {
-                      "storageclass.kubernetes.io/is-default-class": "true"}},
-                  "provisioner": "rancher.io/local-path", "reclaimPolicy": "Delete",
-                  "volumeBindingMode": "WaitForFirstConsumer"}
-            for create, body in ((rbac.create_cluster_role, role),
-                                 (rbac.create_cluster_role_binding, binding),
-                                 (storage.create_storage_class, sc)):
+            role: dict[str, Any] = {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRole",
+                "metadata": {"name": "flux-handover-readonly"},
+                "rules": [
+                    {"apiGroups": ["*"], "resources": ["*"], "verbs": ["get", "list", "watch"]},
+                    {"nonResourceURLs": ["*"], "verbs": ["get"]},
+                ],
+            }
+            binding: dict[str, Any] = {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": "flux-handover-readonly"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "flux-handover-readonly",
+                },
+                "subjects": [
+                    {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": READONLY_USER}
+                ],
+            }
+            sc: dict[str, Any] = {
+                "apiVersion": "storage.k8s.io/v1",
+                "kind": "StorageClass",
+                "metadata": {
+                    "name": "local-path",
+                    "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+                },
+                "provisioner": "rancher.io/local-path",
+                "reclaimPolicy": "Delete",
+                "volumeBindingMode": "WaitForFirstConsumer",
+            }
+            for create, body in (
+                (rbac.create_cluster_role, role),
+                (rbac.create_cluster_role_binding, binding),
+                (storage.create_storage_class, sc),
+            ):
                 for attempt in range(50):
                     try:
                         create(body)
@@ -708,14 +939,17 @@ class RehearsalCluster:
                         if attempt == 49:
                             raise HandoverError(
                                 f"creating {body['kind']} {body['metadata']['name']} in the "
-                                f"rehearsal cluster failed: {e.status} {e.reason}") from e
+                                f"rehearsal cluster failed: {e.status} {e.reason}"
+                            ) from e
                         time.sleep(0.1)  # RBAC bootstrap may still be settling
 
     def _node_ready(self) -> bool:
         raw = self._api_get(f"/api/v1/nodes/{self.node_name}")
         node = json.loads(raw)
-        return any(c["type"] == "Ready" and c["status"] == "True"
-                   for c in node.get("status", {}).get("conditions", []))
+        return any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in node.get("status", {}).get("conditions", [])
+        )
 
     @staticmethod
     def _pythonpath() -> str:
@@ -728,8 +962,7 @@ class RehearsalCluster:
         """Create (or repair) the cluster's network namespace, veth pair and routes; returns the
         pod network record saved in cluster.json (``pod_network``)."""
         _require_netns_rights()
-        if cfg.get("pod_route") is not None or (cfg.get("pod_cidr") and not cfg.get(
-                "pod_network")):
+        if cfg.get("pod_route") is not None or (cfg.get("pod_cidr") and not cfg.get("pod_network")):
             self._drop_legacy_pod_network(cfg)
         net = cfg.get("pod_network")
         with _network_lock():
@@ -797,21 +1030,26 @@ def _require_netns_rights() -> None:
     if not shutil.which("ip"):
         missing.append("the `ip` command (Debian package iproute2)")
     if os.geteuid() != 0:
-        missing.append("root (CAP_SYS_ADMIN for `ip netns add`, CAP_NET_ADMIN for the veth pair "
-                       "and routes); running as uid " + str(os.geteuid()))
+        missing.append(
+            "root (CAP_SYS_ADMIN for `ip netns add`, CAP_NET_ADMIN for the veth pair "
+            "and routes); running as uid " + str(os.geteuid())
+        )
     if missing:
         raise HandoverError(
             "the rehearsal cluster's pod network (its own network namespace + veth pair, so pod "
             "addresses are accepted in Endpoints and by the API server's service proxy) cannot "
             "be created: missing " + "; ".join(missing) + ". Run `handover rehearsal up` as root "
-            "with iproute2 installed.")
+            "with iproute2 installed."
+        )
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     p = subprocess.run(["ip", *args], capture_output=True, text=True)
     if check and p.returncode:
-        raise HandoverError(f"rehearsal pod network: `ip {' '.join(args)}` failed: "
-                            f"{p.stderr.strip() or p.returncode}")
+        raise HandoverError(
+            f"rehearsal pod network: `ip {' '.join(args)}` failed: "
+            f"{p.stderr.strip() or p.returncode}"
+        )
     return p
 
 
@@ -821,8 +1059,11 @@ def _local_routes() -> set[str]:
 
 
 def _netns_list() -> set[str]:
-    return {line.split()[0] for line in _ip("netns", "list", check=False).stdout.splitlines()
-            if line.strip()}
+    return {
+        line.split()[0]
+        for line in _ip("netns", "list", check=False).stdout.splitlines()
+        if line.strip()
+    }
 
 
 def _link_exists(name: str, netns: str | None = None) -> bool:
@@ -836,6 +1077,7 @@ class _network_lock:
 
     def __enter__(self):
         import fcntl
+
         d = Path("/run/lock") if Path("/run/lock").is_dir() else Path("/tmp")
         self.f = open(d / "flux-handover-rehearsal-net.lock", "a")
         fcntl.flock(self.f, fcntl.LOCK_EX)
@@ -857,9 +1099,22 @@ def _networks_in_use() -> list[ipaddress.IPv4Network]:
         parts = line.split()
         if not parts:
             continue
-        dst = parts[1] if parts[0] in ("local", "broadcast", "unicast", "blackhole",
-                                       "unreachable", "prohibit", "throw", "anycast",
-                                       "multicast") else parts[0]
+        dst = (
+            parts[1]
+            if parts[0]
+            in (
+                "local",
+                "broadcast",
+                "unicast",
+                "blackhole",
+                "unreachable",
+                "prohibit",
+                "throw",
+                "anycast",
+                "multicast",
+            )
+            else parts[0]
+        )
         if dst == "default":
             continue
         try:
@@ -874,13 +1129,15 @@ def _allocate_pod_network() -> dict:
     the veth pair (index i: pod net i, transfer net i), with a fresh short id (caller holds
     _network_lock)."""
     import random
+
     used = _networks_in_use()
     names = _netns_list()
     indexes = list(range(POD_NET.num_addresses >> (32 - POD_PREFIX)))
     random.shuffle(indexes)
     for i in indexes:
-        pod = ipaddress.ip_network((int(POD_NET.network_address) + (i << (32 - POD_PREFIX)),
-                                    POD_PREFIX))
+        pod = ipaddress.ip_network(
+            (int(POD_NET.network_address) + (i << (32 - POD_PREFIX)), POD_PREFIX)
+        )
         transfer = ipaddress.ip_network((int(TRANSFER_NET.network_address) + i * 4, 30))
         if any(pod.overlaps(u) or transfer.overlaps(u) for u in used):
             continue
@@ -889,13 +1146,21 @@ def _allocate_pod_network() -> dict:
             if f"fhr-{sid}" not in names and not _link_exists(f"fhr{sid}h"):
                 break
         hosts = list(transfer.hosts())
-        return {"netns": f"fhr-{sid}", "host_if": f"fhr{sid}h", "ns_if": f"fhr{sid}n",
-                "host_ip": str(hosts[0]), "ns_ip": str(hosts[1]), "transfer_prefix": 30,
-                "pod_cidr": str(pod)}
-    raise HandoverError(f"no free pod network left in {POD_NET} / {TRANSFER_NET} on this machine"
-                        f" (`ip netns list`: stale fhr-* namespaces of clusters killed without "
-                        f"down() can be removed with `handover rehearsal down` on their state "
-                        f"dirs)")
+        return {
+            "netns": f"fhr-{sid}",
+            "host_if": f"fhr{sid}h",
+            "ns_if": f"fhr{sid}n",
+            "host_ip": str(hosts[0]),
+            "ns_ip": str(hosts[1]),
+            "transfer_prefix": 30,
+            "pod_cidr": str(pod),
+        }
+    raise HandoverError(
+        f"no free pod network left in {POD_NET} / {TRANSFER_NET} on this machine"
+        f" (`ip netns list`: stale fhr-* namespaces of clusters killed without "
+        f"down() can be removed with `handover rehearsal down` on their state "
+        f"dirs)"
+    )
 
 
 def _setup_pod_network(net: dict) -> None:

@@ -37,6 +37,7 @@ gets the adapted CRD. Each adaptation is a note ``{crd, version, field, change, 
 CRD in ``<state_dir>/fidelity/crd-adaptations.json`` (not for dry-run requests), shown by
 ``handover rehearsal status`` and readable by a run's report (:func:`load_notes`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,11 +50,11 @@ import ssl
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterator
 
 NOTES_FILE = Path("fidelity") / "crd-adaptations.json"
 WEBHOOK_NAME = "crd-adapter.rehearsal.flux-handover.io"
@@ -65,16 +66,21 @@ PATH = "/adapt"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 CEL = "x-kubernetes-validations"
 
-EMPTY_STRING_REASON = ('the v1.20 API server reads "" as null (kube-openapi typeValidator): it '
-                       'refuses "" in a non-nullable string field, and default: ""')
+EMPTY_STRING_REASON = (
+    'the v1.20 API server reads "" as null (kube-openapi typeValidator): it '
+    'refuses "" in a non-nullable string field, and default: ""'
+)
 EMPTY_DEFAULT_REASON = EMPTY_STRING_REASON
-CEL_REASON = ("x-kubernetes-validations (CEL, Kubernetes 1.25+) is unknown to the v1.20 API "
-              "server: it drops the rules, custom resources are not checked against them")
+CEL_REASON = (
+    "x-kubernetes-validations (CEL, Kubernetes 1.25+) is unknown to the v1.20 API "
+    "server: it drops the rules, custom resources are not checked against them"
+)
 
 
 @dataclass(frozen=True)
 class Note:
     """One adaptation of one CRD field."""
+
     crd: str
     version: str
     field: str  # JSON path in the schema, e.g. properties.spec.properties.group
@@ -153,7 +159,7 @@ def _schemas(crd: dict) -> Iterator[tuple[str, dict]]:
     if isinstance(top, dict):
         yield "*", top
     for v in spec.get("versions") or []:
-        s = ((v.get("schema") or {}).get("openAPIV3Schema"))
+        s = (v.get("schema") or {}).get("openAPIV3Schema")
         if isinstance(s, dict):
             yield v.get("name", "?"), s
 
@@ -167,30 +173,55 @@ def adapt(crd: dict) -> tuple[dict, list[Note]]:
     for version, schema in _schemas(out):
         nodes = list(_walk(schema, ""))
         # the server forbids nullable on the keys of a list-type map
-        map_keys = {id(((n.get("items") or {}).get("properties") or {}).get(k))
-                    for _, n in nodes if isinstance(n.get("items"), dict)
-                    for k in n.get("x-kubernetes-list-map-keys") or []}
+        map_keys = {
+            id(((n.get("items") or {}).get("properties") or {}).get(k))
+            for _, n in nodes
+            if isinstance(n.get("items"), dict)
+            for k in n.get("x-kubernetes-list-map-keys") or []
+        }
         for path, node in nodes:
             rules = node.get(CEL)
             if rules is not None:
-                texts = [r.get("rule", "?") if isinstance(r, dict) else str(r)
-                         for r in (rules if isinstance(rules, list) else [rules])]
+                texts = [
+                    r.get("rule", "?") if isinstance(r, dict) else str(r)
+                    for r in (rules if isinstance(rules, list) else [rules])
+                ]
                 del node[CEL]
-                notes.append(Note(name, version, path or "(root)",
-                                  f"dropped {len(texts)} CEL rule(s): " + "; ".join(texts),
-                                  CEL_REASON))
+                notes.append(
+                    Note(
+                        name,
+                        version,
+                        path or "(root)",
+                        f"dropped {len(texts)} CEL rule(s): " + "; ".join(texts),
+                        CEL_REASON,
+                    )
+                )
             if id(node) in map_keys:
                 if node.get("default") == "" and node.get("type") == "string":
                     del node["default"]
-                    notes.append(Note(name, version, path, 'default "" dropped (a list-map '
-                                      'key cannot be nullable): objects lack the field here',
-                                      EMPTY_STRING_REASON))
+                    notes.append(
+                        Note(
+                            name,
+                            version,
+                            path,
+                            'default "" dropped (a list-map '
+                            "key cannot be nullable): objects lack the field here",
+                            EMPTY_STRING_REASON,
+                        )
+                    )
                 continue
             if accepts_empty_string(node) and not _type_meta(path, schema):
                 node["nullable"] = True
                 kept = ', default "" kept' if node.get("default") == "" else ""
-                notes.append(Note(name, version, path or "(root)",
-                                  f"nullable: true added{kept}", EMPTY_STRING_REASON))
+                notes.append(
+                    Note(
+                        name,
+                        version,
+                        path or "(root)",
+                        f"nullable: true added{kept}",
+                        EMPTY_STRING_REASON,
+                    )
+                )
     return out, notes
 
 
@@ -229,8 +260,13 @@ def notes_path(state_dir: Path | str) -> Path:
 SECTIONS = ("admitted", "sources", "captured")
 
 
-def record_notes(state_dir: Path | str, crd: str, notes: list[Note], section: str = "admitted",
-                 source: str | None = None) -> None:
+def record_notes(
+    state_dir: Path | str,
+    crd: str,
+    notes: list[Note],
+    section: str = "admitted",
+    source: str | None = None,
+) -> None:
     """Keep the latest notes of one CRD: ``admitted`` (what the webhook changed in the object it
     admitted; a CRD that needs no adaptation any more has none) or ``sources`` (the CEL rules the
     server dropped, read from where the original CRD text still is: a release's chart files, a
@@ -244,8 +280,11 @@ def record_notes(state_dir: Path | str, crd: str, notes: list[Note], section: st
             data = {}
         part = data.setdefault(section, {})
         if notes:
-            part[crd] = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                         "source": source, "notes": [asdict(n) for n in notes]}
+            part[crd] = {
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "source": source,
+                "notes": [asdict(n) for n in notes],
+            }
         elif section == "admitted":
             part.pop(crd, None)
         tmp = path.with_suffix(".tmp")
@@ -278,8 +317,9 @@ def record_source_notes(state_dir: Path | str, crd: dict, source: str) -> list[N
     _, notes = adapt(crd)
     cel = [n for n in notes if n.reason == CEL_REASON]
     if cel:
-        record_notes(state_dir, (crd.get("metadata") or {}).get("name", "?"), cel, "sources",
-                     source)
+        record_notes(
+            state_dir, (crd.get("metadata") or {}).get("name", "?"), cel, "sources", source
+        )
     return cel
 
 
@@ -287,22 +327,25 @@ def crds_of_release_secret(secret: dict) -> list[dict]:
     """The CRDs of a Helm release Secret's chart (``crds/`` travels in ``chart.files``; the chart's
     subcharts in ``chart.dependencies`` are not stored by Helm 3, their crds/ are in files too)."""
     from handover.sources import helm_storage
+
     raw = (secret.get("data") or {}).get("release")
     if not raw:
         return []
     rel = helm_storage.decode_release(raw)
     out = []
-    for f in ((rel.get("chart") or {}).get("files") or []):
+    for f in (rel.get("chart") or {}).get("files") or []:
         name = f.get("name", "")
         if not name.startswith("crds/") or not name.endswith((".yaml", ".yml", ".json")):
             continue
         import yaml
+
         try:
             docs = list(yaml.safe_load_all(base64.b64decode(f.get("data") or "")))
         except (yaml.YAMLError, ValueError):
             continue
-        out += [d for d in docs if isinstance(d, dict)
-                and d.get("kind") == "CustomResourceDefinition"]
+        out += [
+            d for d in docs if isinstance(d, dict) and d.get("kind") == "CustomResourceDefinition"
+        ]
     return out
 
 
@@ -318,13 +361,18 @@ def review(request: dict, state_dir: Path | str | None) -> dict:
             try:
                 crds = crds_of_release_secret(obj)
             except Exception as e:  # noqa: BLE001 - never in helm's way
-                print(f"cannot read the chart of {(obj.get('metadata') or {}).get('name')}: {e}",
-                      flush=True)
+                print(
+                    f"cannot read the chart of {(obj.get('metadata') or {}).get('name')}: {e}",
+                    flush=True,
+                )
                 crds = []
             meta = obj.get("metadata") or {}
             for crd in crds:
-                record_source_notes(state_dir, crd, f"crds/ of Helm release secret "
-                                                    f"{meta.get('namespace')}/{meta.get('name')}")
+                record_source_notes(
+                    state_dir,
+                    crd,
+                    f"crds/ of Helm release secret {meta.get('namespace')}/{meta.get('name')}",
+                )
     elif obj.get("kind") == "CustomResourceDefinition":
         new, notes = adapt(obj)
         notes += [n for n in cel_rules_from_last_applied(obj) if n not in notes]
@@ -333,10 +381,14 @@ def review(request: dict, state_dir: Path | str | None) -> dict:
             resp["patchType"] = "JSONPatch"
             resp["patch"] = base64.b64encode(json.dumps(patch).encode()).decode()
         if notes:
-            resp["warnings"] = [f"rehearsal adapted CRD: {n.field}: {n.change}"[:250]
-                                for n in notes[:10]]
-        if state_dir is not None and not req.get("dryRun") and req.get("operation") in (
-                "CREATE", "UPDATE"):
+            resp["warnings"] = [
+                f"rehearsal adapted CRD: {n.field}: {n.change}"[:250] for n in notes[:10]
+            ]
+        if (
+            state_dir is not None
+            and not req.get("dryRun")
+            and req.get("operation") in ("CREATE", "UPDATE")
+        ):
             record_notes(state_dir, (obj.get("metadata") or {}).get("name", "?"), notes)
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": resp}
 
@@ -375,6 +427,7 @@ def webhook_configuration(port: int, ca_bundle: bytes) -> dict:
     """The MutatingWebhookConfiguration that sends every CRD create/update to the adapter
     (annotated with a hash of its webhooks, so ``up()`` replaces an outdated one)."""
     import hashlib
+
     conf = _webhook_configuration(port, ca_bundle)
     digest = hashlib.sha256(json.dumps(conf["webhooks"], sort_keys=True).encode()).hexdigest()
     conf["metadata"]["annotations"] = {HASH_ANNOTATION: digest[:16]}
@@ -383,44 +436,70 @@ def webhook_configuration(port: int, ca_bundle: bytes) -> dict:
 
 def _webhook_configuration(port: int, ca_bundle: bytes) -> dict:
     return {
-        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": CONFIG_NAME, "labels": {
-            "app.kubernetes.io/managed-by": "flux-handover-rehearsal"}},
-        "webhooks": [{
-            "name": WEBHOOK_NAME,
-            "clientConfig": {"url": f"https://127.0.0.1:{port}{PATH}",
-                             "caBundle": base64.b64encode(ca_bundle).decode()},
-            "rules": [{"apiGroups": ["apiextensions.k8s.io"], "apiVersions": ["*"],
-                       "operations": ["CREATE", "UPDATE"],
-                       "resources": ["customresourcedefinitions"], "scope": "*"}],
-            "matchPolicy": "Equivalent",
-            "failurePolicy": "Fail",
-            "sideEffects": "NoneOnDryRun",
-            "admissionReviewVersions": ["v1"],
-            "timeoutSeconds": 10,
-            "reinvocationPolicy": "IfNeeded",
-            # `rehearsal.flux-handover.io/adapt: "false"` on a CRD: the raw v1.20 behaviour
-            "objectSelector": {"matchExpressions": [
-                {"key": OPT_OUT, "operator": "NotIn", "values": ["false"]}]},
-        }, {
-            # reads the CEL rules of a chart's crds/ from the release Helm stores right after
-            # installing them (the server dropped them from the CRD itself); never blocks Helm
-            "name": HELM_WEBHOOK_NAME,
-            "clientConfig": {"url": f"https://127.0.0.1:{port}{PATH}",
-                             "caBundle": base64.b64encode(ca_bundle).decode()},
-            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
-                       "resources": ["secrets"], "scope": "Namespaced"}],
-            "objectSelector": {"matchLabels": {"owner": "helm"}},
-            "failurePolicy": "Ignore",
-            "sideEffects": "NoneOnDryRun",
-            "admissionReviewVersions": ["v1"],
-            "timeoutSeconds": 5,
-        }]}
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {
+            "name": CONFIG_NAME,
+            "labels": {"app.kubernetes.io/managed-by": "flux-handover-rehearsal"},
+        },
+        "webhooks": [
+            {
+                "name": WEBHOOK_NAME,
+                "clientConfig": {
+                    "url": f"https://127.0.0.1:{port}{PATH}",
+                    "caBundle": base64.b64encode(ca_bundle).decode(),
+                },
+                "rules": [
+                    {
+                        "apiGroups": ["apiextensions.k8s.io"],
+                        "apiVersions": ["*"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "resources": ["customresourcedefinitions"],
+                        "scope": "*",
+                    }
+                ],
+                "matchPolicy": "Equivalent",
+                "failurePolicy": "Fail",
+                "sideEffects": "NoneOnDryRun",
+                "admissionReviewVersions": ["v1"],
+                "timeoutSeconds": 10,
+                "reinvocationPolicy": "IfNeeded",
+                # `rehearsal.flux-handover.io/adapt: "false"` on a CRD: the raw v1.20 behaviour
+                "objectSelector": {
+                    "matchExpressions": [{"key": OPT_OUT, "operator": "NotIn", "values": ["false"]}]
+                },
+            },
+            {
+                # reads the CEL rules of a chart's crds/ from the release Helm stores right after
+                # installing them (the server dropped them from the CRD itself); never blocks Helm
+                "name": HELM_WEBHOOK_NAME,
+                "clientConfig": {
+                    "url": f"https://127.0.0.1:{port}{PATH}",
+                    "caBundle": base64.b64encode(ca_bundle).decode(),
+                },
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE"],
+                        "resources": ["secrets"],
+                        "scope": "Namespaced",
+                    }
+                ],
+                "objectSelector": {"matchLabels": {"owner": "helm"}},
+                "failurePolicy": "Ignore",
+                "sideEffects": "NoneOnDryRun",
+                "admissionReviewVersions": ["v1"],
+                "timeoutSeconds": 5,
+            },
+        ],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m handover.rehearsal.crd_adapter",
-                                 description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m handover.rehearsal.crd_adapter", description=__doc__.split("\n\n")[0]
+    )
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--cert", required=True)
     ap.add_argument("--key", required=True)

@@ -10,6 +10,7 @@ points its HelmRepositories at the rehearsal chart repository (the only rehearsa
 so ``git log`` shows it). Later calls change nothing unless the chart repo moved to another URL,
 which is committed and pushed the same way. Commits are made by the project's rehearsal author.
 """
+
 from __future__ import annotations
 
 import io
@@ -43,9 +44,13 @@ class GitRemote:
 
 def git_env() -> dict[str, str]:
     """Author and committer of every rehearsal commit, independent of the user's git config."""
-    return {"GIT_AUTHOR_NAME": AUTHOR_NAME, "GIT_AUTHOR_EMAIL": AUTHOR_EMAIL,
-            "GIT_COMMITTER_NAME": AUTHOR_NAME, "GIT_COMMITTER_EMAIL": AUTHOR_EMAIL,
-            "GIT_TERMINAL_PROMPT": "0"}
+    return {
+        "GIT_AUTHOR_NAME": AUTHOR_NAME,
+        "GIT_AUTHOR_EMAIL": AUTHOR_EMAIL,
+        "GIT_COMMITTER_NAME": AUTHOR_NAME,
+        "GIT_COMMITTER_EMAIL": AUTHOR_EMAIL,
+        "GIT_TERMINAL_PROMPT": "0",
+    }
 
 
 def git(*args: str | Path, cwd: Path | None = None, check: bool = True) -> tools.Result:
@@ -111,8 +116,7 @@ def point_helm_repositories(tree: Path, url: str) -> list[Path]:
 
 
 def _has_branch(bare: Path, branch: str) -> bool:
-    return git("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", cwd=bare,
-               check=False).ok
+    return git("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", cwd=bare, check=False).ok
 
 
 def _commit_push(clone: Path, message: str, branch: str) -> None:
@@ -123,8 +127,12 @@ def _commit_push(clone: Path, message: str, branch: str) -> None:
     git("push", "-q", "origin", f"HEAD:refs/heads/{branch}", cwd=clone)
 
 
-def ensure(state_dir: Path, tree: Path | None = None, chart_repo_url: str | None = None,
-           branch: str = BRANCH) -> GitRemote:
+def ensure(
+    state_dir: Path,
+    tree: Path | None = None,
+    chart_repo_url: str | None = None,
+    branch: str = BRANCH,
+) -> GitRemote:
     """The bare remote and its working clone, with ``tree`` pushed to ``branch`` and the
     HelmRepositories pointing at ``chart_repo_url`` (idempotent)."""
     state_dir = Path(state_dir).absolute()
@@ -146,8 +154,7 @@ def ensure(state_dir: Path, tree: Path | None = None, chart_repo_url: str | None
         git("config", "user.email", AUTHOR_EMAIL, cwd=clone)
     if not _has_branch(bare, branch):
         git("checkout", "-q", "-B", branch, cwd=clone)
-        shutil.copytree(tree, clone, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns(".git"))
+        shutil.copytree(tree, clone, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".git"))
         _commit_push(clone, "homelab GitOps repository as the seed lays it out", branch)
 
     if chart_repo_url:
@@ -157,11 +164,15 @@ def ensure(state_dir: Path, tree: Path | None = None, chart_repo_url: str | None
                 raise HandoverError(
                     f"the rehearsal chart repository is now {chart_repo_url} but the GitOps "
                     f"clone {clone} has uncommitted changes: commit or discard them, then run "
-                    "up again so the HelmRepositories can be pointed at it")
+                    "up again so the HelmRepositories can be pointed at it"
+                )
             git("pull", "-q", "--ff-only", "origin", branch, cwd=clone)
             point_helm_repositories(clone, chart_repo_url)
-            _commit_push(clone, f"rehearsal: HelmRepositories point at the local chart "
-                                f"repository {chart_repo_url}", branch)
+            _commit_push(
+                clone,
+                f"rehearsal: HelmRepositories point at the local chart repository {chart_repo_url}",
+                branch,
+            )
     record_path(state_dir).write_text(json.dumps(asdict(remote), indent=2) + "\n")
     return remote
 
@@ -208,8 +219,20 @@ def serve_http(cluster: RehearsalCluster) -> str:
         except OSError:
             return False
 
-    cluster.start_service(HTTP_SERVICE, [sys.executable, "-m", "http.server", str(port), "--bind",
-                                         "127.0.0.1", "--directory", str(bare.parent)],
-                          env={"PYTHONUNBUFFERED": "1"}, ready=serving)
+    cluster.start_service(
+        HTTP_SERVICE,
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            str(bare.parent),
+        ],
+        env={"PYTHONUNBUFFERED": "1"},
+        ready=serving,
+    )
     rec.write_text(json.dumps({"url": url, "port": port}, indent=2) + "\n")
     return url

@@ -12,6 +12,7 @@ The kubeconfig is written to ``<state_dir>/kubeconfig`` and its context renamed 
 ``flux-handover-rehearsal``, the same name as the process backend's, so an inventory made for one
 works with the other.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,7 +40,7 @@ def container_engine() -> tuple[str | None, str]:
     """(engine, why): the first of docker/podman whose `info` answers, else (None, reason)."""
     reasons = []
     provider = os.environ.get("KIND_EXPERIMENTAL_PROVIDER")
-    for engine in ([provider] if provider else ["docker", "podman"]):
+    for engine in [provider] if provider else ["docker", "podman"]:
         path = shutil.which(engine)
         if not path:
             reasons.append(f"{engine}: not on PATH")
@@ -61,20 +62,26 @@ def unavailable_reason() -> str | None:
     try:
         import pytest_kind  # noqa: F401
     except ImportError:
-        return ("the kind backend needs pytest-kind-ng (pip install 'flux-handover[kind]'; "
-                "import name pytest_kind)")
+        return (
+            "the kind backend needs pytest-kind-ng (pip install 'flux-handover[kind]'; "
+            "import name pytest_kind)"
+        )
     engine, why = container_engine()
     if engine is None:
-        return ("no working container engine for kind (it runs each node as a privileged "
-                f"container): {why}")
+        return (
+            "no working container engine for kind (it runs each node as a privileged "
+            f"container): {why}"
+        )
     return None
 
 
 def up(state_dir: Path, name: str = CLUSTER_NAME) -> KindResult:
     reason = unavailable_reason()
     if reason:
-        raise HandoverError(f"rehearsal backend kind cannot run here: {reason}. Use the process "
-                            f"backend (`handover rehearsal up`), which needs no container engine.")
+        raise HandoverError(
+            f"rehearsal backend kind cannot run here: {reason}. Use the process "
+            f"backend (`handover rehearsal up`), which needs no container engine."
+        )
     from pytest_kind import KindCluster
 
     state_dir = Path(state_dir).absolute()
@@ -90,26 +97,42 @@ def up(state_dir: Path, name: str = CLUSTER_NAME) -> KindResult:
         try:
             cluster.create()
         except Exception as e:  # noqa: BLE001 - report whatever kind said
-            raise HandoverError(f"creating kind cluster {name!r} failed: {e}. See "
-                                f"`kind create cluster --name {name}` output for the cause "
-                                f"(a privileged container and the kind node image are needed)") from e
+            raise HandoverError(
+                f"creating kind cluster {name!r} failed: {e}. See "
+                f"`kind create cluster --name {name}` output for the cause "
+                f"(a privileged container and the kind node image are needed)"
+            ) from e
     finally:
         os.chdir(cwd)
     kubectl = str(tools.kubectl())
-    tools.run([kubectl, "--kubeconfig", str(kubeconfig), "config", "rename-context",
-               f"kind-{name}", CONTEXT], check=False)
+    tools.run(
+        [
+            kubectl,
+            "--kubeconfig",
+            str(kubeconfig),
+            "config",
+            "rename-context",
+            f"kind-{name}",
+            CONTEXT,
+        ],
+        check=False,
+    )
     notes = []
     flux = shutil.which("flux")
     installed = False
     if flux:
-        tools.run([flux, "install", "--kubeconfig", str(kubeconfig), "--context", CONTEXT],
-                  check=True, timeout=900)
+        tools.run(
+            [flux, "install", "--kubeconfig", str(kubeconfig), "--context", CONTEXT],
+            check=True,
+            timeout=900,
+        )
         installed = True
     else:
-        notes.append("flux CLI not on PATH: Flux was not installed (install the flux CLI and "
-                     "run `flux install --context flux-handover-rehearsal`)")
-    return KindResult(kubeconfig=kubeconfig, context=CONTEXT, flux_installed=installed,
-                      notes=notes)
+        notes.append(
+            "flux CLI not on PATH: Flux was not installed (install the flux CLI and "
+            "run `flux install --context flux-handover-rehearsal`)"
+        )
+    return KindResult(kubeconfig=kubeconfig, context=CONTEXT, flux_installed=installed, notes=notes)
 
 
 def down(state_dir: Path, name: str = CLUSTER_NAME, purge: bool = False) -> None:

@@ -62,6 +62,7 @@ pod template):
 
 A pod in phase Succeeded or Failed is final: the agent never changes it again.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -75,11 +76,11 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
-from collections.abc import Iterator
 from urllib.parse import quote, urlencode
 
 import urllib3
@@ -120,6 +121,7 @@ class Api:
 
     def __init__(self, kubeconfig: str):
         from kubernetes import client, config
+
         cfg = client.Configuration()
         config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
         self.host = cfg.host.rstrip("/")
@@ -134,16 +136,29 @@ class Api:
             kw["cert_file"], kw["key_file"] = cfg.cert_file, cfg.key_file
         self.pool = urllib3.PoolManager(maxsize=8, cert_reqs="CERT_REQUIRED", **kw)
 
-    def request(self, method: str, path: str, body: dict | None = None, params: dict | None = None,
-                content_type: str = "application/json", ok404: bool = False) -> dict | None:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: dict | None = None,
+        params: dict | None = None,
+        content_type: str = "application/json",
+        ok404: bool = False,
+    ) -> dict | None:
         url = self.host + path + (f"?{urlencode(params)}" if params else "")
         headers = dict(self.headers)
         data = None
         if body is not None:
             headers["Content-Type"] = content_type
             data = json.dumps(body).encode()
-        r = self.pool.request(method, url, body=data, headers=headers,
-                              timeout=urllib3.Timeout(connect=5, read=30), retries=False)
+        r = self.pool.request(
+            method,
+            url,
+            body=data,
+            headers=headers,
+            timeout=urllib3.Timeout(connect=5, read=30),
+            retries=False,
+        )
         if r.status == 404 and ok404:
             return None
         if r.status >= 300:
@@ -158,9 +173,14 @@ class Api:
 
     def watch(self, path: str, params: dict) -> Iterator[dict]:
         url = self.host + path + "?" + urlencode({**params, "watch": "1"})
-        r = self.pool.request("GET", url, headers=self.headers, preload_content=False,
-                              timeout=urllib3.Timeout(connect=5, read=params.get(
-                                  "timeoutSeconds", 300) + 30), retries=False)
+        r = self.pool.request(
+            "GET",
+            url,
+            headers=self.headers,
+            preload_content=False,
+            timeout=urllib3.Timeout(connect=5, read=params.get("timeoutSeconds", 300) + 30),
+            retries=False,
+        )
         try:
             if r.status != 200:
                 raise ApiError(r.status, r.read().decode(errors="replace"), f"WATCH {path}")
@@ -194,8 +214,9 @@ class ResponderClient:
         self.lock = threading.Lock()
         self._down_logged = False
         if self.path:
-            threading.Thread(target=self._keepalive, name="responder-keepalive",
-                             daemon=True).start()
+            threading.Thread(
+                target=self._keepalive, name="responder-keepalive", daemon=True
+            ).start()
 
     # the calls the agent makes
     def open(self, uid: str, ip: str, ports: list[int], pod: str, ready: bool) -> None:
@@ -258,8 +279,10 @@ class ResponderClient:
             log(f"pod responder sync failed: {e}")
             return False
         self._down_logged = False
-        log(f"pod responder connected: {reply.get('pods')} pods, {reply.get('removed', 0)} "
-            f"removed, errors {reply.get('errors') or 'none'}")
+        log(
+            f"pod responder connected: {reply.get('pods')} pods, {reply.get('removed', 0)} "
+            f"removed, errors {reply.get('errors') or 'none'}"
+        )
         return True
 
     def _roundtrip(self, msg: dict) -> dict:
@@ -360,8 +383,15 @@ def _image_id(image: str) -> str:
 
 
 class NodeAgent:
-    def __init__(self, kubeconfig: str, node: str, state_dir: Path, pod_cidr: str,
-                 crashloop_period: float = 2.0, responder_socket: str | Path | None = None):
+    def __init__(
+        self,
+        kubeconfig: str,
+        node: str,
+        state_dir: Path,
+        pod_cidr: str,
+        crashloop_period: float = 2.0,
+        responder_socket: str | Path | None = None,
+    ):
         self.api = Api(kubeconfig)
         self.hb_api = Api(kubeconfig)  # heartbeats get their own connection pool
         self.node = node
@@ -388,14 +418,22 @@ class NodeAgent:
 
     # -- node ----------------------------------------------------------------------------------
     def register(self) -> None:
-        labels = {"kubernetes.io/hostname": self.node, "kubernetes.io/os": "linux",
-                  "kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
-                  "beta.kubernetes.io/arch": "amd64", "node-role.kubernetes.io/master": "true",
-                  "node-role.kubernetes.io/control-plane": "true",
-                  "node.kubernetes.io/instance-type": "rehearsal"}
-        body = {"apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": self.node, "labels": labels},
-                "spec": {"podCIDR": str(self.net), "podCIDRs": [str(self.net)]}}
+        labels = {
+            "kubernetes.io/hostname": self.node,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            "beta.kubernetes.io/os": "linux",
+            "beta.kubernetes.io/arch": "amd64",
+            "node-role.kubernetes.io/master": "true",
+            "node-role.kubernetes.io/control-plane": "true",
+            "node.kubernetes.io/instance-type": "rehearsal",
+        }
+        body = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": self.node, "labels": labels},
+            "spec": {"podCIDR": str(self.net), "podCIDRs": [str(self.net)]},
+        }
         try:
             self.api.request("POST", "/api/v1/nodes", body)
             log(f"registered node {self.node}")
@@ -409,46 +447,83 @@ class NodeAgent:
     def node_status(self) -> None:
         t = now()
         conds = [
-            {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory",
-             "message": "kubelet has sufficient memory available"},
-            {"type": "DiskPressure", "status": "False", "reason": "KubeletHasNoDiskPressure",
-             "message": "kubelet has no disk pressure"},
-            {"type": "PIDPressure", "status": "False", "reason": "KubeletHasSufficientPID",
-             "message": "kubelet has sufficient PID available"},
-            {"type": "Ready", "status": "True", "reason": "KubeletReady",
-             "message": "rehearsal node agent is posting ready status"},
+            {
+                "type": "MemoryPressure",
+                "status": "False",
+                "reason": "KubeletHasSufficientMemory",
+                "message": "kubelet has sufficient memory available",
+            },
+            {
+                "type": "DiskPressure",
+                "status": "False",
+                "reason": "KubeletHasNoDiskPressure",
+                "message": "kubelet has no disk pressure",
+            },
+            {
+                "type": "PIDPressure",
+                "status": "False",
+                "reason": "KubeletHasSufficientPID",
+                "message": "kubelet has sufficient PID available",
+            },
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "KubeletReady",
+                "message": "rehearsal node agent is posting ready status",
+            },
         ]
         for c in conds:
             c["lastHeartbeatTime"] = t
             c["lastTransitionTime"] = self._node_transition.get(c["type"], t)
             self._node_transition.setdefault(c["type"], t)
         res = {"cpu": "8", "memory": "32Gi", "pods": "10000", "ephemeral-storage": "100Gi"}
-        status = {"conditions": conds, "capacity": res, "allocatable": res,
-                  "addresses": [{"type": "InternalIP", "address": HOST_IP},
-                                {"type": "Hostname", "address": self.node}],
-                  "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
-                  "nodeInfo": {"machineID": "rehearsal", "systemUUID": "rehearsal",
-                               "bootID": "rehearsal", "kernelVersion": os.uname().release,
-                               "osImage": "flux-handover rehearsal node",
-                               "containerRuntimeVersion": "rehearsal://1.0.0",
-                               "kubeletVersion": "v1.20.2", "kubeProxyVersion": "v1.20.2",
-                               "operatingSystem": "linux", "architecture": "amd64"}}
-        self.hb_api.request("PATCH", f"/api/v1/nodes/{self.node}/status", {"status": status},
-                            content_type="application/merge-patch+json")
+        status = {
+            "conditions": conds,
+            "capacity": res,
+            "allocatable": res,
+            "addresses": [
+                {"type": "InternalIP", "address": HOST_IP},
+                {"type": "Hostname", "address": self.node},
+            ],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "nodeInfo": {
+                "machineID": "rehearsal",
+                "systemUUID": "rehearsal",
+                "bootID": "rehearsal",
+                "kernelVersion": os.uname().release,
+                "osImage": "flux-handover rehearsal node",
+                "containerRuntimeVersion": "rehearsal://1.0.0",
+                "kubeletVersion": "v1.20.2",
+                "kubeProxyVersion": "v1.20.2",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+            },
+        }
+        self.hb_api.request(
+            "PATCH",
+            f"/api/v1/nodes/{self.node}/status",
+            {"status": status},
+            content_type="application/merge-patch+json",
+        )
 
     def renew_lease(self) -> None:
         path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self.node}"
-        spec = {"holderIdentity": self.node, "leaseDurationSeconds": 40,
-                "renewTime": now_micro()}
+        spec = {"holderIdentity": self.node, "leaseDurationSeconds": 40, "renewTime": now_micro()}
         if self.hb_api.request("GET", path, ok404=True) is None:
-            self.hb_api.request("POST", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/"
-                                "leases", {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                                           "metadata": {"name": self.node,
-                                                        "namespace": "kube-node-lease"},
-                                           "spec": spec})
+            self.hb_api.request(
+                "POST",
+                "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
+                {
+                    "apiVersion": "coordination.k8s.io/v1",
+                    "kind": "Lease",
+                    "metadata": {"name": self.node, "namespace": "kube-node-lease"},
+                    "spec": spec,
+                },
+            )
         else:
-            self.hb_api.request("PATCH", path, {"spec": spec},
-                                content_type="application/merge-patch+json")
+            self.hb_api.request(
+                "PATCH", path, {"spec": spec}, content_type="application/merge-patch+json"
+            )
 
     def heartbeat_loop(self) -> None:
         last_status = time.monotonic()
@@ -521,9 +596,16 @@ class NodeAgent:
             return
         self.deleting.add(uid)
         self.api.request(
-            "DELETE", f"/api/v1/namespaces/{meta['namespace']}/pods/{quote(meta['name'])}",
-            {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
-             "preconditions": {"uid": uid}}, ok404=True)
+            "DELETE",
+            f"/api/v1/namespaces/{meta['namespace']}/pods/{quote(meta['name'])}",
+            {
+                "apiVersion": "v1",
+                "kind": "DeleteOptions",
+                "gracePeriodSeconds": 0,
+                "preconditions": {"uid": uid},
+            },
+            ok404=True,
+        )
         log(f"pod {meta['namespace']}/{meta['name']} deleted (graceful deletion finished)")
 
     def schedule(self, pod: dict) -> None:
@@ -539,10 +621,15 @@ class NodeAgent:
             return
         self.waiting.discard(meta["uid"])
         self.api.request(
-            "POST", f"/api/v1/namespaces/{ns}/pods/{quote(meta['name'])}/binding",
-            {"apiVersion": "v1", "kind": "Binding",
-             "metadata": {"name": meta["name"], "namespace": ns, "uid": meta["uid"]},
-             "target": {"apiVersion": "v1", "kind": "Node", "name": self.node}})
+            "POST",
+            f"/api/v1/namespaces/{ns}/pods/{quote(meta['name'])}/binding",
+            {
+                "apiVersion": "v1",
+                "kind": "Binding",
+                "metadata": {"name": meta["name"], "namespace": ns, "uid": meta["uid"]},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": self.node},
+            },
+        )
 
     def _claims_bound(self, ns: str, spec: dict) -> bool:
         ok = True
@@ -550,8 +637,9 @@ class NodeAgent:
             claim = (vol.get("persistentVolumeClaim") or {}).get("claimName")
             if not claim:
                 continue
-            pvc = self.api.request("GET", f"/api/v1/namespaces/{ns}/persistentvolumeclaims/"
-                                          f"{claim}", ok404=True)
+            pvc = self.api.request(
+                "GET", f"/api/v1/namespaces/{ns}/persistentvolumeclaims/{claim}", ok404=True
+            )
             if pvc is None:
                 ok = False
                 continue
@@ -566,8 +654,9 @@ class NodeAgent:
         cls_name = pvc["spec"].get("storageClassName")
         if not cls_name or pvc["spec"].get("volumeName"):
             return
-        sc = self.api.request("GET", f"/apis/storage.k8s.io/v1/storageclasses/{cls_name}",
-                              ok404=True)
+        sc = self.api.request(
+            "GET", f"/apis/storage.k8s.io/v1/storageclasses/{cls_name}", ok404=True
+        )
         if not sc or sc.get("volumeBindingMode") != "WaitForFirstConsumer":
             return
         meta = pvc["metadata"]
@@ -576,8 +665,7 @@ class NodeAgent:
         best = None
         for pv in self.api.get("/api/v1/persistentvolumes").get("items", []):
             ref = pv["spec"].get("claimRef")
-            if ref and (ref.get("namespace"), ref.get("name")) != (meta["namespace"],
-                                                                   meta["name"]):
+            if ref and (ref.get("namespace"), ref.get("name")) != (meta["namespace"], meta["name"]):
                 continue
             if pv["spec"].get("storageClassName") != cls_name:
                 continue
@@ -590,18 +678,29 @@ class NodeAgent:
                 best = (size, pv)
         if best:
             pv = best[1]
-            self.api.request("PATCH", f"/api/v1/persistentvolumes/{pv['metadata']['name']}",
-                             {"spec": {"claimRef": {
-                                 "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                                 "namespace": meta["namespace"], "name": meta["name"],
-                                 "uid": meta["uid"]}}},
-                             content_type="application/merge-patch+json")
+            self.api.request(
+                "PATCH",
+                f"/api/v1/persistentvolumes/{pv['metadata']['name']}",
+                {
+                    "spec": {
+                        "claimRef": {
+                            "apiVersion": "v1",
+                            "kind": "PersistentVolumeClaim",
+                            "namespace": meta["namespace"],
+                            "name": meta["name"],
+                            "uid": meta["uid"],
+                        }
+                    }
+                },
+                content_type="application/merge-patch+json",
+            )
         elif (meta.get("annotations") or {}).get("volume.kubernetes.io/selected-node") != self.node:
             self.api.request(
-                "PATCH", f"/api/v1/namespaces/{meta['namespace']}/persistentvolumeclaims/"
-                         f"{meta['name']}",
+                "PATCH",
+                f"/api/v1/namespaces/{meta['namespace']}/persistentvolumeclaims/{meta['name']}",
                 {"metadata": {"annotations": {"volume.kubernetes.io/selected-node": self.node}}},
-                content_type="application/merge-patch+json")
+                content_type="application/merge-patch+json",
+            )
 
     def _state(self, pod: dict) -> RunState:
         meta, spec, status = pod["metadata"], pod["spec"], pod.get("status") or {}
@@ -617,11 +716,22 @@ class NodeAgent:
             self.used_ips.add(ip)  # agent restarted: keep the pod's address
         else:
             ip = self._alloc_ip()
-        ports = sorted({p["containerPort"] for c in spec.get("containers", [])
-                        for p in c.get("ports") or [] if p.get("protocol", "TCP") == "TCP"})
-        st = RunState(uid=uid, key=f"{meta['namespace']}/{meta['name']}", ip=ip,
-                      start_time=status.get("startTime") or now(), host_network=host_net,
-                      ports=ports)
+        ports = sorted(
+            {
+                p["containerPort"]
+                for c in spec.get("containers", [])
+                for p in c.get("ports") or []
+                if p.get("protocol", "TCP") == "TCP"
+            }
+        )
+        st = RunState(
+            uid=uid,
+            key=f"{meta['namespace']}/{meta['name']}",
+            ip=ip,
+            start_time=status.get("startTime") or now(),
+            host_network=host_net,
+            ports=ports,
+        )
         policy = spec.get("restartPolicy", "Always")
         st.completes = policy in ("Never", "OnFailure")
         st.restart_on_failure = policy == "OnFailure"
@@ -634,8 +744,9 @@ class NodeAgent:
             if o:  # resume what this pod's status already says (agent restart)
                 cs.restart_count = o.get("restartCount", 0)
                 cs.started_at = ((o.get("state") or {}).get("running") or {}).get("startedAt", t)
-                cs.container_id = o.get("containerID") or _container_id(uid, c["name"],
-                                                                        cs.restart_count)
+                cs.container_id = o.get("containerID") or _container_id(
+                    uid, c["name"], cs.restart_count
+                )
                 cs.last_terminated = (o.get("lastState") or {}).get("terminated")
                 waiting = (o.get("state") or {}).get("waiting", {}).get("reason")
                 if st.completes:  # resume the run where it was
@@ -650,9 +761,14 @@ class NodeAgent:
                 cs.started_at = t
                 cs.container_id = _container_id(uid, c["name"], 0)
             st.containers[c["name"]] = cs
-        if st.fault is None and not st.completes and any(
+        if (
+            st.fault is None
+            and not st.completes
+            and any(
                 o.get("ready") is False and (o.get("state") or {}).get("running")
-                for o in old.values()):
+                for o in old.values()
+            )
+        ):
             st.fault = "unready"
         ann = meta.get("annotations") or {}
         st.restart_token = self.tokens.get(uid, ann.get(ANN_RESTART))
@@ -671,9 +787,14 @@ class NodeAgent:
     def _terminate(self, st: RunState, exit_code: int, reason: str, message: str) -> None:
         t = now()
         for cs in st.containers.values():
-            cs.last_terminated = {"exitCode": exit_code, "reason": reason, "message": message,
-                                  "startedAt": cs.started_at or t, "finishedAt": t,
-                                  "containerID": cs.container_id}
+            cs.last_terminated = {
+                "exitCode": exit_code,
+                "reason": reason,
+                "message": message,
+                "startedAt": cs.started_at or t,
+                "finishedAt": t,
+                "containerID": cs.container_id,
+            }
 
     def _start_again(self, st: RunState) -> None:
         t = now()
@@ -703,8 +824,7 @@ class NodeAgent:
         # restart token
         token = ann.get(ANN_RESTART)
         if token is not None and token != st.restart_token and not fresh:
-            self._terminate(st, 137, "Error",
-                            f"restarted by annotation {ANN_RESTART}={token}")
+            self._terminate(st, 137, "Error", f"restarted by annotation {ANN_RESTART}={token}")
             if st.fault != "crashloop":
                 self._start_again(st)
             bounce = True
@@ -752,8 +872,10 @@ class NodeAgent:
                 if secs < 0 or secs != secs:
                     raise ValueError
             except ValueError:
-                log(f"pod {st.key}: {ANN_RUN_SECONDS}={raw!r} is not a number of seconds; "
-                    f"using {DEFAULT_RUN_SECONDS}")
+                log(
+                    f"pod {st.key}: {ANN_RUN_SECONDS}={raw!r} is not a number of seconds; "
+                    f"using {DEFAULT_RUN_SECONDS}"
+                )
                 secs = DEFAULT_RUN_SECONDS
         st.exit_code, st.run_seconds = code, secs
 
@@ -788,10 +910,14 @@ class NodeAgent:
         t = now()
         for cs in st.containers.values():
             cs.restart_count += 1
-            cs.last_terminated = {"exitCode": 1, "reason": "Error",
-                                  "message": "rehearsal fault: crashloop", "startedAt": t,
-                                  "finishedAt": t,
-                                  "containerID": _container_id(st.uid, cs.name, cs.restart_count)}
+            cs.last_terminated = {
+                "exitCode": 1,
+                "reason": "Error",
+                "message": "rehearsal fault: crashloop",
+                "startedAt": t,
+                "finishedAt": t,
+                "containerID": _container_id(st.uid, cs.name, cs.restart_count),
+            }
         st.crash_next = time.monotonic() + self.crashloop_period
 
     def _apply_responders(self, st: RunState, pod: dict, bounce: bool) -> None:
@@ -822,57 +948,94 @@ class NodeAgent:
         cstat = []
         for c in spec.get("containers", []):
             cs = st.containers[c["name"]]
-            item = {"name": cs.name, "image": cs.image, "imageID": _image_id(cs.image),
-                    "containerID": cs.container_id if running or terminated else
-                    (cs.last_terminated or {}).get("containerID", cs.container_id),
-                    "ready": ready, "started": running, "restartCount": cs.restart_count,
-                    "lastState": {"terminated": cs.last_terminated} if cs.last_terminated else {}}
+            item = {
+                "name": cs.name,
+                "image": cs.image,
+                "imageID": _image_id(cs.image),
+                "containerID": cs.container_id
+                if running or terminated
+                else (cs.last_terminated or {}).get("containerID", cs.container_id),
+                "ready": ready,
+                "started": running,
+                "restartCount": cs.restart_count,
+                "lastState": {"terminated": cs.last_terminated} if cs.last_terminated else {},
+            }
             if terminated:
-                item["state"] = {"terminated": {
-                    "exitCode": st.exit_code,
-                    "reason": "Completed" if st.exit_code == 0 else "Error",
-                    "startedAt": cs.started_at, "finishedAt": st.finished_at,
-                    "containerID": cs.container_id}}
+                item["state"] = {
+                    "terminated": {
+                        "exitCode": st.exit_code,
+                        "reason": "Completed" if st.exit_code == 0 else "Error",
+                        "startedAt": cs.started_at,
+                        "finishedAt": st.finished_at,
+                        "containerID": cs.container_id,
+                    }
+                }
             elif running:
                 item["state"] = {"running": {"startedAt": cs.started_at}}
             else:
-                item["state"] = {"waiting": {
-                    "reason": "CrashLoopBackOff",
-                    "message": f"back-off {int(self.crashloop_period)}s restarting failed "
-                               f"container={cs.name} pod={pod['metadata']['name']}_"
-                               f"{pod['metadata']['namespace']}({st.uid})"}}
+                item["state"] = {
+                    "waiting": {
+                        "reason": "CrashLoopBackOff",
+                        "message": f"back-off {int(self.crashloop_period)}s restarting failed "
+                        f"container={cs.name} pod={pod['metadata']['name']}_"
+                        f"{pod['metadata']['namespace']}({st.uid})",
+                    }
+                }
             cstat.append(item)
         init = []
         for c in spec.get("initContainers") or []:
-            init.append({"name": c["name"], "image": c.get("image", ""),
-                         "imageID": _image_id(c.get("image", "")),
-                         "containerID": _container_id(st.uid, c["name"], 0), "ready": True,
-                         "restartCount": 0, "lastState": {},
-                         "state": {"terminated": {"exitCode": 0, "reason": "Completed",
-                                                  "startedAt": st.start_time,
-                                                  "finishedAt": st.start_time,
-                                                  "containerID": _container_id(
-                                                      st.uid, c["name"], 0)}}})
+            init.append(
+                {
+                    "name": c["name"],
+                    "image": c.get("image", ""),
+                    "imageID": _image_id(c.get("image", "")),
+                    "containerID": _container_id(st.uid, c["name"], 0),
+                    "ready": True,
+                    "restartCount": 0,
+                    "lastState": {},
+                    "state": {
+                        "terminated": {
+                            "exitCode": 0,
+                            "reason": "Completed",
+                            "startedAt": st.start_time,
+                            "finishedAt": st.start_time,
+                            "containerID": _container_id(st.uid, c["name"], 0),
+                        }
+                    },
+                }
+            )
         old_conds = {c["type"]: c for c in old.get("conditions") or []}
         names = ",".join(c["name"] for c in spec.get("containers", []))
         conds = []
         succeeded = phase == "Succeeded"
-        for ctype, ok in (("Initialized", True), ("Ready", ready), ("ContainersReady", ready),
-                          ("PodScheduled", True)):
+        for ctype, ok in (
+            ("Initialized", True),
+            ("Ready", ready),
+            ("ContainersReady", ready),
+            ("PodScheduled", True),
+        ):
             c = {"type": ctype, "status": "True" if ok else "False", "lastProbeTime": None}
             prev = old_conds.get(ctype)
-            c["lastTransitionTime"] = (prev["lastTransitionTime"]
-                                       if prev and prev.get("status") == c["status"]
-                                       and prev.get("lastTransitionTime") else now())
+            c["lastTransitionTime"] = (
+                prev["lastTransitionTime"]
+                if prev and prev.get("status") == c["status"] and prev.get("lastTransitionTime")
+                else now()
+            )
             if succeeded and ctype != "PodScheduled":  # kubelet status/generate.go
                 c["reason"] = "PodCompleted"
             elif not ok:
                 c["reason"] = "ContainersNotReady"
                 c["message"] = f"containers with unready status: [{names.replace(',', ' ')}]"
             conds.append(c)
-        status = {"phase": phase, "conditions": conds, "hostIP": HOST_IP, "podIP": st.ip,
-                  "podIPs": [{"ip": st.ip}], "startTime": st.start_time,
-                  "containerStatuses": cstat}
+        status = {
+            "phase": phase,
+            "conditions": conds,
+            "hostIP": HOST_IP,
+            "podIP": st.ip,
+            "podIPs": [{"ip": st.ip}],
+            "startTime": st.start_time,
+            "containerStatuses": cstat,
+        }
         if init:
             status["initContainerStatuses"] = init
         return status
@@ -884,9 +1047,11 @@ class NodeAgent:
             return
         meta = pod["metadata"]
         self.api.request(
-            "PATCH", f"/api/v1/namespaces/{meta['namespace']}/pods/{quote(meta['name'])}/status",
+            "PATCH",
+            f"/api/v1/namespaces/{meta['namespace']}/pods/{quote(meta['name'])}/status",
             {"metadata": {"uid": meta["uid"]}, "status": want},
-            content_type="application/merge-patch+json")
+            content_type="application/merge-patch+json",
+        )
 
     # -- loops ---------------------------------------------------------------------------------
     def ticker(self) -> None:
@@ -942,9 +1107,10 @@ class NodeAgent:
                         for uid in set(self.pods) - seen:
                             self.forget(uid)
                     self.responders.prune()  # responders of pods deleted while we were away
-                for ev in self.api.watch("/api/v1/pods", {"resourceVersion": rv,
-                                                          "allowWatchBookmarks": "true",
-                                                          "timeoutSeconds": 300}):
+                for ev in self.api.watch(
+                    "/api/v1/pods",
+                    {"resourceVersion": rv, "allowWatchBookmarks": "true", "timeoutSeconds": 300},
+                ):
                     obj = ev.get("object") or {}
                     if ev["type"] == "ERROR":
                         log(f"watch error: {obj.get('message')}")
@@ -983,8 +1149,7 @@ class NodeAgent:
 def _epoch(stamp: str) -> float:
     """Seconds since the epoch of an RFC 3339 time as the API server writes it."""
     try:
-        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(
-            tzinfo=UTC).timestamp()
+        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
     except ValueError:
         return time.time()
 
@@ -993,32 +1158,48 @@ def _same(a, b) -> bool:
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
-_SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "k": 10**3,
-           "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}
+_SUFFIX = {
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+}
 
 
 def _quantity(q: str | int) -> float:
     s = str(q)
     for suf in sorted(_SUFFIX, key=len, reverse=True):
         if s.endswith(suf):
-            return float(s[:-len(suf)]) * _SUFFIX[suf]
+            return float(s[: -len(suf)]) * _SUFFIX[suf]
     return float(s)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m handover.rehearsal.node_agent",
-                                 description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m handover.rehearsal.node_agent", description=__doc__.split("\n\n")[0]
+    )
     ap.add_argument("--kubeconfig", required=True)
     ap.add_argument("--node", required=True)
     ap.add_argument("--state-dir", required=True, type=Path)
     ap.add_argument("--pod-cidr", required=True)
-    ap.add_argument("--responder-socket", required=True, type=Path,
-                    help="control socket of the pod responder daemon (pod_responder.py)")
+    ap.add_argument(
+        "--responder-socket",
+        required=True,
+        type=Path,
+        help="control socket of the pod responder daemon (pod_responder.py)",
+    )
     ap.add_argument("--crashloop-period", type=float, default=2.0)
     a = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    NodeAgent(a.kubeconfig, a.node, a.state_dir, a.pod_cidr, a.crashloop_period,
-              a.responder_socket).run()
+    NodeAgent(
+        a.kubeconfig, a.node, a.state_dir, a.pod_cidr, a.crashloop_period, a.responder_socket
+    ).run()
     return 0
 
 

@@ -1,10 +1,12 @@
 """The rehearsal node's disk: where hostPath volumes resolve (``<state_dir>/node-root``), and the
 one maker of each hostPath PV's directory, for a seed and a replayed capture alike (neither holds
 a volume's data: the directory gets a small file standing in for it)."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 NODE_ROOT = "node-root"
 
@@ -26,8 +28,10 @@ def create_host_paths(pvs: Iterable[dict[str, Any]], state_dir: Path | str) -> l
         d = node_root(state_dir) / path.lstrip("/")
         if not d.exists():
             d.mkdir(parents=True)
-            (d / "DATA").write_text(f"data of {pv['metadata']['name']}: a stand-in for the "
-                                    "volume's data (a seed or capture holds API objects only); "
-                                    "kept across the handover\n")
+            (d / "DATA").write_text(
+                f"data of {pv['metadata']['name']}: a stand-in for the "
+                "volume's data (a seed or capture holds API objects only); "
+                "kept across the handover\n"
+            )
             made.append(str(d))
     return made

@@ -29,6 +29,7 @@ Any request on a pod port answers ``200 {"pod", "uid", "ip", "port", "ready": tr
 pod is ready and ``503`` with the same body (``"ready": false``) while it is not. Everything runs
 in one selector loop (epoll): thousands of pods cost one file descriptor per port, no threads.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,7 +43,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
@@ -109,8 +110,10 @@ class PodResponder:
             for port in ports:
                 self._listen(cur, port)
         cur.name, cur.ready = pod, bool(ready)
-        return {"listening": sorted(cur.listeners), "errors": {str(k): v for k, v in
-                                                               cur.errors.items()}}
+        return {
+            "listening": sorted(cur.listeners),
+            "errors": {str(k): v for k, v in cur.errors.items()},
+        }
 
     def _listen(self, pod: Pod, port: int) -> None:
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -150,8 +153,9 @@ class PodResponder:
         errors = {}
         for p in pods:
             keep.add(p["uid"])
-            r = self.add(p["uid"], p["ip"], p.get("ports") or [], p.get("pod", ""),
-                         p.get("ready", True))
+            r = self.add(
+                p["uid"], p["ip"], p.get("ports") or [], p.get("pod", ""), p.get("ready", True)
+            )
             if r["errors"]:
                 errors[p["uid"]] = r["errors"]
         removed = 0
@@ -168,8 +172,16 @@ class PodResponder:
             if op == "ping":
                 return {"ok": True, "pods": len(self.pods)}
             if op == "add":
-                return {"ok": True, **self.add(req["uid"], req["ip"], req.get("ports") or [],
-                                               req.get("pod", ""), req.get("ready", True))}
+                return {
+                    "ok": True,
+                    **self.add(
+                        req["uid"],
+                        req["ip"],
+                        req.get("ports") or [],
+                        req.get("pod", ""),
+                        req.get("ready", True),
+                    ),
+                }
             if op == "ready":
                 return {"ok": self.set_ready(req["uid"], req["ready"])}
             if op == "remove":
@@ -178,9 +190,18 @@ class PodResponder:
             if op == "sync":
                 return {"ok": True, **self.sync(req.get("pods") or [], bool(req.get("prune")))}
             if op == "list":
-                return {"ok": True, "pods": {
-                    uid: {"pod": p.name, "ip": p.ip, "ready": p.ready,
-                          "listening": sorted(p.listeners)} for uid, p in self.pods.items()}}
+                return {
+                    "ok": True,
+                    "pods": {
+                        uid: {
+                            "pod": p.name,
+                            "ip": p.ip,
+                            "ready": p.ready,
+                            "listening": sorted(p.listeners),
+                        }
+                        for uid, p in self.pods.items()
+                    },
+                }
         except (KeyError, TypeError, ValueError) as e:
             return {"ok": False, "error": f"bad {op} request: {e!r}"}
         return {"ok": False, "error": f"unknown op {op!r}"}
@@ -217,8 +238,9 @@ class PodResponder:
         except OSError:
             self._close_control(c)
             return
-        self.sel.modify(c.sock, selectors.EVENT_READ | (selectors.EVENT_WRITE if c.out else 0),
-                        ("control", c))
+        self.sel.modify(
+            c.sock, selectors.EVENT_READ | (selectors.EVENT_WRITE if c.out else 0), ("control", c)
+        )
 
     def _close_control(self, c: ControlConn) -> None:
         try:
@@ -239,8 +261,7 @@ class PodResponder:
                     log(f"accept on {port}: {e}")
                 return
             conn.setblocking(False)
-            c = HttpConn(sock=conn, uid=uid, port=port,
-                         deadline=time.monotonic() + REQUEST_TIMEOUT)
+            c = HttpConn(sock=conn, uid=uid, port=port, deadline=time.monotonic() + REQUEST_TIMEOUT)
             self.http[conn.fileno()] = c
             self.sel.register(conn, selectors.EVENT_READ, ("http", c))
 
@@ -261,11 +282,14 @@ class PodResponder:
         if pod is None:
             self._close_http(c)
             return
-        body = json.dumps({"pod": pod.name, "uid": pod.uid, "ip": pod.ip, "port": c.port,
-                           "ready": pod.ready}).encode()
+        body = json.dumps(
+            {"pod": pod.name, "uid": pod.uid, "ip": pod.ip, "port": c.port, "ready": pod.ready}
+        ).encode()
         status = "200 OK" if pod.ready else "503 Service Unavailable"
-        c.out = (f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
-                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+        c.out = (
+            f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode() + body
         c.inbuf = b""
         self._http_write(c)
 
@@ -334,15 +358,17 @@ def _raise_fd_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or hard > soft:
         try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY
-                                                        else 1 << 20, hard))
+            resource.setrlimit(
+                resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 1 << 20, hard)
+            )
         except (ValueError, OSError):
             pass
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m handover.rehearsal.pod_responder",
-                                 description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m handover.rehearsal.pod_responder", description=__doc__.split("\n\n")[0]
+    )
     ap.add_argument("--control", required=True, type=Path, help="unix socket to listen on")
     a = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))

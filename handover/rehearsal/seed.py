@@ -18,6 +18,7 @@ Finally it writes the rehearsal copy of the inventory (``<state_dir>/migration.y
 migration pointed at the rehearsal cluster's context, the GitOps working clone and backups in the
 state dir, with ``cluster.rehearsalStateDir`` set.
 """
+
 from __future__ import annotations
 
 import io
@@ -64,9 +65,14 @@ class SeedRelease:
     def of(cls, r: bundle_mod.Release) -> SeedRelease:
         rec = r.latest.record
         meta = rec["chart"]["metadata"]
-        return cls(r.name, r.namespace, meta["name"], meta["version"],
-                   dict(rec.get("config") or {}),
-                   tuple(dict(v.record.get("config") or {}) for v in r.revisions[:-1]))
+        return cls(
+            r.name,
+            r.namespace,
+            meta["name"],
+            meta["version"],
+            dict(rec.get("config") or {}),
+            tuple(dict(v.record.get("config") or {}) for v in r.revisions[:-1]),
+        )
 
 
 def seed_file(inventory_path: Path | str) -> Path:
@@ -75,7 +81,7 @@ def seed_file(inventory_path: Path | str) -> Path:
     p = Path(inventory_path)
     first = p.read_text().split("\n", 1)[0] if p.is_file() else ""
     if first.startswith(HEADER_MARK):
-        original = first[len(HEADER_MARK):].strip().split(" written by", 1)[0]
+        original = first[len(HEADER_MARK) :].strip().split(" written by", 1)[0]
         return Path(original).parent / SEED_FILE
     return p.parent / SEED_FILE
 
@@ -84,11 +90,13 @@ def read(path: Path | str) -> bundle_mod.Bundle:
     """The seed file as a bundle (a clear error naming the file and the entry when malformed)."""
     path = Path(path)
     if not path.is_file():
-        raise HandoverError(f"no seed file {path}: the seed does not know how the inventory's "
-                            "Helm releases were installed nor which directories were "
-                            "kubectl-applied. Write one (see examples/homelab/seed.yaml, "
-                            "docs/capture.md), or capture the cluster (`handover capture`) and "
-                            "use `handover rehearsal up --from-capture`")
+        raise HandoverError(
+            f"no seed file {path}: the seed does not know how the inventory's "
+            "Helm releases were installed nor which directories were "
+            "kubectl-applied. Write one (see examples/homelab/seed.yaml, "
+            "docs/capture.md), or capture the cluster (`handover capture`) and "
+            "use `handover rehearsal up --from-capture`"
+        )
     return bundle_mod.read_seed(path)
 
 
@@ -97,12 +105,14 @@ def chart_sources(inventory_path: Path | str) -> Path | None:
     ``charts`` beside it): what the rehearsal chart repository serves for it. None without a seed
     file."""
     import yaml
+
     path = seed_file(inventory_path)
     if not path.is_file():
         return None
     data = yaml.safe_load(path.read_text()) or {}
-    return (path.parent / str((data if isinstance(data, dict) else {}).get("charts")
-                              or "charts")).resolve()
+    return (
+        path.parent / str((data if isinstance(data, dict) else {}).get("charts") or "charts")
+    ).resolve()
 
 
 def load_seed(path: Path | str) -> tuple[SeedRelease, ...]:
@@ -116,8 +126,10 @@ def seed_release(name: str, namespace: str, path: Path | str) -> SeedRelease:
         if (r.name, r.namespace) == (name, namespace):
             return r
     known = ", ".join(f"{r.namespace}/{r.name}" for r in releases)
-    raise HandoverError(f"the seed does not know how Helm release {namespace}/{name} was "
-                        f"installed (it knows {known}): add it to the seed file {path}")
+    raise HandoverError(
+        f"the seed does not know how Helm release {namespace}/{name} was "
+        f"installed (it knows {known}): add it to the seed file {path}"
+    )
 
 
 @dataclass
@@ -131,10 +143,15 @@ class SeedResult:
 
 # -- readiness --------------------------------------------------------------------------------------
 def _pod_ready(pod: dict[str, Any]) -> bool:
-    if pod["metadata"].get("deletionTimestamp") or (pod.get("status") or {}).get("phase") != "Running":
+    if (
+        pod["metadata"].get("deletionTimestamp")
+        or (pod.get("status") or {}).get("phase") != "Running"
+    ):
         return False
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
 
 
 def workload_pods_ready(kube: Kube, w: Workload) -> tuple[bool, str]:
@@ -146,25 +163,37 @@ def workload_pods_ready(kube: Kube, w: Workload) -> tuple[bool, str]:
         desired = (obj.get("status") or {}).get("desiredNumberScheduled") or 0
     else:
         desired = (obj.get("spec") or {}).get("replicas", 1)
-    pods = [p for p in kube.list("v1", "Pod", w.namespace, label_selector=w.selector)
-            if not p["metadata"].get("deletionTimestamp")]
+    pods = [
+        p
+        for p in kube.list("v1", "Pod", w.namespace, label_selector=w.selector)
+        if not p["metadata"].get("deletionTimestamp")
+    ]
     ready = [p for p in pods if _pod_ready(p)]
     if desired < 1:
         return False, f"{w.kind} {w.namespace}/{w.name}: no pod desired yet"
     if len(ready) < desired or len(pods) != len(ready):
-        states = ", ".join(f"{p['metadata']['name']}={(p.get('status') or {}).get('phase')}"
-                           for p in pods) or "no pods"
-        return False, (f"{w.kind} {w.namespace}/{w.name}: {len(ready)}/{desired} pods Running "
-                       f"and Ready ({states})")
+        states = (
+            ", ".join(
+                f"{p['metadata']['name']}={(p.get('status') or {}).get('phase')}" for p in pods
+            )
+            or "no pods"
+        )
+        return False, (
+            f"{w.kind} {w.namespace}/{w.name}: {len(ready)}/{desired} pods Running "
+            f"and Ready ({states})"
+        )
     # ...and the workload's own status has caught up (its controller writes it a moment after
     # the pods are Ready): the seeded cluster is at rest, so a later "nothing moved" snapshot
     # does not see the controller's last status write.
     status = obj.get("status") or {}
     counted = status.get("numberReady") if w.kind == "DaemonSet" else status.get("readyReplicas")
-    if (counted or 0) < desired or \
-            status.get("observedGeneration") != obj["metadata"].get("generation"):
-        return False, (f"{w.kind} {w.namespace}/{w.name}: status not settled "
-                       f"({counted or 0}/{desired} ready in its status)")
+    if (counted or 0) < desired or status.get("observedGeneration") != obj["metadata"].get(
+        "generation"
+    ):
+        return False, (
+            f"{w.kind} {w.namespace}/{w.name}: status not settled "
+            f"({counted or 0}/{desired} ready in its status)"
+        )
     available = status.get("numberAvailable" if w.kind == "DaemonSet" else "availableReplicas")
     if w.kind != "StatefulSet" and (available or 0) < desired:
         return False, f"{w.kind} {w.namespace}/{w.name}: status not settled (availability)"
@@ -179,13 +208,16 @@ def wait_ready(kube: Kube, workloads: list[Workload], timeout: float = 180.0) ->
         if not waiting:
             return
         time.sleep(0.5)
-    raise HandoverError("seeded workloads not Running and Ready after "
-                        f"{timeout:.0f}s:\n" + "\n".join(f"  - {m}" for m in waiting))
+    raise HandoverError(
+        "seeded workloads not Running and Ready after "
+        f"{timeout:.0f}s:\n" + "\n".join(f"  - {m}" for m in waiting)
+    )
 
 
 # -- the rehearsal inventory ------------------------------------------------------------------------
-def write_rehearsal_inventory(inventory_path: Path, state_dir: Path, context: str,
-                              remote: git_remote.GitRemote) -> Path:
+def write_rehearsal_inventory(
+    inventory_path: Path, state_dir: Path, context: str, remote: git_remote.GitRemote
+) -> Path:
     """Copy the inventory into the state dir, pointed at the rehearsal (comments kept)."""
     y = YAML()
     y.preserve_quotes = True
@@ -198,15 +230,17 @@ def write_rehearsal_inventory(inventory_path: Path, state_dir: Path, context: st
     data["gitops"]["branch"] = remote.branch
     data["backups"]["path"] = str(Path(state_dir) / "backups")
     # The rehearsal node's filesystem is the local machine under <state>/node-root.
-    data["cluster"]["nodes"] = [{"name": "*", "host": "local://",
-                                 "root": str(node_root(state_dir))}]
+    data["cluster"]["nodes"] = [
+        {"name": "*", "host": "local://", "root": str(node_root(state_dir))}
+    ]
     buf = io.StringIO()
     y.dump(data, buf)
     text = buf.getvalue()
     if not text.startswith(HEADER_MARK):  # not when re-seeding from a rehearsal copy
-        text = (f"{HEADER_MARK} {Path(inventory_path).resolve()} written by the seed:\n"
-                "# the same migration, pointed at the rehearsal cluster in this state dir.\n"
-                + text)
+        text = (
+            f"{HEADER_MARK} {Path(inventory_path).resolve()} written by the seed:\n"
+            "# the same migration, pointed at the rehearsal cluster in this state dir.\n" + text
+        )
     out = Path(state_dir) / REHEARSAL_INVENTORY
     tmp = out.with_suffix(".tmp")
     tmp.write_text(text)
@@ -216,8 +250,12 @@ def write_rehearsal_inventory(inventory_path: Path, state_dir: Path, context: st
 
 
 # -- the seed ---------------------------------------------------------------------------------------
-def seed(cluster: RehearsalCluster, inventory_path: Path | str, state_dir: Path | str,
-         timeout: float = 180.0) -> SeedResult:
+def seed(
+    cluster: RehearsalCluster,
+    inventory_path: Path | str,
+    state_dir: Path | str,
+    timeout: float = 180.0,
+) -> SeedResult:
     """Make the cluster the inventory's seed file describes on the rehearsal cluster (see module
     doc). Needs the chart repo and the git remote of ``state_dir`` (stack.up makes them)."""
     state_dir = Path(state_dir).absolute()
@@ -225,24 +263,34 @@ def seed(cluster: RehearsalCluster, inventory_path: Path | str, state_dir: Path 
     repo = chart_repo.load(state_dir)
     remote = git_remote.load(state_dir)
     if repo is None or remote is None:
-        raise HandoverError(f"no chart repository or git remote in {state_dir}: run "
-                            "handover.rehearsal.stack.up (it makes them before seeding)")
+        raise HandoverError(
+            f"no chart repository or git remote in {state_dir}: run "
+            "handover.rehearsal.stack.up (it makes them before seeding)"
+        )
     path = seed_file(inventory_path)
     b = replay_mod.validate(read(path), None)
     known = {r.key for r in b.releases}
     for c in inv.components:  # unknown releases fail here, before any change
-        if c.type == "helm" and f"{c.release.namespace}/{c.release.name}" not in known:
+        if (
+            c.type == "helm"
+            and c.release is not None
+            and f"{c.release.namespace}/{c.release.name}" not in known
+        ):
             raise HandoverError(
                 f"the seed does not know how Helm release {c.release.namespace}/"
                 f"{c.release.name} was installed (it knows {', '.join(sorted(known))}): add it "
-                f"to the seed file {path}")
+                f"to the seed file {path}"
+            )
     report = replay_mod.ReplayReport(bundle=str(path.resolve()), context=cluster.context)
     replay_mod.replay(cluster, b, report, timeout=timeout, repo_url=repo.url)
     if report.problems:
-        raise HandoverError(f"the seed {path} did not replay as described:\n" +
-                            "\n".join(f"  - {p}" for p in report.problems))
+        raise HandoverError(
+            f"the seed {path} did not replay as described:\n"
+            + "\n".join(f"  - {p}" for p in report.problems)
+        )
     kube = Kube(cluster.kubeconfig, cluster.context)
     wait_ready(kube, [w for c in inv.components for w in c.workloads], timeout)
     out = write_rehearsal_inventory(Path(inventory_path), state_dir, cluster.context, remote)
-    return SeedResult(report.applied + report.created, report.present,
-                      report.installed, report.deployed, out)
+    return SeedResult(
+        report.applied + report.created, report.present, report.installed, report.deployed, out
+    )

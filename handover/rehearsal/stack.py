@@ -10,6 +10,7 @@
 The Flux stand-ins are not started here: like Flux on a live cluster, Phase 2 bootstraps them
 (``handover.rehearsal.flux``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,8 +36,9 @@ class RehearsalStack:
         return self.cluster.state_dir
 
 
-def up(state_dir: Path | str, inventory: Path | str | None = None,
-       timeout: float = 180.0) -> RehearsalStack:
+def up(
+    state_dir: Path | str, inventory: Path | str | None = None, timeout: float = 180.0
+) -> RehearsalStack:
     """Bring the rehearsal stack up (idempotent); seed it when an inventory is given."""
     cluster = RehearsalCluster(state_dir).up()
     tree = charts = None
@@ -49,10 +51,14 @@ def up(state_dir: Path | str, inventory: Path | str | None = None,
     result = None
     if inventory is not None:
         result = seed(cluster, inventory, cluster.state_dir, timeout=timeout)
-    return RehearsalStack(cluster=cluster,
-                          inventory_path=result.inventory_path if result else None,
-                          chart_repo_url=repo.url, git_remote_url=remote.url,
-                          gitops_clone=Path(remote.clone), seed_result=result)
+    return RehearsalStack(
+        cluster=cluster,
+        inventory_path=result.inventory_path if result else None,
+        chart_repo_url=repo.url,
+        git_remote_url=remote.url,
+        gitops_clone=Path(remote.clone),
+        seed_result=result,
+    )
 
 
 def down(state_dir: Path | str, purge: bool = False) -> None:

@@ -5,6 +5,7 @@ llama-cpp and log-analyzer 1 min, Loki 2-3 min; every component within a 5-minut
 "total downtime 5-7 minutes" for the whole migration. The report (handover.report.html) puts the
 measured downtime beside these; a component not listed here has no estimate ("-").
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -6,6 +6,7 @@ rollback action with its result, and the destructive runbook steps refused with 
 Never contains values, manifests or Secret data: only names, numbers and messages written by the
 suite itself (``redact`` strips anything that looks like a credential from messages anyway).
 """
+
 from __future__ import annotations
 
 import json
@@ -16,16 +17,25 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-_SECRETISH = re.compile(r"(?i)(password|passwd|token|secret|apikey|api_key|bearer)"
-                        r"(\s*[:=]\s*|\s+)(\"[^\"]*\"|'[^']*'|\S+)")
+_SECRETISH = re.compile(
+    r"(?i)(password|passwd|token|secret|apikey|api_key|bearer)"
+    r"(\s*[:=]\s*|\s+)(\"[^\"]*\"|'[^']*'|\S+)"
+)
 
 
 def redact(text: str) -> str:
     """handover.core.redact.scrub (known values, JSON, URL credentials... by their hash), then any
     ``password: x``-looking pair left."""
     from handover.core import redact as redact_mod
-    return _SECRETISH.sub(lambda m: m.group(0) if m.group(3).startswith("<sha256:") else
-                          f"{m.group(1)}{m.group(2)}<redacted>", redact_mod.scrub(text or ""))
+
+    return _SECRETISH.sub(
+        lambda m: (
+            m.group(0)
+            if m.group(3).startswith("<sha256:")
+            else f"{m.group(1)}{m.group(2)}<redacted>"
+        ),
+        redact_mod.scrub(text or ""),
+    )
 
 
 def _redact_all(o: Any) -> Any:
@@ -127,27 +137,46 @@ class MigrationReport:
         return self.components[name]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"run": self.run, "inventory": self.inventory, "context": self.context,
-                "perform": self.perform, "started": self.started, "finished": self.finished,
-                "components": [c.to_dict() for c in self.components.values()],
-                "journal": self.journal, "phases": sorted(set(self.phases)),
-                "checks": self.checks, "diffs": self.diffs,
-                "fidelity_notes": self.fidelity_notes}
+        return {
+            "run": self.run,
+            "inventory": self.inventory,
+            "context": self.context,
+            "perform": self.perform,
+            "started": self.started,
+            "finished": self.finished,
+            "components": [c.to_dict() for c in self.components.values()],
+            "journal": self.journal,
+            "phases": sorted(set(self.phases)),
+            "checks": self.checks,
+            "diffs": self.diffs,
+            "fidelity_notes": self.fidelity_notes,
+        }
 
     def to_markdown(self) -> str:
-        lines = [f"# Migration report {self.run}", "",
-                 f"- inventory: `{self.inventory}`", f"- kube context: `{self.context}`",
-                 f"- mode: {'performed (--perform)' if self.perform else 'dry run'}", ""]
-        lines += ["| component | status | downtime | restarts | revision | duration | "
-                  "rollback actions |", "|---|---|---|---|---|---|---|"]
+        lines = [
+            f"# Migration report {self.run}",
+            "",
+            f"- inventory: `{self.inventory}`",
+            f"- kube context: `{self.context}`",
+            f"- mode: {'performed (--perform)' if self.perform else 'dry run'}",
+            "",
+        ]
+        lines += [
+            "| component | status | downtime | restarts | revision | duration | rollback actions |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for c in self.components.values():
             dt = "not measured" if c.downtime_seconds is None else f"{c.downtime_seconds:.2f} s"
             rs = "?" if c.restarts is None else str(c.restarts)
-            rev = ("-" if c.revision_before is None else
-                   f"{c.revision_before} -> {c.revision_after if c.revision_after else '?'}")
+            rev = (
+                "-"
+                if c.revision_before is None
+                else f"{c.revision_before} -> {c.revision_after if c.revision_after else '?'}"
+            )
             du = "-" if c.duration is None else f"{c.duration:.1f} s"
-            lines.append(f"| {c.name} | {c.status} | {dt} | {rs} | {rev} | {du} | "
-                         f"{len(c.rollback)} |")
+            lines.append(
+                f"| {c.name} | {c.status} | {dt} | {rs} | {rev} | {du} | {len(c.rollback)} |"
+            )
         for c in self.components.values():
             lines += ["", f"## {c.name} ({c.type}, risk {c.risk}): {c.status}"]
             if c.probe:
@@ -161,9 +190,11 @@ class MigrationReport:
                 lines.append(f"- HALTED at step {c.failed_step}: {redact(c.failure)[:1000]}")
             if c.rollback:
                 lines.append("- rollback:")
-                lines += [f"  {i}. {a['action']}: **{a['result']}**"
-                          + (f" ({redact(a['detail'])})" if a.get("detail") else "")
-                          for i, a in enumerate(c.rollback, 1)]
+                lines += [
+                    f"  {i}. {a['action']}: **{a['result']}**"
+                    + (f" ({redact(a['detail'])})" if a.get("detail") else "")
+                    for i, a in enumerate(c.rollback, 1)
+                ]
             for r in c.refused:
                 lines.append(f"- refused runbook step `{r['command']}`: {redact(r['why'])}")
             if c.proof_gaps:
@@ -171,9 +202,13 @@ class MigrationReport:
             for n in c.notes:
                 lines.append(f"- {redact(n)}")
         if self.fidelity_notes:
-            lines += ["", "## Rehearsal fidelity notes", "",
-                      "Where this rehearsal cluster differs from a live one (what its proof does "
-                      "not cover):"]
+            lines += [
+                "",
+                "## Rehearsal fidelity notes",
+                "",
+                "Where this rehearsal cluster differs from a live one (what its proof does "
+                "not cover):",
+            ]
             lines += [f"- {redact(n)}" for n in self.fidelity_notes]
         return "\n".join(lines) + "\n"
 
@@ -182,13 +217,20 @@ class MigrationReport:
         this run and the earlier parts of the same migration found beside it)."""
         directory.mkdir(parents=True, exist_ok=True)
         md, js = directory / f"{self.run}.md", directory / f"{self.run}.json"
-        outputs = [(md, self.to_markdown()),
-                   (js, json.dumps(_redact_all(self.to_dict()), indent=2, default=str))]
+        outputs = [
+            (md, self.to_markdown()),
+            (js, json.dumps(_redact_all(self.to_dict()), indent=2, default=str)),
+        ]
         if html:
             from handover.report import html as report_html
+
             data = json.loads(outputs[1][1])
-            outputs.append((directory / f"{self.run}.html",
-                            report_html.render(report_html.parts_for(data, directory))))
+            outputs.append(
+                (
+                    directory / f"{self.run}.html",
+                    report_html.render(report_html.parts_for(data, directory)),
+                )
+            )
         for path, text in outputs:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:

@@ -22,6 +22,7 @@ Comparison (``compare``):
 Never recorded: Secret data, ConfigMap data (only identities and versions), so a snapshot file is
 safe to keep next to the journal.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,7 +37,7 @@ from handover.snapshot import pods as pods_mod
 from handover.snapshot.pods import PodState
 
 if TYPE_CHECKING:
-    from handover.core.kube import Kube
+    pass
 
 NAMESPACED_KINDS: tuple[tuple[str, str], ...] = (
     ("apps/v1", "Deployment"),
@@ -94,13 +95,17 @@ class ClusterSnapshot:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ClusterSnapshot:
-        return cls(context=d["context"], taken_at=d["taken_at"],
-                   namespaces=tuple(d["namespaces"]),
-                   objects=[ObjectState(**o) for o in d["objects"]],
-                   pods=[PodState.from_dict(p) for p in d["pods"]])
+        return cls(
+            context=d["context"],
+            taken_at=d["taken_at"],
+            namespaces=tuple(d["namespaces"]),
+            objects=[ObjectState(**o) for o in d["objects"]],
+            pods=[PodState.from_dict(p) for p in d["pods"]],
+        )
 
     def save(self, path: str | Path) -> Path:
         from handover.core import redact
+
         p = Path(path)
         tmp = p.with_suffix(p.suffix + ".tmp")
         redact.write_private(tmp, self.to_json())
@@ -112,8 +117,9 @@ class ClusterSnapshot:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
     def summary(self) -> str:
-        return (f"{len(self.objects)} objects and {len(self.pods)} pods in "
-                f"{', '.join(self.namespaces)}")
+        return (
+            f"{len(self.objects)} objects and {len(self.pods)} pods in {', '.join(self.namespaces)}"
+        )
 
 
 def covered_namespaces(inventory: Inventory) -> tuple[str, ...]:
@@ -132,15 +138,26 @@ def content_digest(obj: dict[str, Any]) -> str:
     """sha256 of what a person or a controller other than the object's own status writer would
     change: labels, annotations, spec and data. Never stored in clear (Secret data)."""
     m = obj.get("metadata") or {}
-    doc = {"labels": m.get("labels") or {}, "annotations": m.get("annotations") or {},
-           **{k: obj[k] for k in CONTENT_FIELDS if k in obj}}
+    doc = {
+        "labels": m.get("labels") or {},
+        "annotations": m.get("annotations") or {},
+        **{k: obj[k] for k in CONTENT_FIELDS if k in obj},
+    }
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _state(obj: dict[str, Any], api_version: str, kind: str) -> ObjectState:
     m = obj["metadata"]
-    return ObjectState(api_version, kind, m.get("namespace") or "", m["name"], m["uid"],
-                       m["resourceVersion"], m.get("generation"), content_digest(obj))
+    return ObjectState(
+        api_version,
+        kind,
+        m.get("namespace") or "",
+        m["name"],
+        m["uid"],
+        m["resourceVersion"],
+        m.get("generation"),
+        content_digest(obj),
+    )
 
 
 def take(kube, inventory: Inventory) -> ClusterSnapshot:
@@ -163,16 +180,16 @@ def take(kube, inventory: Inventory) -> ClusterSnapshot:
     pv_names = {pv for c in inventory.components for pv in c.pvs}
     for pv in kube.list("v1", "PersistentVolume"):
         ref = (pv.get("spec") or {}).get("claimRef") or {}
-        if pv["metadata"]["name"] in pv_names or \
-                (ref.get("namespace"), ref.get("name")) in claims:
+        if pv["metadata"]["name"] in pv_names or (ref.get("namespace"), ref.get("name")) in claims:
             snap.objects.append(_state(pv, "v1", "PersistentVolume"))
     snap.objects.sort(key=lambda o: (o.kind, o.namespace, o.name))
     snap.pods.sort(key=lambda p: (p.namespace, p.name))
     return snap
 
 
-def compare(before: ClusterSnapshot, after: ClusterSnapshot,
-            resource_versions: bool = True) -> list[Change]:
+def compare(
+    before: ClusterSnapshot, after: ClusterSnapshot, resource_versions: bool = True
+) -> list[Change]:
     """What moved between two snapshots (empty: nothing)."""
     changes: list[Change] = []
     a = {o.key: o for o in before.objects}
@@ -185,14 +202,21 @@ def compare(before: ClusterSnapshot, after: ClusterSnapshot,
             changes.append(Change(key, "recreated", f"uid {old.uid} -> {new.uid}"))
         elif resource_versions and new.resource_version != old.resource_version:
             content_known = bool(old.content and new.content)
-            if content_known and new.content == old.content and \
-                    new.generation == old.generation:
+            if content_known and new.content == old.content and new.generation == old.generation:
                 continue  # a status update by the object's own controller
-            gen = "" if new.generation == old.generation else \
-                f", generation {old.generation} -> {new.generation} (spec changed)"
+            gen = (
+                ""
+                if new.generation == old.generation
+                else f", generation {old.generation} -> {new.generation} (spec changed)"
+            )
             what = ", labels/annotations/spec/data changed" if content_known else ""
-            changes.append(Change(key, "changed", f"resourceVersion {old.resource_version} -> "
-                                                  f"{new.resource_version}{gen}{what}"))
+            changes.append(
+                Change(
+                    key,
+                    "changed",
+                    f"resourceVersion {old.resource_version} -> {new.resource_version}{gen}{what}",
+                )
+            )
     for key, new in b.items():
         if key not in a:
             changes.append(Change(key, "created", f"uid {new.uid}"))
@@ -201,8 +225,11 @@ def compare(before: ClusterSnapshot, after: ClusterSnapshot,
     for key, old_pod in pa.items():
         new_pod = pb.get(key)
         if new_pod is None:
-            changes.append(Change(key, "deleted", f"pod uid {old_pod.uid} ({old_pod.owner or 'no owner'})"
-                                                  " is gone"))
+            changes.append(
+                Change(
+                    key, "deleted", f"pod uid {old_pod.uid} ({old_pod.owner or 'no owner'}) is gone"
+                )
+            )
             continue
         if new_pod.uid != old_pod.uid:
             changes.append(Change(key, "recreated", f"pod uid {old_pod.uid} -> {new_pod.uid}"))
@@ -212,12 +239,18 @@ def compare(before: ClusterSnapshot, after: ClusterSnapshot,
                 continue
             old_id, new_id = old_pod.container_ids.get(name), new_pod.container_ids.get(name)
             if count > old_pod.restarts[name] or (old_id and new_id and new_id != old_id):
-                changes.append(Change(key, "restarted",
-                                      f"container {name}: restartCount {old_pod.restarts[name]} -> "
-                                      f"{count}"))
+                changes.append(
+                    Change(
+                        key,
+                        "restarted",
+                        f"container {name}: restartCount {old_pod.restarts[name]} -> {count}",
+                    )
+                )
     for key, new_pod in pb.items():
         if key not in pa:
-            changes.append(Change(key, "created", f"pod uid {new_pod.uid} ({new_pod.owner or 'no owner'})"))
+            changes.append(
+                Change(key, "created", f"pod uid {new_pod.uid} ({new_pod.owner or 'no owner'})")
+            )
     return changes
 
 

@@ -13,6 +13,7 @@ release. ``Snapshot.api_calls`` says how many calls a snapshot took (benchmarks/
 ``compare(before, after)`` returns the differences, each naming the pod (or PVC / PV / release) and
 what changed; an empty list means "adopted in place".
 """
+
 from __future__ import annotations
 
 import json
@@ -20,11 +21,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from handover.core.inventory import Component
 from handover.snapshot import pods as pods_mod
-from handover.tree_diff import Difference
 from handover.snapshot.pods import PodState
 from handover.sources import helm_storage
-from handover.core.inventory import Component
+from handover.tree_diff import Difference
 
 if TYPE_CHECKING:
     from handover.core.kube import Kube
@@ -74,11 +75,14 @@ class Snapshot:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Snapshot:
         rel = d.get("release")
-        return cls(component=d["component"], taken_at=d["taken_at"],
-                   pods=[PodState.from_dict(p) for p in d.get("pods", [])],
-                   claims=[ClaimBinding(**c) for c in d.get("claims", [])],
-                   release=ReleaseState(**rel) if rel else None,
-                   api_calls=d.get("api_calls", 0))
+        return cls(
+            component=d["component"],
+            taken_at=d["taken_at"],
+            pods=[PodState.from_dict(p) for p in d.get("pods", [])],
+            claims=[ClaimBinding(**c) for c in d.get("claims", [])],
+            release=ReleaseState(**rel) if rel else None,
+            api_calls=d.get("api_calls", 0),
+        )
 
     @property
     def total_restarts(self) -> int:
@@ -135,10 +139,16 @@ def take(kube: Kube, component: Component) -> Snapshot:
 
     for ns in component.namespaces:
         for pvc in count(_items, kube.core.list_namespaced_persistent_volume_claim, ns):
-            snap.claims.append(ClaimBinding(
-                "PersistentVolumeClaim", pvc["metadata"]["name"], ns, pvc["metadata"]["uid"],
-                (pvc.get("spec") or {}).get("volumeName") or "",
-                (pvc.get("status") or {}).get("phase") or ""))
+            snap.claims.append(
+                ClaimBinding(
+                    "PersistentVolumeClaim",
+                    pvc["metadata"]["name"],
+                    ns,
+                    pvc["metadata"]["uid"],
+                    (pvc.get("spec") or {}).get("volumeName") or "",
+                    (pvc.get("status") or {}).get("phase") or "",
+                )
+            )
     if component.pvs:
         wanted = set(component.pvs)
         for pv in count(_items, kube.core.list_persistent_volume):
@@ -146,26 +156,38 @@ def take(kube: Kube, component: Component) -> Snapshot:
                 continue
             spec = pv.get("spec") or {}
             ref = spec.get("claimRef")
-            snap.claims.append(ClaimBinding(
-                "PersistentVolume", pv["metadata"]["name"], "", pv["metadata"]["uid"],
-                f"{ref.get('namespace')}/{ref.get('name')}" if ref else "",
-                (pv.get("status") or {}).get("phase") or "",
-                spec.get("persistentVolumeReclaimPolicy") or ""))
+            snap.claims.append(
+                ClaimBinding(
+                    "PersistentVolume",
+                    pv["metadata"]["name"],
+                    "",
+                    pv["metadata"]["uid"],
+                    f"{ref.get('namespace')}/{ref.get('name')}" if ref else "",
+                    (pv.get("status") or {}).get("phase") or "",
+                    spec.get("persistentVolumeReclaimPolicy") or "",
+                )
+            )
     snap.claims.sort(key=lambda c: c.key)
 
     if component.release is not None:
-        revs = count(helm_storage.list_revisions, kube, name=component.release.name,
-                     namespace=component.release.namespace)
+        revs = count(
+            helm_storage.list_revisions,
+            kube,
+            name=component.release.name,
+            namespace=component.release.namespace,
+        )
         if revs:
             r = revs[-1]
-            snap.release = ReleaseState(r.name, r.storage_namespace, r.revision, r.status,
-                                        r.chart_version)
+            snap.release = ReleaseState(
+                r.name, r.storage_namespace, r.revision, r.status, r.chart_version
+            )
     snap.api_calls = count.calls
     return snap
 
 
-def compare(before: Snapshot, after: Snapshot, release_moves: int | None = None
-            ) -> list[Difference]:
+def compare(
+    before: Snapshot, after: Snapshot, release_moves: int | None = None
+) -> list[Difference]:
     """What changed between two snapshots of one component.
 
     Pods are matched by namespace/name; a pod whose UID changed, that disappeared or that appeared
@@ -179,54 +201,95 @@ def compare(before: Snapshot, after: Snapshot, release_moves: int | None = None
     for key, b in b_pods.items():
         a = a_pods.get(key)
         if a is None:
-            diffs.append(_moved(f"Pod {key}", "present", True, False,
-                                    f"pod (uid {b.uid}) was deleted: the workload was recreated"))
+            diffs.append(
+                _moved(
+                    f"Pod {key}",
+                    "present",
+                    True,
+                    False,
+                    f"pod (uid {b.uid}) was deleted: the workload was recreated",
+                )
+            )
             continue
         if a.uid != b.uid:
-            diffs.append(_moved(f"Pod {key}", "uid", b.uid, a.uid,
-                                    "same name, new pod: recreated"))
+            diffs.append(_moved(f"Pod {key}", "uid", b.uid, a.uid, "same name, new pod: recreated"))
             continue
         for c, n in sorted(b.restarts.items()):
             m = a.restarts.get(c)
             if m is None:
-                diffs.append(_moved(f"Pod {key}", f"container {c}", "present", "gone",
-                                        "container no longer in the pod status"))
+                diffs.append(
+                    _moved(
+                        f"Pod {key}",
+                        f"container {c}",
+                        "present",
+                        "gone",
+                        "container no longer in the pod status",
+                    )
+                )
             elif m != n:
-                diffs.append(_moved(f"Pod {key}", f"restarts.{c}", n, m,
-                                        f"container {c} restarted {m - n} time(s)"))
+                diffs.append(
+                    _moved(
+                        f"Pod {key}",
+                        f"restarts.{c}",
+                        n,
+                        m,
+                        f"container {c} restarted {m - n} time(s)",
+                    )
+                )
         if b.ready and not a.ready:
             diffs.append(_moved(f"Pod {key}", "ready", True, False, "pod became unready"))
     for key, a in a_pods.items():
         if key not in b_pods:
-            diffs.append(_moved(f"Pod {key}", "present", False, True,
-                                    f"new pod (uid {a.uid}, created {a.created}): the workload "
-                                    "was recreated or scaled"))
+            diffs.append(
+                _moved(
+                    f"Pod {key}",
+                    "present",
+                    False,
+                    True,
+                    f"new pod (uid {a.uid}, created {a.created}): the workload "
+                    "was recreated or scaled",
+                )
+            )
 
     b_cl = {c.key: c for c in before.claims}
     a_cl = {c.key: c for c in after.claims}
-    for key, b in b_cl.items():
-        a = a_cl.get(key)
-        if a is None:
+    for key, b_claim in b_cl.items():
+        a_claim = a_cl.get(key)
+        if a_claim is None:
             diffs.append(_moved(key, "present", True, False, "deleted"))
             continue
         for f in ("uid", "bound_to", "phase", "reclaim_policy"):
-            if getattr(a, f) != getattr(b, f):
-                diffs.append(_moved(key, f, getattr(b, f), getattr(a, f)))
+            if getattr(a_claim, f) != getattr(b_claim, f):
+                diffs.append(_moved(key, f, getattr(b_claim, f), getattr(a_claim, f)))
     for key in a_cl.keys() - b_cl.keys():
         diffs.append(_moved(key, "present", False, True, "new claim/volume"))
 
     if release_moves is not None and before.release is not None:
         rb, ra = before.release, after.release
         if ra is None:
-            diffs.append(_moved(f"Helm release {rb.namespace}/{rb.name}", "present", True,
-                                    False, "release gone from storage (uninstalled)"))
+            diffs.append(
+                _moved(
+                    f"Helm release {rb.namespace}/{rb.name}",
+                    "present",
+                    True,
+                    False,
+                    "release gone from storage (uninstalled)",
+                )
+            )
         else:
             if ra.revision != rb.revision + release_moves:
-                diffs.append(_moved(
-                    f"Helm release {rb.namespace}/{rb.name}", "revision", rb.revision,
-                    ra.revision, f"expected exactly {rb.revision + release_moves} "
-                                 f"(moved by {release_moves})"))
+                diffs.append(
+                    _moved(
+                        f"Helm release {rb.namespace}/{rb.name}",
+                        "revision",
+                        rb.revision,
+                        ra.revision,
+                        f"expected exactly {rb.revision + release_moves} "
+                        f"(moved by {release_moves})",
+                    )
+                )
             if ra.status != "deployed":
-                diffs.append(_moved(f"Helm release {rb.namespace}/{rb.name}", "status",
-                                        rb.status, ra.status))
+                diffs.append(
+                    _moved(f"Helm release {rb.namespace}/{rb.name}", "status", rb.status, ra.status)
+                )
     return diffs

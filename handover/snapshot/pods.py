@@ -4,6 +4,7 @@ pods, handover.snapshot.cluster for every covered pod), and the one reader of a 
 What a snapshot must see of a pod to tell "adopted in place" from "recreated" or "restarted": its
 UID, creation time, phase, readiness, owner, and per container the restartCount and containerID.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -38,10 +39,12 @@ class PodState:
         d = dict(d)
         containers = d.pop("containers", None)
         if containers is not None:
-            d.setdefault("restarts", {c["name"]: int(c.get("restart_count") or 0)
-                                      for c in containers})
-            d.setdefault("container_ids", {c["name"]: c.get("container_id") or ""
-                                           for c in containers})
+            d.setdefault(
+                "restarts", {c["name"]: int(c.get("restart_count") or 0) for c in containers}
+            )
+            d.setdefault(
+                "container_ids", {c["name"]: c.get("container_id") or "" for c in containers}
+            )
         return cls(**d)
 
 
@@ -50,11 +53,19 @@ def from_pod(pod: dict[str, Any], workload: str = "") -> PodState:
     meta, status = pod["metadata"], pod.get("status") or {}
     owners = meta.get("ownerReferences") or []
     statuses = status.get("containerStatuses") or []
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                for c in status.get("conditions") or [])
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
     return PodState(
-        namespace=meta["namespace"], name=meta["name"], uid=meta["uid"], workload=workload,
-        created=meta.get("creationTimestamp") or "", phase=status.get("phase") or "",
-        ready=ready, restarts={cs["name"]: int(cs.get("restartCount") or 0) for cs in statuses},
+        namespace=meta["namespace"],
+        name=meta["name"],
+        uid=meta["uid"],
+        workload=workload,
+        created=meta.get("creationTimestamp") or "",
+        phase=status.get("phase") or "",
+        ready=ready,
+        restarts={cs["name"]: int(cs.get("restartCount") or 0) for cs in statuses},
         owner=f"{owners[0]['kind']} {owners[0]['name']}" if owners else "",
-        container_ids={cs["name"]: cs.get("containerID") or "" for cs in statuses})
+        container_ids={cs["name"]: cs.get("containerID") or "" for cs in statuses},
+    )

@@ -8,6 +8,7 @@
 - Version constraints as Flux reads ``spec.chart.spec.version`` (Masterminds semver: exact,
   ``*``, comparisons, ``~``, ``^``, ``x`` wildcards, ``,``/space for AND and ``||`` for OR).
 """
+
 from __future__ import annotations
 
 import json
@@ -63,8 +64,11 @@ def parse_index(url: str, text: bytes | str) -> ChartIndex:
         raise ChartIndexError(f"{url} is not a Helm repository index (no `entries` mapping)")
     entries = {}
     for chart, items in data["entries"].items():
-        entries[str(chart)] = [str(i.get("version")) for i in items or []
-                               if isinstance(i, dict) and i.get("version") is not None]
+        entries[str(chart)] = [
+            str(i.get("version"))
+            for i in items or []
+            if isinstance(i, dict) and i.get("version") is not None
+        ]
     return ChartIndex(url, entries)
 
 
@@ -101,12 +105,15 @@ def oci_tags(repo_url: str, chart: str, timeout: float = 5.0) -> list[str]:
             token_url = realm + "?" + urllib.parse.urlencode(params)
             token = json.loads(_get(token_url, timeout))
             tok = token.get("token") or token.get("access_token")
-            return json.loads(_get(url, timeout, {"Authorization": f"Bearer {tok}"})).get(
-                "tags") or []
+            return (
+                json.loads(_get(url, timeout, {"Authorization": f"Bearer {tok}"})).get("tags") or []
+            )
     except urllib.error.HTTPError as e:
         if e.code == 404:
-            raise ChartNotFound(f"GET {url}: HTTP 404 {e.reason}: the registry has no chart "
-                                f"{chart!r} under {repo_url}") from e
+            raise ChartNotFound(
+                f"GET {url}: HTTP 404 {e.reason}: the registry has no chart "
+                f"{chart!r} under {repo_url}"
+            ) from e
         raise ChartIndexError(f"GET {url}: HTTP {e.code} {e.reason}") from e
     except (urllib.error.URLError, OSError, ValueError) as e:
         raise ChartIndexError(f"GET {url}: {getattr(e, 'reason', e)}") from e
@@ -133,8 +140,10 @@ class IndexCache:
 
 # --- semver constraints (Masterminds/semver semantics, the subset Flux users write) -------------
 
-_VER = re.compile(r"^v?(\d+)(?:\.(\d+|[xX*]))?(?:\.(\d+|[xX*]))?(?:-([0-9A-Za-z.-]+))?"
-                  r"(?:\+[0-9A-Za-z.-]+)?$")
+_VER = re.compile(
+    r"^v?(\d+)(?:\.(\d+|[xX*]))?(?:\.(\d+|[xX*]))?(?:-([0-9A-Za-z.-]+))?"
+    r"(?:\+[0-9A-Za-z.-]+)?$"
+)
 
 
 def parse_version(v: str) -> tuple[int, int, int, str] | None:
@@ -174,8 +183,15 @@ def _one(op: str, ver: str, v: tuple[int, int, int, str]) -> bool:
     if v[3] and not base[3]:
         return False  # pre-releases only match constraints that name one
     cmp = (_key(v) > _key(base)) - (_key(v) < _key(base))
-    return {"": cmp == 0, "=": cmp == 0, "!=": cmp != 0, ">": cmp > 0, ">=": cmp >= 0,
-            "<": cmp < 0, "<=": cmp <= 0}[op]
+    return {
+        "": cmp == 0,
+        "=": cmp == 0,
+        "!=": cmp != 0,
+        ">": cmp > 0,
+        ">=": cmp >= 0,
+        "<": cmp < 0,
+        "<=": cmp <= 0,
+    }[op]
 
 
 def matches(constraint: str, version: str) -> bool:
@@ -200,8 +216,7 @@ def resolve(constraint: str, versions: list[str]) -> str | None:
 
 def latest(versions: list[str], n: int = 5) -> list[str]:
     parsed = [(p, x) for x in versions if (p := parse_version(x))]
-    return [x for p, x in sorted(parsed, key=lambda t: _key(t[0]),
-                                 reverse=True)[:n]]
+    return [x for p, x in sorted(parsed, key=lambda t: _key(t[0]), reverse=True)[:n]]
 
 
 def repo_spec(repo: dict[str, Any]) -> tuple[str, str]:

@@ -11,16 +11,18 @@ its ``copy`` operations (source-watcher api/v1beta1, ``@alias/glob`` -> ``@artif
 path is written ``@<artifact>/<path>`` (e.g. ``@apps/production``) and built from a local copy
 assembled the same way from the checkout (sources of kind GitRepository = this repository).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import yaml
 
-from handover.flux.rules import KUSTOMIZE_GROUP
 from handover.core.inventory import Inventory
+from handover.flux.rules import KUSTOMIZE_GROUP
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,9 @@ def _flux_kustomizations(directory: Path) -> Iterator[dict[str, Any]]:
         if f.suffix not in (".yaml", ".yml"):
             continue
         for d in _yaml_docs(f):
-            if d.get("kind") == "Kustomization" and \
-                    str(d.get("apiVersion", "")).startswith(KUSTOMIZE_GROUP + "/"):
+            if d.get("kind") == "Kustomization" and str(d.get("apiVersion", "")).startswith(
+                KUSTOMIZE_GROUP + "/"
+            ):
                 yield d
 
 
@@ -71,20 +74,25 @@ _GENERATED: dict[str, dict[str, list[tuple[str, str]]]] = {}
 _MATERIALISED: dict[tuple[str, str], Path] = {}
 
 
-def artifact_generators(repo: Path, files: list[Path]) -> tuple[dict[str, list[tuple[str, str]]],
-                                                                list[str]]:
+def artifact_generators(
+    repo: Path, files: list[Path]
+) -> tuple[dict[str, list[tuple[str, str]]], list[str]]:
     """ArtifactGenerators in these files: artifact name -> copy operations, and problems (a source
     kind other than GitRepository cannot be assembled from the checkout)."""
     out: dict[str, list[tuple[str, str]]] = {}
     problems: list[str] = []
     for f in files:
         for d in _yaml_docs(f):
-            if d.get("kind") != "ArtifactGenerator" or \
-                    not str(d.get("apiVersion", "")).startswith(GENERATOR_GROUP + "/"):
+            if d.get("kind") != "ArtifactGenerator" or not str(d.get("apiVersion", "")).startswith(
+                GENERATOR_GROUP + "/"
+            ):
                 continue
             spec = d.get("spec") or {}
-            git = {s_.get("alias") for s_ in spec.get("sources") or []
-                   if s_.get("kind") == "GitRepository"}
+            git = {
+                s_.get("alias")
+                for s_ in spec.get("sources") or []
+                if s_.get("kind") == "GitRepository"
+            }
             for a in spec.get("artifacts") or []:
                 ops = []
                 for c in a.get("copy") or []:
@@ -94,7 +102,8 @@ def artifact_generators(repo: Path, files: list[Path]) -> tuple[dict[str, list[t
                         problems.append(
                             f"ArtifactGenerator {(d.get('metadata') or {}).get('name')}: artifact "
                             f"{a.get('name')} copies from {src!r}, a source that is not a "
-                            f"GitRepository: not assembled, its paths are not built")
+                            f"GitRepository: not assembled, its paths are not built"
+                        )
                         continue
                     ops.append((rest, dst.split("@artifact", 1)[-1].lstrip("/")))
                 out[str(a.get("name"))] = ops
@@ -103,12 +112,12 @@ def artifact_generators(repo: Path, files: list[Path]) -> tuple[dict[str, list[t
 
 def _copy_op(repo: Path, dest: Path, src_glob: str, to: str) -> None:
     import shutil
+
     target = dest / to if to else dest
     if src_glob.endswith("/**") or src_glob == "**":
         base = repo / src_glob[:-3] if src_glob != "**" else repo
         if base.is_dir():
-            shutil.copytree(base, target, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns(".git"))
+            shutil.copytree(base, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".git"))
         return
     for m in sorted(repo.glob(src_glob)):
         if m.is_dir():
@@ -123,12 +132,14 @@ def materialise(repo: Path, artifact: str) -> Path:
     """A local copy of an ExternalArtifact as its ArtifactGenerator assembles it (once per
     process)."""
     import tempfile
+
     key = (str(repo), artifact)
     if key not in _MATERIALISED:
         ops = (_GENERATED.get(str(repo)) or {}).get(artifact)
         if ops is None:
-            raise FileNotFoundError(f"no ArtifactGenerator in the repo produces ExternalArtifact "
-                                    f"{artifact!r}")
+            raise FileNotFoundError(
+                f"no ArtifactGenerator in the repo produces ExternalArtifact {artifact!r}"
+            )
         dest = Path(tempfile.mkdtemp(prefix=f"handover-artifact-{artifact}-"))
         for src_glob, to in ops:
             _copy_op(repo, dest, src_glob, to)
@@ -163,8 +174,15 @@ def _ks_path(d: dict[str, Any]) -> str | None:
 
 
 NOT_CHECKED = "NOT CHECKED:"
-OVERLAY_FIELDS = ("patches", "components", "images", "namePrefix", "nameSuffix",
-                  "targetNamespace", "postBuild")
+OVERLAY_FIELDS = (
+    "patches",
+    "components",
+    "images",
+    "namePrefix",
+    "nameSuffix",
+    "targetNamespace",
+    "postBuild",
+)
 
 
 def overlay_of(ks: dict[str, Any]) -> str:
@@ -172,17 +190,20 @@ def overlay_of(ks: dict[str, Any]) -> str:
     kustomization (fluxcd/pkg kustomize generator: patches, components, images, namePrefix /
     nameSuffix, targetNamespace; then postBuild variable substitution), as JSON ('' if none)."""
     import json
+
     spec = ks.get("spec") or {}
     picked = {k: spec[k] for k in OVERLAY_FIELDS if spec.get(k)}
-    if ((spec.get("postBuild") or {}).get("substituteFrom")):
+    if (spec.get("postBuild") or {}).get("substituteFrom"):
         # substituteFrom refs are read in the Kustomization's own namespace
         picked["ksNamespace"] = (ks.get("metadata") or {}).get("namespace", "flux-system")
     return json.dumps(picked, sort_keys=True) if picked else ""
 
 
-def substitute_from_vars(post_build: dict[str, Any], namespace: str,
-                         get: Callable[[str, str, str], dict[str, Any] | None] | None
-                         ) -> tuple[dict[str, str], list[str]]:
+def substitute_from_vars(
+    post_build: dict[str, Any],
+    namespace: str,
+    get: Callable[[str, str, str], dict[str, Any] | None] | None,
+) -> tuple[dict[str, str], list[str]]:
     """The variables of postBuild.substituteFrom resolved from the GitOps repository, as
     kustomize-controller resolves them from the cluster (fluxcd/pkg kustomize/kustomize_varsub.go
     loadVars: refs in order, later ones win; ConfigMap data, Secret data base64-decoded; newlines
@@ -190,6 +211,7 @@ def substitute_from_vars(post_build: dict[str, Any], namespace: str,
     the object in the repository's builds (None: not in the repo). Returns (variables, what could
     not be read from the repo: those refs are named, not checked)."""
     import base64
+
     out: dict[str, str] = {}
     unread: list[str] = []
     for ref in post_build.get("substituteFrom") or []:
@@ -200,8 +222,10 @@ def substitute_from_vars(post_build: dict[str, Any], namespace: str,
             unread.append(f"{label}: not in the GitOps repository")
             continue
         if kind == "Secret" and "sops" in obj:
-            unread.append(f"{label}: SOPS-encrypted in the repository (decrypted only by "
-                          "kustomize-controller)")
+            unread.append(
+                f"{label}: SOPS-encrypted in the repository (decrypted only by "
+                "kustomize-controller)"
+            )
             continue
         data: dict[str, str] = {}
         if kind == "Secret":
@@ -212,6 +236,7 @@ def substitute_from_vars(post_build: dict[str, Any], namespace: str,
                     unread.append(f"{label}: data.{k} is not base64")
             data.update({k: str(v) for k, v in (obj.get("stringData") or {}).items()})
             from handover.core import redact
+
             for v in data.values():
                 redact.register(v)
         else:
@@ -240,6 +265,7 @@ def substitute(text: str, variables: dict[str, str]) -> tuple[str, set[str]]:
             return default or ""
         unknown.add(name)
         return m.group(0)
+
     return _VAR.sub(rep, text), unknown
 
 
@@ -249,9 +275,15 @@ def _apply_overlay(directory: Path, overlay: dict[str, Any]) -> None:
     kfile = next((directory / f for f in KUSTOMIZATION_FILES if (directory / f).is_file()), None)
     if kfile is None:
         kfile = directory / "kustomization.yaml"
-        kfile.write_text(yaml.safe_dump({"apiVersion": "kustomize.config.k8s.io/v1beta1",
-                                         "kind": "Kustomization",
-                                         "resources": generated_resources(directory)}))
+        kfile.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                    "kind": "Kustomization",
+                    "resources": generated_resources(directory),
+                }
+            )
+        )
     k = yaml.safe_load(kfile.read_text()) or {}
     if overlay.get("patches"):
         k["patches"] = list(k.get("patches") or []) + list(overlay["patches"])
@@ -259,8 +291,11 @@ def _apply_overlay(directory: Path, overlay: dict[str, Any]) -> None:
         k["components"] = list(k.get("components") or []) + list(overlay["components"])
     if overlay.get("images"):
         k["images"] = list(k.get("images") or []) + list(overlay["images"])
-    for src, dst in (("namePrefix", "namePrefix"), ("nameSuffix", "nameSuffix"),
-                     ("targetNamespace", "namespace")):
+    for src, dst in (
+        ("namePrefix", "namePrefix"),
+        ("nameSuffix", "nameSuffix"),
+        ("targetNamespace", "namespace"),
+    ):
         if overlay.get(src):
             k[dst] = overlay[src]
     kfile.write_text(yaml.safe_dump(k, sort_keys=False))
@@ -294,20 +329,27 @@ def discover(inv: Inventory) -> tuple[list[EntryPath], list[str]]:
         if not f.is_file():
             problems.append(f"entry point {entry.file}: file not found in {repo}")
             continue
-        found = [d for d in _yaml_docs(f) if d.get("kind") == "Kustomization"
-                 and (d.get("metadata") or {}).get("name") == entry.name]
+        found = [
+            d
+            for d in _yaml_docs(f)
+            if d.get("kind") == "Kustomization"
+            and (d.get("metadata") or {}).get("name") == entry.name
+        ]
         if not found:
             problems.append(f"entry point {entry.file}: no Kustomization named {entry.name!r}")
             continue
         p = _ks_path(found[0])
         if not p:
-            problems.append(f"entry point {entry.file}: Kustomization {entry.name} has no "
-                            "spec.path")
+            problems.append(
+                f"entry point {entry.file}: Kustomization {entry.name} has no spec.path"
+            )
             continue
         if p.startswith("@") and p[1:].split("/")[0] not in generated:
-            problems.append(f"entry point {entry.file}: Kustomization {entry.name} builds "
-                            f"ExternalArtifact {p[1:].split('/')[0]!r}, which no "
-                            f"ArtifactGenerator in the repo produces: not built")
+            problems.append(
+                f"entry point {entry.file}: Kustomization {entry.name} builds "
+                f"ExternalArtifact {p[1:].split('/')[0]!r}, which no "
+                f"ArtifactGenerator in the repo produces: not built"
+            )
             continue
         add(EntryPath(p, _ks_label(found[0]), overlay=overlay_of(found[0])))
         queue.append(p)
@@ -324,8 +366,13 @@ def discover(inv: Inventory) -> tuple[list[EntryPath], list[str]]:
                 add(EntryPath(q, _ks_label(d), overlay=overlay_of(d)))
                 queue.append(q)
     for c in inv.components:
-        add(EntryPath(normalise(c.path), f"component {c.name} (Kustomization "
-                                         f"{c.kustomization_name})", component=c.name))
+        add(
+            EntryPath(
+                normalise(c.path),
+                f"component {c.name} (Kustomization {c.kustomization_name})",
+                component=c.name,
+            )
+        )
     return list(out.values()), problems
 
 
@@ -357,13 +404,17 @@ def generated_resources(directory: Path) -> list[str]:
                 docs = list(_yaml_docs(entry))
                 if docs and all(d_.get("apiVersion") and d_.get("kind") for d_ in docs):
                     out.append(str(entry.relative_to(directory)))
+
     walk(directory)
     return out
 
 
-def build_with_overlay(repo: Path, path: str, overlay: str,
-                       get: Callable[[str, str, str], dict[str, Any] | None] | None = None
-                       ) -> tuple[list[dict[str, Any]], list[str]]:
+def build_with_overlay(
+    repo: Path,
+    path: str,
+    overlay: str,
+    get: Callable[[str, str, str], dict[str, Any] | None] | None = None,
+) -> tuple[list[dict[str, Any]], list[str]]:
     """Build a path with its Kustomization's settings applied (patches, components, images,
     name prefix/suffix, targetNamespace, postBuild.substitute and substituteFrom: the refs
     ``get(kind, name, namespace)`` finds in the repository's builds), in a temporary copy of the
@@ -390,8 +441,9 @@ def build_with_overlay(repo: Path, path: str, overlay: str,
         try:
             objs = kustomize.build(target)
         except kustomize.KustomizeError as e:
-            raise kustomize.KustomizeError(directory, e.stderr.replace(str(copy_root),
-                                                                       str(root))) from e
+            raise kustomize.KustomizeError(
+                directory, e.stderr.replace(str(copy_root), str(root))
+            ) from e
     pb = ov.get("postBuild") or {}
     if pb:
         variables, unread = substitute_from_vars(pb, ov.get("ksNamespace", "flux-system"), get)
@@ -408,13 +460,17 @@ def build_with_overlay(repo: Path, path: str, overlay: str,
         if pb.get("substituteFrom"):
             refs = ", ".join(f"{r.get('kind')} {r.get('name')}" for r in pb["substituteFrom"])
             if unread:
-                notes.append(f"{NOT_CHECKED} postBuild.substituteFrom: {'; '.join(unread)}: "
-                             f"kustomize-controller reads it from the cluster, this build could "
-                             f"not; variables left as written: "
-                             f"{', '.join(sorted(unknown_all)) or 'none'}")
+                notes.append(
+                    f"{NOT_CHECKED} postBuild.substituteFrom: {'; '.join(unread)}: "
+                    f"kustomize-controller reads it from the cluster, this build could "
+                    f"not; variables left as written: "
+                    f"{', '.join(sorted(unknown_all)) or 'none'}"
+                )
             else:
-                notes.append(f"postBuild.substituteFrom ({refs}) resolved from the GitOps "
-                             f"repository's builds")
+                notes.append(
+                    f"postBuild.substituteFrom ({refs}) resolved from the GitOps "
+                    f"repository's builds"
+                )
     applied = [k for k in OVERLAY_FIELDS if ov.get(k)]
     notes.insert(0, f"built with the Kustomization's {', '.join(applied)}")
     return objs, notes
@@ -435,10 +491,18 @@ def build(repo: Path, path: str) -> list[dict[str, Any]]:
         copy = Path(tmp) / "src"
         shutil.copytree(directory, copy, symlinks=True)
         resources = generated_resources(copy)
-        (copy / "kustomization.yaml").write_text(yaml.safe_dump(
-            {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-             "resources": resources}))
+        (copy / "kustomization.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                    "kind": "Kustomization",
+                    "resources": resources,
+                }
+            )
+        )
         try:
             return kustomize.build(copy)
         except kustomize.KustomizeError as e:
-            raise kustomize.KustomizeError(directory, e.stderr.replace(str(copy), str(directory))) from e
+            raise kustomize.KustomizeError(
+                directory, e.stderr.replace(str(copy), str(directory))
+            ) from e

@@ -10,6 +10,7 @@ must equal the original with only ``spec.suspend`` changed; otherwise the edit i
 Reads of the remote (``git ls-remote``, ``git fetch``) do not change the repository's files or the
 remote; commits and pushes go through :class:`handover.core.mutation.Mutator`.
 """
+
 from __future__ import annotations
 
 import copy
@@ -22,10 +23,10 @@ import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
-from handover.flux import rules as flux
 from handover.core import tools
 from handover.core.errors import HandoverError
 from handover.core.inventory import EntryPoint, GitOps
+from handover.flux import rules as flux
 
 if TYPE_CHECKING:
     from handover.core.mutation import Mutator
@@ -41,14 +42,19 @@ class GitOpsError(HandoverError):
 @dataclass(frozen=True)
 class EntryState:
     """What Git says about one entry-point Kustomization."""
+
     name: str
     file: str
     suspended: bool  # spec.suspend is true in the file at that revision
     revision: str  # "worktree", or the commit the file was read at
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "file": self.file, "suspended": self.suspended,
-                "revision": self.revision}
+        return {
+            "name": self.name,
+            "file": self.file,
+            "suspended": self.suspended,
+            "revision": self.revision,
+        }
 
 
 # -- pure YAML edits --------------------------------------------------------------------------
@@ -59,9 +65,12 @@ def _rt() -> YAML:
 
 
 def _is_kustomization(doc: Any, name: str) -> bool:
-    return isinstance(doc, dict) and doc.get("kind") == "Kustomization" and \
-        str(doc.get("apiVersion", "")).startswith(flux.KUSTOMIZE_GROUP + "/") and \
-        (doc.get("metadata") or {}).get("name") == name
+    return (
+        isinstance(doc, dict)
+        and doc.get("kind") == "Kustomization"
+        and str(doc.get("apiVersion", "")).startswith(flux.KUSTOMIZE_GROUP + "/")
+        and (doc.get("metadata") or {}).get("name") == name
+    )
 
 
 def find_kustomization(text: str, name: str, source: str = "<text>") -> dict[str, Any]:
@@ -73,19 +82,28 @@ def find_kustomization(text: str, name: str, source: str = "<text>") -> dict[str
     for d in docs:
         if _is_kustomization(d, name):
             return d
-    kinds = ", ".join(f"{d.get('kind')}/{(d.get('metadata') or {}).get('name')}"
-                      for d in docs if isinstance(d, dict)) or "no documents"
-    raise GitOpsError(f"{source}: no Flux Kustomization named {name!r} "
-                      f"({flux.KUSTOMIZE_GROUP}) in this file (found: {kinds}). Fix "
-                      "gitops.entrypoints in the inventory or the file.")
+    kinds = (
+        ", ".join(
+            f"{d.get('kind')}/{(d.get('metadata') or {}).get('name')}"
+            for d in docs
+            if isinstance(d, dict)
+        )
+        or "no documents"
+    )
+    raise GitOpsError(
+        f"{source}: no Flux Kustomization named {name!r} "
+        f"({flux.KUSTOMIZE_GROUP}) in this file (found: {kinds}). Fix "
+        "gitops.entrypoints in the inventory or the file."
+    )
 
 
 def is_suspended(text: str, name: str, source: str = "<text>") -> bool:
     return bool((find_kustomization(text, name, source).get("spec") or {}).get("suspend"))
 
 
-def set_suspend(text: str, name: str, suspend: bool, source: str = "<text>",
-                remove_when_false: bool = True) -> str:
+def set_suspend(
+    text: str, name: str, suspend: bool, source: str = "<text>", remove_when_false: bool = True
+) -> str:
     """Return ``text`` with ``spec.suspend`` of the Kustomization ``name`` set to ``suspend``.
 
     ``suspend=True`` replaces an existing value or inserts ``suspend: true`` as the first key of
@@ -102,20 +120,26 @@ def set_suspend(text: str, name: str, suspend: bool, source: str = "<text>",
     spec = doc.get("spec")
     lines = text.splitlines(keepends=True)
     if not isinstance(spec, CommentedMap) or spec.fa.flow_style():
-        raise GitOpsError(f"{source}: Kustomization {name}: spec is not a block mapping; edit "
-                          f"spec.suspend by hand (set it to {str(suspend).lower()}).")
+        raise GitOpsError(
+            f"{source}: Kustomization {name}: spec is not a block mapping; edit "
+            f"spec.suspend by hand (set it to {str(suspend).lower()})."
+        )
     if "suspend" in spec:
         kline, _ = spec.lc.key("suspend")
         vline, vcol = spec.lc.value("suspend")
         if vline != kline:
-            raise GitOpsError(f"{source}:{kline + 1}: spec.suspend's value is not on its key's "
-                              "line; edit it by hand.")
+            raise GitOpsError(
+                f"{source}:{kline + 1}: spec.suspend's value is not on its key's "
+                "line; edit it by hand."
+            )
         line = lines[kline]
         m = _BOOL_TOKEN.match(line, vcol)
         if not m:
-            raise GitOpsError(f"{source}:{kline + 1}: spec.suspend is {line[vcol:].strip()!r}, "
-                              "not a boolean; edit it by hand.")
-        rest = line[m.end():]
+            raise GitOpsError(
+                f"{source}:{kline + 1}: spec.suspend is {line[vcol:].strip()!r}, "
+                "not a boolean; edit it by hand."
+            )
+        rest = line[m.end() :]
         if not suspend and remove_when_false and "#" not in rest:
             del lines[kline]
         else:
@@ -129,8 +153,10 @@ def set_suspend(text: str, name: str, suspend: bool, source: str = "<text>",
         fline, fcol = spec.lc.key(first)
         sline, _ = doc.lc.key("spec")
         if fline == sline:
-            raise GitOpsError(f"{source}:{sline + 1}: spec's first key is on the spec: line; "
-                              "edit spec.suspend by hand.")
+            raise GitOpsError(
+                f"{source}:{sline + 1}: spec's first key is on the spec: line; "
+                "edit spec.suspend by hand."
+            )
         newline = "\r\n" if lines[sline].endswith("\r\n") else "\n"
         lines.insert(sline + 1, " " * fcol + "suspend: true" + newline)
     out = "".join(lines)
@@ -138,15 +164,16 @@ def set_suspend(text: str, name: str, suspend: bool, source: str = "<text>",
     return out
 
 
-def _check_only_suspend_changed(old: str, new: str, name: str, suspend: bool,
-                                source: str) -> None:
+def _check_only_suspend_changed(old: str, new: str, name: str, suspend: bool, source: str) -> None:
     """The edited file must parse to the same data as before except spec.suspend."""
     try:
         a = [d for d in yaml.safe_load_all(old) if d is not None]
         b = [d for d in yaml.safe_load_all(new) if d is not None]
     except yaml.YAMLError as e:
-        raise GitOpsError(f"{source}: the suspend edit produced invalid YAML ({e}); file left "
-                          "unchanged, edit it by hand.") from e
+        raise GitOpsError(
+            f"{source}: the suspend edit produced invalid YAML ({e}); file left "
+            "unchanged, edit it by hand."
+        ) from e
     expected = copy.deepcopy(a)
     for d in expected:
         if _is_kustomization(d, name):
@@ -160,8 +187,10 @@ def _check_only_suspend_changed(old: str, new: str, name: str, suspend: bool,
             if (d.get("spec") or {}).get("suspend") is False:
                 d["spec"].pop("suspend")
     if expected != b:
-        raise GitOpsError(f"{source}: the suspend edit would change more than spec.suspend; file "
-                          "left unchanged, edit it by hand.")
+        raise GitOpsError(
+            f"{source}: the suspend edit would change more than spec.suspend; file "
+            "left unchanged, edit it by hand."
+        )
 
 
 # -- the repository ---------------------------------------------------------------------------
@@ -181,21 +210,27 @@ class GitOpsRepo:
     def _git(self, *args: str, check: bool = True) -> tools.Result:
         res = tools.run(["git", "-C", str(self.path), *args])
         if check and not res.ok:
-            raise GitOpsError(f"git {' '.join(args)} in {self.path} failed: "
-                              f"{res.stderr.strip() or res.stdout.strip()}")
+            raise GitOpsError(
+                f"git {' '.join(args)} in {self.path} failed: "
+                f"{res.stderr.strip() or res.stdout.strip()}"
+            )
         return res
 
     def check(self) -> None:
         """The checkout exists, is a git work tree, and is on the inventory's branch."""
         if not self.path.is_dir():
-            raise GitOpsError(f"gitops.path {self.path} does not exist: clone the GitOps "
-                              "repository there or fix the inventory.")
+            raise GitOpsError(
+                f"gitops.path {self.path} does not exist: clone the GitOps "
+                "repository there or fix the inventory."
+            )
         if self._git("rev-parse", "--is-inside-work-tree", check=False).stdout.strip() != "true":
             raise GitOpsError(f"gitops.path {self.path} is not a git work tree")
         branch = self._git("rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
         if branch != self.branch:
-            raise GitOpsError(f"{self.path} is on branch {branch!r}, the inventory's gitops.branch "
-                              f"is {self.branch!r}: git switch {self.branch}")
+            raise GitOpsError(
+                f"{self.path} is on branch {branch!r}, the inventory's gitops.branch "
+                f"is {self.branch!r}: git switch {self.branch}"
+            )
 
     def remote_url(self) -> str:
         return self._git("remote", "get-url", self.remote).stdout.strip()
@@ -216,8 +251,9 @@ class GitOpsRepo:
     def show(self, revision: str, file: str) -> str:
         res = self._git("show", f"{revision}:{file}", check=False)
         if not res.ok:
-            raise GitOpsError(f"{file} does not exist at {revision[:12]} in {self.path}: "
-                              f"{res.stderr.strip()}")
+            raise GitOpsError(
+                f"{file} does not exist at {revision[:12]} in {self.path}: {res.stderr.strip()}"
+            )
         return res.stdout
 
     def dirty(self, files: list[str]) -> list[str]:
@@ -231,8 +267,9 @@ class GitOpsRepo:
     def text(self, ep: EntryPoint) -> str:
         p = self.file(ep)
         if not p.exists():
-            raise GitOpsError(f"entry point {ep.name}: {p} does not exist (gitops.entrypoints in "
-                              "the inventory)")
+            raise GitOpsError(
+                f"entry point {ep.name}: {p} does not exist (gitops.entrypoints in the inventory)"
+            )
         return p.read_text()
 
     def entry_state(self, ep: EntryPoint, revision: str | None = None) -> EntryState:
@@ -241,8 +278,9 @@ class GitOpsRepo:
             text, where = self.text(ep), "worktree"
         else:
             text, where = self.show(revision, ep.file), revision
-        return EntryState(ep.name, ep.file, is_suspended(text, ep.name, f"{ep.file}@{where[:12]}"),
-                          where)
+        return EntryState(
+            ep.name, ep.file, is_suspended(text, ep.name, f"{ep.file}@{where[:12]}"), where
+        )
 
     def remote_states(self) -> tuple[str | None, list[EntryState]]:
         """(remote head, state of every entry point at the remote head)."""
@@ -290,35 +328,44 @@ class GitOpsRepo:
                 if ep.file == rel and expected is not None:
                     expected = set_suspend(expected, ep.name, suspend, rel)
             if expected is None or (self.path / rel).read_text() != expected:
-                raise GitOpsError(f"{rel} has uncommitted changes other than spec.suspend: "
-                                  "commit or discard them first (this step commits only its own "
-                                  "edit); nothing was changed.")
+                raise GitOpsError(
+                    f"{rel} has uncommitted changes other than spec.suspend: "
+                    "commit or discard them first (this step commits only its own "
+                    "edit); nothing was changed."
+                )
         rhead = self.remote_head()
         if rhead and rhead != self.head():
             self.fetch()
             if self._is_ancestor(self.head(), rhead):
-                mutator.git(["merge", "--ff-only", "--quiet", rhead],
-                            f"fast-forward to {self.remote}/{self.branch} {rhead[:12]}")
+                mutator.git(
+                    ["merge", "--ff-only", "--quiet", rhead],
+                    f"fast-forward to {self.remote}/{self.branch} {rhead[:12]}",
+                )
                 done.append(f"fast-forwarded to {rhead[:12]}")
             elif not self._is_ancestor(rhead, self.head()):
                 raise GitOpsError(
                     f"{self.path} and {self.remote}/{self.branch} have diverged (local "
                     f"{self.head()[:12]}, remote {rhead[:12]}): pull --rebase and resolve by hand; "
-                    "nothing was changed.")
+                    "nothing was changed."
+                )
         changes = self.plan_suspend(suspend)
         for rel, new in changes.items():
-            mutator.write_file(self.path / rel, new,
-                               f"spec.suspend: {str(suspend).lower()} in {rel}")
+            mutator.write_file(
+                self.path / rel, new, f"spec.suspend: {str(suspend).lower()} in {rel}"
+            )
             done.append(f"edited {rel}")
         pending = self.dirty(files)
         if pending:
             mutator.git([*self._identity(), "add", "--", *pending], "stage the entry points")
-            mutator.git([*self._identity(), "commit", "--quiet", "-m", message, "--", *pending],
-                        message)
+            mutator.git(
+                [*self._identity(), "commit", "--quiet", "-m", message, "--", *pending], message
+            )
             done.append(f"committed {self.head()[:12]}")
         if self.remote_head() != self.head():
-            mutator.git(["push", "--quiet", self.remote, f"HEAD:refs/heads/{self.branch}"],
-                        f"push {self.branch} to {self.remote}")
+            mutator.git(
+                ["push", "--quiet", self.remote, f"HEAD:refs/heads/{self.branch}"],
+                f"push {self.branch} to {self.remote}",
+            )
             done.append(f"pushed {self.head()[:12]} to {self.remote}/{self.branch}")
         return done
 
@@ -327,5 +374,7 @@ def suspend_plan_text(repo: GitOpsRepo, suspend: bool) -> str:
     """A one-line description of what set_entrypoints_suspended would do (for dry runs)."""
     names = ", ".join(ep.name for ep in repo.gitops.entrypoints)
     value = str(suspend).lower()
-    return (f"set spec.suspend: {value} in {', '.join(ep.file for ep in repo.gitops.entrypoints)} "
-            f"(Kustomizations {names}), commit and push to {repo.remote}/{repo.branch}")
+    return (
+        f"set spec.suspend: {value} in {', '.join(ep.file for ep in repo.gitops.entrypoints)} "
+        f"(Kustomizations {names}), commit and push to {repo.remote}/{repo.branch}"
+    )

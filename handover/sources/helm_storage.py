@@ -5,6 +5,7 @@ labels ``name``, ``owner=helm``, ``status``, ``version``. ``data.release`` is
 base64(gzip(JSON)) and the Secret API base64-encodes it once more.
 Source: helm pkg/storage/driver/secrets.go, pkg/storage/driver/util.go (encodeRelease/decodeRelease).
 """
+
 from __future__ import annotations
 
 import base64
@@ -66,11 +67,17 @@ class HelmReleaseRecord:
 
     def summary(self) -> dict[str, Any]:
         """Plain data without values or manifest (safe for reports: no secrets)."""
-        return {"name": self.name, "namespace": self.namespace,
-                "storageNamespace": self.storage_namespace, "revision": self.revision,
-                "status": self.status, "chart": self.chart_name,
-                "chartVersion": self.chart_version, "appVersion": self.app_version,
-                "lastDeployed": self.last_deployed}
+        return {
+            "name": self.name,
+            "namespace": self.namespace,
+            "storageNamespace": self.storage_namespace,
+            "revision": self.revision,
+            "status": self.status,
+            "chart": self.chart_name,
+            "chartVersion": self.chart_version,
+            "appVersion": self.app_version,
+            "lastDeployed": self.last_deployed,
+        }
 
 
 def record_from_secret(secret: dict[str, Any]) -> HelmReleaseRecord:
@@ -81,17 +88,25 @@ def record_from_secret(secret: dict[str, Any]) -> HelmReleaseRecord:
     info = rel.get("info") or {}
     redact.register_values(rel.get("config") or {})  # never repeated in clear in free text
     return HelmReleaseRecord(
-        name=rel["name"], namespace=rel.get("namespace", meta["namespace"]),
-        storage_namespace=meta["namespace"], revision=int(rel["version"]),
+        name=rel["name"],
+        namespace=rel.get("namespace", meta["namespace"]),
+        storage_namespace=meta["namespace"],
+        revision=int(rel["version"]),
         status=info.get("status", meta.get("labels", {}).get("status", "unknown")),
-        chart_name=cmeta.get("name", ""), chart_version=cmeta.get("version", ""),
-        app_version=cmeta.get("appVersion"), config=rel.get("config") or {},
-        manifest=rel.get("manifest", ""), chart_values=chart.get("values") or {},
-        last_deployed=info.get("last_deployed"), secret_name=meta["name"])
+        chart_name=cmeta.get("name", ""),
+        chart_version=cmeta.get("version", ""),
+        app_version=cmeta.get("appVersion"),
+        config=rel.get("config") or {},
+        manifest=rel.get("manifest", ""),
+        chart_values=chart.get("values") or {},
+        last_deployed=info.get("last_deployed"),
+        secret_name=meta["name"],
+    )
 
 
-def list_revisions(kube: Kube, name: str | None = None,
-                   namespace: str | None = None) -> list[HelmReleaseRecord]:
+def list_revisions(
+    kube: Kube, name: str | None = None, namespace: str | None = None
+) -> list[HelmReleaseRecord]:
     """Every stored revision (optionally of one release / in one storage namespace),
     sorted by (namespace, name, revision)."""
     selector = "owner=helm" + (f",name={name}" if name else "")

@@ -1,4 +1,5 @@
 """Kustomize builds of the GitOps repo (the real kustomize inside kubectl)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,11 +36,15 @@ def object_id(obj: dict[str, Any]) -> str:
     return f"{obj.get('kind')} {ns + '/' if ns else ''}{meta.get('name')}"
 
 
-def find(objects: list[dict[str, Any]], kind: str, name: str,
-         namespace: str | None = None) -> dict[str, Any] | None:
+def find(
+    objects: list[dict[str, Any]], kind: str, name: str, namespace: str | None = None
+) -> dict[str, Any] | None:
     for o in objects:
         m = o.get("metadata") or {}
-        if o.get("kind") == kind and m.get("name") == name and \
-                (namespace is None or m.get("namespace") == namespace):
+        if (
+            o.get("kind") == kind
+            and m.get("name") == name
+            and (namespace is None or m.get("namespace") == namespace)
+        ):
             return o
     return None

@@ -3,6 +3,7 @@
 Check 8 writes MIGRATION_STATE.md/.json to the inventory's backups directory, or to --report-dir
 when that option (registered by plugins/runbook.py) is given on the command line.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,6 +1,7 @@
 """Check 3: who owns every object live today (a Helm release, kubectl client-side apply, other
 field managers, or nobody), conflicts with the handover, and objects in the handed-over
 namespaces that belong to nothing in the inventory (reported as warnings)."""
+
 import pytest
 
 from fixtures.hazards import assert_no_hazards
@@ -14,8 +15,9 @@ def claimed(inventory, kube, entry_builds):
 
 def test_ownership(component, inventory, kube, entry_builds):
     objects = entry_builds.objects(component.path)
-    claimed_releases = {f"{c.release.namespace}/{c.release.name}"
-                        for c in inventory.components if c.release}
+    claimed_releases = {
+        f"{c.release.namespace}/{c.release.name}" for c in inventory.components if c.release
+    }
     result = ownership.check_component(kube, component, objects, claimed_releases)
     print(result.table())
     assert_no_hazards(result.findings, result.table())
@@ -28,6 +30,7 @@ def _namespaces(inventory):
 def pytest_generate_tests(metafunc):
     if "handed_namespace" in metafunc.fixturenames:
         from plugins.safety import load_inventory
+
         nss = _namespaces(load_inventory(metafunc.config))
         metafunc.parametrize("handed_namespace", nss, ids=nss)
 

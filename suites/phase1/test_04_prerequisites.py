@@ -7,10 +7,11 @@ newest that runs on the build machine, below every current Flux's minimum: the s
 test is then an expected failure (xfail) that says so, never a lowered bar. Anywhere else an old
 server fails the gate.
 """
+
 import pytest
 
-from handover.gate import prerequisites
 from handover.core.findings import report
+from handover.gate import prerequisites
 
 
 def test_kubernetes_version(inventory, kube, target):

@@ -3,22 +3,24 @@ OCI the registry's tag list, and lists the charts the HelmReleases use; chart ve
 today that are no longer published are warnings. A chart the registry does not have (HTTP 404) is
 an error; a registry that does not answer FAILS naming the opt-out ``chart-registry``
 (plugins.gate); with it, the check is reported as skipped by it."""
+
 import pytest
 
 from handover.core import findings as findings_mod
-from handover.sources import helm_storage
 from handover.gate import helmrelease_refs
+from handover.sources import helm_storage
 from plugins.gate import not_checked
-
 
 REPO_USES_KEY = pytest.StashKey[list]()
 
 
 def _repo_uses(config):
     from fixtures.gitops import builds_for
+
     if REPO_USES_KEY not in config.stash:
         config.stash[REPO_USES_KEY] = helmrelease_refs.repository_uses(
-            builds_for(config).unique_objects())
+            builds_for(config).unique_objects()
+        )
     return config.stash[REPO_USES_KEY]
 
 
@@ -41,7 +43,9 @@ def deployed(inventory, request, offline):
             rec = helm_storage.latest(kube, c.release.name, c.release.namespace)
             if rec:
                 out[f"{c.helm_release.namespace}/{c.helm_release.name}"] = {
-                    "chart": rec.chart_name, "version": rec.chart_version}
+                    "chart": rec.chart_name,
+                    "version": rec.chart_version,
+                }
     return out
 
 

@@ -1,7 +1,8 @@
 """Check 7: Git pre-flight on the inventory's GitOps checkout: working tree clean, on the
 inventory's branch, remote reachable, branch pushed (local head == remote head)."""
-from handover.gate import git_preflight
+
 from handover.core.findings import report
+from handover.gate import git_preflight
 
 
 def test_working_tree_clean(inventory):
@@ -16,6 +17,7 @@ def test_remote_reachable(inventory):
 
 
 def test_branch_pushed(inventory):
-    found = git_preflight.pushed(inventory.gitops.path, inventory.gitops.remote,
-                                 inventory.gitops.branch)
+    found = git_preflight.pushed(
+        inventory.gitops.path, inventory.gitops.remote, inventory.gitops.branch
+    )
     assert not found, report(found)

@@ -2,6 +2,7 @@
 storage namespace and target namespace (spec.releaseName / storageNamespace / targetNamespace
 rules of helm-controller) must resolve to that release, which must be deployed; otherwise Flux
 installs a second release over the same objects."""
+
 import pytest
 
 from fixtures.hazards import assert_no_hazards

@@ -1,5 +1,6 @@
 """Hazard: spec.chart.spec.version (and chart name) must equal the deployed chart's
 chart.metadata.version: the adoption upgrade otherwise changes the chart."""
+
 import pytest
 
 from fixtures.hazards import assert_no_hazards

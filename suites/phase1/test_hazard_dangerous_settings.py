@@ -2,6 +2,7 @@
 upgrade.preserveValues on an adopting HelmRelease; entry Kustomizations (and the Kustomizations
 they apply) with prune: true owning CRDs or PVCs without kustomize.toolkit.fluxcd.io/prune:
 disabled."""
+
 import pytest
 
 from fixtures.hazards import assert_no_hazards
@@ -17,8 +18,7 @@ def pytest_generate_tests(metafunc):
 
 @pytest.mark.component_types("helm")
 def test_helmrelease_settings(component, component_objects):
-    assert_no_hazards(dangerous_settings.check_helm_release_settings(component,
-                                                                     component_objects))
+    assert_no_hazards(dangerous_settings.check_helm_release_settings(component, component_objects))
 
 
 def test_entry_prune_guards(inventory, entry_point):

@@ -2,12 +2,13 @@
 kustomize, kubectl and the v1.20 API server (which prunes it silently). Every HelmRelease,
 Kustomization, HelmRepository and GitRepository in the build is checked against the Flux API
 schema; ids are the objects."""
+
 import yaml
 
 from fixtures.gitops import discover
 from fixtures.hazards import assert_no_hazards
-from handover.sources import kustomize
 from handover.flux import schema as flux_schema
+from handover.sources import kustomize
 from plugins.safety import load_inventory
 
 

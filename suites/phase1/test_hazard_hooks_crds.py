@@ -2,6 +2,7 @@
 pre-upgrade / post-upgrade hooks (listed with kinds, weights and delete policies; fix:
 spec.upgrade.disableHooks for the handover), and it never upgrades the chart's CRDs: a CRD under
 crds/ (subcharts included) that differs from the live one, or is missing, is reported."""
+
 import pytest
 
 from fixtures.hazards import assert_no_hazards, skip_unless_adopting

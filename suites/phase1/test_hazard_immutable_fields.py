@@ -1,6 +1,7 @@
 """Hazard: fields the API server refuses to change in place (StatefulSet selector, serviceName,
 volumeClaimTemplates, podManagementPolicy; Deployment/DaemonSet selector) differ between Git (or
 the chart render) and live; kustomize commonLabels injected into selectors."""
+
 import pytest
 
 from fixtures.hazards import assert_no_hazards, skip_unless_adopting
@@ -15,5 +16,4 @@ def test_immutable_fields_unchanged(kube, inventory, component, component_object
 
 @pytest.mark.component_types("manifests")
 def test_common_labels_keep_selectors(kube, inventory, component, component_objects):
-    assert_no_hazards(immutable.check_common_labels(kube, inventory, component,
-                                                    component_objects))
+    assert_no_hazards(immutable.check_common_labels(kube, inventory, component, component_objects))

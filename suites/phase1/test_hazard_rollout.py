@@ -4,6 +4,7 @@ chart, version and values: lookup, capabilities and version from the cluster; re
 and each workload's pod template is compared with the live one: "adopted in place", or "pods will
 be recreated" naming each field and its cause (non-deterministic, a chart-computed checksum, the
 values), with the postRenderers patch offered when only computed annotations differ."""
+
 import pytest
 
 from fixtures.hazards import assert_no_hazards, skip_unless_adopting

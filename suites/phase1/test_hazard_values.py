@@ -1,6 +1,7 @@
 """Hazard: the HelmRelease values (spec.values + valuesFrom) must equal the release's user values
 (`helm get values`): the adoption upgrade resets the release to them. Differences are listed by
 value path."""
+
 import pytest
 
 from fixtures.hazards import assert_no_hazards

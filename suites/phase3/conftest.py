@@ -5,14 +5,19 @@ errors for the component (e.g. ``adoption-values``). The accepted findings are p
 and written into the report; the later steps still prove whether Flux adopted in place. For
 rehearsing what the other steps catch, or for an operator who has decided to accept a rollout.
 """
+
 import pytest
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.getgroup("flux-handover").addoption(
-        "--accept-hazard", action="append", default=[], metavar="CHECK",
+        "--accept-hazard",
+        action="append",
+        default=[],
+        metavar="CHECK",
         help="phase 3: accept errors of this phase-1 hazard check in the precondition step "
-             "(repeatable; recorded in the report)")
+        "(repeatable; recorded in the report)",
+    )
 
 
 @pytest.fixture(scope="session")

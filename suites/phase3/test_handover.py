@@ -6,6 +6,7 @@ Gateway alone). Mutating steps run only with --perform. The runbook plugin (plug
 orders the chain, journals each step, halts the component at its first failing step and rolls it
 back (plugins/rollback.py); the journal lets a killed run resume (plugins/journal.py).
 """
+
 from __future__ import annotations
 
 import time
@@ -13,18 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from handover.chain import adopted
 from handover import target as targets
-from handover.flux import rules as flux
-from handover.sources import helm_storage
-from handover.sources import kustomize
-from handover.chain import preconditions
-from handover.flux import takeover
+from handover.chain import adopted, preconditions
 from handover.chain import backup as backup_mod
-from handover.snapshot import component as snapshot_mod
-from handover.core.findings import report as findings_report
 from handover.chain import probe as probe_mod
 from handover.chain.probe import check_name
+from handover.core.findings import report as findings_report
+from handover.flux import rules as flux
+from handover.flux import takeover
+from handover.snapshot import component as snapshot_mod
+from handover.sources import helm_storage, kustomize
 from plugins.safety import skip_unless_perform
 
 # the chain (steps, which mutate, what undoes them): handover.runbook.PHASE3; the session's
@@ -47,26 +46,29 @@ def test_1_preconditions(component, kube, inventory, accepted_hazards, report, j
     problems += preconditions.workload_problems(kube, component)
     problems += preconditions.pv_problems(kube, component)
     errors, accepted = preconditions.hazard_findings(
-        kube, inventory, component, built_objects(inventory, component), accepted_hazards)
+        kube, inventory, component, built_objects(inventory, component), accepted_hazards
+    )
     if accepted:
         rep = report.component(component.name, component.type, component.risk)
-        rep.notes += [f"hazard ACCEPTED with --accept-hazard {f.check}: {f.subject}: {f.problem}"
-                      for f in accepted]
+        rep.notes += [
+            f"hazard ACCEPTED with --accept-hazard {f.check}: {f.subject}: {f.problem}"
+            for f in accepted
+        ]
         journal.set_context("phase3", component.name, "preconditions")
         journal.note("hazards accepted", checks=sorted({f.check for f in accepted}))
     msg = "\n".join(f"- {p}" for p in problems)
     if errors:
         msg += ("\n" if msg else "") + findings_report(errors)
-    assert not problems and not errors, (
-        f"{component.name} is not ready to be handed over:\n{msg}")
+    assert not problems and not errors, f"{component.name} is not ready to be handed over:\n{msg}"
 
 
 @pytest.mark.step("backup")
 def test_2_backup(component, kube, inventory, backups, perform):
     """Release manifest + user values (from the release Secret) and the live objects, 0600; read
     back from disk and compared with the live release (what a rollback would restore)."""
-    skip_unless_perform(perform, f"back up {component.name} under "
-                                 f"{inventory.backups / component.name}")
+    skip_unless_perform(
+        perform, f"back up {component.name} under {inventory.backups / component.name}"
+    )
     rec = backups.take(component)
     assert not backup_mod.verify(rec), backup_mod.verify(rec)
     if component.release is not None:
@@ -75,15 +77,19 @@ def test_2_backup(component, kube, inventory, backups, perform):
         assert live is not None, f"release {r.namespace}/{r.name} is gone from Helm storage"
         assert rec.revision == live.revision, (
             f"{component.name}: the backup holds revision {rec.revision}, the live release is at "
-            f"{live.revision}")
+            f"{live.revision}"
+        )
         on_disk = Path(rec.directory)
         assert (on_disk / "manifest.yaml").read_text() == live.manifest, (
-            f"{on_disk / 'manifest.yaml'} is not the live release's manifest")
+            f"{on_disk / 'manifest.yaml'} is not the live release's manifest"
+        )
         assert backup_mod.release_values(rec) == (live.config or {}), (
-            f"{on_disk / 'values.yaml'} does not hold the live release's user values")
+            f"{on_disk / 'values.yaml'} does not hold the live release's user values"
+        )
     for w in component.workloads:
-        assert f"{w.kind} {w.namespace}/{w.name}" in rec.objects, \
+        assert f"{w.kind} {w.namespace}/{w.name}" in rec.objects, (
             f"{w.kind} {w.namespace}/{w.name} is not in the backup {rec.directory}"
+        )
 
 
 @pytest.mark.step("snapshot")
@@ -93,7 +99,8 @@ def test_3_snapshot(component, snapshots, perform, report):
     for w in component.workloads:
         name = f"{w.kind} {w.namespace}/{w.name}"
         assert [p for p in snap.pods if name in p.workload], (
-            f"{name}: no pod matches selector {w.selector!r}: nothing to prove adoption with")
+            f"{name}: no pod matches selector {w.selector!r}: nothing to prove adoption with"
+        )
     if component.release is not None:
         assert snap.release is not None, f"{component.name}: release not found for the snapshot"
     rep = report.component(component.name, component.type, component.risk)
@@ -108,17 +115,22 @@ def test_4_handover(component, kube, inventory, mutator, handover_run_state, per
     """The temporary Kustomization handover-<name> (prune: false) for the component's path, and a
     reconcile request. HelmRepositories (gitops.sourcesPath) are handed over first."""
     ks = takeover.for_component(inventory, component)
-    skip_unless_perform(perform, f"apply Kustomization {ks['metadata']['namespace']}/"
-                                 f"{ks['metadata']['name']} for ./{component.path}")
+    skip_unless_perform(
+        perform,
+        f"apply Kustomization {ks['metadata']['namespace']}/"
+        f"{ks['metadata']['name']} for ./{component.path}",
+    )
     rep = report.component(component.name, component.type, component.risk)
     rev = takeover.sync_source(kube, mutator, inventory)
     rep.notes.append(f"Flux source at {rev} (= the checked GitOps checkout)")
     if component.type == "helm":
         src = takeover.hand_over_sources(kube, mutator, inventory)
         if src.done and not src.already:
-            rep.notes.append(f"HelmRepositories handed over first ({', '.join(src.objects)}) "
-                             f"with Kustomization {takeover.SOURCES_KUSTOMIZATION}, then it was "
-                             "removed without pruning")
+            rep.notes.append(
+                f"HelmRepositories handed over first ({', '.join(src.objects)}) "
+                f"with Kustomization {takeover.SOURCES_KUSTOMIZATION}, then it was "
+                "removed without pruning"
+            )
     cr = handover_run_state.component(component.name)
     cr.probe = probe_mod.for_inventory(kube, component.health, inventory).start()
     cr.token = takeover.hand_over(mutator, ks)
@@ -133,31 +145,43 @@ def test_5_ready(component, kube, inventory, handover_run_state, perform, report
     rep = report.component(component.name, component.type, component.risk)
     if cr.probe is None:  # resumed run: measure from now on
         cr.probe = probe_mod.for_inventory(kube, component.health, inventory).start()
-        rep.notes.append("resumed: the probe measured from the resume on, not during the "
-                         "interruption")
+        rep.notes.append(
+            "resumed: the probe measured from the resume on, not during the interruption"
+        )
     timeout = takeover.ready_timeout(inventory, component)
-    waits = [takeover.wait_ready(kube, flux.KUSTOMIZE_API, "Kustomization",
-                                 component.kustomization_name, inventory.cluster.flux_namespace,
-                                 timeout, cr.token or None)]
+    waits = [
+        takeover.wait_ready(
+            kube,
+            flux.KUSTOMIZE_API,
+            "Kustomization",
+            component.kustomization_name,
+            inventory.cluster.flux_namespace,
+            timeout,
+            cr.token or None,
+        )
+    ]
     if component.helm_release is not None:
         hr = component.helm_release
-        waits.append(takeover.wait_ready(kube, flux.HELM_API, "HelmRelease", hr.name,
-                                         hr.namespace, timeout))
+        waits.append(
+            takeover.wait_ready(kube, flux.HELM_API, "HelmRelease", hr.name, hr.namespace, timeout)
+        )
     time.sleep(SETTLE)
     cr.probe_result = cr.probe.stop()
     cr.probe = None
     rep.probe = cr.probe_result.summary()
     rep.downtime_seconds = cr.probe_result.downtime if cr.probe_result.measured else None
-    rep.notes += [f"{w.object} Ready after {w.seconds:.1f} s (generation {w.generation})"
-                  for w in waits]
+    rep.notes += [
+        f"{w.object} Ready after {w.seconds:.1f} s (generation {w.generation})" for w in waits
+    ]
     if component.health:
         assert cr.probe_result.measured, "the probe took no sample"
         assert set(cr.probe_result.per_check) == {check_name(h) for h in component.health}
 
 
 @pytest.mark.step("adopted")
-def test_6_adopted_not_recreated(component, kube, inventory, snapshots, perform, report,
-                                 handover_run_state):
+def test_6_adopted_not_recreated(
+    component, kube, inventory, snapshots, perform, report, handover_run_state
+):
     """Same pod UIDs, same restart counts, same PVC bindings; Flux owner labels; for Helm, the
     release revision moved by exactly one and that revision was made by helm-controller."""
     skip_unless_perform(perform, f"compare {component.name} with its snapshot")
@@ -179,47 +203,61 @@ def test_6_adopted_not_recreated(component, kube, inventory, snapshots, perform,
     diffs = snapshot_mod.compare(before, after, release_moves=1 if before.release else None)
     rep.pods_recreated = sorted({d.subject for d in diffs if d.subject.startswith("Pod ")})
     problems = [str(d) for d in diffs]
-    problems += adopted.missing_kustomize_labels(kube, inventory, component,
-                                                   built_objects(inventory, component))
+    problems += adopted.missing_kustomize_labels(
+        kube, inventory, component, built_objects(inventory, component)
+    )
     problems += adopted.missing_helm_labels(kube, component)
     if before.release is not None:
-        problems += adopted.release_made_by_controller(kube, component,
-                                                         before.release.revision)
-    assert not problems, (f"{component.name} was NOT adopted in place:\n"
-                          + "\n".join(f"- {p}" for p in problems))
+        problems += adopted.release_made_by_controller(kube, component, before.release.revision)
+    assert not problems, f"{component.name} was NOT adopted in place:\n" + "\n".join(
+        f"- {p}" for p in problems
+    )
 
 
 @pytest.mark.step("finish")
-def test_7_finish(component, kube, inventory, mutator, snapshots, perform, report,
-                  handover_run_state):
+def test_7_finish(
+    component, kube, inventory, mutator, snapshots, perform, report, handover_run_state
+):
     """Remove the temporary Kustomization without pruning; the component stays managed by Flux.
     The runbook's `helm uninstall` (and deleting an unsuspended HelmRelease) is refused."""
-    skip_unless_perform(perform, f"remove Kustomization {component.kustomization_name} "
-                                 "(orphaning)")
+    skip_unless_perform(perform, f"remove Kustomization {component.kustomization_name} (orphaning)")
     rep = report.component(component.name, component.type, component.risk)
-    takeover.remove(kube, mutator, inventory, component.kustomization_name,
-                    "handover finished: temporary Kustomization, prune false, orphaning")
+    takeover.remove(
+        kube,
+        mutator,
+        inventory,
+        component.kustomization_name,
+        "handover finished: temporary Kustomization, prune false, orphaning",
+    )
     after = snapshots.take(component)
-    diffs = snapshot_mod.compare(snapshots.before(component), after,
-                                 release_moves=1 if after.release else None)
-    assert not diffs, (f"{component.name} changed when handover-{component.name} was removed:\n"
-                       + "\n".join(f"- {d}" for d in diffs))
+    diffs = snapshot_mod.compare(
+        snapshots.before(component), after, release_moves=1 if after.release else None
+    )
+    assert not diffs, (
+        f"{component.name} changed when handover-{component.name} was removed:\n"
+        + "\n".join(f"- {d}" for d in diffs)
+    )
     if component.release is not None:
         r, hr = component.release, component.helm_release
         live = kube.get(flux.HELM_API, "HelmRelease", hr.name, hr.namespace)
-        assert live is not None and flux.is_ready(live), \
+        assert live is not None and flux.is_ready(live), (
             f"HelmRelease {hr.namespace}/{hr.name} is gone or not Ready after the handover"
+        )
         why = mutator.helm_refusal(["uninstall", r.name], r.namespace)
-        assert why, (f"helm uninstall {r.name} -n {r.namespace} would NOT be refused although "
-                     "Flux manages the release: the interlock is broken")
+        assert why, (
+            f"helm uninstall {r.name} -n {r.namespace} would NOT be refused although "
+            "Flux manages the release: the interlock is broken"
+        )
         rep.refused.append({"command": f"helm uninstall {r.name} -n {r.namespace}", "why": why})
         why = mutator.delete_safety(flux.HELM_API, "HelmRelease", hr.name, hr.namespace)
         assert why, f"deleting the unsuspended HelmRelease {hr.namespace}/{hr.name} is not refused"
-        rep.refused.append({"command": f"kubectl delete helmrelease {hr.name} -n {hr.namespace}",
-                            "why": why})
+        rep.refused.append(
+            {"command": f"kubectl delete helmrelease {hr.name} -n {hr.namespace}", "why": why}
+        )
     else:
-        owner = adopted.missing_kustomize_labels(kube, inventory, component,
-                                                   built_objects(inventory, component))
+        owner = adopted.missing_kustomize_labels(
+            kube, inventory, component, built_objects(inventory, component)
+        )
         assert not owner, "\n".join(owner)
 
 
@@ -237,16 +275,20 @@ def test_8_record(component, snapshots, perform, report, handover_run_state):
     if cr.resumed:
         rep.notes.append("resumed from the journal")
     before = snapshots.before(component)
-    assert before is not None, (f"{component.name}: no snapshot from before the handover (the "
-                                "journal names none, or its file is gone): nothing to compare")
+    assert before is not None, (
+        f"{component.name}: no snapshot from before the handover (the "
+        "journal names none, or its file is gone): nothing to compare"
+    )
     now = snapshots.take(component)
     rep.pods, rep.restarts_before = len(before.pods), before.total_restarts
     rep.restarts_after = now.total_restarts
     rep.revision_before = before.release.revision if before.release else None
     rep.revision_after = now.release.revision if now.release else None
     diffs = snapshot_mod.compare(before, now, release_moves=1 if before.release else None)
-    rep.pods_recreated = sorted({d.subject for d in diffs if d.subject.startswith("Pod ")
-                                 and d.path in ("uid", "present")})
-    assert not diffs, (f"{component.name} differs from its snapshot before the handover "
-                       f"({rep.restarts} container restart(s) in total):\n"
-                       + "\n".join(f"- {d}" for d in diffs))
+    rep.pods_recreated = sorted(
+        {d.subject for d in diffs if d.subject.startswith("Pod ") and d.path in ("uid", "present")}
+    )
+    assert not diffs, (
+        f"{component.name} differs from its snapshot before the handover "
+        f"({rep.restarts} container restart(s) in total):\n" + "\n".join(f"- {d}" for d in diffs)
+    )

@@ -10,17 +10,16 @@ Ordered steps; each performs (only with --perform) and asserts its outcome:
 4. validate: every HelmRelease and Kustomization Ready, nothing deleted or recreated and no pod
    restarted since step 1, every inventory health check answers.
 """
+
 from __future__ import annotations
 
 import pytest
 
-from handover.flux import bootstrap
-from handover.snapshot import cluster as cluster_snapshot
-from handover.flux import rules as flux
-from handover.flux import resume
-from handover.flux import takeover
-from handover.chain import probe as probe_mod
 from fixtures.flux import ensure_entrypoints_suspended
+from handover.chain import probe as probe_mod
+from handover.flux import bootstrap, resume, takeover
+from handover.flux import rules as flux
+from handover.snapshot import cluster as cluster_snapshot
 from plugins.safety import skip_unless_perform
 
 pytestmark = pytest.mark.chain("phase4")  # steps, order and needs: handover.runbook.PHASE4
@@ -35,21 +34,29 @@ def test_component_handed_over(component, kube, inventory, flux_journal, phase_n
     assert state == "done", (
         f"component {component.name} is not handed over: phase 3's journal "
         f"({flux_journal.path}) says {state!r}. Resuming the entry points now would let "
-        f"Flux take over {component.path} all at once; run phase 3 for {component.name} first.")
+        f"Flux take over {component.path} all at once; run phase 3 for {component.name} first."
+    )
     if component.helm_release:
         ref = component.helm_release
-        hr = kube.get(flux.HELM_API, "HelmRelease", ref.name, ref.namespace) \
-            if kube.has_resource(flux.HELM_API, "HelmRelease") else None
-        assert hr is not None, (f"HelmRelease {ref.namespace}/{ref.name} of {component.name} "
-                                "does not exist although phase 3 recorded the component as done")
+        hr = (
+            kube.get(flux.HELM_API, "HelmRelease", ref.name, ref.namespace)
+            if kube.has_resource(flux.HELM_API, "HelmRelease")
+            else None
+        )
+        assert hr is not None, (
+            f"HelmRelease {ref.namespace}/{ref.name} of {component.name} "
+            "does not exist although phase 3 recorded the component as done"
+        )
         c = flux.condition(hr, "Ready") or {}
         assert flux.is_ready(hr), (
             f"HelmRelease {ref.namespace}/{ref.name} ({component.name}) is not Ready for "
             f"generation {hr['metadata'].get('generation')}: {c.get('reason')}: "
-            f"{c.get('message')}")
+            f"{c.get('message')}"
+        )
         assert not (hr.get("spec") or {}).get("suspend"), (
             f"HelmRelease {ref.namespace}/{ref.name} is suspended: resume it (phase 3 finish) "
-            "before resuming the entry points")
+            "before resuming the entry points"
+        )
 
 
 @pytest.mark.step("no_temporary_kustomizations")
@@ -58,20 +65,27 @@ def test_no_temporary_kustomizations(kube, inventory, phase_name):
     if not kube.has_resource(flux.KUSTOMIZE_API, "Kustomization"):
         pytest.fail("Flux is not installed on this cluster: run phase 2 first", pytrace=False)
     left = resume.temporary_kustomizations(kube)
-    assert not left, (f"temporary Kustomizations still exist: {', '.join(left)}; phase 3 "
-                      "removes each one (orphaning its objects) when the component is finished")
+    assert not left, (
+        f"temporary Kustomizations still exist: {', '.join(left)}; phase 3 "
+        "removes each one (orphaning its objects) when the component is finished"
+    )
 
 
 @pytest.mark.step("snapshot_before_resume")
 def test_snapshot_before_resume(kube, inventory, cluster_snapshots, phase_name):
     """Step 1: the state after phase 3, kept so that a re-run compares with the first run's."""
     st = bootstrap.state(kube, inventory)
-    resumed = [n for n, ks in st.entrypoints.items()
-               if ks is not None and not (ks.get("spec") or {}).get("suspend")]
+    resumed = [
+        n
+        for n, ks in st.entrypoints.items()
+        if ks is not None and not (ks.get("spec") or {}).get("suspend")
+    ]
     kept = cluster_snapshots.load(BEFORE)
     if resumed and kept is not None:
-        pytest.skip(f"entry points already resumed ({', '.join(resumed)}): keeping the first "
-                    f"run's snapshot ({kept.summary()})")
+        pytest.skip(
+            f"entry points already resumed ({', '.join(resumed)}): keeping the first "
+            f"run's snapshot ({kept.summary()})"
+        )
     snap = cluster_snapshots.take()
     cluster_snapshots.save(BEFORE, snap)
     assert snap.pods, f"no pod found in {', '.join(snap.namespaces)}: wrong cluster?"
@@ -81,37 +95,51 @@ def test_snapshot_before_resume(kube, inventory, cluster_snapshots, phase_name):
 def test_resume_in_git(entrypoint, gitops, flux_mutator, perform, phase_name):
     """Step 2: `spec.suspend` removed from the entry point in Git, committed and pushed."""
     rhead, states = ensure_entrypoints_suspended(
-        gitops, flux_mutator, perform, False,
-        "flux-handover phase 4: resume the entry-point Kustomizations")
+        gitops,
+        flux_mutator,
+        perform,
+        False,
+        "flux-handover phase 4: resume the entry-point Kustomizations",
+    )
     state = next(s for s in states if s.name == entrypoint.name)
-    assert not state.suspended, (f"{entrypoint.file} still has spec.suspend: true at "
-                                 f"{gitops.remote}/{gitops.branch} {rhead[:12]}")
+    assert not state.suspended, (
+        f"{entrypoint.file} still has spec.suspend: true at "
+        f"{gitops.remote}/{gitops.branch} {rhead[:12]}"
+    )
 
 
 @pytest.mark.step("reconciled")
-def test_reconciled(entrypoint, kube, inventory, gitops, flux_mutator, perform,
-                    phase_name):
+def test_reconciled(entrypoint, kube, inventory, gitops, flux_mutator, perform, phase_name):
     """Step 3: flux-system applies the resumed entry point; it reconciles and is Ready for its
     generation."""
     ns = inventory.cluster.flux_namespace
     rhead, states = gitops.remote_states()
     still = [s for s in states if s.name == entrypoint.name and s.suspended]
-    assert not still, (f"{entrypoint.file} is still suspended at {gitops.remote}/{gitops.branch} "
-                       f"{rhead[:12]}: step 2 did not resume it; nothing to reconcile")
+    assert not still, (
+        f"{entrypoint.file} is still suspended at {gitops.remote}/{gitops.branch} "
+        f"{rhead[:12]}: step 2 did not resume it; nothing to reconcile"
+    )
     if not resume.reconciled(kube, inventory, entrypoint.name, rhead):
         token = takeover.request_token()
-        skip_unless_perform(perform, f"request a reconcile ({flux.RECONCILE_REQUESTED_AT}="
-                                     f"<now>) of GitRepository and Kustomization {ns}/flux-system, "
-                                     f"then of Kustomization {ns}/{entrypoint.name}")
+        skip_unless_perform(
+            perform,
+            f"request a reconcile ({flux.RECONCILE_REQUESTED_AT}="
+            f"<now>) of GitRepository and Kustomization {ns}/flux-system, "
+            f"then of Kustomization {ns}/{entrypoint.name}",
+        )
         if not resume.flux_system_applied(kube, inventory, rhead):
             resume.request_sync(flux_mutator, inventory, token)
-        applied = resume.wait_applied(kube, inventory, entrypoint.name, rhead,
-                                      inventory.ready_timeout)
-        assert applied, (f"Kustomization {ns}/flux-system did not apply {rhead[:12]} (with "
-                         f"{entrypoint.name} resumed) within {inventory.ready_timeout}s: "
-                         f"flux get kustomizations -n {ns}")
-        flux_mutator.request_reconcile(flux.KUSTOMIZE_API, "Kustomization", entrypoint.name, ns,
-                                       token)
+        applied = resume.wait_applied(
+            kube, inventory, entrypoint.name, rhead, inventory.ready_timeout
+        )
+        assert applied, (
+            f"Kustomization {ns}/flux-system did not apply {rhead[:12]} (with "
+            f"{entrypoint.name} resumed) within {inventory.ready_timeout}s: "
+            f"flux get kustomizations -n {ns}"
+        )
+        flux_mutator.request_reconcile(
+            flux.KUSTOMIZE_API, "Kustomization", entrypoint.name, ns, token
+        )
         resume.wait_reconciled(kube, inventory, entrypoint.name, token, inventory.ready_timeout)
     live = resume.entrypoint(kube, inventory, entrypoint.name)
     c = flux.condition(live or {}, "Ready") or {}
@@ -119,7 +147,8 @@ def test_reconciled(entrypoint, kube, inventory, gitops, flux_mutator, perform,
         f"Kustomization {ns}/{entrypoint.name} is not Ready for generation "
         f"{(live or {}).get('metadata', {}).get('generation')} after {inventory.ready_timeout}s: "
         f"{c.get('reason')}: {c.get('message')}. Suspend it again in Git if it is pruning or "
-        "failing (phase 2 step 1), then investigate.")
+        "failing (phase 2 step 1), then investigate."
+    )
     assert not live["spec"].get("suspend"), f"Kustomization {ns}/{entrypoint.name} is suspended"
 
 
@@ -147,12 +176,17 @@ def test_nothing_deleted(cluster_snapshots, phase_name):
     assert before is not None, f"no snapshot from step 1 at {cluster_snapshots.path(BEFORE)}"
     after = cluster_snapshots.take()
     cluster_snapshots.save("phase4-after-resume", after)
-    changes = [c for c in cluster_snapshot.compare(before, after, resource_versions=False)
-               if c.change != "created"]
-    assert not changes, ("resuming the entry points deleted, recreated or restarted:\n" +
-                         cluster_snapshot.report(changes, before, after) +
-                         "\nSuspend the entry points in Git again (phase 2 step 1) and restore "
-                         "from the phase 3 backups.")
+    changes = [
+        c
+        for c in cluster_snapshot.compare(before, after, resource_versions=False)
+        if c.change != "created"
+    ]
+    assert not changes, (
+        "resuming the entry points deleted, recreated or restarted:\n"
+        + cluster_snapshot.report(changes, before, after)
+        + "\nSuspend the entry points in Git again (phase 2 step 1) and restore "
+        "from the phase 3 backups."
+    )
 
 
 @pytest.mark.step("health")
@@ -161,5 +195,7 @@ def test_health(health_check, kube, inventory, phase_name):
     in phase 3; rehearsal: Endpoints resolved, each address connected)."""
     component, h = health_check
     sample = probe_mod.wait_answering(kube, [h], inventory, within=30, timeout=2.0)[0]
-    assert sample.ok, (f"{component}: Service {h.namespace}/{h.service}:{h.port}{h.path} does "
-                       f"not answer {h.expect}: {sample.detail}")
+    assert sample.ok, (
+        f"{component}: Service {h.namespace}/{h.service}:{h.port}{h.path} does "
+        f"not answer {h.expect}: {sample.detail}"
+    )

@@ -11,6 +11,7 @@ be Retain. Reported here:
   will not be Retain).
 Read-only.
 """
+
 from __future__ import annotations
 
 import re
@@ -27,12 +28,16 @@ CHECK = "data-safety"
 
 def _pod_claims(obj: dict[str, Any]) -> list[str]:
     vols = (((obj.get("spec") or {}).get("template") or {}).get("spec") or {}).get("volumes") or []
-    return [v["persistentVolumeClaim"]["claimName"] for v in vols
-            if (v.get("persistentVolumeClaim") or {}).get("claimName")]
+    return [
+        v["persistentVolumeClaim"]["claimName"]
+        for v in vols
+        if (v.get("persistentVolumeClaim") or {}).get("claimName")
+    ]
 
 
-def component_pvcs(kube: Kube, component: Component,
-                   objects: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+def component_pvcs(
+    kube: Kube, component: Component, objects: list[dict[str, Any]]
+) -> dict[tuple[str, str], str]:
     """{(namespace, pvc name): why it belongs to the component} for the live PVCs of the
     component's workloads (pod volumes, StatefulSet claim templates) and its built PVCs."""
     out: dict[tuple[str, str], str] = {}
@@ -43,15 +48,19 @@ def component_pvcs(kube: Kube, component: Component,
         for claim in _pod_claims(live):
             out[(w.namespace, claim)] = f"volume of {w.kind} {w.namespace}/{w.name}"
         if w.kind == "StatefulSet":
-            vcts = [n for v in (live.get("spec") or {}).get("volumeClaimTemplates") or []
-                    if (n := (v.get("metadata") or {}).get("name"))]
+            vcts = [
+                n
+                for v in (live.get("spec") or {}).get("volumeClaimTemplates") or []
+                if (n := (v.get("metadata") or {}).get("name"))
+            ]
             if vcts:
                 for pvc in kube.list("v1", "PersistentVolumeClaim", namespace=w.namespace):
                     name = pvc["metadata"]["name"]
                     for v in vcts:
                         if re.fullmatch(rf"{re.escape(v)}-{re.escape(w.name)}-\d+", name):
-                            out[(w.namespace, name)] = \
+                            out[(w.namespace, name)] = (
                                 f"claim template {v} of StatefulSet {w.namespace}/{w.name}"
+                            )
     default_ns = component.namespaces[0] if component.namespaces else "default"
     for o in objects:
         if o.get("kind") == "PersistentVolumeClaim":
@@ -61,13 +70,16 @@ def component_pvcs(kube: Kube, component: Component,
 
 
 def _retain_fix(pv: str) -> str:
-    return (f"kubectl patch pv {pv} -p '{{\"spec\":{{\"persistentVolumeReclaimPolicy\":"
-            f"\"Retain\"}}}}' (and set persistentVolumeReclaimPolicy: Retain where the PV is "
-            f"defined in Git)")
+    return (
+        f'kubectl patch pv {pv} -p \'{{"spec":{{"persistentVolumeReclaimPolicy":'
+        f'"Retain"}}}}\' (and set persistentVolumeReclaimPolicy: Retain where the PV is '
+        f"defined in Git)"
+    )
 
 
-def check_data_safety(kube: Kube, component: Component,
-                      objects: list[dict[str, Any]]) -> list[Finding]:
+def check_data_safety(
+    kube: Kube, component: Component, objects: list[dict[str, Any]]
+) -> list[Finding]:
     found: list[Finding] = []
     seen_pvs: set[str] = set()
     seen_sc: set[str] = set()
@@ -82,46 +94,70 @@ def check_data_safety(kube: Kube, component: Component,
             pv = kube.get("v1", "PersistentVolume", pv_name)
             policy = ((pv or {}).get("spec") or {}).get("persistentVolumeReclaimPolicy")
             if pv is not None and policy != "Retain":
-                found.append(Finding(
-                    CHECK, f"PersistentVolume {pv_name}",
-                    f"spec.persistentVolumeReclaimPolicy is {policy!r} (live), bound to PVC "
-                    f"{ns}/{name} ({why}, component {component.name}): deleting that PVC "
-                    f"destroys the data", _retain_fix(pv_name)))
+                found.append(
+                    Finding(
+                        CHECK,
+                        f"PersistentVolume {pv_name}",
+                        f"spec.persistentVolumeReclaimPolicy is {policy!r} (live), bound to PVC "
+                        f"{ns}/{name} ({why}, component {component.name}): deleting that PVC "
+                        f"destroys the data",
+                        _retain_fix(pv_name),
+                    )
+                )
         sc_name = spec.get("storageClassName")
         if sc_name and sc_name not in seen_sc:
             seen_sc.add(sc_name)
             sc = kube.get("storage.k8s.io/v1", "StorageClass", sc_name)
             if sc is not None and (sc.get("reclaimPolicy") or "Delete") == "Delete":
-                found.append(Finding(
-                    CHECK, f"StorageClass {sc_name}",
-                    f"reclaimPolicy Delete behind PVC {ns}/{name} (component {component.name}):"
-                    f" volumes it provisions are deleted with their PVC",
-                    f"keep the PVs of component {component.name} on Retain (checked above); "
-                    f"for new volumes use a StorageClass with reclaimPolicy: Retain",
-                    severity="warning"))
+                found.append(
+                    Finding(
+                        CHECK,
+                        f"StorageClass {sc_name}",
+                        f"reclaimPolicy Delete behind PVC {ns}/{name} (component {component.name}):"
+                        f" volumes it provisions are deleted with their PVC",
+                        f"keep the PVs of component {component.name} on Retain (checked above); "
+                        f"for new volumes use a StorageClass with reclaimPolicy: Retain",
+                        severity="warning",
+                    )
+                )
     for pv_name in component.pvs:
         pv = kube.get("v1", "PersistentVolume", pv_name)
         if pv is None:
-            found.append(Finding(CHECK, f"PersistentVolume {pv_name}",
-                                 f"named in the inventory (component {component.name}, pvs) but "
-                                 f"does not exist live", "correct pvs in the inventory"))
+            found.append(
+                Finding(
+                    CHECK,
+                    f"PersistentVolume {pv_name}",
+                    f"named in the inventory (component {component.name}, pvs) but "
+                    f"does not exist live",
+                    "correct pvs in the inventory",
+                )
+            )
             continue
         policy = (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy")
         if policy != "Retain" and pv_name not in seen_pvs:
             claim = (pv.get("spec") or {}).get("claimRef") or {}
             bound = f", bound to PVC {claim.get('namespace')}/{claim.get('name')}" if claim else ""
-            found.append(Finding(
-                CHECK, f"PersistentVolume {pv_name}",
-                f"spec.persistentVolumeReclaimPolicy is {policy!r} (live){bound}, named in the "
-                f"inventory for component {component.name}: a deleted PVC destroys the data",
-                _retain_fix(pv_name)))
+            found.append(
+                Finding(
+                    CHECK,
+                    f"PersistentVolume {pv_name}",
+                    f"spec.persistentVolumeReclaimPolicy is {policy!r} (live){bound}, named in the "
+                    f"inventory for component {component.name}: a deleted PVC destroys the data",
+                    _retain_fix(pv_name),
+                )
+            )
     for o in objects:
         if o.get("kind") == "PersistentVolume":
             policy = (o.get("spec") or {}).get("persistentVolumeReclaimPolicy") or "Retain"
             if policy != "Retain":
                 name = o["metadata"]["name"]
-                found.append(Finding(
-                    CHECK, f"PersistentVolume {name}",
-                    f"spec.persistentVolumeReclaimPolicy: Git {policy!r} (in {component.path}): "
-                    f"the apply would set it", "set persistentVolumeReclaimPolicy: Retain in Git"))
+                found.append(
+                    Finding(
+                        CHECK,
+                        f"PersistentVolume {name}",
+                        f"spec.persistentVolumeReclaimPolicy: Git {policy!r} (in {component.path}): "
+                        f"the apply would set it",
+                        "set persistentVolumeReclaimPolicy: Retain in Git",
+                    )
+                )
     return found

@@ -12,6 +12,7 @@ refuses to change in place.
 Desired objects: the kustomize build (kubectl-applied components) or the chart render (Helm
 components, see handover.flux.render). Read-only.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from handover.flux import rules as flux
 from handover.core.findings import Finding
 from handover.core.inventory import Component, Inventory
-from handover.tree_diff import Difference, MISSING, against_live, describe_all
+from handover.flux import rules as flux
+from handover.tree_diff import MISSING, Difference, against_live, describe_all
 
 if TYPE_CHECKING:
     from handover.core.kube import Kube
@@ -39,8 +40,13 @@ def _selector(obj: dict[str, Any]) -> dict[str, Any]:
         out["matchLabels"] = dict(sel["matchLabels"])
     if sel.get("matchExpressions"):
         out["matchExpressions"] = [
-            {"key": e.get("key"), "operator": e.get("operator"),
-             "values": sorted(e.get("values") or [])} for e in sel["matchExpressions"]]
+            {
+                "key": e.get("key"),
+                "operator": e.get("operator"),
+                "values": sorted(e.get("values") or []),
+            }
+            for e in sel["matchExpressions"]
+        ]
     return out
 
 
@@ -55,14 +61,23 @@ def immutable_changes(desired: dict[str, Any], live: dict[str, Any]) -> list[Dif
         return out
     dspec, lspec = desired.get("spec") or {}, live.get("spec") or {}
     if (dspec.get("serviceName") or "") != (lspec.get("serviceName") or ""):
-        out.append(Difference("spec.serviceName", lspec.get("serviceName") or MISSING,
-                              dspec.get("serviceName") or MISSING))
+        out.append(
+            Difference(
+                "spec.serviceName",
+                lspec.get("serviceName") or MISSING,
+                dspec.get("serviceName") or MISSING,
+            )
+        )
     dp = dspec.get("podManagementPolicy") or "OrderedReady"
     lp = lspec.get("podManagementPolicy") or "OrderedReady"
     if dp != lp:
         out.append(Difference("spec.podManagementPolicy", lp, dp))
-    dv = {((v.get("metadata") or {}).get("name")): v for v in dspec.get("volumeClaimTemplates") or []}
-    lv = {((v.get("metadata") or {}).get("name")): v for v in lspec.get("volumeClaimTemplates") or []}
+    dv = {
+        ((v.get("metadata") or {}).get("name")): v for v in dspec.get("volumeClaimTemplates") or []
+    }
+    lv = {
+        ((v.get("metadata") or {}).get("name")): v for v in lspec.get("volumeClaimTemplates") or []
+    }
     for name in sorted(set(dv) | set(lv), key=str):
         p = f"spec.volumeClaimTemplates[name={name}]"
         if name not in lv:
@@ -70,8 +85,10 @@ def immutable_changes(desired: dict[str, Any], live: dict[str, Any]) -> list[Dif
         elif name not in dv:
             out.append(Difference(p, lv[name], MISSING))
         else:
-            want = {"metadata": {"labels": (dv[name].get("metadata") or {}).get("labels")},
-                    "spec": dv[name].get("spec")}
+            want = {
+                "metadata": {"labels": (dv[name].get("metadata") or {}).get("labels")},
+                "spec": dv[name].get("spec"),
+            }
             out.extend(against_live(want, lv[name], p))
     return out
 
@@ -116,34 +133,52 @@ def common_label_sources(repo: Path, component_path: str) -> dict[str, dict[str,
     return out
 
 
-def desired_workloads(kube: Kube, inventory: Inventory, component: Component,
-                      objects: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str, str]:
+def desired_workloads(
+    kube: Kube, inventory: Inventory, component: Component, objects: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], str, str]:
     """(workloads, default namespace, origin) for the component: the render for Helm components,
     the build for the others."""
     if component.type == "helm":
         from handover.flux import render
         from handover.gate.hazards.adoption import helm_release_of
+
         objs = render.rendered_objects(kube, inventory, component, objects)
         hr = helm_release_of(component, objects)
         assert hr is not None  # rendered_objects raises RenderError without the HelmRelease
-        return ([o for o in objs if o.get("kind") in render.WORKLOAD_KINDS],
-                flux.target_namespace(hr), "the chart render")
+        return (
+            [o for o in objs if o.get("kind") in render.WORKLOAD_KINDS],
+            flux.target_namespace(hr),
+            "the chart render",
+        )
     ns = component.namespaces[0] if component.namespaces else "default"
-    return ([o for o in objects if o.get("kind") in ("Deployment", "StatefulSet", "DaemonSet")],
-            ns, f"the build of {component.path}")
+    return (
+        [o for o in objects if o.get("kind") in ("Deployment", "StatefulSet", "DaemonSet")],
+        ns,
+        f"the build of {component.path}",
+    )
 
 
-def check_immutable(kube: Kube, inventory: Inventory, component: Component,
-                    objects: list[dict[str, Any]]) -> list[Finding]:
+def check_immutable(
+    kube: Kube, inventory: Inventory, component: Component, objects: list[dict[str, Any]]
+) -> list[Finding]:
     if component.type not in ("helm", "manifests"):
         return []
     try:
         desired, default_ns, origin = desired_workloads(kube, inventory, component, objects)
     except Exception as e:  # noqa: BLE001 - RenderError / KustomizeError, reported as a finding
-        return [Finding(CHECK, f"component {component.name}", f"cannot build the desired "
-                        f"workloads: {e}", "fix the chart source / kustomization first")]
-    sources = common_label_sources(inventory.gitops.path, component.path) \
-        if inventory.gitops.path.is_dir() else {}
+        return [
+            Finding(
+                CHECK,
+                f"component {component.name}",
+                f"cannot build the desired workloads: {e}",
+                "fix the chart source / kustomization first",
+            )
+        ]
+    sources = (
+        common_label_sources(inventory.gitops.path, component.path)
+        if inventory.gitops.path.is_dir()
+        else {}
+    )
     found: list[Finding] = []
     for obj in desired:
         m = obj.get("metadata") or {}
@@ -156,21 +191,33 @@ def check_immutable(kube: Kube, inventory: Inventory, component: Component,
             continue
         why = ""
         if any(c.path == "spec.selector" for c in changes) and sources:
-            why = " (selector labels injected by " + ", ".join(
-                f"commonLabels {labels} in {f}" for f, labels in sources.items()) + ")"
-        found.append(Finding(
-            CHECK, f"{obj['kind']} {ns}/{m.get('name')}",
-            f"immutable field(s) differ between {origin} and live: {describe_all(changes)}"
-            f"{why}. The apply would be rejected (field is immutable) and the handover halts",
-            "keep these fields in Git exactly as live" + (
-                "; use `labels: [{pairs: ..., includeSelectors: false}]` instead of commonLabels"
-                if why else "") + "; changing them needs the workload deleted and recreated, "
-            "which is a separate, planned step"))
+            why = (
+                " (selector labels injected by "
+                + ", ".join(f"commonLabels {labels} in {f}" for f, labels in sources.items())
+                + ")"
+            )
+        found.append(
+            Finding(
+                CHECK,
+                f"{obj['kind']} {ns}/{m.get('name')}",
+                f"immutable field(s) differ between {origin} and live: {describe_all(changes)}"
+                f"{why}. The apply would be rejected (field is immutable) and the handover halts",
+                "keep these fields in Git exactly as live"
+                + (
+                    "; use `labels: [{pairs: ..., includeSelectors: false}]` instead of commonLabels"
+                    if why
+                    else ""
+                )
+                + "; changing them needs the workload deleted and recreated, "
+                "which is a separate, planned step",
+            )
+        )
     return found
 
 
-def check_common_labels(kube: Kube, inventory: Inventory, component: Component,
-                        objects: list[dict[str, Any]]) -> list[Finding]:
+def check_common_labels(
+    kube: Kube, inventory: Inventory, component: Component, objects: list[dict[str, Any]]
+) -> list[Finding]:
     """Kustomization files (the component's own and those of ancestor directories, which apply
     when an entry Kustomization builds them) that inject labels into the selectors of this
     component's live workloads that the live selectors do not have."""
@@ -193,11 +240,15 @@ def check_common_labels(kube: Kube, inventory: Inventory, component: Component,
         for f, labels in sources.items():
             extra = {k: v for k, v in labels.items() if live_labels.get(k) != v}
             if extra:
-                found.append(Finding(
-                    COMMON_LABELS, f"{obj['kind']} {ns}/{m.get('name')}",
-                    f"{f} injects commonLabels {extra} into spec.selector.matchLabels (live "
-                    f"selector {live_labels}): the selector is immutable, the apply would be "
-                    f"rejected",
-                    f"remove them from commonLabels in {f}; use `labels: [{{pairs: ..., "
-                    f"includeSelectors: false}}]` for labels on metadata only"))
+                found.append(
+                    Finding(
+                        COMMON_LABELS,
+                        f"{obj['kind']} {ns}/{m.get('name')}",
+                        f"{f} injects commonLabels {extra} into spec.selector.matchLabels (live "
+                        f"selector {live_labels}): the selector is immutable, the apply would be "
+                        f"rejected",
+                        f"remove them from commonLabels in {f}; use `labels: [{{pairs: ..., "
+                        f"includeSelectors: false}}]` for labels on metadata only",
+                    )
+                )
     return found

@@ -10,6 +10,7 @@ The nodes are reached with testinfra host specs from the inventory's ``cluster.n
 (``local://`` for a single-node cluster the suite runs on, ``ssh://user@node`` otherwise); a node
 with no access configured is reported as not checked, never as passed. Read-only.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,8 +44,9 @@ def pv_host_path(pv: dict[str, Any]) -> str | None:
 
 def pv_nodes(pv: dict[str, Any]) -> list[str]:
     """Nodes the PV is pinned to by a required nodeAffinity on kubernetes.io/hostname."""
-    terms = (((pv.get("spec") or {}).get("nodeAffinity") or {}).get("required") or {}) \
-        .get("nodeSelectorTerms") or []
+    terms = (((pv.get("spec") or {}).get("nodeAffinity") or {}).get("required") or {}).get(
+        "nodeSelectorTerms"
+    ) or []
     nodes: list[str] = []
     for t in terms:
         for e in t.get("matchExpressions") or []:
@@ -82,14 +84,28 @@ def check_component(kube: Kube, inventory: Inventory, component: Component) -> l
             continue
         path = pv_host_path(pv)
         if path is None:
-            out.append(PathCheck(name, "*", "", "not-host-path",
-                                 "not a hostPath/local volume: nothing to check on a node"))
+            out.append(
+                PathCheck(
+                    name,
+                    "*",
+                    "",
+                    "not-host-path",
+                    "not a hostPath/local volume: nothing to check on a node",
+                )
+            )
             continue
         for node in pv_nodes(pv) or ["*"]:
             access = inventory.cluster.node_access(node)
             if access is None:
-                out.append(PathCheck(name, node, path, "no-access",
-                                     f"no access to node {node!r} configured (cluster.nodes)"))
+                out.append(
+                    PathCheck(
+                        name,
+                        node,
+                        path,
+                        "no-access",
+                        f"no access to node {node!r} configured (cluster.nodes)",
+                    )
+                )
                 continue
             status, detail = check_path(access, path)
             out.append(PathCheck(name, node, path, status, detail))
@@ -101,18 +117,34 @@ def findings(checks: list[PathCheck]) -> list[Finding]:
     for c in checks:
         subject = f"PersistentVolume {c.pv}"
         if c.status == "missing" and not c.path:
-            out.append(Finding("pv-host-path", subject, c.detail,
-                               "create the PV (the storage component) or fix the inventory's pvs"))
+            out.append(
+                Finding(
+                    "pv-host-path",
+                    subject,
+                    c.detail,
+                    "create the PV (the storage component) or fix the inventory's pvs",
+                )
+            )
         elif c.status in ("missing", "not-a-directory"):
-            out.append(Finding(
-                "pv-host-path", subject,
-                f"host path {c.path} on node {c.node}: {c.detail}; with DirectoryOrCreate the "
-                "kubelet would create it EMPTY the next time a pod mounts it",
-                "find where the data really is and fix the PV's path (or restore the data) "
-                "before the handover"))
+            out.append(
+                Finding(
+                    "pv-host-path",
+                    subject,
+                    f"host path {c.path} on node {c.node}: {c.detail}; with DirectoryOrCreate the "
+                    "kubelet would create it EMPTY the next time a pod mounts it",
+                    "find where the data really is and fix the PV's path (or restore the data) "
+                    "before the handover",
+                )
+            )
         elif c.status == "empty":
-            out.append(Finding(
-                "pv-host-path", subject, f"host path {c.path} on node {c.node}: {c.detail}",
-                "check that the data is where the PV says (an empty directory is what a "
-                "wrong path looks like after the kubelet created it)", severity="warning"))
+            out.append(
+                Finding(
+                    "pv-host-path",
+                    subject,
+                    f"host path {c.path} on node {c.node}: {c.detail}",
+                    "check that the data is where the PV says (an empty directory is what a "
+                    "wrong path looks like after the kubelet created it)",
+                    severity="warning",
+                )
+            )
     return out

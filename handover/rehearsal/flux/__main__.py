@@ -3,6 +3,7 @@ resync; logs to stdout (the rehearsal cluster's logs/flux-controllers.log).
 
     python -m handover.rehearsal.flux --kubeconfig K [--context C] --state-dir D
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,9 @@ from handover.rehearsal.flux.runtime import Api, Controller
 from handover.rehearsal.flux.source import SourceController
 
 
-def build(api: Api, state_dir: Path, resync: float, kubeconfig: str,
-          context: str | None) -> list[Controller]:
+def build(
+    api: Api, state_dir: Path, resync: float, kubeconfig: str, context: str | None
+) -> list[Controller]:
     """The controllers and their cross-wiring (a new source artifact requeues its consumers, as
     the upstream controllers' watches on sources do)."""
     controllers: dict[str, Controller] = {}
@@ -32,17 +34,25 @@ def build(api: Api, state_dir: Path, resync: float, kubeconfig: str,
                 ctl.enqueue_sources(kind, ns, name)
 
     source = SourceController(api, state_dir, on_artifact)
-    controllers["GitRepository"] = Controller(api, flux.SOURCE_API, "GitRepository",
-                                              source.reconcile_git, resync)
-    controllers["HelmRepository"] = Controller(api, flux.SOURCE_API, "HelmRepository",
-                                               source.reconcile_helm, resync)
+    controllers["GitRepository"] = Controller(
+        api, flux.SOURCE_API, "GitRepository", source.reconcile_git, resync
+    )
+    controllers["HelmRepository"] = Controller(
+        api, flux.SOURCE_API, "HelmRepository", source.reconcile_helm, resync
+    )
     helm = HelmController(api, state_dir, kubeconfig, context, source)
-    controllers["HelmRelease"] = Controller(api, flux.HELM_API, "HelmRelease", helm.reconcile,
-                                            resync, source_refs=helm.source_refs)
+    controllers["HelmRelease"] = Controller(
+        api, flux.HELM_API, "HelmRelease", helm.reconcile, resync, source_refs=helm.source_refs
+    )
     kust = KustomizeController(api, state_dir, kubeconfig, context, source)
-    controllers["Kustomization"] = Controller(api, flux.KUSTOMIZE_API, "Kustomization",
-                                              kust.reconcile, resync,
-                                              source_refs=kust.source_refs)
+    controllers["Kustomization"] = Controller(
+        api,
+        flux.KUSTOMIZE_API,
+        "Kustomization",
+        kust.reconcile,
+        resync,
+        source_refs=kust.source_refs,
+    )
     return list(controllers.values())
 
 
@@ -51,12 +61,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kubeconfig", required=True)
     p.add_argument("--context")
     p.add_argument("--state-dir", required=True, type=Path)
-    p.add_argument("--resync", type=float, default=60.0,
-                   help="seconds between full relists (besides watches and spec.interval)")
+    p.add_argument(
+        "--resync",
+        type=float,
+        default=60.0,
+        help="seconds between full relists (besides watches and spec.interval)",
+    )
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(threadName)s %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(threadName)s %(message)s"
+    )
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.ERROR)
     state_dir = args.state_dir.absolute()

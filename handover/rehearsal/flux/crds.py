@@ -4,6 +4,7 @@ GitRepository and HelmRepository (source.toolkit.fluxcd.io/v1), Kustomization
 (kustomize.toolkit.fluxcd.io/v1), HelmRelease (helm.toolkit.fluxcd.io/v2): spec typed, status
 subresource on, status free-form. Upstream: each controller's config/crd/bases/*.yaml.
 """
+
 from __future__ import annotations
 
 from typing import Any

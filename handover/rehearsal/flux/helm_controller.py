@@ -37,6 +37,7 @@ Behaviour, each from the upstream helm-controller source:
   the object is suspended or never reconciled (status.storageNamespace empty)
   (internal/controller/helmrelease_controller.go reconcileDelete).
 """
+
 from __future__ import annotations
 
 import copy
@@ -54,12 +55,19 @@ from typing import Any
 
 import yaml
 
-from handover.rehearsal import fidelity
-from handover.flux import rules as flux
-from handover.sources import helm_storage
 from handover.core import tools
-from handover.rehearsal.flux.runtime import (Api, Obj, handled_reconcile_request, log,
-                                             parse_duration, remove_condition, set_condition)
+from handover.flux import rules as flux
+from handover.rehearsal import fidelity
+from handover.rehearsal.flux.runtime import (
+    Api,
+    Obj,
+    handled_reconcile_request,
+    log,
+    parse_duration,
+    remove_condition,
+    set_condition,
+)
+from handover.sources import helm_storage
 
 MAX_HISTORY = 5  # snapshots kept in status.history (upstream default maxHistory 5)
 
@@ -72,8 +80,9 @@ class ChartError(Exception):
 
     def __init__(self, message: str, reason: str | None = None):
         super().__init__(message)
-        self.reason = reason or ("SourceNotReady" if "is not ready" in message
-                                 else "ArtifactFailed")
+        self.reason = reason or (
+            "SourceNotReady" if "is not ready" in message else "ArtifactFailed"
+        )
 
 
 class ValuesError(Exception):
@@ -108,8 +117,12 @@ def postrenderers_digest(hr: Obj) -> str:
     """postrender.Digest over spec.postRenderers (and the stand-in also covers commonMetadata,
     which upstream renders with them)."""
     spec = hr.get("spec") or {}
-    return config_digest({"postRenderers": spec.get("postRenderers") or [],
-                          "commonMetadata": spec.get("commonMetadata") or {}})
+    return config_digest(
+        {
+            "postRenderers": spec.get("postRenderers") or [],
+            "commonMetadata": spec.get("commonMetadata") or {},
+        }
+    )
 
 
 class Stall(Exception):
@@ -121,13 +134,18 @@ class Stall(Exception):
 
 
 # ReconcilerType of each action (internal/reconcile/action.go)
-ACTION_TYPES = {"install": "release", "upgrade": "release", "unlock": "unlock",
-                "rollback": "remediate", "uninstall": "remediate"}
+ACTION_TYPES = {
+    "install": "release",
+    "upgrade": "release",
+    "unlock": "unlock",
+    "rollback": "remediate",
+    "uninstall": "remediate",
+}
 
 
 def remediation_of(spec: Obj, action: str) -> dict[str, Any]:
     """api/v2 InstallRemediation / UpgradeRemediation with their defaults."""
-    r = ((spec.get(action) or {}).get("remediation") or {})
+    r = (spec.get(action) or {}).get("remediation") or {}
     retries = int(r.get("retries", 0) or 0)
     if action == "install":
         # InstallRemediation.MustRemediateLastFailure: default false
@@ -135,11 +153,18 @@ def remediation_of(spec: Obj, action: str) -> dict[str, Any]:
         strategy = "uninstall"
     else:
         # UpgradeRemediation.MustRemediateLastFailure: default Retries > 0
-        last = bool(r["remediateLastFailure"]) if r.get("remediateLastFailure") is not None \
+        last = (
+            bool(r["remediateLastFailure"])
+            if r.get("remediateLastFailure") is not None
             else retries > 0
+        )
         strategy = r.get("strategy") or "rollback"
-    return {"action": action, "retries": retries, "remediateLastFailure": last,
-            "strategy": strategy}
+    return {
+        "action": action,
+        "retries": retries,
+        "remediateLastFailure": last,
+        "strategy": strategy,
+    }
 
 
 def active_remediation(spec: Obj, status: Obj) -> dict[str, Any] | None:
@@ -171,7 +196,7 @@ def truncate_history(status: Obj) -> None:
     hist = status.get("history") or []
     for i in range(1, len(hist)):
         if _successful(hist[i]):
-            status["history"] = hist[:i + 1]
+            status["history"] = hist[: i + 1]
             return
 
 
@@ -190,12 +215,17 @@ def summarize(hr: Obj, status: Obj) -> None:
     conditionallyDeleteRemediated first. Ready=True removes Stalled."""
     conds = {c["type"]: c for c in status.get("conditions", [])}
     rem, rel = conds.get("Remediated"), conds.get("Released")
-    if rem and rel and rel["status"] == "True" and \
-            (rel.get("observedGeneration") or 0) >= (rem.get("observedGeneration") or 0):
+    if (
+        rem
+        and rel
+        and rel["status"] == "True"
+        and (rel.get("observedGeneration") or 0) >= (rem.get("observedGeneration") or 0)
+    ):
         remove_condition(status, "Remediated")
         rem = None
-    if rem and (rel is None or (rem.get("observedGeneration") or 0)
-                >= (rel.get("observedGeneration") or 0)):
+    if rem and (
+        rel is None or (rem.get("observedGeneration") or 0) >= (rel.get("observedGeneration") or 0)
+    ):
         top, ok = rem, False
     elif rel:
         top, ok = rel, rel["status"] == "True"
@@ -267,7 +297,7 @@ def strvals_typed(value: str) -> Any:
         return 0
     if value and value[0] != "0" and re.fullmatch(r"[+-]?\d+", value):
         n = int(value)
-        if -2**63 <= n < 2**63:
+        if -(2**63) <= n < 2**63:
             return n
     return value
 
@@ -280,13 +310,16 @@ def set_path(values: dict, path: str, value: Any) -> None:
     if isinstance(value, str):
         quoted = len(value) > 1 and value[0] == value[-1] and value[0] in "'\""
         if "," in value and not quoted:
-            raise ValuesError(f"targetPath '{path}': the value contains a comma, which Helm's "
-                              "strvals parser splits (quote the value)")
+            raise ValuesError(
+                f"targetPath '{path}': the value contains a comma, which Helm's "
+                "strvals parser splits (quote the value)"
+            )
         value = strvals_typed(value)
     parts = [p.replace("\x00", ".") for p in path.replace("\\.", "\x00").split(".") if p]
     if any("[" in p for p in parts):
-        raise ValuesError(f"targetPath '{path}': list indexes are not emulated by the "
-                          "rehearsal stand-in")
+        raise ValuesError(
+            f"targetPath '{path}': list indexes are not emulated by the rehearsal stand-in"
+        )
     cur = values
     for p in parts[:-1]:
         if not isinstance(cur.get(p), dict):
@@ -306,8 +339,7 @@ def helm_major(helm: str) -> int:
 
 
 class HelmController:
-    def __init__(self, api: Api, state_dir: Path, kubeconfig: str, context: str | None,
-                 source):
+    def __init__(self, api: Api, state_dir: Path, kubeconfig: str, context: str | None, source):
         self.api = api
         self.state_dir = state_dir
         self.kubeconfig = kubeconfig
@@ -327,17 +359,26 @@ class HelmController:
         self.postrenderer.write_text(
             "#!/bin/sh\n"
             f"PYTHONPATH={shlex.quote(str(root))}${{PYTHONPATH:+:$PYTHONPATH}} "
-            f"exec {shlex.quote(sys.executable)} -m handover.flux.postrender \"$@\"\n")
+            f'exec {shlex.quote(sys.executable)} -m handover.flux.postrender "$@"\n'
+        )
         self.postrenderer.chmod(0o755)
         if self.helm_major >= 4:
             # Helm 4 takes only post-renderer plugins (type postrenderer/v1, subprocess runtime)
             plugin = self.home / "data" / "plugins" / POSTRENDER_PLUGIN
             plugin.mkdir(parents=True, exist_ok=True)
-            (plugin / "plugin.yaml").write_text(yaml.safe_dump({
-                "apiVersion": "v1", "type": "postrenderer/v1", "name": POSTRENDER_PLUGIN,
-                "version": "0.1.0", "runtime": "subprocess",
-                "runtimeConfig": {"platformCommand": [{"command": str(self.postrenderer)}]}},
-                sort_keys=False))
+            (plugin / "plugin.yaml").write_text(
+                yaml.safe_dump(
+                    {
+                        "apiVersion": "v1",
+                        "type": "postrenderer/v1",
+                        "name": POSTRENDER_PLUGIN,
+                        "version": "0.1.0",
+                        "runtime": "subprocess",
+                        "runtimeConfig": {"platformCommand": [{"command": str(self.postrenderer)}]},
+                    },
+                    sort_keys=False,
+                )
+            )
 
     @property
     def postrenderer_ref(self) -> str:
@@ -346,16 +387,22 @@ class HelmController:
 
     # -- helm ------------------------------------------------------------------------------------
     def run_helm(self, *args: str, timeout: float = 600) -> tools.Result:
-        env = {"KUBECONFIG": self.kubeconfig,
-               "HELM_CACHE_HOME": str(self.home / "cache"),
-               "HELM_CONFIG_HOME": str(self.home / "config"),
-               "HELM_DATA_HOME": str(self.home / "data")}
+        env = {
+            "KUBECONFIG": self.kubeconfig,
+            "HELM_CACHE_HOME": str(self.home / "cache"),
+            "HELM_CONFIG_HOME": str(self.home / "config"),
+            "HELM_DATA_HOME": str(self.home / "data"),
+        }
         argv = [self.helm, *args]
         if self.context:
             argv += ["--kube-context", self.context]
         res = tools.run(argv, env=env, timeout=timeout + 30)
-        log.info("helm %s -> %s%s", " ".join(args[:3]), res.returncode,
-                 f": {res.stderr.strip()[-300:]}" if not res.ok else "")
+        log.info(
+            "helm %s -> %s%s",
+            " ".join(args[:3]),
+            res.returncode,
+            f": {res.stderr.strip()[-300:]}" if not res.ok else "",
+        )
         return res
 
     # -- inputs ----------------------------------------------------------------------------------
@@ -371,6 +418,7 @@ class HelmController:
             if obj is not None:
                 if kind == "Secret":
                     import base64
+
                     raw = (obj.get("data") or {}).get(key)
                     data = base64.b64decode(raw).decode() if raw is not None else None
                 else:
@@ -378,16 +426,20 @@ class HelmController:
             if data is None:
                 if ref.get("optional"):
                     continue
-                what = f"{kind} '{ns}/{name}'" if obj is None else \
-                    f"missing key '{key}' in {kind} '{ns}/{name}'"
+                what = (
+                    f"{kind} '{ns}/{name}'"
+                    if obj is None
+                    else f"missing key '{key}' in {kind} '{ns}/{name}'"
+                )
                 raise ValuesError(f"could not find {what}")
             if ref.get("targetPath"):
                 set_path(values, ref["targetPath"], data)
             else:
                 loaded = yaml.safe_load(data) or {}
                 if not isinstance(loaded, dict):
-                    raise ValuesError(f"unable to read values from key '{key}' in {kind} "
-                                      f"'{ns}/{name}': not a map")
+                    raise ValuesError(
+                        f"unable to read values from key '{key}' in {kind} '{ns}/{name}': not a map"
+                    )
                 values = deep_merge(values, loaded)
         return deep_merge(values, spec.get("values") or {})
 
@@ -403,9 +455,19 @@ class HelmController:
         (chart, version, sourceRef, reconcileStrategy, valuesFiles, ...). The stand-in has no
         HelmChart object; it keeps the template and its generation in the state dir."""
         cspec = ((hr.get("spec") or {}).get("chart") or {}).get("spec") or {}
-        tmpl = {k: cspec.get(k) for k in ("chart", "version", "sourceRef", "interval",
-                                           "reconcileStrategy", "valuesFiles",
-                                           "ignoreMissingValuesFiles", "verify")}
+        tmpl = {
+            k: cspec.get(k)
+            for k in (
+                "chart",
+                "version",
+                "sourceRef",
+                "interval",
+                "reconcileStrategy",
+                "valuesFiles",
+                "ignoreMissingValuesFiles",
+                "verify",
+            )
+        }
         path = self.state_dir / "helmcharts.json"
         data = json.loads(path.read_text()) if path.exists() else {}
         key = f"{hr['metadata']['namespace']}/{hr['metadata']['name']}"
@@ -418,8 +480,9 @@ class HelmController:
         path.write_text(json.dumps(data, sort_keys=True))
         return int(cur["generation"])
 
-    def build_chart(self, hr: Obj, workdir: Path, ref: Path, meta: dict[str, Any],
-                    revision: str | None) -> tuple[Path, dict[str, Any]]:
+    def build_chart(
+        self, hr: Obj, workdir: Path, ref: Path, meta: dict[str, Any], revision: str | None
+    ) -> tuple[Path, dict[str, Any]]:
         """source-controller chart build (internal/helm/chart/builder_remote.go /
         builder_local.go Build, mergeChartValues; internal/controller/helmchart_controller.go
         buildFromHelmRepository / buildFromTarballArtifact):
@@ -461,9 +524,11 @@ class HelmController:
                     if not p.is_relative_to(chart_dir.resolve()) or not p.is_file():
                         if cspec.get("ignoreMissingValuesFiles"):
                             continue
-                        raise ChartError(f"HelmChart '{hr['metadata']['namespace']}/"
-                                         f"{hr['metadata']['namespace']}-{hr['metadata']['name']}'"
-                                         f" is not ready: no values file found at path '{f}'")
+                        raise ChartError(
+                            f"HelmChart '{hr['metadata']['namespace']}/"
+                            f"{hr['metadata']['namespace']}-{hr['metadata']['name']}'"
+                            f" is not ready: no values file found at path '{f}'"
+                        )
                     add = yaml.safe_load(p.read_text())
                 merged = deep_merge(merged, add or {})
             (chart_dir / "values.yaml").write_text(yaml.safe_dump(merged))
@@ -477,39 +542,53 @@ class HelmController:
         """The chart archive/dir, its Chart.yaml metadata and the source revision."""
         cspec = ((hr.get("spec") or {}).get("chart") or {}).get("spec")
         if not cspec:
-            raise ChartError("spec.chartRef is not supported by the rehearsal stand-in; "
-                             "use spec.chart")
+            raise ChartError(
+                "spec.chartRef is not supported by the rehearsal stand-in; use spec.chart"
+            )
         src = cspec["sourceRef"]
         kind = src.get("kind", "HelmRepository")
         src_ns = src.get("namespace") or hr["metadata"]["namespace"]
         chart_obj = f"{src_ns}/{hr['metadata']['namespace']}-{hr['metadata']['name']}"
         repo = self.api.get(flux.SOURCE_API, kind, src["name"], src_ns)
         if repo is None:
-            raise ChartError(f"HelmChart '{chart_obj}' is not ready: {kind} "
-                             f"'{src_ns}/{src['name']}' not found")
+            raise ChartError(
+                f"HelmChart '{chart_obj}' is not ready: {kind} '{src_ns}/{src['name']}' not found"
+            )
         if kind == "HelmRepository":
             if (repo.get("spec") or {}).get("type") == "oci":
-                raise ChartError(f"HelmChart '{chart_obj}' is not ready: OCI HelmRepository "
-                                 f"'{src_ns}/{src['name']}': no OCI registry in the rehearsal")
+                raise ChartError(
+                    f"HelmChart '{chart_obj}' is not ready: OCI HelmRepository "
+                    f"'{src_ns}/{src['name']}': no OCI registry in the rehearsal"
+                )
             if not flux.is_ready(repo):
-                raise ChartError(f"HelmChart '{chart_obj}' is not ready: HelmRepository "
-                                 f"'{src_ns}/{src['name']}' is not ready")
-            args = ["pull", cspec["chart"], "--repo", repo["spec"]["url"].rstrip("/"),
-                    "--destination", str(workdir)]
+                raise ChartError(
+                    f"HelmChart '{chart_obj}' is not ready: HelmRepository "
+                    f"'{src_ns}/{src['name']}' is not ready"
+                )
+            args = [
+                "pull",
+                cspec["chart"],
+                "--repo",
+                repo["spec"]["url"].rstrip("/"),
+                "--destination",
+                str(workdir),
+            ]
             version = cspec.get("version") or "*"
             if version != "*":
                 args += ["--version", version]
             res = self.run_helm(*args, timeout=60)
             if not res.ok:
                 err = res.stderr.strip().replace("Error: ", "")
-                raise ChartError(f"HelmChart '{chart_obj}' is not ready: chart pull error: "
-                                 f"{err}")
+                raise ChartError(f"HelmChart '{chart_obj}' is not ready: chart pull error: {err}")
             archives = list(workdir.glob("*.tgz"))
             if len(archives) != 1:
                 raise ChartError(f"HelmChart '{chart_obj}': expected one chart archive")
             with tarfile.open(archives[0]) as tar:
-                member = next(m for m in tar.getmembers()
-                              if m.name.count("/") == 1 and m.name.endswith("/Chart.yaml"))
+                member = next(
+                    m
+                    for m in tar.getmembers()
+                    if m.name.count("/") == 1 and m.name.endswith("/Chart.yaml")
+                )
                 f = tar.extractfile(member)
                 if f is None:
                     raise ChartError(f"HelmChart '{chart_obj}': {member.name} is not a file")
@@ -518,18 +597,27 @@ class HelmController:
         if kind == "GitRepository":
             artifact = self.source.artifact_file((repo.get("status") or {}).get("artifact"))
             if artifact is None or not flux.is_ready(repo):
-                raise ChartError(f"HelmChart '{chart_obj}' is not ready: GitRepository "
-                                 f"'{src_ns}/{src['name']}' has no artifact")
+                raise ChartError(
+                    f"HelmChart '{chart_obj}' is not ready: GitRepository "
+                    f"'{src_ns}/{src['name']}' has no artifact"
+                )
             with tarfile.open(artifact) as tar:
                 tar.extractall(workdir / "src", filter="data")
             chart_dir = (workdir / "src" / cspec["chart"]).resolve()
             if not (chart_dir / "Chart.yaml").exists():
-                raise ChartError(f"HelmChart '{chart_obj}' is not ready: no chart at path "
-                                 f"'{cspec['chart']}' in GitRepository '{src_ns}/{src['name']}'")
-            return (chart_dir, yaml.safe_load((chart_dir / "Chart.yaml").read_text()),
-                    ((repo.get("status") or {}).get("artifact") or {}).get("revision"))
-        raise ChartError(f"HelmChart '{chart_obj}' is not ready: sourceRef kind {kind} is not "
-                         f"supported by the rehearsal stand-in")
+                raise ChartError(
+                    f"HelmChart '{chart_obj}' is not ready: no chart at path "
+                    f"'{cspec['chart']}' in GitRepository '{src_ns}/{src['name']}'"
+                )
+            return (
+                chart_dir,
+                yaml.safe_load((chart_dir / "Chart.yaml").read_text()),
+                ((repo.get("status") or {}).get("artifact") or {}).get("revision"),
+            )
+        raise ChartError(
+            f"HelmChart '{chart_obj}' is not ready: sourceRef kind {kind} is not "
+            f"supported by the rehearsal stand-in"
+        )
 
     # -- storage ---------------------------------------------------------------------------------
     def release_raw(self, name: str, storage_ns: str, revision: int) -> dict[str, Any] | None:
@@ -539,8 +627,9 @@ class HelmController:
         return helm_storage.decode_release(s["data"]["release"])
 
     def latest(self, name: str, storage_ns: str) -> dict[str, Any] | None:
-        secrets = self.api.list("v1", "Secret", storage_ns,
-                                label_selector=f"owner=helm,name={name}")
+        secrets = self.api.list(
+            "v1", "Secret", storage_ns, label_selector=f"owner=helm,name={name}"
+        )
         best = None
         for s in secrets:
             if s.get("type") != helm_storage.SECRET_TYPE:
@@ -555,23 +644,38 @@ class HelmController:
         (upstream: internal/reconcile/unlock.go)."""
         sname = helm_storage.secret_name(rel["name"], int(rel["version"]))
         rel = copy.deepcopy(rel)
-        rel["info"]["description"] = (f"Release unlocked from stale '{rel['info']['status']}' "
-                                      "state")
+        rel["info"]["description"] = f"Release unlocked from stale '{rel['info']['status']}' state"
         rel["info"]["status"] = "failed"
-        self.api.patch("v1", "Secret", sname, storage_ns,
-                       {"metadata": {"labels": {"status": "failed"}},
-                        "data": {"release": helm_storage.encode_release(rel)}})
+        self.api.patch(
+            "v1",
+            "Secret",
+            sname,
+            storage_ns,
+            {
+                "metadata": {"labels": {"status": "failed"}},
+                "data": {"release": helm_storage.encode_release(rel)},
+            },
+        )
 
     @staticmethod
     def digest(rel: dict[str, Any]) -> str:
         chart_meta = (rel.get("chart") or {}).get("metadata") or {}
-        raw = json.dumps({"name": rel["name"], "namespace": rel.get("namespace"),
-                          "version": rel["version"], "status": rel["info"]["status"],
-                          "chart": [chart_meta.get("name"), chart_meta.get("version")],
-                          "config": rel.get("config") or {}, "manifest": rel.get("manifest"),
-                          "deployed": [(rel.get("info") or {}).get("first_deployed"),
-                                       (rel.get("info") or {}).get("last_deployed")]},
-                         sort_keys=True).encode()
+        raw = json.dumps(
+            {
+                "name": rel["name"],
+                "namespace": rel.get("namespace"),
+                "version": rel["version"],
+                "status": rel["info"]["status"],
+                "chart": [chart_meta.get("name"), chart_meta.get("version")],
+                "config": rel.get("config") or {},
+                "manifest": rel.get("manifest"),
+                "deployed": [
+                    (rel.get("info") or {}).get("first_deployed"),
+                    (rel.get("info") or {}).get("last_deployed"),
+                ],
+            },
+            sort_keys=True,
+        ).encode()
         return "sha256:" + hashlib.sha256(raw).hexdigest()
 
     def snapshot(self, rel: dict[str, Any]) -> dict[str, Any]:
@@ -579,13 +683,18 @@ class HelmController:
         own config (internal/release/observation.go ObserveRelease / ObservedToSnapshot)."""
         chart_meta = (rel.get("chart") or {}).get("metadata") or {}
         info = rel.get("info") or {}
-        snap = {"name": rel["name"], "namespace": rel.get("namespace"),
-                "version": int(rel["version"]), "status": info.get("status"),
-                "chartName": chart_meta.get("name"), "chartVersion": chart_meta.get("version"),
-                "configDigest": config_digest(rel.get("config") or {}),
-                "digest": self.digest(rel),
-                "firstDeployed": info.get("first_deployed"),
-                "lastDeployed": info.get("last_deployed")}
+        snap = {
+            "name": rel["name"],
+            "namespace": rel.get("namespace"),
+            "version": int(rel["version"]),
+            "status": info.get("status"),
+            "chartName": chart_meta.get("name"),
+            "chartVersion": chart_meta.get("version"),
+            "configDigest": config_digest(rel.get("config") or {}),
+            "digest": self.digest(rel),
+            "firstDeployed": info.get("first_deployed"),
+            "lastDeployed": info.get("last_deployed"),
+        }
         if chart_meta.get("appVersion"):
             snap["appVersion"] = chart_meta["appVersion"]
         if info.get("deleted"):
@@ -616,30 +725,45 @@ class HelmController:
         ann = meta.get("annotations") or {}
         refused = fidelity.refusals(hr)
         if refused:
-            set_condition(status, hr, "Ready", False, fidelity.UNEMULATED_REASON,
-                          fidelity.refusal_message(refused))
+            set_condition(
+                status,
+                hr,
+                "Ready",
+                False,
+                fidelity.UNEMULATED_REASON,
+                fidelity.refusal_message(refused),
+            )
             status["observedGeneration"] = gen
             self.api.patch_status(hr, status)
             return interval
         # resetAt resets the failure counters; a new generation does too.
         if status.get("lastAttemptedGeneration") != gen or (
-                ann.get("reconcile.fluxcd.io/resetAt")
-                and ann.get("reconcile.fluxcd.io/resetAt") != status.get("lastHandledResetAt")):
+            ann.get("reconcile.fluxcd.io/resetAt")
+            and ann.get("reconcile.fluxcd.io/resetAt") != status.get("lastHandledResetAt")
+        ):
             for k in ("failures", "installFailures", "upgradeFailures"):
                 status.pop(k, None)
             if ann.get("reconcile.fluxcd.io/resetAt"):
                 status["lastHandledResetAt"] = ann["reconcile.fluxcd.io/resetAt"]
-        force = bool(ann.get("reconcile.fluxcd.io/forceAt")) and \
-            ann.get("reconcile.fluxcd.io/forceAt") == ann.get(flux.RECONCILE_REQUESTED_AT) and \
-            ann.get("reconcile.fluxcd.io/forceAt") != status.get("lastHandledForceAt")
+        force = (
+            bool(ann.get("reconcile.fluxcd.io/forceAt"))
+            and ann.get("reconcile.fluxcd.io/forceAt") == ann.get(flux.RECONCILE_REQUESTED_AT)
+            and ann.get("reconcile.fluxcd.io/forceAt") != status.get("lastHandledForceAt")
+        )
 
         # dependsOn: wait for Ready of each dependency
         for dep in spec.get("dependsOn") or []:
             dns = dep.get("namespace") or ns
             d = self.api.get(flux.HELM_API, "HelmRelease", dep["name"], dns)
             if d is None or not flux.is_ready(d):
-                set_condition(status, hr, "Ready", False, "DependencyNotReady",
-                              f"dependency '{dns}/{dep['name']}' is not ready")
+                set_condition(
+                    status,
+                    hr,
+                    "Ready",
+                    False,
+                    "DependencyNotReady",
+                    f"dependency '{dns}/{dep['name']}' is not ready",
+                )
                 self.api.patch_status(hr, status)
                 return 5.0
 
@@ -658,13 +782,24 @@ class HelmController:
                 self.api.patch_status(hr, status)
                 log.warning("HelmRelease %s/%s: %s", ns, name, e)
                 return min(interval, 10.0)
-            status["helmChart"] = (f"{(spec['chart']['spec']['sourceRef'].get('namespace') or ns)}"
-                                   f"/{ns}-{name}")
+            status["helmChart"] = (
+                f"{(spec['chart']['spec']['sourceRef'].get('namespace') or ns)}/{ns}-{name}"
+            )
             cfg_digest = config_digest(values)
             values_file = workdir / "values.yaml"
             values_file.write_text(yaml.safe_dump(values))
-            after = self._release(hr, status, rel_name, storage_ns, target_ns, chart_ref,
-                                  chart_meta, values_file, cfg_digest, force)
+            after = self._release(
+                hr,
+                status,
+                rel_name,
+                storage_ns,
+                target_ns,
+                chart_ref,
+                chart_meta,
+                values_file,
+                cfg_digest,
+                force,
+            )
             if force:
                 status["lastHandledForceAt"] = ann["reconcile.fluxcd.io/forceAt"]
             if flux.is_ready({"status": status, "metadata": hr["metadata"]}):
@@ -680,8 +815,9 @@ class HelmController:
         p.mkdir(parents=True, exist_ok=True)
         return p
 
-    def _state(self, hr: Obj, status: Obj, rel: dict | None, chart_meta: dict,
-               cfg_digest: str) -> tuple[str, str]:
+    def _state(
+        self, hr: Obj, status: Obj, rel: dict | None, chart_meta: dict, cfg_digest: str
+    ) -> tuple[str, str]:
         """(state, reason) as DetermineReleaseState decides it."""
         if rel is None:
             return "absent", "no release in storage for object"
@@ -694,8 +830,11 @@ class HelmController:
                 return "absent", "found uninstalled release in storage"
             return "unmanaged", "found existing release in storage"
         cur = history[0]
-        if (cur.get("name"), cur.get("namespace"), cur.get("version")) != \
-                (rel["name"], rel.get("namespace"), int(rel["version"])):
+        if (cur.get("name"), cur.get("namespace"), cur.get("version")) != (
+            rel["name"],
+            rel.get("namespace"),
+            int(rel["version"]),
+        ):
             return "unmanaged", "release not observed to be made for object"
         if cur.get("digest") != self.digest(rel):
             return "unmanaged", "release digest verification error"
@@ -706,21 +845,35 @@ class HelmController:
         if rstatus != "deployed":
             return "unknown", f"unable to determine state for release with status '{rstatus}'"
         # post-renderers changed in a new generation (state.go: ObservedPostRenderersDigest)
-        if status.get("observedPostRenderersDigest") and \
-                hr["metadata"].get("generation") != status.get("observedGeneration") and \
-                status["observedPostRenderersDigest"] != postrenderers_digest(hr):
+        if (
+            status.get("observedPostRenderersDigest")
+            and hr["metadata"].get("generation") != status.get("observedGeneration")
+            and status["observedPostRenderersDigest"] != postrenderers_digest(hr)
+        ):
             return "out-of-sync", "postrenderers digest has changed"
         rchart = (rel.get("chart") or {}).get("metadata") or {}
-        if (rchart.get("name"), rchart.get("version")) != \
-                (chart_meta.get("name"), str(chart_meta.get("version"))):
+        if (rchart.get("name"), rchart.get("version")) != (
+            chart_meta.get("name"),
+            str(chart_meta.get("version")),
+        ):
             return "out-of-sync", "release chart changed"
         if cur.get("configDigest") != cfg_digest:
             return "out-of-sync", "release config digest changed"
         return "in-sync", "release in-sync with desired state"
 
-    def _release(self, hr: Obj, status: Obj, rel_name: str, storage_ns: str, target_ns: str,
-                 chart_ref: Path, chart_meta: dict, values_file: Path, cfg_digest: str,
-                 force: bool) -> float | None:
+    def _release(
+        self,
+        hr: Obj,
+        status: Obj,
+        rel_name: str,
+        storage_ns: str,
+        target_ns: str,
+        chart_ref: Path,
+        chart_meta: dict,
+        values_file: Path,
+        cfg_digest: str,
+        force: bool,
+    ) -> float | None:
         """The AtomicRelease loop (internal/reconcile/atomic_release.go Reconcile with the
         cleanReleaseStrategy): determine the state, pick the action for it (actionForState), run
         each action type at most once per reconcile, stop after a remediation."""
@@ -732,11 +885,24 @@ class HelmController:
         changed = release_target_changed(hr, status, str(chart_meta.get("name")))
         if changed:
             old = history[0]
-            log.info("HelmRelease %s/%s: release target configuration changed (%s): running "
-                     "uninstall for current release %s/%s", ns, name, changed,
-                     status["storageNamespace"], old.get("name"))
-            self.run_helm("uninstall", old["name"], "--namespace", status["storageNamespace"],
-                          "--wait", "--timeout", "5m")
+            log.info(
+                "HelmRelease %s/%s: release target configuration changed (%s): running "
+                "uninstall for current release %s/%s",
+                ns,
+                name,
+                changed,
+                status["storageNamespace"],
+                old.get("name"),
+            )
+            self.run_helm(
+                "uninstall",
+                old["name"],
+                "--namespace",
+                status["storageNamespace"],
+                "--wait",
+                "--timeout",
+                "5m",
+            )
             status["history"] = history = []
             for k in ("failures", "installFailures", "upgradeFailures"):
                 status.pop(k, None)
@@ -744,8 +910,10 @@ class HelmController:
         chart_version = str(chart_meta.get("version"))
         gen = hr["metadata"].get("generation")
         # a new chart revision or new values reset the failure counters (helmrelease_controller.go)
-        if (status.get("lastAttemptedRevision"), status.get("lastAttemptedConfigDigest")) != \
-                (chart_version, cfg_digest):
+        if (status.get("lastAttemptedRevision"), status.get("lastAttemptedConfigDigest")) != (
+            chart_version,
+            cfg_digest,
+        ):
             for k in ("failures", "installFailures", "upgradeFailures"):
                 status.pop(k, None)
         status["lastAttemptedRevision"] = chart_version
@@ -757,8 +925,15 @@ class HelmController:
         while True:
             rel = self.latest(rel_name, storage_ns)
             state, reason = self._state(hr, status, rel, chart_meta, cfg_digest)
-            log.info("HelmRelease %s/%s: release %s/%s state %s (%s)", ns, name, storage_ns,
-                     rel_name, state, reason)
+            log.info(
+                "HelmRelease %s/%s: release %s/%s state %s (%s)",
+                ns,
+                name,
+                storage_ns,
+                rel_name,
+                state,
+                reason,
+            )
             try:
                 action = self.action_for_state(hr, status, state, force, storage_ns)
             except Stall as e:
@@ -780,8 +955,18 @@ class HelmController:
                 assert rel is not None  # "locked" is a state of a stored release
                 self.unlock(rel, storage_ns)
             elif action in ("install", "upgrade"):
-                ok = self._release_action(hr, status, action, spec, rel_name, storage_ns,
-                                          target_ns, chart_ref, chart_meta, values_file)
+                ok = self._release_action(
+                    hr,
+                    status,
+                    action,
+                    spec,
+                    rel_name,
+                    storage_ns,
+                    target_ns,
+                    chart_ref,
+                    chart_meta,
+                    values_file,
+                )
                 force = False
                 if ok is None:
                     # failed without writing a release: not counted, retried (upgrade.go)
@@ -791,15 +976,22 @@ class HelmController:
                 # cleanReleaseStrategy.MustStop after a remediation
                 rem = active_remediation(spec, status)
                 if rem is not None and retries_exhausted(rem, status):
-                    set_condition(status, hr, "Stalled", True, "RetriesExceeded",
-                                  f"Failed to {status.get('lastAttemptedReleaseAction')} after "
-                                  f"{failure_count(rem, status)} attempt(s)")
+                    set_condition(
+                        status,
+                        hr,
+                        "Stalled",
+                        True,
+                        "RetriesExceeded",
+                        f"Failed to {status.get('lastAttemptedReleaseAction')} after "
+                        f"{failure_count(rem, status)} attempt(s)",
+                    )
                     return None
                 return 5.0
             done.add(kind)
 
-    def action_for_state(self, hr: Obj, status: Obj, state: str, force: bool,
-                         storage_ns: str) -> str | None:
+    def action_for_state(
+        self, hr: Obj, status: Obj, state: str, force: bool, storage_ns: str
+    ) -> str | None:
         """internal/reconcile/atomic_release.go actionForState; raises Stall for
         ErrExceededMaxRetries / ErrMissingRollbackTarget."""
         spec = hr.get("spec") or {}
@@ -807,68 +999,104 @@ class HelmController:
             truncate_history(status)
             if force:
                 return "upgrade"
-            rem = next((c for c in status.get("conditions", []) if c["type"] == "Remediated"),
-                       None)
-            if not any(c["type"] in ("Released", "Remediated")
-                       for c in status.get("conditions", [])):
+            rem = next((c for c in status.get("conditions", []) if c["type"] == "Remediated"), None)
+            if not any(
+                c["type"] in ("Released", "Remediated") for c in status.get("conditions", [])
+            ):
                 # no condition to summarize (status written by an older controller): the
                 # history's newest snapshot was observed from this controller's own action
                 cur = status["history"][0]
                 action = status.get("lastAttemptedReleaseAction") or "install"
-                set_condition(status, hr, "Released", True,
-                              f"{action.capitalize()}Succeeded",
-                              f"Helm {action} succeeded for release {full_name(cur)} with chart "
-                              f"{cur['chartName']}@{cur['chartVersion']}")
+                set_condition(
+                    status,
+                    hr,
+                    "Released",
+                    True,
+                    f"{action.capitalize()}Succeeded",
+                    f"Helm {action} succeeded for release {full_name(cur)} with chart "
+                    f"{cur['chartName']}@{cur['chartVersion']}",
+                )
             if rem and rem["status"] == "True":
                 cur = status["history"][0]
                 remove_condition(status, "Remediated")
-                set_condition(status, hr, "Released", True, "UpgradeSucceeded",
-                              f"Upgraded release {full_name(cur)} with chart "
-                              f"{cur['chartName']}@{cur['chartVersion']}")
+                set_condition(
+                    status,
+                    hr,
+                    "Released",
+                    True,
+                    "UpgradeSucceeded",
+                    f"Upgraded release {full_name(cur)} with chart "
+                    f"{cur['chartName']}@{cur['chartVersion']}",
+                )
             return None
         if state == "locked":
             return "unlock"
         if state == "absent":
             if retries_exhausted(remediation_of(spec, "install"), status) and not force:
-                raise Stall("RetriesExceeded", f"Failed to install after "
-                            f"{status.get('installFailures', 0)} attempt(s): cannot install "
-                            "release")
+                raise Stall(
+                    "RetriesExceeded",
+                    f"Failed to install after "
+                    f"{status.get('installFailures', 0)} attempt(s): cannot install "
+                    "release",
+                )
             return "install"
         if state == "unmanaged":
             status["history"] = []
             return "upgrade"
         if state == "out-of-sync":
             if retries_exhausted(remediation_of(spec, "upgrade"), status) and not force:
-                raise Stall("RetriesExceeded", f"Failed to upgrade after "
-                            f"{status.get('upgradeFailures', 0)} attempt(s): cannot upgrade "
-                            "release")
+                raise Stall(
+                    "RetriesExceeded",
+                    f"Failed to upgrade after "
+                    f"{status.get('upgradeFailures', 0)} attempt(s): cannot upgrade "
+                    "release",
+                )
             return "upgrade"
         if state == "failed":
             rem = active_remediation(spec, status)
             if rem is None or failure_count(rem, status) <= 0 or force:
                 return "upgrade"
             if retries_exhausted(rem, status) and not must_remediate_last_failure(rem):
-                raise Stall("RetriesExceeded", f"Failed to {rem['action']} after "
-                            f"{failure_count(rem, status)} attempt(s): cannot remediate failed "
-                            "release")
+                raise Stall(
+                    "RetriesExceeded",
+                    f"Failed to {rem['action']} after "
+                    f"{failure_count(rem, status)} attempt(s): cannot remediate failed "
+                    "release",
+                )
             truncate_history(status)
             if rem["strategy"] == "rollback":
                 prev = previous_snapshot(status)
-                stored = None if prev is None else self.release_raw(prev["name"], storage_ns,
-                                                                    int(prev["version"]))
+                stored = (
+                    None
+                    if prev is None
+                    else self.release_raw(prev["name"], storage_ns, int(prev["version"]))
+                )
                 if prev is None or stored is None:
-                    raise Stall("MissingRollbackTarget", "Failed to perform remediation: "
-                                "missing target release for rollback: cannot remediate failed "
-                                "release")
+                    raise Stall(
+                        "MissingRollbackTarget",
+                        "Failed to perform remediation: "
+                        "missing target release for rollback: cannot remediate failed "
+                        "release",
+                    )
                 if self.digest(stored) != prev.get("digest"):
                     return "upgrade"
                 return "rollback"
             return "uninstall"
         raise Stall("ReconcileError", f"unknown release status {state!r}")
 
-    def _release_action(self, hr: Obj, status: Obj, action: str, spec: Obj, rel_name: str,
-                        storage_ns: str, target_ns: str, chart_ref: Path, chart_meta: dict,
-                        values_file: Path) -> bool | None:
+    def _release_action(
+        self,
+        hr: Obj,
+        status: Obj,
+        action: str,
+        spec: Obj,
+        rel_name: str,
+        storage_ns: str,
+        target_ns: str,
+        chart_ref: Path,
+        chart_meta: dict,
+        values_file: Path,
+    ) -> bool | None:
         """internal/reconcile/install.go / upgrade.go Reconcile: the releases written during the
         action are observed into status.history; a failure counts for the active remediation
         only when it wrote a release. Returns True (success), False (failure that wrote a
@@ -878,35 +1106,51 @@ class HelmController:
         status["lastAttemptedReleaseAction"] = action
         before = self.releases(rel_name, storage_ns)
         started = time.monotonic()
-        crd_err = self.apply_crds(hr, spec, chart_ref, values_file.parent) \
-            if action == "upgrade" else None
+        crd_err = (
+            self.apply_crds(hr, spec, chart_ref, values_file.parent)
+            if action == "upgrade"
+            else None
+        )
         res: _Failed | tools.Result
         if crd_err:
             res = _Failed(crd_err)
         else:
-            res = self._run_action(action, spec, rel_name, storage_ns, target_ns, chart_ref,
-                                   values_file, ns, name)
+            res = self._run_action(
+                action, spec, rel_name, storage_ns, target_ns, chart_ref, values_file, ns, name
+            )
         status["lastAttemptedReleaseActionDuration"] = f"{time.monotonic() - started:.3f}s"
         after = self.releases(rel_name, storage_ns)
-        wrote = any(v not in before or self.digest(before[v]) != self.digest(r)
-                    for v, r in after.items())
+        wrote = any(
+            v not in before or self.digest(before[v]) != self.digest(r) for v, r in after.items()
+        )
         self.observe(status, before, after, spec, target_ns)
         cur = (status.get("history") or [None])[0]
         if res.ok and cur is not None:
-            msg = (f"Helm {action} succeeded for release {target_ns}/{rel_name}.v{cur['version']}"
-                   f" with chart {cur['chartName']}@{cur['chartVersion']}")
+            msg = (
+                f"Helm {action} succeeded for release {target_ns}/{rel_name}.v{cur['version']}"
+                f" with chart {cur['chartName']}@{cur['chartVersion']}"
+            )
             reason = "InstallSucceeded" if action == "install" else "UpgradeSucceeded"
             set_condition(status, hr, "Released", True, reason, msg)
             status["lastReleaseRevision"] = cur["version"]
             summarize(hr, status)
             return True
-        err = (res.stderr.strip().replace("Error: ", "")[-2000:] if not res.ok
-               else "no release was written")
+        err = (
+            res.stderr.strip().replace("Error: ", "")[-2000:]
+            if not res.ok
+            else "no release was written"
+        )
         status["failures"] = status.get("failures", 0) + 1
         reason = "InstallFailed" if action == "install" else "UpgradeFailed"
-        set_condition(status, hr, "Released", False, reason,
-                      f"Helm {action} failed for release {target_ns}/{rel_name} with chart "
-                      f"{chart_meta.get('name')}@{chart_version}: {err}")
+        set_condition(
+            status,
+            hr,
+            "Released",
+            False,
+            reason,
+            f"Helm {action} failed for release {target_ns}/{rel_name} with chart "
+            f"{chart_meta.get('name')}@{chart_version}: {err}",
+        )
         summarize(hr, status)
         if not wrote:
             return None
@@ -916,15 +1160,22 @@ class HelmController:
 
     def releases(self, name: str, storage_ns: str) -> dict[int, dict[str, Any]]:
         out = {}
-        for s in self.api.list("v1", "Secret", storage_ns,
-                               label_selector=f"owner=helm,name={name}"):
+        for s in self.api.list(
+            "v1", "Secret", storage_ns, label_selector=f"owner=helm,name={name}"
+        ):
             if s.get("type") == helm_storage.SECRET_TYPE:
                 rel = helm_storage.decode_release(s["data"]["release"])
                 out[int(rel["version"])] = rel
         return out
 
-    def observe(self, status: Obj, before: dict[int, dict], after: dict[int, dict],
-                spec: Obj, release_ns: str | None = None) -> None:
+    def observe(
+        self,
+        status: Obj,
+        before: dict[int, dict],
+        after: dict[int, dict],
+        spec: Obj,
+        release_ns: str | None = None,
+    ) -> None:
         """internal/reconcile/release.go observeRelease: only the releases written during the
         action reach status.history: a new revision becomes the newest snapshot, a rewritten
         revision already in the history (e.g. superseded) has its snapshot updated. Snapshots
@@ -938,17 +1189,31 @@ class HelmController:
             snap = self.snapshot(rel)
             if release_ns:
                 snap["releaseNamespace"] = release_ns
-            idx = next((i for i, h in enumerate(hist) if h.get("name") == rel["name"]
-                        and int(h.get("version", -1)) == version), None)
+            idx = next(
+                (
+                    i
+                    for i, h in enumerate(hist)
+                    if h.get("name") == rel["name"] and int(h.get("version", -1)) == version
+                ),
+                None,
+            )
             if idx is not None:
                 hist[idx] = snap
             elif old is None:
                 hist.insert(0, snap)
         hist.sort(key=lambda h: -int(h.get("version", 0)))
-        status["history"] = hist[:max(1, spec.get("maxHistory") or MAX_HISTORY)]
+        status["history"] = hist[: max(1, spec.get("maxHistory") or MAX_HISTORY)]
 
-    def _remediate(self, hr: Obj, status: Obj, action: str, spec: Obj, rel_name: str,
-                   storage_ns: str, target_ns: str) -> None:
+    def _remediate(
+        self,
+        hr: Obj,
+        status: Obj,
+        action: str,
+        spec: Obj,
+        rel_name: str,
+        storage_ns: str,
+        target_ns: str,
+    ) -> None:
         """rollback_remediation.go (to the previous snapshot's version) /
         uninstall_remediation.go; Remediated condition."""
         ns, name = hr["metadata"]["namespace"], hr["metadata"]["name"]
@@ -957,22 +1222,39 @@ class HelmController:
             prev = previous_snapshot(status)
             assert prev is not None  # rollback remediation is chosen only with a previous one
             rspec = spec.get("rollback") or {}
-            args = ["rollback", rel_name, str(prev["version"]), "--namespace", storage_ns,
-                    "--timeout", self._timeout(spec, "rollback")]
+            args = [
+                "rollback",
+                rel_name,
+                str(prev["version"]),
+                "--namespace",
+                storage_ns,
+                "--timeout",
+                self._timeout(spec, "rollback"),
+            ]
             if not rspec.get("disableWait"):
                 args.append("--wait")
                 if not rspec.get("disableWaitForJobs"):
                     args.append("--wait-for-jobs")
-            for flag, opt in (("disableHooks", "--no-hooks"), ("recreate", "--recreate-pods"),
-                              ("force", "--force"), ("cleanupOnFail", "--cleanup-on-fail")):
+            for flag, opt in (
+                ("disableHooks", "--no-hooks"),
+                ("recreate", "--recreate-pods"),
+                ("force", "--force"),
+                ("cleanupOnFail", "--cleanup-on-fail"),
+            ):
                 if rspec.get(flag):
                     args.append(opt)
             res = self.run_helm(*args)
             ok_reason, fail_reason = "RollbackSucceeded", "RollbackFailed"
         else:
             uspec = spec.get("uninstall") or {}
-            args = ["uninstall", rel_name, "--namespace", storage_ns,
-                    "--timeout", self._timeout(spec, "uninstall")]
+            args = [
+                "uninstall",
+                rel_name,
+                "--namespace",
+                storage_ns,
+                "--timeout",
+                self._timeout(spec, "uninstall"),
+            ]
             if not uspec.get("disableWait"):
                 args.append("--wait")
             if uspec.get("keepHistory"):
@@ -981,16 +1263,22 @@ class HelmController:
                 args.append("--no-hooks")
             res = self.run_helm(*args)
             ok_reason, fail_reason = "UninstallSucceeded", "UninstallFailed"
-        self.observe(status, before, self.releases(rel_name, storage_ns), spec,
-                     target_ns)
+        self.observe(status, before, self.releases(rel_name, storage_ns), spec, target_ns)
         cur = (status.get("history") or [None])[0]
         if res.ok:
             msg = f"Helm {action} succeeded for release {target_ns}/{rel_name}" + (
-                f".v{cur['version']}" if cur and action == "rollback" else "")
+                f".v{cur['version']}" if cur and action == "rollback" else ""
+            )
             set_condition(status, hr, "Remediated", True, ok_reason, msg)
         else:
-            set_condition(status, hr, "Remediated", False, fail_reason,
-                          f"Helm {action} failed: {res.stderr.strip()[-1000:]}")
+            set_condition(
+                status,
+                hr,
+                "Remediated",
+                False,
+                fail_reason,
+                f"Helm {action} failed: {res.stderr.strip()[-1000:]}",
+            )
         summarize(hr, status)
         log.info("HelmRelease %s/%s: remediation %s -> %s", ns, name, action, res.ok)
 
@@ -1014,11 +1302,17 @@ class HelmController:
                 tar.extractall(tgz.parent / (tgz.name + ".d"), filter="data")
         out: list[Obj] = []
         for f in sorted(root.rglob("*")):
-            if f.is_file() and f.parent.name == "crds" and \
-                    (f.parent.parent / "Chart.yaml").exists() and \
-                    f.suffix in (".yaml", ".yml", ".json"):
-                out += [d for d in yaml.safe_load_all(f.read_text())
-                        if isinstance(d, dict) and d.get("kind") == "CustomResourceDefinition"]
+            if (
+                f.is_file()
+                and f.parent.name == "crds"
+                and (f.parent.parent / "Chart.yaml").exists()
+                and f.suffix in (".yaml", ".yml", ".json")
+            ):
+                out += [
+                    d
+                    for d in yaml.safe_load_all(f.read_text())
+                    if isinstance(d, dict) and d.get("kind") == "CustomResourceDefinition"
+                ]
         return out
 
     def apply_crds(self, hr: Obj, spec: Obj, chart_ref: Path, workdir: Path) -> str | None:
@@ -1034,12 +1328,22 @@ class HelmController:
         for crd in self.chart_crds(chart_ref, workdir):
             crd = copy.deepcopy(crd)
             labels = crd.setdefault("metadata", {}).setdefault("labels", {}) or {}
-            labels.update({flux.HELM_ORIGIN_NAME: hr["metadata"]["name"],
-                           flux.HELM_ORIGIN_NAMESPACE: hr["metadata"]["namespace"]})
+            labels.update(
+                {
+                    flux.HELM_ORIGIN_NAME: hr["metadata"]["name"],
+                    flux.HELM_ORIGIN_NAMESPACE: hr["metadata"]["namespace"],
+                }
+            )
             crd["metadata"]["labels"] = labels
             name = crd["metadata"].get("name")
-            if self.api.get(crd.get("apiVersion", "apiextensions.k8s.io/v1"),
-                            "CustomResourceDefinition", name) is not None:
+            if (
+                self.api.get(
+                    crd.get("apiVersion", "apiextensions.k8s.io/v1"),
+                    "CustomResourceDefinition",
+                    name,
+                )
+                is not None
+            ):
                 log.info("CustomResourceDefinition %s is already present. Skipping.", name)
                 continue
             try:
@@ -1047,41 +1351,84 @@ class HelmController:
             except Exception as e:  # noqa: BLE001 - reported as the upgrade's failure
                 if "AlreadyExists" in str(e) or "already exists" in str(e):
                     continue
-                return f"failed to apply CustomResourceDefinitions: failed to create " \
-                       f"CustomResourceDefinition {name}: {e}"
+                return (
+                    f"failed to apply CustomResourceDefinitions: failed to create "
+                    f"CustomResourceDefinition {name}: {e}"
+                )
             created.append(crd)
         deadline = time.monotonic() + 60
         for crd in created:
             while True:
-                cur = self.api.get(crd.get("apiVersion", "apiextensions.k8s.io/v1"),
-                                   "CustomResourceDefinition", crd["metadata"]["name"]) or {}
-                if any(c.get("type") == "Established" and c.get("status") == "True"
-                       for c in (cur.get("status") or {}).get("conditions") or []):
+                cur = (
+                    self.api.get(
+                        crd.get("apiVersion", "apiextensions.k8s.io/v1"),
+                        "CustomResourceDefinition",
+                        crd["metadata"]["name"],
+                    )
+                    or {}
+                )
+                if any(
+                    c.get("type") == "Established" and c.get("status") == "True"
+                    for c in (cur.get("status") or {}).get("conditions") or []
+                ):
                     break
                 if time.monotonic() > deadline:
-                    return "failed to apply CustomResourceDefinitions: failed to wait for " \
-                           f"CustomResourceDefinition {crd['metadata']['name']}"
+                    return (
+                        "failed to apply CustomResourceDefinitions: failed to wait for "
+                        f"CustomResourceDefinition {crd['metadata']['name']}"
+                    )
                 time.sleep(0.5)
         return None
 
-    def _run_action(self, action: str, spec: Obj, rel_name: str, storage_ns: str,
-                    target_ns: str, chart_ref: Path, values_file: Path, hr_ns: str,
-                    hr_name: str) -> tools.Result:
+    def _run_action(
+        self,
+        action: str,
+        spec: Obj,
+        rel_name: str,
+        storage_ns: str,
+        target_ns: str,
+        chart_ref: Path,
+        values_file: Path,
+        hr_ns: str,
+        hr_name: str,
+    ) -> tools.Result:
         aspec = spec.get(action) or {}
-        args = [action, rel_name, str(chart_ref), "--namespace", storage_ns,
-                "-f", str(values_file), "--timeout", self._timeout(spec, action),
-                "--post-renderer", self.postrenderer_ref,
-                "--post-renderer-args", f"--name={hr_name}",
-                "--post-renderer-args", f"--namespace={hr_ns}"]
+        args = [
+            action,
+            rel_name,
+            str(chart_ref),
+            "--namespace",
+            storage_ns,
+            "-f",
+            str(values_file),
+            "--timeout",
+            self._timeout(spec, action),
+            "--post-renderer",
+            self.postrenderer_ref,
+            "--post-renderer-args",
+            f"--name={hr_name}",
+            "--post-renderer-args",
+            f"--namespace={hr_ns}",
+        ]
         if spec.get("postRenderers") or spec.get("commonMetadata"):
             pr = values_file.parent / "postrender.json"
-            pr.write_text(json.dumps({"postRenderers": spec.get("postRenderers") or [],
-                                      "commonMetadata": spec.get("commonMetadata") or {},
-                                      "kubectl": str(tools.kubectl())}))
+            pr.write_text(
+                json.dumps(
+                    {
+                        "postRenderers": spec.get("postRenderers") or [],
+                        "commonMetadata": spec.get("commonMetadata") or {},
+                        "kubectl": str(tools.kubectl()),
+                    }
+                )
+            )
             args += ["--post-renderer-args", f"--spec={pr}"]
         if storage_ns != target_ns:
-            args += ["--post-renderer-args", f"--release-namespace={target_ns}",
-                     "--post-renderer-args", f"--storage-namespace={storage_ns}"]
+            args += [
+                "--post-renderer-args",
+                f"--release-namespace={target_ns}",
+                "--post-renderer-args",
+                f"--storage-namespace={storage_ns}",
+            ]
         if not aspec.get("disableTakeOwnership"):
             args.append("--take-ownership")
         if not aspec.get("disableWait"):
@@ -1119,21 +1466,29 @@ class HelmController:
         if spec.get("suspend"):
             log.info("HelmRelease %s/%s deleted while suspended: release orphaned", ns, name)
         elif not status.get("storageNamespace"):
-            log.info("HelmRelease %s/%s deleted before any reconcile: nothing to uninstall",
-                     ns, name)
+            log.info(
+                "HelmRelease %s/%s deleted before any reconcile: nothing to uninstall", ns, name
+            )
         elif uninstall_target(status) is None:
             # internal/reconcile/uninstall.go Uninstall.Reconcile: no latest snapshot ->
             # ErrNoLatest, which reconcileReleaseDeletion ignores: the release is left
-            log.info("HelmRelease %s/%s deleted with an empty history: no release uninstalled",
-                     ns, name)
+            log.info(
+                "HelmRelease %s/%s deleted with an empty history: no release uninstalled", ns, name
+            )
         else:
             rel_name = uninstall_target(status)
             assert rel_name is not None  # the elif above
             rel = self.latest(rel_name, status["storageNamespace"])
             if rel is not None and rel["info"]["status"] != "uninstalled":
                 uspec = spec.get("uninstall") or {}
-                args = ["uninstall", rel_name, "--namespace", status["storageNamespace"],
-                        "--timeout", uspec.get("timeout") or spec.get("timeout") or "5m"]
+                args = [
+                    "uninstall",
+                    rel_name,
+                    "--namespace",
+                    status["storageNamespace"],
+                    "--timeout",
+                    uspec.get("timeout") or spec.get("timeout") or "5m",
+                ]
                 if not uspec.get("disableWait"):
                     args.append("--wait")
                 if uspec.get("keepHistory"):
@@ -1145,12 +1500,23 @@ class HelmController:
                 res = self.run_helm(*args)
                 if not res.ok and "not found" not in res.stderr:
                     st = copy.deepcopy(status)
-                    set_condition(st, hr, "Ready", False, "UninstallFailed",
-                                  f"Helm uninstall failed: {res.stderr.strip()[-1000:]}")
+                    set_condition(
+                        st,
+                        hr,
+                        "Ready",
+                        False,
+                        "UninstallFailed",
+                        f"Helm uninstall failed: {res.stderr.strip()[-1000:]}",
+                    )
                     self.api.patch_status(hr, st)
                     return 10.0
-            log.info("HelmRelease %s/%s deleted: release %s/%s uninstalled", ns, name,
-                     status["storageNamespace"], rel_name)
+            log.info(
+                "HelmRelease %s/%s deleted: release %s/%s uninstalled",
+                ns,
+                name,
+                status["storageNamespace"],
+                rel_name,
+            )
         self.api.set_finalizers(hr, [f for f in fins if f != flux.FINALIZER])
         return None
 
@@ -1160,6 +1526,10 @@ class HelmController:
         src = cspec.get("sourceRef") or {}
         if not src:
             return []
-        return [(src.get("kind", "HelmRepository"),
-                 src.get("namespace") or hr["metadata"]["namespace"], src["name"])]
-
+        return [
+            (
+                src.get("kind", "HelmRepository"),
+                src.get("namespace") or hr["metadata"]["namespace"],
+                src["name"],
+            )
+        ]

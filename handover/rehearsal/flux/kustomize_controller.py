@@ -31,6 +31,7 @@ Behaviour, each from the upstream source:
   (Deployments/StatefulSets/DaemonSets rolled out, Flux objects Ready) -> Healthy and Ready,
   requestedAt acknowledged.
 """
+
 from __future__ import annotations
 
 import copy
@@ -47,21 +48,32 @@ from typing import Any
 import yaml
 from kubernetes.dynamic.exceptions import ApiException
 
-from handover.rehearsal import fidelity
+from handover.core import tools
 from handover.flux import rules as flux
 from handover.flux import ssa
-from handover.core import tools
+from handover.rehearsal import fidelity
 from handover.rehearsal.flux import varsub
-from handover.rehearsal.flux.runtime import (Api, Obj, handled_reconcile_request, log,
-                                             parse_duration, remove_condition, set_condition)
+from handover.rehearsal.flux.runtime import (
+    Api,
+    Obj,
+    handled_reconcile_request,
+    log,
+    parse_duration,
+    remove_condition,
+    set_condition,
+)
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 FORCE_MARKER = "kustomize.toolkit.fluxcd.io/force"
 STAGE_FIRST = {"CustomResourceDefinition", "Namespace"}
 
 # Managed-field entries taken over before applying (kustomization_controller.go apply()).
-TAKEOVER = [("kubectl", "Apply"), ("kubectl", "Update"), ("before-first-apply", "Update"),
-            (flux.KUSTOMIZE_FIELD_MANAGER, "Update")]
+TAKEOVER = [
+    ("kubectl", "Apply"),
+    ("kubectl", "Update"),
+    ("before-first-apply", "Update"),
+    (flux.KUSTOMIZE_FIELD_MANAGER, "Update"),
+]
 
 
 IMMUTABLE_MESSAGE = re.compile(r"is\simmutable|immutable\sfield")
@@ -75,17 +87,25 @@ def dependency_error(obj: Obj, dep: Obj | None, dep_id: str, revision: str) -> s
     if dep is None:
         return f"dependency '{dep_id}' not found"
     st = dep.get("status") or {}
-    if not st.get("conditions") or \
-            dep["metadata"].get("generation") != st.get("observedGeneration") or \
-            not flux.is_ready(dep):
+    if (
+        not st.get("conditions")
+        or dep["metadata"].get("generation") != st.get("observedGeneration")
+        or not flux.is_ready(dep)
+    ):
         return f"dependency '{dep_id}' is not ready"
-    mine, theirs = (obj.get("spec") or {}).get("sourceRef") or {}, \
-        (dep.get("spec") or {}).get("sourceRef") or {}
-    if (mine.get("kind"), mine.get("name"),
-            mine.get("namespace") or obj["metadata"].get("namespace")) == \
-            (theirs.get("kind"), theirs.get("name"),
-             theirs.get("namespace") or dep["metadata"].get("namespace")) and \
-            st.get("lastAppliedRevision") != revision:
+    mine, theirs = (
+        (obj.get("spec") or {}).get("sourceRef") or {},
+        (dep.get("spec") or {}).get("sourceRef") or {},
+    )
+    if (
+        mine.get("kind"),
+        mine.get("name"),
+        mine.get("namespace") or obj["metadata"].get("namespace"),
+    ) == (
+        theirs.get("kind"),
+        theirs.get("name"),
+        theirs.get("namespace") or dep["metadata"].get("namespace"),
+    ) and st.get("lastAppliedRevision") != revision:
         return f"dependency '{dep_id}' revision is not up to date"
     return None
 
@@ -98,8 +118,7 @@ class BuildError(Exception):
 def inventory_id(obj: Obj) -> dict[str, str]:
     group, _, version = obj["apiVersion"].rpartition("/")
     meta = obj["metadata"]
-    return {"id": f"{meta.get('namespace', '')}_{meta['name']}_{group}_{obj['kind']}",
-            "v": version}
+    return {"id": f"{meta.get('namespace', '')}_{meta['name']}_{group}_{obj['kind']}", "v": version}
 
 
 def parse_inventory_id(entry: dict[str, str]) -> tuple[str, str, str, str, str]:
@@ -121,8 +140,11 @@ def merge_fields(a: Any, b: Any) -> Any:
     return out
 
 
-def takeover_managed_fields(entries: list[Obj], owner: str = flux.KUSTOMIZE_FIELD_MANAGER,
-                            managers: list[tuple[str, str]] = TAKEOVER) -> list[Obj] | None:
+def takeover_managed_fields(
+    entries: list[Obj],
+    owner: str = flux.KUSTOMIZE_FIELD_MANAGER,
+    managers: list[tuple[str, str]] = TAKEOVER,
+) -> list[Obj] | None:
     """The managedFields list after folding the matching entries (manager name prefix and
     operation, no subresource) into ``owner``'s Apply entry; None when nothing matches.
     Behaviour of fluxcd/pkg ssa/patch.go PatchReplaceFieldsManagers."""
@@ -135,8 +157,12 @@ def takeover_managed_fields(entries: list[Obj], owner: str = flux.KUSTOMIZE_FIEL
     for e in entries:
         if prev is not None and e.get("manager") == owner and e.get("operation") == "Apply":
             continue
-        match = any(e.get("operation") == op and not e.get("subresource")
-                    and str(e.get("manager", "")).startswith(name) for name, op in managers)
+        match = any(
+            e.get("operation") == op
+            and not e.get("subresource")
+            and str(e.get("manager", "")).startswith(name)
+            for name, op in managers
+        )
         if match:
             edited = True
             if prev is None:
@@ -156,8 +182,9 @@ def _marked(obj: Obj | None, key: str, value: str) -> bool:
     if not obj:
         return False
     meta = obj.get("metadata") or {}
-    return (meta.get("annotations") or {}).get(key) == value or \
-        (meta.get("labels") or {}).get(key) == value
+    return (meta.get("annotations") or {}).get(key) == value or (meta.get("labels") or {}).get(
+        key
+    ) == value
 
 
 def kstatus_failed(obj: Obj | None) -> str | None:
@@ -169,11 +196,15 @@ def kstatus_failed(obj: Obj | None) -> str | None:
         return None
     conds = (obj.get("status") or {}).get("conditions") or []
     if obj.get("kind") == "Deployment" and any(
-            c.get("type") == "Progressing" and c.get("status") == "False"
-            and c.get("reason") == "ProgressDeadlineExceeded" for c in conds):
+        c.get("type") == "Progressing"
+        and c.get("status") == "False"
+        and c.get("reason") == "ProgressDeadlineExceeded"
+        for c in conds
+    ):
         return "Progress deadline exceeded"
-    if obj.get("kind") == "Job" and any(c.get("type") == "Failed" and c.get("status") == "True"
-                                        for c in conds):
+    if obj.get("kind") == "Job" and any(
+        c.get("type") == "Failed" and c.get("status") == "True" for c in conds
+    ):
         return "Job Failed"
     return None
 
@@ -190,16 +221,24 @@ def health(obj: Obj | None) -> tuple[bool, str]:
             return False, "generation not observed"
     if kind == "Deployment":
         want = spec.get("replicas", 1)
-        if st.get("updatedReplicas", 0) < want or st.get("availableReplicas", 0) < want or \
-                st.get("readyReplicas", 0) < want or st.get("replicas", 0) > want:
-            return False, (f"Deployment rollout: {st.get('readyReplicas', 0)}/{want} ready, "
-                           f"{st.get('updatedReplicas', 0)} updated")
+        if (
+            st.get("updatedReplicas", 0) < want
+            or st.get("availableReplicas", 0) < want
+            or st.get("readyReplicas", 0) < want
+            or st.get("replicas", 0) > want
+        ):
+            return False, (
+                f"Deployment rollout: {st.get('readyReplicas', 0)}/{want} ready, "
+                f"{st.get('updatedReplicas', 0)} updated"
+            )
         return True, ""
     if kind == "StatefulSet":
         want = spec.get("replicas", 1)
         if st.get("readyReplicas", 0) < want or (
-                st.get("updateRevision") and st.get("currentRevision") != st.get("updateRevision")
-                and st.get("updatedReplicas", 0) < want):
+            st.get("updateRevision")
+            and st.get("currentRevision") != st.get("updateRevision")
+            and st.get("updatedReplicas", 0) < want
+        ):
             return False, f"StatefulSet rollout: {st.get('readyReplicas', 0)}/{want} ready"
         return True, ""
     if kind == "DaemonSet":
@@ -210,8 +249,10 @@ def health(obj: Obj | None) -> tuple[bool, str]:
     if kind == "PersistentVolumeClaim":
         return (st.get("phase") == "Bound", f"PVC phase {st.get('phase')}")
     if kind == "Job":
-        done = any(c.get("type") == "Complete" and c.get("status") == "True"
-                   for c in st.get("conditions") or [])
+        done = any(
+            c.get("type") == "Complete" and c.get("status") == "True"
+            for c in st.get("conditions") or []
+        )
         return done, "Job not complete"
     if any(c.get("type") == "Ready" for c in st.get("conditions") or []):
         return flux.is_ready(obj), "not Ready"
@@ -262,15 +303,20 @@ class KustomizeController:
 
         src = spec.get("sourceRef") or {}
         if src.get("kind") != "GitRepository":
-            return fail("ArtifactFailed", f"sourceRef kind {src.get('kind')} is not supported "
-                        "by the rehearsal stand-in (GitRepository only)", interval)
+            return fail(
+                "ArtifactFailed",
+                f"sourceRef kind {src.get('kind')} is not supported "
+                "by the rehearsal stand-in (GitRepository only)",
+                interval,
+            )
         src_ns = src.get("namespace") or ns
         repo = self.api.get(flux.SOURCE_API, "GitRepository", src["name"], src_ns)
         artifact = ((repo or {}).get("status") or {}).get("artifact")
         tarball = self.source.artifact_file(artifact)
         if repo is None or tarball is None:
-            return fail("ArtifactFailed", f"Source artifact not found, retrying in "
-                        f"{retry:.0f}s", retry)
+            return fail(
+                "ArtifactFailed", f"Source artifact not found, retrying in {retry:.0f}s", retry
+            )
         assert artifact is not None  # artifact_file found its file
         revision = artifact["revision"]
         # dependsOn after the source, as kustomize-controller's reconcile (checkDependencies
@@ -287,8 +333,10 @@ class KustomizeController:
         try:
             try:
                 objects = self.build(ks, tarball, work)
-                objects = varsub.substitute(objects, varsub.load_vars(
-                    ks, lambda kind, n, nsp: self.api.get("v1", kind, n, nsp)))
+                objects = varsub.substitute(
+                    objects,
+                    varsub.load_vars(ks, lambda kind, n, nsp: self.api.get("v1", kind, n, nsp)),
+                )
             except (BuildError, varsub.SubstitutionError) as e:
                 return fail("BuildFailed", str(e), retry)
             try:
@@ -307,18 +355,32 @@ class KustomizeController:
             # health
             checks = []
             if spec.get("wait"):
-                checks = [(o["apiVersion"], o["kind"], o["metadata"]["name"],
-                           o["metadata"].get("namespace")) for o in applied]
+                checks = [
+                    (
+                        o["apiVersion"],
+                        o["kind"],
+                        o["metadata"]["name"],
+                        o["metadata"].get("namespace"),
+                    )
+                    for o in applied
+                ]
             else:
                 for hc in spec.get("healthChecks") or []:
-                    checks.append((hc.get("apiVersion") or "v1", hc["kind"], hc["name"],
-                                   hc.get("namespace") or ns))
+                    checks.append(
+                        (
+                            hc.get("apiVersion") or "v1",
+                            hc["kind"],
+                            hc["name"],
+                            hc.get("namespace") or ns,
+                        )
+                    )
             if checks:
                 unhealthy, failed = [], []
                 for av, kind, n, nsp in checks:
                     try:
-                        live = self.api.get(av, kind, n, nsp if self.api.namespaced(av, kind)
-                                            else None)
+                        live = self.api.get(
+                            av, kind, n, nsp if self.api.namespaced(av, kind) else None
+                        )
                     except Exception:  # noqa: BLE001
                         live = None
                     ok, why = health(live)
@@ -330,10 +392,17 @@ class KustomizeController:
                 if failed:
                     # fluxcd/pkg ssa WaitForSet with FailFast (kustomize-controller default,
                     # feature gate DisableFailFastBehavior off): a Failed object ends the wait
-                    set_condition(status, ks, "Healthy", False, "HealthCheckFailed",
-                                  "health check failed: " + "; ".join(failed[:5]))
-                    return fail("HealthCheckFailed", "health check failed: "
-                                + "; ".join(failed[:5]), retry)
+                    set_condition(
+                        status,
+                        ks,
+                        "Healthy",
+                        False,
+                        "HealthCheckFailed",
+                        "health check failed: " + "; ".join(failed[:5]),
+                    )
+                    return fail(
+                        "HealthCheckFailed", "health check failed: " + "; ".join(failed[:5]), retry
+                    )
                 key = (ns, name)
                 started_rev, started = self._health_started.get(key, (None, 0.0))
                 if started_rev != f"{revision}/{gen}":
@@ -342,19 +411,37 @@ class KustomizeController:
                 timeout = parse_duration(spec.get("timeout"), interval)
                 if unhealthy:
                     if time.monotonic() - started < timeout:
-                        set_condition(status, ks, "Reconciling", True, "Progressing",
-                                      "Health check in progress: " + "; ".join(unhealthy[:5]))
-                        set_condition(status, ks, "Ready", None, "Progressing",
-                                      "Reconciliation in progress")
-                        set_condition(status, ks, "Healthy", None, "Progressing",
-                                      "Health check in progress")
+                        set_condition(
+                            status,
+                            ks,
+                            "Reconciling",
+                            True,
+                            "Progressing",
+                            "Health check in progress: " + "; ".join(unhealthy[:5]),
+                        )
+                        set_condition(
+                            status, ks, "Ready", None, "Progressing", "Reconciliation in progress"
+                        )
+                        set_condition(
+                            status, ks, "Healthy", None, "Progressing", "Health check in progress"
+                        )
                         self.api.patch_status(ks, status)
                         return 2.0
-                    set_condition(status, ks, "Healthy", False, "HealthCheckFailed",
-                                  "health check failed after " + f"{timeout:.0f}s: "
-                                  + "; ".join(unhealthy[:5]))
-                    return fail("HealthCheckFailed", "health check failed: "
-                                + "; ".join(unhealthy[:5]), retry)
+                    set_condition(
+                        status,
+                        ks,
+                        "Healthy",
+                        False,
+                        "HealthCheckFailed",
+                        "health check failed after "
+                        + f"{timeout:.0f}s: "
+                        + "; ".join(unhealthy[:5]),
+                    )
+                    return fail(
+                        "HealthCheckFailed",
+                        "health check failed: " + "; ".join(unhealthy[:5]),
+                        retry,
+                    )
                 set_condition(status, ks, "Healthy", True, "Succeeded", "Health check passed")
             else:
                 remove_condition(status, "Healthy")
@@ -380,16 +467,20 @@ class KustomizeController:
         rel = (spec.get("path") or "./").strip()
         root = (src / rel).resolve()
         if not str(root).startswith(str(src.resolve())) or not root.is_dir():
-            raise BuildError(f"kustomization path not found: stat {rel}: no such file or "
-                             "directory")
-        if not any((root / n).exists() for n in ("kustomization.yaml", "kustomization.yml",
-                                                 "Kustomization")):
+            raise BuildError(f"kustomization path not found: stat {rel}: no such file or directory")
+        if not any(
+            (root / n).exists()
+            for n in ("kustomization.yaml", "kustomization.yml", "Kustomization")
+        ):
             generate_kustomization(root)
         # fluxcd/pkg kustomize/kustomize_generator.go Generator.WriteFile: the directory's own
         # kustomization is edited in place: namespace / namePrefix / nameSuffix replaced,
         # patches and components appended, images merged by name
-        kfile = next(root / n for n in ("kustomization.yaml", "kustomization.yml",
-                                        "Kustomization") if (root / n).exists())
+        kfile = next(
+            root / n
+            for n in ("kustomization.yaml", "kustomization.yml", "Kustomization")
+            if (root / n).exists()
+        )
         kz: dict[str, Any] = yaml.safe_load(kfile.read_text()) or {}
         if spec.get("targetNamespace"):
             kz["namespace"] = spec["targetNamespace"]
@@ -401,8 +492,7 @@ class KustomizeController:
             kz["patches"] = list(kz.get("patches") or []) + list(spec["patches"])
         for img in spec.get("images") or []:
             images = list(kz.get("images") or [])
-            idx = next((i for i, x in enumerate(images) if x.get("name") == img.get("name")),
-                       None)
+            idx = next((i for i, x in enumerate(images) if x.get("name") == img.get("name")), None)
             if idx is None:
                 images.append(img)
             else:
@@ -412,8 +502,10 @@ class KustomizeController:
             kz["components"] = list(kz.get("components") or []) + list(spec["components"])
         kfile.write_text(yaml.safe_dump(kz, sort_keys=False))
         # krusty with LoadRestrictionsNone, as kustomize-controller builds
-        res = tools.run([self.kubectl, "kustomize", str(root), "--load-restrictor",
-                         "LoadRestrictionsNone"], timeout=120)
+        res = tools.run(
+            [self.kubectl, "kustomize", str(root), "--load-restrictor", "LoadRestrictionsNone"],
+            timeout=120,
+        )
         if not res.ok:
             raise BuildError(f"kustomize build failed: {res.stderr.strip()[-1500:]}")
         objs = [d for d in yaml.safe_load_all(res.stdout) if isinstance(d, dict) and d.get("kind")]
@@ -469,9 +561,11 @@ class KustomizeController:
                     if self.apply_one(obj, force_all):
                         applied.append(obj)
                 except ApiException as e:
-                    errors.append(f"{obj['kind']}/{meta.get('namespace', '')}"
-                                  f"{'/' if meta.get('namespace') else ''}{meta['name']} "
-                                  f"apply failed: {_api_message(e)}")
+                    errors.append(
+                        f"{obj['kind']}/{meta.get('namespace', '')}"
+                        f"{'/' if meta.get('namespace') else ''}{meta['name']} "
+                        f"apply failed: {_api_message(e)}"
+                    )
             if stage is first and first:
                 self._wait_crds(first)
         if errors:
@@ -480,11 +574,13 @@ class KustomizeController:
 
     def _skipped(self, obj: Obj, live: Obj | None) -> bool:
         """reconcile: disabled, ssa: Ignore, or ssa: IfNotPresent on a live object."""
-        return (_marked(obj, flux.RECONCILE_ANNOTATION, "disabled")
-                or _marked(live, flux.RECONCILE_ANNOTATION, "disabled")
-                or _marked(obj, flux.SSA_ANNOTATION, "Ignore")
-                or _marked(live, flux.SSA_ANNOTATION, "Ignore")
-                or (live is not None and _marked(obj, flux.SSA_ANNOTATION, "IfNotPresent")))
+        return (
+            _marked(obj, flux.RECONCILE_ANNOTATION, "disabled")
+            or _marked(live, flux.RECONCILE_ANNOTATION, "disabled")
+            or _marked(obj, flux.SSA_ANNOTATION, "Ignore")
+            or _marked(live, flux.SSA_ANNOTATION, "Ignore")
+            or (live is not None and _marked(obj, flux.SSA_ANNOTATION, "IfNotPresent"))
+        )
 
     def dry_run_one(self, obj: Obj, force_all: bool) -> str | None:
         """The server-side dry-run of one object: an error line, or None."""
@@ -497,28 +593,40 @@ class KustomizeController:
         except ApiException as e:
             text = _api_message(e)
             immutable = e.status in (409, 422) or bool(IMMUTABLE_MESSAGE.search(text))
-            if live is not None and immutable and (
-                    force_all or _marked(obj, FORCE_MARKER, "enabled")
-                    or _marked(live, FORCE_MARKER, "enabled")):
+            if (
+                live is not None
+                and immutable
+                and (
+                    force_all
+                    or _marked(obj, FORCE_MARKER, "enabled")
+                    or _marked(live, FORCE_MARKER, "enabled")
+                )
+            ):
                 return None  # apply_one deletes and re-applies it
-            return (f"{obj['kind']}/{meta.get('namespace', '')}"
-                    f"{'/' if meta.get('namespace') else ''}{meta['name']} dry-run failed: "
-                    f"{text}")
+            return (
+                f"{obj['kind']}/{meta.get('namespace', '')}"
+                f"{'/' if meta.get('namespace') else ''}{meta['name']} dry-run failed: "
+                f"{text}"
+            )
         return None
 
     def apply_one(self, obj: Obj, force_all: bool) -> bool:
         """Apply one object; False when skipped (reconcile disabled / ssa Ignore)."""
         meta = obj["metadata"]
         live = self.api.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
-        if _marked(obj, flux.RECONCILE_ANNOTATION, "disabled") or \
-                _marked(live, flux.RECONCILE_ANNOTATION, "disabled") or \
-                _marked(obj, flux.SSA_ANNOTATION, "Ignore") or \
-                _marked(live, flux.SSA_ANNOTATION, "Ignore"):
+        if (
+            _marked(obj, flux.RECONCILE_ANNOTATION, "disabled")
+            or _marked(live, flux.RECONCILE_ANNOTATION, "disabled")
+            or _marked(obj, flux.SSA_ANNOTATION, "Ignore")
+            or _marked(live, flux.SSA_ANNOTATION, "Ignore")
+        ):
             return False
         if live is not None and _marked(obj, flux.SSA_ANNOTATION, "IfNotPresent"):
             return False
-        if live is not None and not (_marked(obj, flux.SSA_ANNOTATION, "Merge")
-                                     or _marked(live, flux.SSA_ANNOTATION, "Merge")):
+        if live is not None and not (
+            _marked(obj, flux.SSA_ANNOTATION, "Merge")
+            or _marked(live, flux.SSA_ANNOTATION, "Merge")
+        ):
             self.cleanup(live)
         try:
             self.api.apply(obj, flux.KUSTOMIZE_FIELD_MANAGER, force=True)
@@ -527,15 +635,25 @@ class KustomizeController:
             # fluxcd/pkg ssa/errors IsImmutableError: any Conflict (409) or Invalid (422), or a
             # message matching "is immutable" / "immutable field" (CEL, webhooks)
             immutable = e.status in (409, 422) or bool(IMMUTABLE_MESSAGE.search(text))
-            if immutable and (force_all or _marked(obj, FORCE_MARKER, "enabled")
-                              or _marked(live, FORCE_MARKER, "enabled")):
-                log.info("recreating %s/%s (immutable field change, force)", obj["kind"],
-                         meta["name"])
-                self.api.delete(obj["apiVersion"], obj["kind"], meta["name"],
-                                meta.get("namespace"), propagation="Background")
+            if immutable and (
+                force_all
+                or _marked(obj, FORCE_MARKER, "enabled")
+                or _marked(live, FORCE_MARKER, "enabled")
+            ):
+                log.info(
+                    "recreating %s/%s (immutable field change, force)", obj["kind"], meta["name"]
+                )
+                self.api.delete(
+                    obj["apiVersion"],
+                    obj["kind"],
+                    meta["name"],
+                    meta.get("namespace"),
+                    propagation="Background",
+                )
                 deadline = time.monotonic() + 30
                 while time.monotonic() < deadline and self.api.get(
-                        obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace")):
+                    obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace")
+                ):
                     time.sleep(0.2)
                 self.api.apply(obj, flux.KUSTOMIZE_FIELD_MANAGER, force=True)
             else:
@@ -548,15 +666,25 @@ class KustomizeController:
         meta = live["metadata"]
         patches: list[Obj] = []
         if LAST_APPLIED in (meta.get("annotations") or {}):
-            patches.append({"op": "remove",
-                            "path": "/metadata/annotations/" + LAST_APPLIED.replace("~", "~0")
-                            .replace("/", "~1")})
+            patches.append(
+                {
+                    "op": "remove",
+                    "path": "/metadata/annotations/"
+                    + LAST_APPLIED.replace("~", "~0").replace("/", "~1"),
+                }
+            )
         mf = takeover_managed_fields(meta.get("managedFields") or [])
         if mf is not None:
             patches.append({"op": "replace", "path": "/metadata/managedFields", "value": mf})
         if patches:
-            self.api.patch(live["apiVersion"], live["kind"], meta["name"], meta.get("namespace"),
-                           patches, content_type="application/json-patch+json")
+            self.api.patch(
+                live["apiVersion"],
+                live["kind"],
+                meta["name"],
+                meta.get("namespace"),
+                patches,
+                content_type="application/json-patch+json",
+            )
 
     def _wait_crds(self, objs: list[Obj]) -> None:
         names = [o["metadata"]["name"] for o in objs if o["kind"] == "CustomResourceDefinition"]
@@ -564,8 +692,10 @@ class KustomizeController:
         for n in names:
             while time.monotonic() < deadline:
                 crd = self.api.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", n)
-                if any(c.get("type") == "Established" and c.get("status") == "True"
-                       for c in ((crd or {}).get("status") or {}).get("conditions") or []):
+                if any(
+                    c.get("type") == "Established" and c.get("status") == "True"
+                    for c in ((crd or {}).get("status") or {}).get("conditions") or []
+                ):
                     break
                 time.sleep(0.2)
         if names:
@@ -586,12 +716,16 @@ class KustomizeController:
             if live is None:
                 continue
             labels = live["metadata"].get("labels") or {}
-            if labels.get(flux.KUSTOMIZE_OWNER_NAME) != name or \
-                    labels.get(flux.KUSTOMIZE_OWNER_NAMESPACE) != ns:
+            if (
+                labels.get(flux.KUSTOMIZE_OWNER_NAME) != name
+                or labels.get(flux.KUSTOMIZE_OWNER_NAMESPACE) != ns
+            ):
                 continue  # Inclusions: only objects that carry our owner labels
-            if _marked(live, flux.PRUNE_ANNOTATION, "disabled") or \
-                    _marked(live, flux.RECONCILE_ANNOTATION, "disabled") or \
-                    _marked(live, flux.SSA_ANNOTATION, "Ignore"):
+            if (
+                _marked(live, flux.PRUNE_ANNOTATION, "disabled")
+                or _marked(live, flux.RECONCILE_ANNOTATION, "disabled")
+                or _marked(live, flux.SSA_ANNOTATION, "Ignore")
+            ):
                 continue
             self.api.delete(api_version, kind, oname, ons or None, propagation="Background")
             deleted.append(e["id"])
@@ -605,9 +739,14 @@ class KustomizeController:
             return None
         entries = ((ks.get("status") or {}).get("inventory") or {}).get("entries") or []
         policy = spec.get("deletionPolicy") or "MirrorPrune"
-        should = (not spec.get("suspend") and bool(entries) and (
-            (policy == "MirrorPrune" and bool(spec.get("prune")))
-            or policy in ("Delete", "WaitForTermination")))
+        should = (
+            not spec.get("suspend")
+            and bool(entries)
+            and (
+                (policy == "MirrorPrune" and bool(spec.get("prune")))
+                or policy in ("Delete", "WaitForTermination")
+            )
+        )
         if should:
             deleted = self.delete_entries(ks, entries)
             if policy == "WaitForTermination":
@@ -617,13 +756,19 @@ class KustomizeController:
                         continue
                     ons, oname, group, kind, version = parse_inventory_id(e)
                     av = f"{group}/{version}" if group else version
-                    while time.monotonic() < deadline and self.api.get(av, kind, oname,
-                                                                        ons or None):
+                    while time.monotonic() < deadline and self.api.get(
+                        av, kind, oname, ons or None
+                    ):
                         time.sleep(0.5)
         else:
-            log.info("Kustomization %s/%s deleted: inventory orphaned (suspend=%s, policy=%s, "
-                     "prune=%s)", meta["namespace"], meta["name"], bool(spec.get("suspend")),
-                     policy, bool(spec.get("prune")))
+            log.info(
+                "Kustomization %s/%s deleted: inventory orphaned (suspend=%s, policy=%s, prune=%s)",
+                meta["namespace"],
+                meta["name"],
+                bool(spec.get("suspend")),
+                policy,
+                bool(spec.get("prune")),
+            )
         self.api.set_finalizers(ks, [f for f in fins if f != flux.FINALIZER])
         return None
 
@@ -632,8 +777,9 @@ class KustomizeController:
         src = (ks.get("spec") or {}).get("sourceRef") or {}
         if not src:
             return []
-        return [(src.get("kind", ""), src.get("namespace") or ks["metadata"]["namespace"],
-                 src["name"])]
+        return [
+            (src.get("kind", ""), src.get("namespace") or ks["metadata"]["namespace"], src["name"])
+        ]
 
 
 class ApplyError(Exception):
@@ -657,8 +803,10 @@ def generate_kustomization(root: Path) -> None:
             if p.name.startswith("."):
                 continue
             if p.is_dir():
-                if any((p / n).exists() for n in ("kustomization.yaml", "kustomization.yml",
-                                                  "Kustomization")):
+                if any(
+                    (p / n).exists()
+                    for n in ("kustomization.yaml", "kustomization.yml", "Kustomization")
+                ):
                     resources.append(os.path.relpath(p, root))
                 else:
                     walk(p)
@@ -667,11 +815,18 @@ def generate_kustomization(root: Path) -> None:
                     docs = [x for x in yaml.safe_load_all(p.read_text()) if x]
                 except yaml.YAMLError:
                     continue
-                if docs and all(isinstance(x, dict) and "apiVersion" in x and "kind" in x
-                                for x in docs):
+                if docs and all(
+                    isinstance(x, dict) and "apiVersion" in x and "kind" in x for x in docs
+                ):
                     resources.append(os.path.relpath(p, root))
 
     walk(root)
-    (root / "kustomization.yaml").write_text(yaml.safe_dump(
-        {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-         "resources": resources}))
+    (root / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": resources,
+            }
+        )
+    )

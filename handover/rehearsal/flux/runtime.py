@@ -5,6 +5,7 @@ This runs INSIDE the rehearsal cluster as one of its components (like the real c
 flux-system), so it writes to the API directly; the suite's own mutations still go through
 handover.core.mutation.
 """
+
 from __future__ import annotations
 
 import builtins
@@ -15,9 +16,9 @@ import re
 import threading
 import time
 import traceback
-from datetime import datetime, UTC
-from typing import Any
 from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from kubernetes.dynamic.exceptions import ApiException, NotFoundError, ResourceNotFoundError
 
@@ -58,8 +59,14 @@ class Api:
                 self.dyn.resources.invalidate_cache()
                 return self.dyn.resources.get(api_version=api_version, kind=kind)
 
-    def path(self, api_version: str, kind: str, name: str | None = None,
-             namespace: str | None = None, sub: str | None = None) -> str:
+    def path(
+        self,
+        api_version: str,
+        kind: str,
+        name: str | None = None,
+        namespace: str | None = None,
+        sub: str | None = None,
+    ) -> str:
         res = self.resource(api_version, kind)
         p = res.path(name=name, namespace=namespace if res.namespaced else None)
         return p + (f"/{sub}" if sub else "")
@@ -67,14 +74,21 @@ class Api:
     def namespaced(self, api_version: str, kind: str) -> bool:
         return bool(self.resource(api_version, kind).namespaced)
 
-    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj | None:
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> Obj | None:
         try:
             return self.dyn.request("GET", self.path(api_version, kind, name, namespace)).to_dict()
         except NotFoundError:
             return None
 
-    def list(self, api_version: str, kind: str, namespace: str | None = None,
-             label_selector: str | None = None) -> list[Obj]:
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> list[Obj]:
         res = self.resource(api_version, kind)
         path = res.path(namespace=namespace if res.namespaced else None)
         out = self.dyn.request("GET", path, label_selector=label_selector).to_dict()
@@ -84,34 +98,67 @@ class Api:
             it.setdefault("kind", kind)
         return items
 
-    def patch(self, api_version: str, kind: str, name: str, namespace: str | None, body: Any,
-              content_type: str = "application/merge-patch+json", sub: str | None = None,
-              **params) -> Obj:
-        return self.dyn.request("PATCH", self.path(api_version, kind, name, namespace, sub),
-                                body=body, content_type=content_type, **params).to_dict()
+    def patch(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None,
+        body: Any,
+        content_type: str = "application/merge-patch+json",
+        sub: str | None = None,
+        **params,
+    ) -> Obj:
+        return self.dyn.request(
+            "PATCH",
+            self.path(api_version, kind, name, namespace, sub),
+            body=body,
+            content_type=content_type,
+            **params,
+        ).to_dict()
 
-    def apply(self, obj: Obj, field_manager: str, force: bool = True,
-              dry_run: bool = False) -> Obj:
+    def apply(self, obj: Obj, field_manager: str, force: bool = True, dry_run: bool = False) -> Obj:
         """Server-side apply (PATCH application/apply-patch+yaml)."""
         meta = obj["metadata"]
         params: dict[str, Any] = {"field_manager": field_manager, "force_conflicts": force}
         if dry_run:
             params["dry_run"] = "All"
-        return self.patch(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"),
-                          json.dumps(obj), content_type="application/apply-patch+yaml", **params)
+        return self.patch(
+            obj["apiVersion"],
+            obj["kind"],
+            meta["name"],
+            meta.get("namespace"),
+            json.dumps(obj),
+            content_type="application/apply-patch+yaml",
+            **params,
+        )
 
     def create(self, obj: Obj) -> Obj:
         meta = obj["metadata"]
-        return self.dyn.request("POST", self.path(obj["apiVersion"], obj["kind"],
-                                                  namespace=meta.get("namespace")),
-                                body=obj).to_dict()
+        return self.dyn.request(
+            "POST",
+            self.path(obj["apiVersion"], obj["kind"], namespace=meta.get("namespace")),
+            body=obj,
+        ).to_dict()
 
-    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None,
-               propagation: str = "Background") -> bool:
+    def delete(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None = None,
+        propagation: str = "Background",
+    ) -> bool:
         try:
-            self.dyn.request("DELETE", self.path(api_version, kind, name, namespace),
-                             body={"kind": "DeleteOptions", "apiVersion": "v1",
-                                   "propagationPolicy": propagation})
+            self.dyn.request(
+                "DELETE",
+                self.path(api_version, kind, name, namespace),
+                body={
+                    "kind": "DeleteOptions",
+                    "apiVersion": "v1",
+                    "propagationPolicy": propagation,
+                },
+            )
             return True
         except NotFoundError:
             return False
@@ -120,25 +167,37 @@ class Api:
         """Merge-patch the status subresource (None when the object is gone)."""
         meta = obj["metadata"]
         try:
-            return self.patch(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"),
-                              {"status": status}, sub="status")
+            return self.patch(
+                obj["apiVersion"],
+                obj["kind"],
+                meta["name"],
+                meta.get("namespace"),
+                {"status": status},
+                sub="status",
+            )
         except NotFoundError:
             return None
 
     def set_finalizers(self, obj: Obj, finalizers: builtins.list[str]) -> Obj | None:
         meta = obj["metadata"]
-        body = {"metadata": {"finalizers": finalizers or None,
-                             "resourceVersion": meta["resourceVersion"]}}
+        body = {
+            "metadata": {
+                "finalizers": finalizers or None,
+                "resourceVersion": meta["resourceVersion"],
+            }
+        }
         try:
-            return self.patch(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"),
-                              body)
+            return self.patch(
+                obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"), body
+            )
         except NotFoundError:
             return None
 
 
 # ---- conditions (metav1.Condition, as fluxcd/pkg runtime/conditions sets them) ----------------------
-def set_condition(status: Obj, obj: Obj, ctype: str, ok: bool | None, reason: str,
-                  message: str) -> None:
+def set_condition(
+    status: Obj, obj: Obj, ctype: str, ok: bool | None, reason: str, message: str
+) -> None:
     """Set/replace one condition; lastTransitionTime changes only when the status flips."""
     conds = status.setdefault("conditions", [])
     value = "Unknown" if ok is None else ("True" if ok else "False")
@@ -147,13 +206,19 @@ def set_condition(status: Obj, obj: Obj, ctype: str, ok: bool | None, reason: st
         if c["type"] == ctype:
             if c.get("status") != value:
                 c["lastTransitionTime"] = now_rfc3339()
-            c.update(status=value, reason=reason, message=message[:32000],
-                     observedGeneration=gen)
+            c.update(status=value, reason=reason, message=message[:32000], observedGeneration=gen)
             break
     else:
-        conds.append({"type": ctype, "status": value, "reason": reason,
-                      "message": message[:32000], "observedGeneration": gen,
-                      "lastTransitionTime": now_rfc3339()})
+        conds.append(
+            {
+                "type": ctype,
+                "status": value,
+                "reason": reason,
+                "message": message[:32000],
+                "observedGeneration": gen,
+                "lastTransitionTime": now_rfc3339(),
+            }
+        )
     # Ready first, like the Flux CLI/kstatus read them.
     conds.sort(key=lambda c: (c["type"] != "Ready", c["type"]))
 
@@ -179,9 +244,15 @@ class Controller:
 
     reconcile(ns, name) returns the seconds until the next reconcile (None: only on events)."""
 
-    def __init__(self, api: Api, api_version: str, kind: str,
-                 reconcile: Callable[[str, str], float | None], resync: float = 60.0,
-                 source_refs: Callable[[Obj], list[tuple[str, str, str]]] | None = None):
+    def __init__(
+        self,
+        api: Api,
+        api_version: str,
+        kind: str,
+        reconcile: Callable[[str, str], float | None],
+        resync: float = 60.0,
+        source_refs: Callable[[Obj], list[tuple[str, str, str]]] | None = None,
+    ):
         self.api, self.api_version, self.kind = api, api_version, kind
         self.source_refs = source_refs
         self.reconcile_fn = reconcile
@@ -223,10 +294,14 @@ class Controller:
     def _event_key(self, obj: Obj) -> tuple:
         meta = obj["metadata"]
         ann = meta.get("annotations") or {}
-        return (meta.get("generation"), meta.get("deletionTimestamp"),
-                tuple(meta.get("finalizers") or []),
-                ann.get("reconcile.fluxcd.io/requestedAt"), ann.get("reconcile.fluxcd.io/forceAt"),
-                ann.get("reconcile.fluxcd.io/resetAt"))
+        return (
+            meta.get("generation"),
+            meta.get("deletionTimestamp"),
+            tuple(meta.get("finalizers") or []),
+            ann.get("reconcile.fluxcd.io/requestedAt"),
+            ann.get("reconcile.fluxcd.io/forceAt"),
+            ann.get("reconcile.fluxcd.io/resetAt"),
+        )
 
     def _watch(self) -> None:
         while not self.stopping.is_set():
@@ -247,8 +322,11 @@ class Controller:
                     if self.stopping.is_set():
                         return
             except Exception:  # noqa: BLE001 - reconnect
-                log.warning("%s: watch interrupted: %s", self.kind,
-                            traceback.format_exc(limit=1).strip().splitlines()[-1])
+                log.warning(
+                    "%s: watch interrupted: %s",
+                    self.kind,
+                    traceback.format_exc(limit=1).strip().splitlines()[-1],
+                )
                 time.sleep(1)
 
     def _resync_loop(self) -> None:
@@ -282,19 +360,28 @@ class Controller:
             try:
                 after = self.reconcile_fn(ns, name)
             except ApiException as e:
-                log.error("%s %s/%s: API error %s: %s", self.kind, ns, name,
-                          getattr(e, "status", "?"), str(getattr(e, "body", e))[:500])
+                log.error(
+                    "%s %s/%s: API error %s: %s",
+                    self.kind,
+                    ns,
+                    name,
+                    getattr(e, "status", "?"),
+                    str(getattr(e, "body", e))[:500],
+                )
                 after = 5.0
             except Exception:  # noqa: BLE001 - one object's error never stops the others
-                log.error("%s %s/%s: reconcile failed:\n%s", self.kind, ns, name,
-                          traceback.format_exc())
+                log.error(
+                    "%s %s/%s: reconcile failed:\n%s", self.kind, ns, name, traceback.format_exc()
+                )
                 after = 5.0
             if after is not None:
                 self.enqueue(ns, name, after)
 
     def start(self) -> list[threading.Thread]:
-        threads = [threading.Thread(target=t, name=f"{self.kind}-{t.__name__}", daemon=True)
-                   for t in (self._watch, self._resync_loop, self._work)]
+        threads = [
+            threading.Thread(target=t, name=f"{self.kind}-{t.__name__}", daemon=True)
+            for t in (self._watch, self._resync_loop, self._work)
+        ]
         self.enqueue_all()
         for t in threads:
             t.start()

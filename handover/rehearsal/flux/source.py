@@ -13,6 +13,7 @@ helmrepository_controller.go:
   (revision = sha256 digest of the index), status.url, Ready. type ``oci``: a static object, the
   controller resets its status and removes its finalizer (migrationToStatic); no registry is used.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,16 +21,23 @@ import os
 import shutil
 import subprocess
 import urllib.request
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 import yaml
 
-from handover.rehearsal import fidelity
 from handover.flux import rules as flux
-from handover.rehearsal.flux.runtime import (Api, Obj, handled_reconcile_request, log,
-                                             now_rfc3339, parse_duration, remove_condition,
-                                             set_condition)
+from handover.rehearsal import fidelity
+from handover.rehearsal.flux.runtime import (
+    Api,
+    Obj,
+    handled_reconcile_request,
+    log,
+    now_rfc3339,
+    parse_duration,
+    remove_condition,
+    set_condition,
+)
 
 ARTIFACT_HOST = "http://source-controller.flux-system.svc.cluster.local."
 
@@ -54,8 +62,9 @@ def commit_revision(label: str, sha: str) -> str:
 
 
 class SourceController:
-    def __init__(self, api: Api, state_dir: Path,
-                 on_artifact: Callable[[str, str, str], None] | None = None):
+    def __init__(
+        self, api: Api, state_dir: Path, on_artifact: Callable[[str, str, str], None] | None = None
+    ):
         self.api = api
         self.storage = state_dir / "artifacts"
         self.git_cache = state_dir / "git"
@@ -96,21 +105,35 @@ class SourceController:
         try:
             label, sha, ref_desc = self._fetch(ns, name, spec)
             revision = commit_revision(label, sha)
-            ignores = sourceignore_files(self._git("ls-tree", "-r", "--name-only", sha,
-                                                   cwd=self.git_cache / ns / name))
+            ignores = sourceignore_files(
+                self._git("ls-tree", "-r", "--name-only", sha, cwd=self.git_cache / ns / name)
+            )
             if ignores:
                 raise Unemulated(
                     "the rehearsal's source-controller stand-in does not emulate "
                     f".sourceignore ({', '.join(ignores[:5])}; source-controller "
                     "internal/controller/gitrepository_controller.go, fluxcd/pkg sourceignore): "
-                    "the artifact would hold files the real one excludes")
+                    "the artifact would hold files the real one excludes"
+                )
             if old_rev != revision or self.artifact_file(status.get("artifact")) is None:
                 status["artifact"] = self._store_git(ns, name, sha, revision)
             remove_condition(status, "FetchFailed")
-            set_condition(status, obj, "ArtifactInStorage", True, "Succeeded",
-                          f"stored artifact for revision '{revision}'")
-            set_condition(status, obj, "Ready", True, "Succeeded",
-                          f"stored artifact for revision '{revision}'")
+            set_condition(
+                status,
+                obj,
+                "ArtifactInStorage",
+                True,
+                "Succeeded",
+                f"stored artifact for revision '{revision}'",
+            )
+            set_condition(
+                status,
+                obj,
+                "Ready",
+                True,
+                "Succeeded",
+                f"stored artifact for revision '{revision}'",
+            )
         except Unemulated as e:
             set_condition(status, obj, "Ready", False, fidelity.UNEMULATED_REASON, str(e))
             log.warning("GitRepository %s/%s: %s", ns, name, e)
@@ -128,8 +151,9 @@ class SourceController:
 
     def _git(self, *args: str, cwd: Path | None = None, timeout: float = 60) -> str:
         env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
-        p = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                           timeout=timeout, env=env)
+        p = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+        )
         if p.returncode != 0:
             raise GitError(f"git {' '.join(args[:2])} failed: {p.stderr.strip()[-500:]}")
         return p.stdout.strip()
@@ -156,18 +180,17 @@ class SourceController:
             sha = self._git("rev-parse", "--verify", f"{ref['name']}^{{commit}}", cwd=mirror)
             return ref["name"], sha, "name"
         if ref.get("tag"):
-            sha = self._git("rev-parse", "--verify", f"refs/tags/{ref['tag']}^{{commit}}",
-                            cwd=mirror)
+            sha = self._git(
+                "rev-parse", "--verify", f"refs/tags/{ref['tag']}^{{commit}}", cwd=mirror
+            )
             return ref["tag"], sha, "tag"
         if ref.get("semver"):
             raise GitError("spec.ref.semver is not supported by the rehearsal stand-in")
         branch = ref.get("branch") or "master"
         try:
-            sha = self._git("rev-parse", "--verify", f"refs/heads/{branch}^{{commit}}",
-                            cwd=mirror)
+            sha = self._git("rev-parse", "--verify", f"refs/heads/{branch}^{{commit}}", cwd=mirror)
         except GitError as e:
-            raise GitError(f"unable to checkout branch '{branch}': no such branch "
-                           f"in {url}") from e
+            raise GitError(f"unable to checkout branch '{branch}': no such branch in {url}") from e
         return branch, sha, "branch"
 
     def _store_git(self, ns: str, name: str, sha: str, revision: str) -> Obj:
@@ -176,9 +199,13 @@ class SourceController:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_suffix(".tmp")
         with open(tmp, "wb") as out:
-            p = subprocess.run(["git", "archive", "--format=tar.gz", sha],
-                               cwd=self.git_cache / ns / name, stdout=out,
-                               stderr=subprocess.PIPE, timeout=120)
+            p = subprocess.run(
+                ["git", "archive", "--format=tar.gz", sha],
+                cwd=self.git_cache / ns / name,
+                stdout=out,
+                stderr=subprocess.PIPE,
+                timeout=120,
+            )
         if p.returncode != 0:
             tmp.unlink(missing_ok=True)
             raise GitError(f"git archive failed: {p.stderr.decode()[-300:]}")
@@ -187,9 +214,14 @@ class SourceController:
         for old in dest.parent.glob("*.tar.gz"):
             if old != dest:
                 old.unlink(missing_ok=True)
-        return {"path": str(rel), "url": f"{ARTIFACT_HOST}/{rel}", "revision": revision,
-                "digest": "sha256:" + _sha256(dest), "lastUpdateTime": now_rfc3339(),
-                "size": dest.stat().st_size}
+        return {
+            "path": str(rel),
+            "url": f"{ARTIFACT_HOST}/{rel}",
+            "revision": revision,
+            "digest": "sha256:" + _sha256(dest),
+            "lastUpdateTime": now_rfc3339(),
+            "size": dest.stat().st_size,
+        }
 
     # -- HelmRepository --------------------------------------------------------------------------
     def reconcile_helm(self, ns: str, name: str) -> float | None:
@@ -211,9 +243,15 @@ class SourceController:
             if flux.FINALIZER in fins:
                 self.api.set_finalizers(obj, [f for f in fins if f != flux.FINALIZER])
             if obj.get("status"):
-                self.api.patch(flux.SOURCE_API, "HelmRepository", name, ns,
-                               [{"op": "remove", "path": "/status"}],
-                               content_type="application/json-patch+json", sub="status")
+                self.api.patch(
+                    flux.SOURCE_API,
+                    "HelmRepository",
+                    name,
+                    ns,
+                    [{"op": "remove", "path": "/status"}],
+                    content_type="application/json-patch+json",
+                    sub="status",
+                )
             return None
         if spec.get("suspend"):
             return None
@@ -242,10 +280,16 @@ class SourceController:
                 for old in dest.parent.glob("index-*.yaml"):
                     if old != dest:
                         old.unlink(missing_ok=True)
-            status["artifact"] = {"path": str(rel), "url": f"{ARTIFACT_HOST}/{rel}",
-                                  "revision": digest, "digest": digest, "size": len(body),
-                                  "lastUpdateTime": (status.get("artifact") or {}).get(
-                                      "lastUpdateTime") if old_rev == digest else now_rfc3339()}
+            status["artifact"] = {
+                "path": str(rel),
+                "url": f"{ARTIFACT_HOST}/{rel}",
+                "revision": digest,
+                "digest": digest,
+                "size": len(body),
+                "lastUpdateTime": (status.get("artifact") or {}).get("lastUpdateTime")
+                if old_rev == digest
+                else now_rfc3339(),
+            }
             status["url"] = f"{ARTIFACT_HOST}/helmrepository/{ns}/{name}/index.yaml"
             remove_condition(status, "FetchFailed")
             msg = f"stored artifact: revision '{digest}'"

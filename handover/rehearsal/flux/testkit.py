@@ -1,15 +1,16 @@
 """Small builders for the stand-ins' own tests: a local Helm chart repository over HTTP, charts
 made in a temp dir, a bare git remote served over (dumb) HTTP, and polling. No pytest here."""
+
 from __future__ import annotations
 
 import functools
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 import yaml
 
@@ -82,24 +83,39 @@ class ChartRepo:
         self.http = HttpDir(root / "repo")
         self.url = self.http.url
 
-    def add(self, name: str, version: str, values: dict[str, Any] | None = None,
-            broken: bool = False, templates: dict[str, str] | None = None,
-            chart_label: bool = False, files: dict[str, str] | None = None) -> None:
+    def add(
+        self,
+        name: str,
+        version: str,
+        values: dict[str, Any] | None = None,
+        broken: bool = False,
+        templates: dict[str, str] | None = None,
+        chart_label: bool = False,
+        files: dict[str, str] | None = None,
+    ) -> None:
         """``broken``: a ConfigMap with an invalid name (the API server refuses it: helm writes
         a failed release); ``templates``: extra template files; ``chart_label``: the pod template
         carries ``helm.sh/chart: <name>-<version>`` as many upstream charts do."""
         src = self.root / "src" / f"{name}-{version}"
         (src / "templates").mkdir(parents=True, exist_ok=True)
-        (src / "Chart.yaml").write_text(yaml.safe_dump(
-            {"apiVersion": "v2", "name": name, "version": version, "appVersion": version}))
-        (src / "values.yaml").write_text(yaml.safe_dump(
-            values or {"replicas": 1, "greeting": "hello", "image": "example/app:1.0"}))
+        (src / "Chart.yaml").write_text(
+            yaml.safe_dump(
+                {"apiVersion": "v2", "name": name, "version": version, "appVersion": version}
+            )
+        )
+        (src / "values.yaml").write_text(
+            yaml.safe_dump(
+                values or {"replicas": 1, "greeting": "hello", "image": "example/app:1.0"}
+            )
+        )
         app = DEPLOYMENT
         if chart_label:
-            app = app.replace("labels: {app: {{ .Release.Name }}}\n      annotations",
-                              "labels: {app: {{ .Release.Name }}, helm.sh/chart: "
-                              "{{ printf \"%s-%s\" .Chart.Name .Chart.Version | replace \"+\" "
-                              "\"_\" | trunc 63 | quote }}}\n      annotations")
+            app = app.replace(
+                "labels: {app: {{ .Release.Name }}}\n      annotations",
+                "labels: {app: {{ .Release.Name }}, helm.sh/chart: "
+                '{{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" '
+                '"_" | trunc 63 | quote }}}\n      annotations',
+            )
             assert app != DEPLOYMENT
         (src / "templates" / "app.yaml").write_text(app)
         for fname, text in (files or {}).items():
@@ -110,10 +126,14 @@ class ChartRepo:
         if broken:
             (src / "templates" / "broken.yaml").write_text(BROKEN)
         helm = str(tools.helm())
-        subprocess.run([helm, "package", str(src), "-d", str(self.http.root)], check=True,
-                       capture_output=True)
-        subprocess.run([helm, "repo", "index", str(self.http.root), "--url", self.url],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [helm, "package", str(src), "-d", str(self.http.root)], check=True, capture_output=True
+        )
+        subprocess.run(
+            [helm, "repo", "index", str(self.http.root), "--url", self.url],
+            check=True,
+            capture_output=True,
+        )
 
     def close(self) -> None:
         self.http.close()
@@ -136,9 +156,19 @@ class GitRemote:
 
     @staticmethod
     def _git(*args: str) -> str:
-        return subprocess.run(["git", "-c", "user.name=rehearsal", "-c",
-                               "user.email=rehearsal@example.invalid", *args], check=True,
-                              capture_output=True, text=True).stdout.strip()
+        return subprocess.run(
+            [
+                "git",
+                "-c",
+                "user.name=rehearsal",
+                "-c",
+                "user.email=rehearsal@example.invalid",
+                *args,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
 
     def write(self, files: dict[str, str | None], message: str = "update") -> str:
         """Write (or delete, value None) files, commit, push; returns the commit sha."""
@@ -159,8 +189,9 @@ class GitRemote:
         self.http.close()
 
 
-def wait_for(fn: Callable[[], Any], timeout: float = 60.0, interval: float = 0.3,
-             what: str = "condition") -> Any:
+def wait_for(
+    fn: Callable[[], Any], timeout: float = 60.0, interval: float = 0.3, what: str = "condition"
+) -> Any:
     """Poll ``fn`` until it returns something truthy; raise TimeoutError naming ``what``."""
     deadline = time.monotonic() + timeout
     last = None

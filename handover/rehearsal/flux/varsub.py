@@ -16,12 +16,13 @@ The other envsubst functions (``${#var}``, case changes, substrings, pattern str
 NOT emulated: an expression using one is refused with a named error (the Kustomization is then
 not Ready), never substituted wrongly.
 """
+
 from __future__ import annotations
 
 import base64
 import re
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 import yaml
 
@@ -45,8 +46,9 @@ def load_vars(ks: dict[str, Any], get: Callable[[str, str, str], dict | None]) -
         if obj is None:
             if ref.get("optional"):
                 continue
-            raise SubstitutionError(f"substitute from '{kind}/{name}' error: {kind.lower()}s "
-                                    f'"{name}" not found')
+            raise SubstitutionError(
+                f"substitute from '{kind}/{name}' error: {kind.lower()}s \"{name}\" not found"
+            )
         for k, v in (obj.get("data") or {}).items():
             if kind == "Secret":
                 v = base64.b64decode(v).decode()
@@ -74,9 +76,10 @@ def envsubst(text: str, vars: dict[str, str]) -> str:
                     depth -= 1
                 j += 1
             if depth:
-                raise SubstitutionError(f"variable substitution failed: missing closing brace "
-                                        f"in {text[i:i + 40]!r}")
-            out.append(_expr(text[i + 2:j - 1], vars))
+                raise SubstitutionError(
+                    f"variable substitution failed: missing closing brace in {text[i : i + 40]!r}"
+                )
+            out.append(_expr(text[i + 2 : j - 1], vars))
             i = j
             continue
         out.append(c)
@@ -87,10 +90,12 @@ def envsubst(text: str, vars: dict[str, str]) -> str:
 def _expr(inner: str, vars: dict[str, str]) -> str:
     m = _IDENT.match(inner)
     if not m:
-        raise SubstitutionError(f"postBuild substitution '${{{inner}}}': envsubst functions "
-                                "other than ${var}, ${var:=default}, ${var:-default}, "
-                                "${var=default} are not emulated by the rehearsal stand-in")
-    name, rest = m.group(0), inner[m.end():]
+        raise SubstitutionError(
+            f"postBuild substitution '${{{inner}}}': envsubst functions "
+            "other than ${var}, ${var:=default}, ${var:-default}, "
+            "${var=default} are not emulated by the rehearsal stand-in"
+        )
+    name, rest = m.group(0), inner[m.end() :]
     if rest == "":
         return vars.get(name, "")
     for op in (":=", ":-"):
@@ -100,8 +105,10 @@ def _expr(inner: str, vars: dict[str, str]) -> str:
     for op in ("=", "-"):
         if rest.startswith(op):
             return vars[name] if name in vars else envsubst(rest[1:], vars)
-    raise SubstitutionError(f"postBuild substitution '${{{inner}}}': the envsubst function "
-                            f"'{rest[:3]}' is not emulated by the rehearsal stand-in")
+    raise SubstitutionError(
+        f"postBuild substitution '${{{inner}}}': the envsubst function "
+        f"'{rest[:3]}' is not emulated by the rehearsal stand-in"
+    )
 
 
 def substitute(objects: list[dict[str, Any]], vars: dict[str, str]) -> list[dict[str, Any]]:
@@ -110,13 +117,15 @@ def substitute(objects: list[dict[str, Any]], vars: dict[str, str]) -> list[dict
         return objects
     for k in vars:
         if not VAR_NAME.match(k):
-            raise SubstitutionError(f"'{k}' var name is invalid, must match "
-                                    "'^[_[:alpha:]][_[:alpha:][:digit:]]*$'")
+            raise SubstitutionError(
+                f"'{k}' var name is invalid, must match '^[_[:alpha:]][_[:alpha:][:digit:]]*$'"
+            )
     out = []
     for obj in objects:
         meta = obj.get("metadata") or {}
-        if (meta.get("labels") or {}).get(DISABLED_KEY) == "disabled" or \
-                (meta.get("annotations") or {}).get(DISABLED_KEY) == "disabled":
+        if (meta.get("labels") or {}).get(DISABLED_KEY) == "disabled" or (
+            meta.get("annotations") or {}
+        ).get(DISABLED_KEY) == "disabled":
             out.append(obj)
             continue
         text = yaml.safe_dump(obj, sort_keys=False, width=1 << 30)
