@@ -147,6 +147,12 @@ def manifest_objects(record: helm_storage.HelmReleaseRecord) -> list[dict[str, A
     return [d for d in yaml.safe_load_all(record.manifest or "") if isinstance(d, dict)]
 
 
+def hook_objects(record: helm_storage.HelmReleaseRecord) -> list[dict[str, Any]]:
+    """The objects of the release's hooks (a hook Job or its ServiceAccount that outlives the
+    hook is the release's, not an unmanaged leftover)."""
+    return [d for m in record.hook_manifests for d in yaml.safe_load_all(m) if isinstance(d, dict)]
+
+
 def find_helm_release(objects: Iterable[dict[str, Any]], component: Component) -> dict | None:
     if not component.helm_release:
         return None
@@ -378,6 +384,7 @@ def claimed_keys(
             rec = helm_storage.latest(kube, c.release.name, c.release.namespace)
             if rec:
                 keys.update(key(o, rec.namespace) for o in manifest_objects(rec))
+                keys.update(key(o, rec.namespace) for o in hook_objects(rec))
     return keys
 
 

@@ -60,6 +60,9 @@ class HelmReleaseRecord:
     chart_values: dict[str, Any] = field(repr=False, default_factory=dict)
     last_deployed: str | None = None
     secret_name: str = ""
+    # the manifests of the chart's hooks (Helm keeps them apart from ``manifest``): objects a
+    # hook left behind (delete policy before-hook-creation, the default) belong to the release
+    hook_manifests: list[str] = field(repr=False, default_factory=list)
 
     @property
     def key(self) -> str:
@@ -101,6 +104,9 @@ def record_from_secret(secret: dict[str, Any]) -> HelmReleaseRecord:
         chart_values=chart.get("values") or {},
         last_deployed=info.get("last_deployed"),
         secret_name=meta["name"],
+        hook_manifests=[
+            str(h.get("manifest") or "") for h in rel.get("hooks") or [] if isinstance(h, dict)
+        ],
     )
 
 
