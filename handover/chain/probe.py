@@ -217,13 +217,25 @@ class Probe:
         cached = self._addresses.get(key)
         now = time.monotonic()
         if cached is None or now - cached[0] >= self.resolve_every:
-            try:
-                addrs, why = self._resolve(h)
-            except Exception as e:  # API error: the sample fails with the reason
-                addrs, why = [], f"cannot resolve endpoints: {e.__class__.__name__}{_where(e)}"
+            addrs, why = self._resolve_retrying(h)
             self._addresses[key] = (now, addrs, why)
             return addrs, why
         return cached[1], cached[2]
+
+    def _resolve_retrying(self, h: HealthCheck) -> tuple[list[tuple[str, int]], str]:
+        """Resolve, trying again twice at once when the reading itself failed: resolution reads
+        the API, not the Service, so one failed read is not an outage of the Service (seen: a
+        KeyError from the client's environment read while pytest rewrote PYTEST_CURRENT_TEST in
+        the main thread). A read failing three times fails the sample, with the reason."""
+        why = ""
+        for attempt in range(3):
+            try:
+                return self._resolve(h)
+            except Exception as e:  # API error: the sample fails with the reason
+                why = f"cannot resolve endpoints: {e.__class__.__name__}{_where(e)}"
+                if attempt < 2:
+                    time.sleep(0.05)
+        return [], why
 
     # -- one sample ---------------------------------------------------------------------------
     def _http(self, ip: str, port: int, path: str) -> int:

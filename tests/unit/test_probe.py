@@ -115,3 +115,26 @@ def test_phase4_health_uses_the_api_server_proxy_on_a_live_cluster(monkeypatch):
     through the API server's service proxy, like phase 3 (it used mode="endpoints" everywhere)."""
     assert _phase4_probe_mode(monkeypatch, is_rehearsal=False) == ["proxy"]
     assert _phase4_probe_mode(monkeypatch, is_rehearsal=True) == ["endpoints"]
+
+
+def test_one_failed_api_read_is_not_an_outage_but_a_failing_api_is():
+    """Resolution reads the API, not the Service: a read that fails once (seen: a KeyError from
+    the client's environment read racing pytest's PYTEST_CURRENT_TEST) is tried again at once;
+    an API that keeps failing still fails the sample, naming the error."""
+
+    class Flaky(FakeCore):
+        def __init__(self, port, failures):
+            super().__init__(port)
+            self.failures = failures
+
+        def read_namespaced_service(self, name, ns):
+            if self.failures:
+                self.failures -= 1
+                raise KeyError("PYTEST_CURRENT_TEST")
+            return super().read_namespaced_service(name, ns)
+
+    h = HealthCheck("web", "ns", 80)
+    addrs, why = Probe(NS(core=Flaky(8080, 1)), [h])._resolve_retrying(h)
+    assert addrs == [("127.0.0.1", 8080)] and why == ""
+    addrs, why = Probe(NS(core=Flaky(8080, 3)), [h])._resolve_retrying(h)
+    assert addrs == [] and why.startswith("cannot resolve endpoints: KeyError")
