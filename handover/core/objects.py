@@ -28,8 +28,13 @@ class ObjectId(NamedTuple):
     name: str
 
     def __str__(self) -> str:
-        where = f"{self.namespace}/{self.name}" if self.namespace else self.name
-        return f"{self.kind}.{self.group}/{where}" if self.group else f"{self.kind}/{where}"
+        return printed(self.kind, self.namespace, self.name)
+
+
+def printed(kind: str, namespace: str | None, name: str) -> str:
+    """How messages name an object: ``Kind namespace/name``, or ``Kind name`` when
+    cluster-scoped (the group is left out: a person reads the kind)."""
+    return f"{kind} {namespace + '/' if namespace else ''}{name}"
 
 
 def object_id(obj: Mapping[str, Any], default_namespace: str = "") -> ObjectId:

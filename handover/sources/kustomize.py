@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from handover.core import objects as object_ids
 from handover.core import tools
 from handover.core.errors import HandoverError
 
@@ -30,10 +31,10 @@ def build(path: str | Path) -> list[dict[str, Any]]:
 
 
 def object_id(obj: dict[str, Any]) -> str:
-    """`Kind namespace/name` (or `Kind name` for cluster-scoped objects)."""
+    """`Kind namespace/name` (or `Kind name` for cluster-scoped objects): the printed form of
+    handover.core.objects, for a manifest as written (its namespace, if any)."""
     meta = obj.get("metadata") or {}
-    ns = meta.get("namespace")
-    return f"{obj.get('kind')} {ns + '/' if ns else ''}{meta.get('name')}"
+    return object_ids.printed(str(obj.get("kind")), meta.get("namespace"), str(meta.get("name")))
 
 
 def find(

@@ -65,8 +65,8 @@ def test_object_identity():
     dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}}
     oid = objects.object_id(dep, "media")
     assert oid == ("apps", "Deployment", "media", "web")
-    assert str(oid) == "Deployment.apps/media/web"
+    assert str(oid) == "Deployment media/web"  # as messages name objects (kustomize.object_id)
     # the same object served at another version is the same object
     assert objects.object_id({**dep, "apiVersion": "apps/v1beta2"}, "media") == oid
     ns = objects.object_id({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}})
-    assert str(ns) == "Namespace/x"
+    assert str(ns) == "Namespace x"
